@@ -1,0 +1,501 @@
+//! Face preprocessing shared by the trainer and the device: crop a face box with margin (clamped to
+//! the image) → gray or RGB planes → resize → normalise → NCHW `f32`.
+//!
+//! The resize is Pillow's convolution resampler (`Image.resize` on mode `F` images): a separable
+//! filter whose support widens with the downscale factor, so shrinking a 200-pixel face to 48×48
+//! averages every source pixel instead of aliasing. Gray is ITU-R BT.601 luma computed in `f32`
+//! (`0.299 R + 0.587 G + 0.114 B`, not rounded to 8 bits). `scripts/preprocess_reference.py`
+//! implements the same steps with Pillow/NumPy and produces the goldens in `core/tests/golden/`.
+
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+
+/// Colour layout the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorMode {
+    /// One channel, BT.601 luma.
+    Gray,
+    /// Three channels, R, G, B.
+    Rgb,
+}
+
+impl ColorMode {
+    /// Number of tensor channels.
+    pub fn channels(self) -> usize {
+        match self {
+            ColorMode::Gray => 1,
+            ColorMode::Rgb => 3,
+        }
+    }
+}
+
+/// Resize filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMethod {
+    /// Pillow's BILINEAR (triangle filter, antialiased when shrinking).
+    Bilinear,
+    /// Pillow's NEAREST: source pixel `floor((dst + 0.5) * in / out)` (positions accumulated as Pillow does).
+    Nearest,
+}
+
+/// Per-channel normalisation: `value = (pixel * scale - mean[c]) / std[c]`, `pixel` in 0..=255.
+///
+/// Examples: mini-XCEPTION's `(x/255 - 0.5) * 2` is `scale = 1/255, mean = [0.5], std = [0.5]`;
+/// ImageNet is `scale = 1/255, mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalisation {
+    /// Multiplier applied to the 0..=255 pixel first.
+    pub scale: f32,
+    /// Subtracted after scaling; one value, or one per channel.
+    pub mean: Vec<f32>,
+    /// Divisor applied last; one value, or one per channel; never 0.
+    pub std: Vec<f32>,
+}
+
+impl Normalisation {
+    /// Pixels scaled to 0..1, nothing else.
+    pub fn unit() -> Self {
+        Normalisation { scale: 1.0 / 255.0, mean: vec![0.0], std: vec![1.0] }
+    }
+
+    fn channel(&self, c: usize) -> (f32, f32) {
+        let pick = |v: &[f32]| if v.len() == 1 { v[0] } else { v[c] };
+        (pick(&self.mean), pick(&self.std))
+    }
+}
+
+/// Everything about the input a model expects; lives in the model manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Tensor channels: 1 for gray, 3 for RGB.
+    pub channels: usize,
+    /// Tensor height in pixels.
+    pub height: usize,
+    /// Tensor width in pixels.
+    pub width: usize,
+    /// Colour conversion applied before resizing.
+    pub color: ColorMode,
+    /// Resize filter.
+    pub resize: ResizeMethod,
+    /// Normalisation applied after resizing.
+    pub normalisation: Normalisation,
+    /// Margin added on every side of a detected face box, as a fraction of the box's width
+    /// (left/right) and height (top/bottom), before cropping. Matches how training faces were cut.
+    #[serde(default)]
+    pub face_margin: f32,
+}
+
+/// A face box in image pixels (top-left corner and size).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+/// Integer crop rectangle `[x0, x1) × [y0, y1)`, inside the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropRect {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
+impl CropRect {
+    pub fn width(&self) -> u32 {
+        self.x1 - self.x0
+    }
+    pub fn height(&self) -> u32 {
+        self.y1 - self.y0
+    }
+}
+
+/// An NCHW `f32` tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor4 {
+    /// `[batch, channels, height, width]`.
+    pub shape: [usize; 4],
+    pub data: Vec<f32>,
+}
+
+/// Preprocessing errors.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PreprocessError {
+    #[error("face box {0:?} has a non-finite or non-positive size")]
+    BadBox(FaceBox),
+    #[error("face box {face:?} (with margin) lies outside the {width}x{height} image")]
+    OutsideImage { face: FaceBox, width: u32, height: u32 },
+    #[error("image is empty (0x0)")]
+    EmptyImage,
+    #[error("input spec: {0}")]
+    BadSpec(String),
+}
+
+/// The crop rectangle for `face` grown by `margin` (fraction of the box size on each side),
+/// rounded outwards to whole pixels and clamped to the image.
+pub fn crop_rect(width: u32, height: u32, face: FaceBox, margin: f32) -> Result<CropRect, PreprocessError> {
+    let ok = |v: f32| v.is_finite();
+    if !(ok(face.x) && ok(face.y) && ok(face.w) && ok(face.h) && face.w > 0.0 && face.h > 0.0) || !ok(margin) {
+        return Err(PreprocessError::BadBox(face));
+    }
+    let (mx, my) = (margin * face.w, margin * face.h);
+    let x0 = (face.x - mx).floor().max(0.0);
+    let y0 = (face.y - my).floor().max(0.0);
+    let x1 = (face.x + face.w + mx).ceil().min(width as f32);
+    let y1 = (face.y + face.h + my).ceil().min(height as f32);
+    if x1 <= x0 || y1 <= y0 {
+        return Err(PreprocessError::OutsideImage { face, width, height });
+    }
+    Ok(CropRect { x0: x0 as u32, y0: y0 as u32, x1: x1 as u32, y1: y1 as u32 })
+}
+
+/// A single-channel `f32` image, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plane {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+}
+
+/// Extracts `rect` from `img` as one plane (gray) or three (R, G, B), pixel values 0..=255.
+pub fn planes(img: &DynamicImage, rect: CropRect, color: ColorMode) -> Vec<Plane> {
+    let (w, h) = (rect.width() as usize, rect.height() as usize);
+    let new = || Plane { width: w, height: h, data: Vec::with_capacity(w * h) };
+    let luma = |r: u8, g: u8, b: u8| 0.299f32 * r as f32 + 0.587f32 * g as f32 + 0.114f32 * b as f32;
+    let rows = rect.y0..rect.y1;
+    match (img, color) {
+        (DynamicImage::ImageLuma8(g), _) => {
+            let mut p = new();
+            for y in rows {
+                p.data.extend((rect.x0..rect.x1).map(|x| g.get_pixel(x, y).0[0] as f32));
+            }
+            vec![p; color.channels()]
+        }
+        (_, ColorMode::Gray) => {
+            let rgb = rgb_view(img);
+            let mut p = new();
+            for y in rows {
+                p.data.extend((rect.x0..rect.x1).map(|x| {
+                    let [r, g, b] = rgb.get_pixel(x, y).0;
+                    luma(r, g, b)
+                }));
+            }
+            vec![p]
+        }
+        (_, ColorMode::Rgb) => {
+            let rgb = rgb_view(img);
+            let mut out = vec![new(), new(), new()];
+            for y in rows {
+                for x in rect.x0..rect.x1 {
+                    let px = rgb.get_pixel(x, y).0;
+                    for c in 0..3 {
+                        out[c].data.push(px[c] as f32);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+fn rgb_view(img: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => std::borrow::Cow::Borrowed(rgb),
+        other => std::borrow::Cow::Owned(other.to_rgb8()),
+    }
+}
+
+/// Pillow's resampling coefficients for one axis: for each output index, the first input index
+/// and the normalised weights.
+fn pil_coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 1.0 * filterscale; // triangle filter, support 1
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            // Pillow truncates with a C cast after adding 0.5.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let mut k: Vec<f64> = (xmin..xmax)
+                .map(|x| {
+                    let t = ((x as f64 - center + 0.5) * ss).abs();
+                    if t < 1.0 {
+                        1.0 - t
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                k.iter_mut().for_each(|v| *v /= ww);
+            }
+            (xmin, k)
+        })
+        .collect()
+}
+
+/// Resizes a plane to `width × height`.
+pub fn resize_plane(p: &Plane, width: usize, height: usize, method: ResizeMethod) -> Plane {
+    match method {
+        ResizeMethod::Nearest => {
+            // Pillow tabulates source positions by repeated addition (ImagingScaleAffine), not by
+            // multiplication; the rounding differs at exact pixel boundaries, so do the same.
+            let table = |in_size: usize, out_size: usize| {
+                let step = in_size as f64 / out_size as f64;
+                let mut pos = step * 0.5;
+                (0..out_size)
+                    .map(|_| {
+                        let i = (pos as usize).min(in_size - 1);
+                        pos += step;
+                        i
+                    })
+                    .collect::<Vec<usize>>()
+            };
+            let (xs, ys) = (table(p.width, width), table(p.height, height));
+            let mut data = Vec::with_capacity(width * height);
+            for y in ys {
+                let row = &p.data[y * p.width..(y + 1) * p.width];
+                data.extend(xs.iter().map(|x| row[*x]));
+            }
+            Plane { width, height, data }
+        }
+        ResizeMethod::Bilinear => {
+            // Horizontal pass first, then vertical, each skipped when that size is unchanged, as
+            // Pillow does; intermediate values are stored as f32 like mode "F" images.
+            let mut cur = p.clone();
+            if width != p.width {
+                let coeffs = pil_coefficients(p.width, width);
+                let mut data = Vec::with_capacity(width * cur.height);
+                for y in 0..cur.height {
+                    let row = &cur.data[y * cur.width..(y + 1) * cur.width];
+                    data.extend(coeffs.iter().map(|(x0, k)| {
+                        k.iter().zip(&row[*x0..]).map(|(w, v)| w * *v as f64).sum::<f64>() as f32
+                    }));
+                }
+                cur = Plane { width, height: cur.height, data };
+            }
+            if height != p.height {
+                let coeffs = pil_coefficients(p.height, height);
+                let mut data = Vec::with_capacity(width * height);
+                for (y0, k) in &coeffs {
+                    for x in 0..cur.width {
+                        let s: f64 =
+                            k.iter().enumerate().map(|(i, w)| w * cur.data[(y0 + i) * cur.width + x] as f64).sum();
+                        data.push(s as f32);
+                    }
+                }
+                cur = Plane { width: cur.width, height, data };
+            }
+            cur
+        }
+    }
+}
+
+impl InputSpec {
+    /// Checks the spec's internal consistency; `Err` holds a field name and the problem.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.channels != self.color.channels() {
+            return Err((
+                "channels",
+                format!("{} channels do not match color {:?} ({} channels)", self.channels, self.color, self.color.channels()),
+            ));
+        }
+        for (name, v) in [("height", self.height), ("width", self.width)] {
+            if !(8..=1024).contains(&v) {
+                return Err((if name == "height" { "height" } else { "width" }, format!("{v} is outside 8..=1024")));
+            }
+        }
+        let n = &self.normalisation;
+        if !(n.scale.is_finite() && n.scale > 0.0) {
+            return Err(("normalisation.scale", format!("{} must be finite and > 0", n.scale)));
+        }
+        for (name, v) in [("normalisation.mean", &n.mean), ("normalisation.std", &n.std)] {
+            if v.len() != 1 && v.len() != self.channels {
+                return Err((name, format!("has {} values; expected 1 or {}", v.len(), self.channels)));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err((name, "values must be finite".into()));
+            }
+        }
+        if n.std.iter().any(|s| *s == 0.0) {
+            return Err(("normalisation.std", "a standard deviation of 0 divides by zero".into()));
+        }
+        if !(0.0..=1.0).contains(&self.face_margin) {
+            return Err(("face_margin", format!("{} is outside 0..=1", self.face_margin)));
+        }
+        Ok(())
+    }
+
+    /// Preprocesses one face (or the whole image when `face` is `None`) into `out`, which must
+    /// hold `channels * height * width` values (CHW order).
+    pub fn preprocess_into(&self, img: &DynamicImage, face: Option<FaceBox>, out: &mut [f32]) -> Result<(), PreprocessError> {
+        self.check().map_err(|(f, p)| PreprocessError::BadSpec(format!("{f}: {p}")))?;
+        if img.width() == 0 || img.height() == 0 {
+            return Err(PreprocessError::EmptyImage);
+        }
+        let rect = match face {
+            Some(f) => crop_rect(img.width(), img.height(), f, self.face_margin)?,
+            None => CropRect { x0: 0, y0: 0, x1: img.width(), y1: img.height() },
+        };
+        let plane_len = self.height * self.width;
+        assert_eq!(out.len(), self.channels * plane_len, "output buffer size");
+        for (c, plane) in planes(img, rect, self.color).iter().enumerate() {
+            let r = resize_plane(plane, self.width, self.height, self.resize);
+            let (mean, std) = self.normalisation.channel(c);
+            let scale = self.normalisation.scale;
+            for (o, v) in out[c * plane_len..(c + 1) * plane_len].iter_mut().zip(&r.data) {
+                *o = (v * scale - mean) / std;
+            }
+        }
+        Ok(())
+    }
+
+    /// Preprocesses every face of one image into a `[faces.len(), C, H, W]` batch.
+    pub fn preprocess_batch(&self, img: &DynamicImage, faces: &[FaceBox]) -> Result<Tensor4, PreprocessError> {
+        let per = self.channels * self.height * self.width;
+        let mut data = vec![0.0; per * faces.len()];
+        for (f, chunk) in faces.iter().zip(data.chunks_mut(per)) {
+            self.preprocess_into(img, Some(*f), chunk)?;
+        }
+        Ok(Tensor4 { shape: [faces.len(), self.channels, self.height, self.width], data })
+    }
+
+    /// Preprocesses a whole image (already a face crop, as in FER-2013) into `[1, C, H, W]`.
+    pub fn preprocess_image(&self, img: &DynamicImage) -> Result<Tensor4, PreprocessError> {
+        let mut data = vec![0.0; self.channels * self.height * self.width];
+        self.preprocess_into(img, None, &mut data)?;
+        Ok(Tensor4 { shape: [1, self.channels, self.height, self.width], data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+
+    fn spec(color: ColorMode, w: usize, h: usize, resize: ResizeMethod) -> InputSpec {
+        InputSpec {
+            channels: color.channels(),
+            height: h,
+            width: w,
+            color,
+            resize,
+            normalisation: Normalisation { scale: 1.0, mean: vec![0.0], std: vec![1.0] },
+            face_margin: 0.0,
+        }
+    }
+
+    #[test]
+    fn crop_rect_margin_rounds_outwards_and_clamps() {
+        // 10x10 box at (2.5, 3) with 10% margin: 1 px each side → [1.5, 13.5) x [2, 14) → [1, 14) x [2, 14).
+        let r = crop_rect(100, 100, FaceBox { x: 2.5, y: 3.0, w: 10.0, h: 10.0 }, 0.1).unwrap();
+        assert_eq!(r, CropRect { x0: 1, y0: 2, x1: 14, y1: 14 });
+        // Sticking out on the left/bottom: clamped.
+        let r = crop_rect(20, 20, FaceBox { x: -5.0, y: 15.0, w: 10.0, h: 10.0 }, 0.0).unwrap();
+        assert_eq!(r, CropRect { x0: 0, y0: 15, x1: 5, y1: 20 });
+        assert!(matches!(
+            crop_rect(20, 20, FaceBox { x: 30.0, y: 0.0, w: 5.0, h: 5.0 }, 0.0),
+            Err(PreprocessError::OutsideImage { .. })
+        ));
+        assert!(matches!(crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: f32::NAN, h: 5.0 }, 0.0), Err(PreprocessError::BadBox(_))));
+        assert!(matches!(crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: 0.0, h: 5.0 }, 0.0), Err(PreprocessError::BadBox(_))));
+    }
+
+    #[test]
+    fn bilinear_halving_averages_pairs() {
+        // 4 → 2 with Pillow's triangle filter: scale 2, support 2. Output 0 has centre 1.0 and taps
+        // x = 0, 1, 2 at t = |x + 0.5 - 1| / 2 = 0.25, 0.25, 0.75 → weights 0.75, 0.75, 0.25 (sum
+        // 1.75); output 1 has centre 3.0 and taps x = 1, 2, 3 with weights 0.25, 0.75, 0.75.
+        let p = Plane { width: 4, height: 1, data: vec![0.0, 10.0, 20.0, 30.0] };
+        let r = resize_plane(&p, 2, 1, ResizeMethod::Bilinear);
+        let out0 = (0.75 * 0.0 + 0.75 * 10.0 + 0.25 * 20.0) / 1.75;
+        let out1 = (0.25 * 10.0 + 0.75 * 20.0 + 0.75 * 30.0) / 1.75;
+        assert!((r.data[0] - out0).abs() < 1e-5, "{:?}", r.data);
+        assert!((r.data[1] - out1).abs() < 1e-5, "{:?}", r.data);
+    }
+
+    #[test]
+    fn bilinear_upscale_interpolates_and_identity_is_exact() {
+        // 2 → 4 upscale: scale 0.5, support 1, centers 0.25, 0.75, 1.25, 1.75.
+        // out0: center 0.25 → taps x=0 (t=0.25 → 0.75), x=1 (t=1.25 → 0): value a.
+        // out1: center 0.75 → x=0 t=0.25 → .75, x=1 t=0.75 → .25: 0.75a + 0.25b.
+        let p = Plane { width: 2, height: 1, data: vec![100.0, 200.0] };
+        let r = resize_plane(&p, 4, 1, ResizeMethod::Bilinear);
+        assert_eq!(r.data, vec![100.0, 125.0, 175.0, 200.0]);
+        let same = resize_plane(&p, 2, 1, ResizeMethod::Bilinear);
+        assert_eq!(same, p);
+    }
+
+    #[test]
+    fn nearest_picks_pixel_centres() {
+        let p = Plane { width: 5, height: 1, data: vec![0.0, 1.0, 2.0, 3.0, 4.0] };
+        // 5 → 2: centres (0.5 * 2.5) = 1.25 → 1, (1.5 * 2.5) = 3.75 → 3
+        assert_eq!(resize_plane(&p, 2, 1, ResizeMethod::Nearest).data, vec![1.0, 3.0]);
+        // 5 → 3: 0.833 → 0, 2.5 → 2, 4.166 → 4
+        assert_eq!(resize_plane(&p, 3, 1, ResizeMethod::Nearest).data, vec![0.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn gray_conversion_normalisation_and_chw_layout() {
+        let mut img = RgbImage::new(2, 1);
+        img.put_pixel(0, 0, Rgb([255, 0, 0]));
+        img.put_pixel(1, 0, Rgb([0, 0, 255]));
+        let img = DynamicImage::ImageRgb8(img);
+        let mut s = spec(ColorMode::Gray, 8, 8, ResizeMethod::Nearest);
+        s.normalisation = Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] };
+        let t = s.preprocess_image(&img).unwrap();
+        assert_eq!(t.shape, [1, 1, 8, 8]);
+        let red = (0.299 - 0.5) / 0.5;
+        let blue = (0.114 - 0.5) / 0.5;
+        assert!((t.data[0] - red).abs() < 1e-6 && (t.data[3] - red).abs() < 1e-6);
+        assert!((t.data[4] - blue).abs() < 1e-6 && (t.data[63] - blue).abs() < 1e-6);
+
+        // RGB with per-channel mean/std, planes in R, G, B order.
+        let mut s = spec(ColorMode::Rgb, 8, 8, ResizeMethod::Nearest);
+        s.normalisation = Normalisation { scale: 1.0, mean: vec![10.0, 20.0, 30.0], std: vec![1.0, 2.0, 5.0] };
+        let t = s.preprocess_image(&img).unwrap();
+        assert_eq!(t.shape, [1, 3, 8, 8]);
+        assert_eq!(t.data[0], 245.0); // R plane, red pixel: (255 - 10) / 1
+        assert_eq!(t.data[64], -10.0); // G plane: (0 - 20) / 2
+        assert_eq!(t.data[128 + 4], 45.0); // B plane, blue pixel: (255 - 30) / 5
+    }
+
+    #[test]
+    fn gray_source_to_rgb_replicates_and_batch_crops_each_face() {
+        let mut g = GrayImage::new(16, 8);
+        for x in 8..16 {
+            for y in 0..8 {
+                g.put_pixel(x, y, Luma([200]));
+            }
+        }
+        let img = DynamicImage::ImageLuma8(g);
+        let s = spec(ColorMode::Rgb, 8, 8, ResizeMethod::Bilinear);
+        let faces = [FaceBox { x: 0.0, y: 0.0, w: 8.0, h: 8.0 }, FaceBox { x: 8.0, y: 0.0, w: 8.0, h: 8.0 }];
+        let t = s.preprocess_batch(&img, &faces).unwrap();
+        assert_eq!(t.shape, [2, 3, 8, 8]);
+        assert!(t.data[..192].iter().all(|v| *v == 0.0));
+        assert!(t.data[192..].iter().all(|v| *v == 200.0));
+    }
+
+    #[test]
+    fn spec_check_names_the_field() {
+        let mut s = spec(ColorMode::Gray, 48, 48, ResizeMethod::Bilinear);
+        assert!(s.check().is_ok());
+        s.channels = 3;
+        assert_eq!(s.check().unwrap_err().0, "channels");
+        s.channels = 1;
+        s.normalisation.std = vec![0.0];
+        assert_eq!(s.check().unwrap_err().0, "normalisation.std");
+        s.normalisation.std = vec![1.0, 1.0];
+        assert_eq!(s.check().unwrap_err().0, "normalisation.std");
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything fer-edge needs on a Debian 12 machine with rustup. Safe to re-run:
+# each step checks first and only installs what is missing.
+#
+#   scripts/setup.sh          # toolchain targets, cross linkers, qemu-user, libclang, Python reference venv
+#
+# What it installs and why:
+#   rustup targets   aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf (Raspberry Pi / Jetson builds)
+#   Debian packages  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
+#                    (cross linkers and sysroots), qemu-user (runs the cross-compiled tests),
+#                    libclang-dev (bindgen for nokhwa's V4L2 camera backend)
+#   .venv-ref/       Python venv with Pillow + NumPy: the independent reference for preprocessing goldens
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Rust targets -----------------------------------------------------------------------------
+if ! command -v rustup >/dev/null; then
+  echo "[setup] rustup not found: install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+installed_targets=$(rustup target list --installed)
+for t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  if ! grep -qx "$t" <<<"$installed_targets"; then log "rustup target add $t"; rustup target add "$t"; fi
+done
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+# --- Debian packages --------------------------------------------------------------------------
+debs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
+      qemu-user libclang-dev python3-venv)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Python reference environment (Pillow + NumPy, pinned) --------------------------------------
+if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c 'import PIL, numpy' 2>/dev/null; then
+  log "creating .venv-ref (Pillow, NumPy)"
+  python3 -m venv .venv-ref
+  .venv-ref/bin/pip install -q --disable-pip-version-check -r scripts/requirements-ref.txt
+fi
+log "ok"
