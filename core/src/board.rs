@@ -392,7 +392,10 @@ impl BoardConfig {
             return bad("camera.fps", format!("{} is outside 1..=240", c.fps));
         }
         if c.retry_ms == 0 || c.retry_max_ms < c.retry_ms {
-            return bad("camera.retry_max_ms", format!("retry_ms {} must be > 0 and <= retry_max_ms {}", c.retry_ms, c.retry_max_ms));
+            return bad(
+                "camera.retry_max_ms",
+                format!("retry_ms {} must be > 0 and <= retry_max_ms {}", c.retry_ms, c.retry_max_ms),
+            );
         }
         match &self.display {
             DisplayConfig::None | DisplayConfig::Framebuffer { .. } => {}

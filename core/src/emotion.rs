@@ -64,10 +64,11 @@ impl Emotion {
 
     /// From a FER-2013 class id (`emotion` column of fer2013.csv).
     pub fn from_index(index: i64) -> Result<Emotion, LabelError> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| Emotion::ALL.get(i).copied())
-            .ok_or(LabelError::IndexOutOfRange { scheme: "FER-2013", index, len: NUM_EMOTIONS })
+        usize::try_from(index).ok().and_then(|i| Emotion::ALL.get(i).copied()).ok_or(LabelError::IndexOutOfRange {
+            scheme: "FER-2013",
+            index,
+            len: NUM_EMOTIONS,
+        })
     }
 
     /// Parses a label name, case-insensitively, accepting the canonical names and the synonyms used

@@ -25,5 +25,5 @@ pub mod manifest;
 mod parse;
 pub mod preprocess;
 
-pub use emotion::{ContemptPolicy, CkLabel, Emotion, LabelError, LabelOrder, NUM_EMOTIONS};
+pub use emotion::{CkLabel, ContemptPolicy, Emotion, LabelError, LabelOrder, NUM_EMOTIONS};
 pub use parse::FileError;

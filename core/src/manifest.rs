@@ -164,7 +164,10 @@ impl ModelManifest {
     pub fn validate(&self, path: &Path) -> Result<(), FileError> {
         let bad = |field: &str, problem: String| Err(FileError::invalid(path, field, problem));
         if self.schema_version != SCHEMA_VERSION {
-            return bad("schema_version", format!("{} is not supported (this build reads {SCHEMA_VERSION})", self.schema_version));
+            return bad(
+                "schema_version",
+                format!("{} is not supported (this build reads {SCHEMA_VERSION})", self.schema_version),
+            );
         }
         if self.name.trim().is_empty() {
             return bad("name", "must not be empty".into());
@@ -184,7 +187,11 @@ impl ModelManifest {
         if self.labels.len() != self.output.classes {
             return bad(
                 "labels",
-                format!("{} labels but the model outputs {} classes (output.classes)", self.labels.len(), self.output.classes),
+                format!(
+                    "{} labels but the model outputs {} classes (output.classes)",
+                    self.labels.len(),
+                    self.output.classes
+                ),
             );
         }
         for (i, l) in self.labels.iter().enumerate() {

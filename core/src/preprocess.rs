@@ -141,7 +141,7 @@ pub enum PreprocessError {
 /// rounded outwards to whole pixels and clamped to the image.
 pub fn crop_rect(width: u32, height: u32, face: FaceBox, margin: f32) -> Result<CropRect, PreprocessError> {
     let ok = |v: f32| v.is_finite();
-    if !(ok(face.x) && ok(face.y) && ok(face.w) && ok(face.h) && face.w > 0.0 && face.h > 0.0) || !ok(margin) {
+    if !(ok(face.x) && ok(face.y) && ok(face.w) && ok(face.h) && face.w > 0.0 && face.h > 0.0 && ok(margin)) {
         return Err(PreprocessError::BadBox(face));
     }
     let (mx, my) = (margin * face.w, margin * face.h);
@@ -277,9 +277,11 @@ pub fn resize_plane(p: &Plane, width: usize, height: usize, method: ResizeMethod
                 let mut data = Vec::with_capacity(width * cur.height);
                 for y in 0..cur.height {
                     let row = &cur.data[y * cur.width..(y + 1) * cur.width];
-                    data.extend(coeffs.iter().map(|(x0, k)| {
-                        k.iter().zip(&row[*x0..]).map(|(w, v)| w * *v as f64).sum::<f64>() as f32
-                    }));
+                    data.extend(
+                        coeffs
+                            .iter()
+                            .map(|(x0, k)| k.iter().zip(&row[*x0..]).map(|(w, v)| w * *v as f64).sum::<f64>() as f32),
+                    );
                 }
                 cur = Plane { width, height: cur.height, data };
             }
@@ -306,12 +308,17 @@ impl InputSpec {
         if self.channels != self.color.channels() {
             return Err((
                 "channels",
-                format!("{} channels do not match color {:?} ({} channels)", self.channels, self.color, self.color.channels()),
+                format!(
+                    "{} channels do not match color {:?} ({} channels)",
+                    self.channels,
+                    self.color,
+                    self.color.channels()
+                ),
             ));
         }
         for (name, v) in [("height", self.height), ("width", self.width)] {
             if !(8..=1024).contains(&v) {
-                return Err((if name == "height" { "height" } else { "width" }, format!("{v} is outside 8..=1024")));
+                return Err((name, format!("{v} is outside 8..=1024")));
             }
         }
         let n = &self.normalisation;
@@ -326,7 +333,7 @@ impl InputSpec {
                 return Err((name, "values must be finite".into()));
             }
         }
-        if n.std.iter().any(|s| *s == 0.0) {
+        if n.std.contains(&0.0) {
             return Err(("normalisation.std", "a standard deviation of 0 divides by zero".into()));
         }
         if !(0.0..=1.0).contains(&self.face_margin) {
@@ -337,7 +344,12 @@ impl InputSpec {
 
     /// Preprocesses one face (or the whole image when `face` is `None`) into `out`, which must
     /// hold `channels * height * width` values (CHW order).
-    pub fn preprocess_into(&self, img: &DynamicImage, face: Option<FaceBox>, out: &mut [f32]) -> Result<(), PreprocessError> {
+    pub fn preprocess_into(
+        &self,
+        img: &DynamicImage,
+        face: Option<FaceBox>,
+        out: &mut [f32],
+    ) -> Result<(), PreprocessError> {
         self.check().map_err(|(f, p)| PreprocessError::BadSpec(format!("{f}: {p}")))?;
         if img.width() == 0 || img.height() == 0 {
             return Err(PreprocessError::EmptyImage);
@@ -406,8 +418,14 @@ mod tests {
             crop_rect(20, 20, FaceBox { x: 30.0, y: 0.0, w: 5.0, h: 5.0 }, 0.0),
             Err(PreprocessError::OutsideImage { .. })
         ));
-        assert!(matches!(crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: f32::NAN, h: 5.0 }, 0.0), Err(PreprocessError::BadBox(_))));
-        assert!(matches!(crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: 0.0, h: 5.0 }, 0.0), Err(PreprocessError::BadBox(_))));
+        assert!(matches!(
+            crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: f32::NAN, h: 5.0 }, 0.0),
+            Err(PreprocessError::BadBox(_))
+        ));
+        assert!(matches!(
+            crop_rect(20, 20, FaceBox { x: 0.0, y: 0.0, w: 0.0, h: 5.0 }, 0.0),
+            Err(PreprocessError::BadBox(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every fer-edge test: formatting, clippy, host tests, the Pillow reference check, and the
+# tests of every crate that needs neither libtorch nor hardware, cross-compiled for aarch64 and
+# armv7 and run under qemu-user. Installs what it needs first (scripts/setup.sh). CI runs this.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+# Crates that run on the boards and need no libtorch or hardware: tested on all three targets.
+# One fixed package list (hence one feature set) per target, so nothing is rebuilt twice.
+CROSS_PKGS=(-p fer-core -p fer-e2e)
+CROSS_TARGETS=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+
+step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+summary=()
+run_tests() { # label, cargo args...
+  local label=$1; shift
+  local log; log=$(mktemp)
+  cargo test --locked "$@" 2>&1 | tee "$log"
+  local passed; passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+  summary+=("$label: $passed tests passed")
+  rm -f "$log"
+}
+
+step "setup"
+scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "host tests (x86-64)"
+run_tests "x86_64-unknown-linux-gnu" --workspace
+
+step "preprocessing goldens vs the Pillow/NumPy reference"
+.venv-ref/bin/python scripts/preprocess_reference.py --check
+
+for t in "${CROSS_TARGETS[@]}"; do
+  step "tests on $t under qemu-user"
+  run_tests "$t (qemu-user)" --target "$t" "${CROSS_PKGS[@]}"
+done
+
+step "summary"
+printf '  %s\n' "${summary[@]}"
