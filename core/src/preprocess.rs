@@ -167,7 +167,6 @@ pub struct Plane {
 pub fn planes(img: &DynamicImage, rect: CropRect, color: ColorMode) -> Vec<Plane> {
     let (w, h) = (rect.width() as usize, rect.height() as usize);
     let new = || Plane { width: w, height: h, data: Vec::with_capacity(w * h) };
-    let luma = |r: u8, g: u8, b: u8| 0.299f32 * r as f32 + 0.587f32 * g as f32 + 0.114f32 * b as f32;
     let rows = rect.y0..rect.y1;
     match (img, color) {
         (DynamicImage::ImageLuma8(g), _) => {
@@ -202,6 +201,23 @@ pub fn planes(img: &DynamicImage, rect: CropRect, color: ColorMode) -> Vec<Plane
             out
         }
     }
+}
+
+/// BT.601 luma of an RGB pixel, in `f32` (the one gray conversion fer-edge uses).
+pub fn luma(r: u8, g: u8, b: u8) -> f32 {
+    0.299f32 * r as f32 + 0.587f32 * g as f32 + 0.114f32 * b as f32
+}
+
+/// Converts any image to 8-bit gray with [`luma`], rounded (datasets store faces this way).
+pub fn to_gray8(img: &DynamicImage) -> image::GrayImage {
+    if let DynamicImage::ImageLuma8(g) = img {
+        return g.clone();
+    }
+    let rgb = rgb_view(img);
+    image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        image::Luma([(luma(r, g, b) + 0.5).min(255.0) as u8])
+    })
 }
 
 fn rgb_view(img: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
