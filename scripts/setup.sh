@@ -10,6 +10,7 @@
 #                    (cross linkers and sysroots), qemu-user (runs the cross-compiled tests),
 #                    libclang-dev (bindgen for nokhwa's V4L2 camera backend)
 #   .venv-ref/       Python venv with Pillow + NumPy: the independent reference for preprocessing goldens
+#   libtorch         scripts/libtorch.sh: libtorch 2.13.0 for tch, written to .cache/torch-env.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -48,4 +49,6 @@ if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c 'import PIL, numpy
   python3 -m venv .venv-ref
   .venv-ref/bin/pip install -q --disable-pip-version-check -r scripts/requirements-ref.txt
 fi
+# --- libtorch 2.13.0 for tch (CPU build, or PyTorch with CUDA where a GPU is present) ----------
+scripts/libtorch.sh
 log "ok"

@@ -24,6 +24,8 @@ run_tests() { # label, cargo args...
 
 step "setup"
 scripts/setup.sh
+# shellcheck source=/dev/null
+source .cache/torch-env.sh   # LIBTORCH / LD_LIBRARY_PATH for tch (written by scripts/libtorch.sh)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

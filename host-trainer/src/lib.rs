@@ -10,4 +10,7 @@
 //! ```
 
 pub mod datasets;
+pub mod metrics;
+pub mod models;
 pub mod rng;
+pub mod train;
