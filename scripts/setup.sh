@@ -8,8 +8,10 @@
 #   rustup targets   aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf (Raspberry Pi / Jetson builds)
 #   Debian packages  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
 #                    (cross linkers and sysroots), qemu-user (runs the cross-compiled tests),
-#                    libclang-dev (bindgen for nokhwa's V4L2 camera backend)
-#   .venv-ref/       Python venv with Pillow + NumPy: the independent reference for preprocessing goldens
+#                    libclang-dev (bindgen for nokhwa's V4L2 camera backend), opencv-data (the Haar
+#                    cascade XML files the face detector reads)
+#   .venv-ref/       Python venv with Pillow, NumPy, OpenCV: independent references for the goldens
+#   .cache/fixtures/ real photographs for the detector tests (scripts/fixtures.sh)
 #   libtorch         scripts/libtorch.sh: libtorch 2.13.0 for tch, written to .cache/torch-env.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +34,7 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 
 # --- Debian packages --------------------------------------------------------------------------
 debs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
-      qemu-user libclang-dev python3-venv)
+      qemu-user libclang-dev python3-venv opencv-data curl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -44,11 +46,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Python reference environment (Pillow + NumPy, pinned) --------------------------------------
-if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c 'import PIL, numpy' 2>/dev/null; then
-  log "creating .venv-ref (Pillow, NumPy)"
+if ! .venv-ref/bin/python - scripts/requirements-ref.txt <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+pins = [l.split("==") for l in open(sys.argv[1]) if "==" in l and not l.startswith("#")]
+sys.exit(any(version(n.strip()) != v.strip() for n, v in pins))
+PY
+then
+  log "creating .venv-ref (Pillow, NumPy, OpenCV)"
   python3 -m venv .venv-ref
   .venv-ref/bin/pip install -q --disable-pip-version-check -r scripts/requirements-ref.txt
 fi
+
+# --- Real photographs for the detector tests (scikit-image, rustface packages) ----------------
+scripts/fixtures.sh
 # --- libtorch 2.13.0 for tch (CPU build, or PyTorch with CUDA where a GPU is present) ----------
 scripts/libtorch.sh
 log "ok"

@@ -8,7 +8,7 @@ cd "$root"
 
 # Crates that run on the boards and need no libtorch or hardware: tested on all three targets.
 # One fixed package list (hence one feature set) per target, so nothing is rebuilt twice.
-CROSS_PKGS=(-p fer-core -p fer-e2e)
+CROSS_PKGS=(-p fer-core -p fer-device -p fer-e2e)
 CROSS_TARGETS=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 
 step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
@@ -24,6 +24,7 @@ run_tests() { # label, cargo args...
 
 step "setup"
 scripts/setup.sh
+scripts/torch-ref.sh   # PyTorch + torchvision reference for the trainer's parity tests
 # shellcheck source=/dev/null
 source .cache/torch-env.sh   # LIBTORCH / LD_LIBRARY_PATH for tch (written by scripts/libtorch.sh)
 
@@ -36,8 +37,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "host tests (x86-64)"
 run_tests "x86_64-unknown-linux-gnu" --workspace
 
-step "preprocessing goldens vs the Pillow/NumPy reference"
+step "goldens vs their independent references (Pillow/NumPy, OpenCV)"
 .venv-ref/bin/python scripts/preprocess_reference.py --check
+.venv-ref/bin/python scripts/haar_reference.py --check
 
 for t in "${CROSS_TARGETS[@]}"; do
   step "tests on $t under qemu-user"

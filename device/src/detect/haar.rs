@@ -1,0 +1,530 @@
+//! OpenCV Haar cascades (the `opencv_storage/cascade` XML written by `opencv_traincascade`,
+//! e.g. `haarcascade_frontalface_default.xml`), evaluated as OpenCV's `CascadeClassifier` does:
+//! an image pyramid (each level resized bilinearly by `1/factor`, `factor *= scale_factor`), the
+//! 24×24 window scanned with a step of 2 pixels (1 once `factor > 2`), integral and squared
+//! integral images for variance normalisation, boosted stumps or trees per stage, and
+//! `groupRectangles` (eps 0.2) to merge neighbouring hits.
+
+use std::path::{Path, PathBuf};
+
+use image::GrayImage;
+
+use super::Detector;
+use fer_core::preprocess::FaceBox;
+
+/// Cascade loading errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CascadeError {
+    #[error("{path}: cannot read cascade: {source} (install Debian's opencv-data package, or set detection.cascade)")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not an OpenCV cascade XML: {message}")]
+    Format { path: PathBuf, message: String },
+}
+
+/// An integer rectangle in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub w: i32,
+    pub h: i32,
+}
+
+#[derive(Debug, Clone)]
+struct Feature {
+    rects: Vec<(Rect, f32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    left: i32,
+    right: i32,
+    feature: usize,
+    threshold: f32,
+}
+
+#[derive(Debug, Clone)]
+struct Tree {
+    nodes: Vec<Node>,
+    leaves: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+struct Stage {
+    threshold: f32,
+    trees: Vec<Tree>,
+}
+
+/// Detection parameters, as OpenCV's `detectMultiScale` arguments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectParams {
+    pub scale_factor: f64,
+    pub min_neighbors: usize,
+    /// Smallest window side in pixels of the image passed to [`HaarCascade::detect_rects`].
+    pub min_size: u32,
+    /// Largest window side (0 = image size).
+    pub max_size: u32,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        DetectParams { scale_factor: 1.1, min_neighbors: 3, min_size: 0, max_size: 0 }
+    }
+}
+
+/// A Haar cascade.
+#[derive(Debug, Clone)]
+pub struct HaarCascade {
+    width: i32,
+    height: i32,
+    stages: Vec<Stage>,
+    features: Vec<Feature>,
+    /// Parameters used by the [`Detector`] impl.
+    pub params: DetectParams,
+}
+
+fn numbers<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
+    text.split_ascii_whitespace().map(|t| t.parse().ok()).collect()
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| c.has_tag_name(name))
+}
+
+fn items<'a, 'i>(node: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    node.children().filter(|c| c.is_element())
+}
+
+impl HaarCascade {
+    /// Reads a cascade XML file.
+    pub fn load(path: &Path) -> Result<HaarCascade, CascadeError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| CascadeError::Io { path: path.to_path_buf(), source })?;
+        HaarCascade::parse(&text).map_err(|message| CascadeError::Format { path: path.to_path_buf(), message })
+    }
+
+    /// Parses cascade XML text.
+    pub fn parse(text: &str) -> Result<HaarCascade, String> {
+        let doc = roxmltree::Document::parse(text).map_err(|e| format!("XML: {e}"))?;
+        let cascade = doc
+            .descendants()
+            .find(|n| n.has_tag_name("cascade"))
+            .ok_or("no <cascade> element (old-format cascades are not supported)")?;
+        let text_of = |name: &str| -> Result<String, String> {
+            child(cascade, name).and_then(|n| n.text()).map(|t| t.trim().to_string()).ok_or(format!("missing <{name}>"))
+        };
+        if text_of("stageType")? != "BOOST" {
+            return Err("stageType is not BOOST".into());
+        }
+        let ft = text_of("featureType")?;
+        if ft != "HAAR" {
+            return Err(format!("featureType {ft} is not supported (HAAR only)"));
+        }
+        let width: i32 = text_of("width")?.parse().map_err(|_| "bad <width>")?;
+        let height: i32 = text_of("height")?.parse().map_err(|_| "bad <height>")?;
+        let mut stages = Vec::new();
+        for (si, s) in items(child(cascade, "stages").ok_or("missing <stages>")?).enumerate() {
+            let threshold: f32 = child(s, "stageThreshold")
+                .and_then(|n| n.text())
+                .and_then(|t| t.trim().parse().ok())
+                .ok_or(format!("stage {si}: bad stageThreshold"))?;
+            let mut trees = Vec::new();
+            for w in items(child(s, "weakClassifiers").ok_or(format!("stage {si}: no weakClassifiers"))?) {
+                let internal: Vec<f64> = child(w, "internalNodes")
+                    .and_then(|n| n.text())
+                    .and_then(numbers)
+                    .ok_or(format!("stage {si}: bad internalNodes"))?;
+                let leaves: Vec<f32> = child(w, "leafValues")
+                    .and_then(|n| n.text())
+                    .and_then(numbers)
+                    .ok_or(format!("stage {si}: bad leafValues"))?;
+                if internal.len() % 4 != 0 {
+                    return Err(format!("stage {si}: internalNodes length {} is not a multiple of 4", internal.len()));
+                }
+                let nodes = internal
+                    .chunks(4)
+                    .map(|c| Node {
+                        left: c[0] as i32,
+                        right: c[1] as i32,
+                        feature: c[2] as usize,
+                        threshold: c[3] as f32,
+                    })
+                    .collect();
+                trees.push(Tree { nodes, leaves });
+            }
+            // OpenCV subtracts 1e-5 from stage thresholds (THRESHOLD_EPS).
+            stages.push(Stage { threshold: threshold - 1e-5, trees });
+        }
+        let mut features = Vec::new();
+        for (fi, f) in items(child(cascade, "features").ok_or("missing <features>")?).enumerate() {
+            if child(f, "tilted").and_then(|n| n.text()).is_some_and(|t| t.trim() != "0") {
+                return Err(format!("feature {fi}: tilted features are not supported"));
+            }
+            let mut rects = Vec::new();
+            for r in items(child(f, "rects").ok_or(format!("feature {fi}: no rects"))?) {
+                let v: Vec<f32> = r.text().and_then(numbers).ok_or(format!("feature {fi}: bad rect"))?;
+                if v.len() != 5 {
+                    return Err(format!("feature {fi}: rect has {} numbers, expected 5", v.len()));
+                }
+                let rect = Rect { x: v[0] as i32, y: v[1] as i32, w: v[2] as i32, h: v[3] as i32 };
+                if rect.x < 0 || rect.y < 0 || rect.x + rect.w > width || rect.y + rect.h > height {
+                    return Err(format!("feature {fi}: rect {rect:?} outside the {width}x{height} window"));
+                }
+                rects.push((rect, v[4]));
+            }
+            features.push(Feature { rects });
+        }
+        for (si, s) in stages.iter().enumerate() {
+            for t in &s.trees {
+                if t.nodes.iter().any(|n| n.feature >= features.len()) {
+                    return Err(format!("stage {si}: feature index out of range"));
+                }
+                if t.leaves.is_empty() {
+                    return Err(format!("stage {si}: tree without leaves"));
+                }
+            }
+        }
+        if stages.is_empty() {
+            return Err("no stages".into());
+        }
+        Ok(HaarCascade { width, height, stages, features, params: DetectParams::default() })
+    }
+
+    /// Window size of the cascade.
+    pub fn window(&self) -> (u32, u32) {
+        (self.width as u32, self.height as u32)
+    }
+
+    /// Stage result for the window at `(x, y)`: 1 = face, `-k` = rejected at stage k (0 for the
+    /// first stage), -1 also for windows too flat to evaluate (OpenCV's variance check).
+    fn window_result(&self, ii: &Integral, x: usize, y: usize) -> i32 {
+        let norm = Rect { x: 1, y: 1, w: self.width - 2, h: self.height - 2 };
+        let area = (norm.w * norm.h) as f64;
+        let valsum = ii.sum(x, y, &norm) as f64;
+        let nf = area * ii.sq(x, y, &norm) - valsum * valsum;
+        // OpenCV rejects flat windows (area / sqrt(nf) >= 0.1) before any stage.
+        if !(nf > 0.0 && area / nf.sqrt() < 0.1) {
+            return -1;
+        }
+        let inv = (1.0 / nf.sqrt()) as f32;
+        self.classify(|fi| {
+            self.features[fi].rects.iter().map(|(r, wgt)| wgt * ii.sum(x, y, r) as f32).sum::<f32>() * inv
+        })
+    }
+
+    /// Runs the cascade at every position of one pyramid level; pushes hits, scaled by `factor`
+    /// to the original image, into `out`.
+    fn scan_level(&self, img: &GrayImage, factor: f64, step: usize, out: &mut Vec<Rect>) {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (ww, wh) = (self.width as usize, self.height as usize);
+        if w < ww || h < wh {
+            return;
+        }
+        let ii = Integral::new(img);
+        let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
+        let mut y = 0;
+        while y + wh <= h {
+            let mut x = 0;
+            while x + ww <= w {
+                let result = self.window_result(&ii, x, y);
+                if result > 0 {
+                    out.push(Rect { x: cvround(x as f64 * factor), y: cvround(y as f64 * factor), w: win_w, h: win_h });
+                }
+                // As OpenCV: a window rejected by the first stage also skips the next position.
+                x += if result == 0 { 2 * step } else { step };
+            }
+            y += step;
+        }
+    }
+
+    /// 1 if the window passes every stage, otherwise `-stage` (0 for the first stage).
+    fn classify(&self, feature: impl Fn(usize) -> f32) -> i32 {
+        for (si, s) in self.stages.iter().enumerate() {
+            let mut total = 0.0f32;
+            for t in &s.trees {
+                let mut idx = 0usize;
+                loop {
+                    let n = t.nodes[idx];
+                    let next = if feature(n.feature) < n.threshold { n.left } else { n.right };
+                    if next <= 0 {
+                        total += t.leaves[(-next) as usize];
+                        break;
+                    }
+                    idx = next as usize;
+                }
+            }
+            if total < s.threshold {
+                return -(si as i32);
+            }
+        }
+        1
+    }
+
+    /// Detected rectangles before grouping, over all pyramid levels.
+    pub fn raw_detections(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
+        let (iw, ih) = (img.width() as f64, img.height() as f64);
+        let max = if p.max_size == 0 { f64::MAX } else { p.max_size as f64 };
+        let mut out = Vec::new();
+        let mut factor = 1.0f64;
+        loop {
+            let (ww, wh) = (cvround(self.width as f64 * factor) as f64, cvround(self.height as f64 * factor) as f64);
+            if ww > max || wh > max || ww > iw || wh > ih {
+                break;
+            }
+            if ww >= p.min_size as f64 && wh >= p.min_size as f64 {
+                let (sw, sh) = (cvround(iw / factor).max(1) as u32, cvround(ih / factor).max(1) as u32);
+                let level = resize_bilinear(img, sw, sh);
+                let step = if factor > 2.0 { 1 } else { 2 };
+                self.scan_level(&level, factor, step, &mut out);
+            }
+            factor *= p.scale_factor;
+        }
+        out
+    }
+
+    /// OpenCV's `detectMultiScale`: raw detections grouped with `groupRectangles(min_neighbors, 0.2)`.
+    pub fn detect_rects(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
+        group_rectangles(&self.raw_detections(img, p), p.min_neighbors, 0.2)
+    }
+}
+
+impl Detector for HaarCascade {
+    fn detect(&mut self, gray: &GrayImage) -> Vec<FaceBox> {
+        self.detect_rects(gray, &self.params)
+            .into_iter()
+            .map(|r| FaceBox { x: r.x as f32, y: r.y as f32, w: r.w as f32, h: r.h as f32 })
+            .collect()
+    }
+}
+
+/// Integral and squared-integral images, `(w + 1) × (h + 1)`.
+struct Integral {
+    stride: usize,
+    sum: Vec<i32>,
+    sq: Vec<f64>,
+}
+
+impl Integral {
+    fn new(img: &GrayImage) -> Integral {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let stride = w + 1;
+        let mut sum = vec![0i32; stride * (h + 1)];
+        let mut sq = vec![0f64; stride * (h + 1)];
+        for y in 0..h {
+            let (mut rs, mut rq) = (0i32, 0f64);
+            for x in 0..w {
+                let v = img.as_raw()[y * w + x] as i32;
+                rs += v;
+                rq += (v * v) as f64;
+                sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + rs;
+                sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
+            }
+        }
+        Integral { stride, sum, sq }
+    }
+
+    fn corners(&self, ox: usize, oy: usize, r: &Rect) -> [usize; 4] {
+        let (x0, y0) = (ox + r.x as usize, oy + r.y as usize);
+        let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+        [y1 * self.stride + x1, y0 * self.stride + x1, y1 * self.stride + x0, y0 * self.stride + x0]
+    }
+
+    /// Sum of pixels of `r` offset by `(ox, oy)`.
+    fn sum(&self, ox: usize, oy: usize, r: &Rect) -> i32 {
+        let [a, b, c, d] = self.corners(ox, oy, r);
+        self.sum[a] - self.sum[b] - self.sum[c] + self.sum[d]
+    }
+
+    /// Sum of squared pixels of `r` offset by `(ox, oy)`.
+    fn sq(&self, ox: usize, oy: usize, r: &Rect) -> f64 {
+        let [a, b, c, d] = self.corners(ox, oy, r);
+        self.sq[a] - self.sq[b] - self.sq[c] + self.sq[d]
+    }
+}
+
+/// C's `cvRound`: round half to even, as `lrint` does by default.
+fn cvround(v: f64) -> i32 {
+    v.round_ties_even() as i32
+}
+
+/// Bilinear resize with half-pixel centres (OpenCV's INTER_LINEAR, in floating point).
+pub(crate) fn resize_bilinear(img: &GrayImage, w: u32, h: u32) -> GrayImage {
+    if (w, h) == img.dimensions() {
+        return img.clone();
+    }
+    let (sw, sh) = (img.width() as usize, img.height() as usize);
+    let (fx, fy) = (sw as f32 / w as f32, sh as f32 / h as f32);
+    let src = img.as_raw();
+    let coord = |d: u32, f: f32, n: usize| {
+        let s = ((d as f32 + 0.5) * f - 0.5).max(0.0);
+        let i0 = (s.floor() as usize).min(n - 1);
+        let i1 = (i0 + 1).min(n - 1);
+        (i0, i1, s - i0 as f32)
+    };
+    let xs: Vec<_> = (0..w).map(|x| coord(x, fx, sw)).collect();
+    let mut out = Vec::with_capacity((w * h) as usize);
+    for y in 0..h {
+        let (y0, y1, ty) = coord(y, fy, sh);
+        let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
+        for &(x0, x1, tx) in &xs {
+            let top = r0[x0] as f32 * (1.0 - tx) + r0[x1] as f32 * tx;
+            let bot = r1[x0] as f32 * (1.0 - tx) + r1[x1] as f32 * tx;
+            out.push((top * (1.0 - ty) + bot * ty + 0.5).min(255.0) as u8);
+        }
+    }
+    GrayImage::from_raw(w, h, out).expect("w*h pixels")
+}
+
+fn similar(a: &Rect, b: &Rect, eps: f64) -> bool {
+    let delta = eps * (a.w.min(b.w) + a.h.min(b.h)) as f64 * 0.5;
+    ((a.x - b.x).abs() as f64) <= delta
+        && ((a.y - b.y).abs() as f64) <= delta
+        && ((a.x + a.w - b.x - b.w).abs() as f64) <= delta
+        && ((a.y + a.h - b.y - b.h).abs() as f64) <= delta
+}
+
+/// OpenCV's `groupRectangles`: cluster similar rectangles (union-find over the similarity
+/// relation), average each cluster, keep clusters with more than `group_threshold` members, and
+/// drop small clusters that lie inside a stronger one.
+pub fn group_rectangles(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<Rect> {
+    if group_threshold == 0 || rects.is_empty() {
+        return rects.to_vec();
+    }
+    let n = rects.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            if similar(&rects[i], &rects[j], eps) {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                if a != b {
+                    parent[a] = b;
+                }
+            }
+        }
+    }
+    let mut label = vec![usize::MAX; n];
+    let mut classes: Vec<([i64; 4], usize)> = Vec::new();
+    for (i, r) in rects.iter().enumerate() {
+        let root = find(&mut parent, i);
+        if label[root] == usize::MAX {
+            label[root] = classes.len();
+            classes.push(([0; 4], 0));
+        }
+        let c = &mut classes[label[root]];
+        c.0[0] += r.x as i64;
+        c.0[1] += r.y as i64;
+        c.0[2] += r.w as i64;
+        c.0[3] += r.h as i64;
+        c.1 += 1;
+    }
+    let avg: Vec<(Rect, usize)> = classes
+        .iter()
+        .map(|(s, k)| {
+            let f = 1.0 / *k as f64;
+            let r = |v: i64| cvround(v as f64 * f);
+            (Rect { x: r(s[0]), y: r(s[1]), w: r(s[2]), h: r(s[3]) }, *k)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, (r1, n1)) in avg.iter().enumerate() {
+        if *n1 <= group_threshold {
+            continue;
+        }
+        let inside_stronger = avg.iter().enumerate().any(|(j, (r2, n2))| {
+            if j == i || *n2 <= group_threshold {
+                return false;
+            }
+            let dx = cvround(r2.w as f64 * eps);
+            let dy = cvround(r2.h as f64 * eps);
+            r1.x >= r2.x - dx
+                && r1.y >= r2.y - dy
+                && r1.x + r1.w <= r2.x + r2.w + dx
+                && r1.y + r1.h <= r2.y + r2.h + dy
+                && (*n2 > (*n1).max(3) || *n1 < 3)
+        });
+        if !inside_stronger {
+            out.push(*r1);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4×4 cascade with one stage of one stump on a two-rectangle feature (left half minus
+    /// right half), hand-written in OpenCV's XML format.
+    const TINY: &str = r#"<?xml version="1.0"?>
+<opencv_storage><cascade type_id="opencv-cascade-classifier">
+  <stageType>BOOST</stageType><featureType>HAAR</featureType><height>4</height><width>4</width>
+  <stageParams><maxDepth>1</maxDepth></stageParams><featureParams><maxCatCount>0</maxCatCount></featureParams>
+  <stageNum>1</stageNum>
+  <stages><_><maxWeakCount>1</maxWeakCount><stageThreshold>0.5</stageThreshold>
+    <weakClassifiers><_><internalNodes>0 -1 0 -0.1</internalNodes><leafValues>1.0 -1.0</leafValues></_></weakClassifiers></_></stages>
+  <features><_><rects><_>0 0 2 4 -1.</_><_>2 0 2 4 1.</_></rects></_></features>
+</cascade></opencv_storage>"#;
+
+    #[test]
+    fn tiny_cascade_fires_where_the_hand_computed_feature_is_negative() {
+        let c = HaarCascade::parse(TINY).unwrap();
+        assert_eq!(c.window(), (4, 4));
+        // Window: left half bright (200), right half dark (0) → feature = -1*1600 + 0 = -1600.
+        // normrect is the inner 2×2 (values 200, 0, 200, 0): sum 400, sq 80000, area 4 →
+        // nf = sqrt(4*80000 - 400²) = 400; value = -1600 / 400 = -4 < -0.1 → leaf 1.0 ≥ 0.5 → face.
+        let img = GrayImage::from_fn(4, 4, |x, _| image::Luma([if x < 2 { 200 } else { 0 }]));
+        assert_eq!(c.classify_window_for_test(&img), 1);
+        // Mirrored: value +4 → leaf -1.0 < 0.5 → rejected at stage 0.
+        let img = GrayImage::from_fn(4, 4, |x, _| image::Luma([if x < 2 { 0 } else { 200 }]));
+        assert_eq!(c.classify_window_for_test(&img), 0);
+        // A flat window is rejected by the variance check.
+        let flat = GrayImage::from_pixel(4, 4, image::Luma([100]));
+        assert!(c.raw_detections(&flat, &DetectParams { min_neighbors: 0, ..Default::default() }).is_empty());
+    }
+
+    #[test]
+    fn malformed_cascades_are_errors() {
+        assert!(HaarCascade::parse("<x/>").unwrap_err().contains("no <cascade>"));
+        assert!(HaarCascade::parse(&TINY.replace("HAAR", "LBP")).unwrap_err().contains("LBP"));
+        assert!(HaarCascade::parse(&TINY.replace("0 -1 0 -0.1", "0 -1 5 -0.1")).unwrap_err().contains("out of range"));
+        assert!(HaarCascade::parse(&TINY.replace("2 0 2 4 1.", "3 0 2 4 1.")).unwrap_err().contains("outside"));
+        assert!(HaarCascade::parse(&TINY[..200]).unwrap_err().contains("XML"));
+        let e = HaarCascade::load(Path::new("/nonexistent/cascade.xml")).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/cascade.xml") && e.contains("opencv-data"), "{e}");
+    }
+
+    #[test]
+    fn group_rectangles_like_opencv() {
+        let r = |x, y, w| Rect { x, y, w, h: w };
+        // Three near-identical hits (a face), one lone hit, and a small cluster inside the face.
+        let rects =
+            [r(100, 100, 50), r(102, 98, 52), r(98, 101, 49), r(300, 300, 40), r(110, 110, 20), r(111, 110, 20)];
+        let g = group_rectangles(&rects, 1, 0.2);
+        // Face cluster: mean of x (100+102+98)/3 = 100, y (100+98+101)/3 = 99.67 → 100, w 50.33 → 50.
+        // The 2-member small cluster lies inside the 3-member one, but n1 = 2 < 3 → dropped.
+        assert_eq!(g, vec![r(100, 100, 50)]);
+        assert_eq!(group_rectangles(&rects, 0, 0.2).len(), rects.len());
+        assert_eq!(group_rectangles(&rects, 3, 0.2), vec![]);
+    }
+
+    #[test]
+    fn bilinear_resize_halves_by_averaging() {
+        let img = GrayImage::from_fn(4, 2, |x, _| image::Luma([(x * 40) as u8]));
+        let r = resize_bilinear(&img, 2, 1);
+        // Half-pixel centres: dst 0 samples src x = 0.5 → (0 + 40) / 2 = 20; dst 1 → x = 2.5 → 100.
+        assert_eq!(r.as_raw(), &vec![20, 100]);
+    }
+
+    impl HaarCascade {
+        fn classify_window_for_test(&self, img: &GrayImage) -> i32 {
+            self.window_result(&Integral::new(img), 0, 0)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Face detection. [`HaarCascade`] evaluates OpenCV's own cascade XML files (Debian's
+//! `opencv-data`) in Rust; [`Detector`] is the trait the pipeline uses.
+//!
+//! ```
+//! use fer_core::preprocess::FaceBox;
+//! use fer_device::detect::Detector;
+//! /// Reports the whole frame as one face (for images that are already face crops).
+//! struct WholeFrame;
+//! impl Detector for WholeFrame {
+//!     fn detect(&mut self, gray: &image::GrayImage) -> Vec<FaceBox> {
+//!         vec![FaceBox { x: 0.0, y: 0.0, w: gray.width() as f32, h: gray.height() as f32 }]
+//!     }
+//! }
+//! ```
+
+mod haar;
+
+pub use haar::{group_rectangles, CascadeError, DetectParams, HaarCascade, Rect};
+
+use fer_core::preprocess::FaceBox;
+
+/// Finds faces in a gray frame.
+pub trait Detector {
+    fn detect(&mut self, gray: &image::GrayImage) -> Vec<FaceBox>;
+}

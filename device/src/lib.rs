@@ -1,0 +1,22 @@
+//! fer-device: the on-board program of fer-edge. Frames flow
+//! `source -> detect -> classify -> track -> present`; every stage is behind a trait so the whole
+//! pipeline runs on files, under qemu-user, and with fakes in tests.
+//!
+//! Present so far: [`source`] (image folder, single image, MJPEG stream), [`detect`] (OpenCV
+//! Haar cascades evaluated in Rust) and [`track`] (IoU tracking, EMA/window smoothing with
+//! hysteresis). tract inference, displays and the camera follow.
+//!
+//! ```
+//! use fer_core::board::TrackingConfig;
+//! use fer_core::preprocess::FaceBox;
+//! use fer_device::track::{Detection, Tracker};
+//! let mut tracker = Tracker::new(TrackingConfig::default());
+//! let mut probs = [0.0; 7];
+//! probs[3] = 0.9;
+//! let faces = tracker.update(&[Detection { bbox: FaceBox { x: 0.0, y: 0.0, w: 50.0, h: 50.0 }, probs }]);
+//! assert_eq!(faces[0].label, fer_core::Emotion::Happy);
+//! ```
+
+pub mod detect;
+pub mod source;
+pub mod track;

@@ -1,0 +1,132 @@
+//! Image files: a folder of PNG/JPEG files in sorted order, or one image.
+
+use std::path::{Path, PathBuf};
+
+use super::{decode, Frame, FrameSource, SourceError};
+
+fn is_image(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("png" | "jpg" | "jpeg")
+    )
+}
+
+/// PNG/JPEG files of a folder, sorted by name.
+#[derive(Debug)]
+pub struct FolderSource {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    next: usize,
+}
+
+impl FolderSource {
+    pub fn open(dir: &Path) -> Result<FolderSource, SourceError> {
+        let fatal = |message: String| SourceError::Fatal { path: dir.to_path_buf(), message };
+        let entries = std::fs::read_dir(dir).map_err(|e| fatal(format!("cannot read folder: {e}")))?;
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(fatal("no PNG or JPEG files".into()));
+        }
+        Ok(FolderSource { dir: dir.to_path_buf(), files, next: 0 })
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+impl FrameSource for FolderSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let Some(path) = self.files.get(self.next).cloned() else { return Ok(None) };
+        let index = self.next as u64;
+        self.next += 1;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| SourceError::Frame { path: path.clone(), message: format!("cannot read: {e}") })?;
+        let image = decode(&bytes, &path)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Some(Frame { index, name, image }))
+    }
+
+    fn describe(&self) -> String {
+        format!("folder {} ({} images)", self.dir.display(), self.files.len())
+    }
+}
+
+/// One image file, one frame.
+#[derive(Debug)]
+pub struct SingleImage {
+    path: PathBuf,
+    done: bool,
+}
+
+impl SingleImage {
+    pub fn open(path: &Path) -> Result<SingleImage, SourceError> {
+        if !path.is_file() {
+            return Err(SourceError::Fatal { path: path.to_path_buf(), message: "no such file".into() });
+        }
+        Ok(SingleImage { path: path.to_path_buf(), done: false })
+    }
+}
+
+impl FrameSource for SingleImage {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if std::mem::replace(&mut self.done, true) {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&self.path)
+            .map_err(|e| SourceError::Fatal { path: self.path.clone(), message: format!("cannot read: {e}") })?;
+        let image = decode(&bytes, &self.path)?;
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Some(Frame { index: 0, name, image }))
+    }
+
+    fn describe(&self) -> String {
+        format!("image {}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+
+    #[test]
+    fn sorted_frames_and_a_corrupt_file_is_reported_then_skipped() {
+        let dir = std::env::temp_dir().join(format!("fer-folder-src-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        GrayImage::from_pixel(8, 8, Luma([1])).save(dir.join("b.png")).unwrap();
+        GrayImage::from_pixel(8, 8, Luma([2])).save(dir.join("a.png")).unwrap();
+        std::fs::write(dir.join("c.jpg"), b"garbage").unwrap();
+        std::fs::write(dir.join("notes.txt"), b"ignored").unwrap();
+        GrayImage::from_pixel(8, 8, Luma([3])).save(dir.join("d.png")).unwrap();
+        let mut s = FolderSource::open(&dir).unwrap();
+        assert_eq!(s.len(), 4);
+        let f = s.next_frame().unwrap().unwrap();
+        assert_eq!((f.index, f.name.as_str(), f.image.to_luma8().get_pixel(0, 0).0[0]), (0, "a.png", 2));
+        assert_eq!(s.next_frame().unwrap().unwrap().name, "b.png");
+        let err = s.next_frame().unwrap_err();
+        assert!(matches!(err, SourceError::Frame { .. }));
+        assert!(err.to_string().contains("c.jpg") && err.to_string().contains("not a decodable image"), "{err}");
+        assert_eq!(s.next_frame().unwrap().unwrap().name, "d.png");
+        assert!(s.next_frame().unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_and_empty_folders_are_fatal_errors_naming_the_path() {
+        let e = FolderSource::open(Path::new("/nonexistent/frames")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/frames"), "{e}");
+        let dir = std::env::temp_dir().join(format!("fer-empty-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(FolderSource::open(&dir).unwrap_err().to_string().contains("no PNG or JPEG"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(SingleImage::open(Path::new("/nonexistent.png")).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! The built `fer-device` binary, run as a user would (under qemu-user when cross-compiled).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A command for the built binary. Cross-compiled tests run under qemu-user, where a child ARM
+/// binary cannot be exec'd directly (no binfmt_misc): detect that (an ARM build reading an x86
+/// /proc/cpuinfo) and start the child through the same qemu runner.
+fn fer_device() -> Command {
+    let bin = env!("CARGO_BIN_EXE_fer-device");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let under_qemu = cfg!(any(target_arch = "aarch64", target_arch = "arm"))
+        && (cpuinfo.contains("GenuineIntel") || cpuinfo.contains("AuthenticAMD"));
+    if under_qemu {
+        let (qemu, sysroot, cpu) = if cfg!(target_arch = "aarch64") {
+            ("qemu-aarch64", "/usr/aarch64-linux-gnu", "cortex-a72")
+        } else {
+            ("qemu-arm", "/usr/arm-linux-gnueabihf", "cortex-a7")
+        };
+        let mut c = Command::new(qemu);
+        c.args(["-L", sysroot, "-cpu", cpu, bin]);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn check_config_accepts_every_shipped_board() {
+    let mut boards: Vec<PathBuf> = std::fs::read_dir(repo().join("board-configs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    boards.sort();
+    let out = fer_device().arg("check-config").args(&boards).current_dir(repo()).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for b in ["rpi4", "rpi5", "rpi-zero2w", "jetson-nano", "jetson-orin-nano"] {
+        assert!(t.contains(&format!("{b}.toml: {b}")), "{b} not reported:\n{t}");
+    }
+    // This machine has no camera or display nodes: said plainly, not pretended.
+    assert!(t.contains("camera   /dev/video0:"), "{t}");
+}
+
+#[test]
+fn check_config_rejects_a_broken_config_naming_file_and_field() {
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("broken.toml");
+    let text_in = std::fs::read_to_string(repo().join("board-configs/rpi4.toml"))
+        .unwrap()
+        .replace("threads = 3", "threads = \"three\"");
+    std::fs::write(&bad, text_in).unwrap();
+    let out = fer_device().arg("check-config").arg(&bad).output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("broken.toml") && t.contains("model.threads"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,78 @@
+//! The Rust Haar cascade against OpenCV's `detectMultiScale` on real photographs
+//! (goldens: `scripts/haar_reference.py`; photographs: `scripts/fixtures.sh`; cascade: Debian's
+//! opencv-data).
+
+use std::path::{Path, PathBuf};
+
+use fer_device::detect::{DetectParams, HaarCascade, Rect};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Doc {
+    cascade: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    image: String,
+    scale_factor: f64,
+    min_neighbors: usize,
+    min_size: u32,
+    boxes: Vec<[i32; 4]>,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn iou(a: &Rect, b: &[i32; 4]) -> f32 {
+    let (x0, y0) = (a.x.max(b[0]), a.y.max(b[1]));
+    let (x1, y1) = ((a.x + a.w).min(b[0] + b[2]), (a.y + a.h).min(b[1] + b[3]));
+    let inter = ((x1 - x0).max(0) * (y1 - y0).max(0)) as f32;
+    inter / ((a.w * a.h + b[2] * b[3]) as f32 - inter)
+}
+
+#[test]
+fn haar_matches_opencv_on_real_photographs() {
+    let doc: Doc =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("device/tests/golden/haar.json")).unwrap()).unwrap();
+    let cascade = HaarCascade::load(Path::new(&doc.cascade)).unwrap();
+    for case in &doc.cases {
+        let path = repo().join(".cache/fixtures").join(&case.image);
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
+        let gray = fer_core::preprocess::to_gray8(&img);
+        let p = DetectParams {
+            scale_factor: case.scale_factor,
+            min_neighbors: case.min_neighbors,
+            min_size: case.min_size,
+            max_size: 0,
+        };
+        let ours = cascade.detect_rects(&gray, &p);
+        let label = format!("{} (scale {}, neighbours {})", case.image, case.scale_factor, case.min_neighbors);
+        eprintln!("{label}: ours {ours:?}\n  opencv {:?}", case.boxes);
+        // Every OpenCV face is found by us at nearly the same box.
+        let matched = case.boxes.iter().filter(|b| ours.iter().any(|r| iou(r, b) >= 0.8)).count();
+        if case.boxes.len() <= 2 {
+            assert_eq!(matched, case.boxes.len(), "{label}: missed OpenCV faces");
+            assert_eq!(ours.len(), case.boxes.len(), "{label}: different number of faces");
+            for b in &case.boxes {
+                let r = ours.iter().max_by(|x, y| iou(x, b).total_cmp(&iou(y, b))).unwrap();
+                let d = [(r.x - b[0]).abs(), (r.y - b[1]).abs(), (r.w - b[2]).abs(), (r.h - b[3]).abs()];
+                assert!(d.iter().all(|v| *v <= 4), "{label}: {r:?} vs OpenCV {b:?}");
+            }
+        } else {
+            assert!(
+                matched * 10 >= case.boxes.len() * 9,
+                "{label}: only {matched}/{} OpenCV faces matched",
+                case.boxes.len()
+            );
+            assert!(
+                ours.len() <= case.boxes.len() + 2,
+                "{label}: {} detections vs OpenCV's {}",
+                ours.len(),
+                case.boxes.len()
+            );
+        }
+    }
+}
