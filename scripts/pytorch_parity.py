@@ -43,16 +43,19 @@ def optimizer(case, params):
 
 
 def compare(what, ours, theirs, tol):
-    worst, name = 0.0, None
+    worst, name, n = 0.0, None, 0
     for k, v in theirs.items():
         if k.endswith("num_batches_tracked"):
             continue
         if k not in ours:
             sys.exit(f"{what}: Rust lacks {k}")
         d = (ours[k].double() - v.double()).abs().max().item()
-        if d > worst:
+        n += 1
+        if d > worst or name is None:
             worst, name = d, k
-    print(f"{what}: max abs diff {worst:.3g} ({name})")
+    if n == 0:
+        sys.exit(f"{what}: nothing compared")
+    print(f"{what}: {n} tensors, max abs diff {worst:.3g} (worst: {name})")
     if worst > tol:
         sys.exit(f"{what}: {name} differs by {worst:.3g} > {tol}")
 

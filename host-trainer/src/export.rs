@@ -1,0 +1,187 @@
+//! The project's own ONNX writer: builds a `ModelProto` with the prost types that
+//! `tract_onnx::pb` exposes, independent of the training engine. Opset 13, IR 8, symbolic batch
+//! dimension `N`; BatchNorm folded into the preceding convolution; ReLU6 as `Clip` with min/max
+//! inputs; grouped/depthwise `Conv`; `Gemm` with `transB = 1`.
+
+use prost::Message;
+use tract_onnx::pb::{
+    attribute_proto, tensor_proto, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+/// A float tensor to store as an initializer.
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub dims: Vec<i64>,
+    pub data: Vec<f32>,
+}
+
+impl Weights {
+    pub fn from_tch(t: &tch::Tensor) -> Weights {
+        let t = t.to_kind(tch::Kind::Float).to(tch::Device::Cpu).contiguous();
+        Weights { dims: t.size(), data: Vec::<f32>::try_from(t.flatten(0, -1)).expect("float tensor") }
+    }
+}
+
+/// Builds an ONNX graph node by node.
+#[derive(Debug, Default)]
+pub struct OnnxBuilder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    counter: usize,
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+}
+
+fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: tensor_proto::DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl OnnxBuilder {
+    fn fresh(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("{what}_{}", self.counter)
+    }
+
+    /// Adds an initializer and returns its name.
+    pub fn constant(&mut self, name: &str, w: &Weights) -> String {
+        let name = format!("{name}#{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            name: name.clone(),
+            dims: w.dims.clone(),
+            data_type: tensor_proto::DataType::Float as i32,
+            float_data: w.data.clone(),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn node(&mut self, op: &str, inputs: Vec<String>, attribute: Vec<AttributeProto>) -> String {
+        let out = self.fresh(&op.to_ascii_lowercase());
+        self.nodes.push(NodeProto {
+            name: out.clone(),
+            op_type: op.into(),
+            input: inputs,
+            output: vec![out.clone()],
+            attribute,
+            ..Default::default()
+        });
+        out
+    }
+
+    /// `Conv` with bias; `weight` is `[out, in/groups, k, k]`.
+    pub fn conv(&mut self, x: &str, name: &str, weight: &Weights, bias: &Weights, stride: i64, groups: i64) -> String {
+        let k = weight.dims[2];
+        let p = (k - 1) / 2;
+        let w = self.constant(&format!("{name}.weight"), weight);
+        let b = self.constant(&format!("{name}.bias"), bias);
+        self.node(
+            "Conv",
+            vec![x.into(), w, b],
+            vec![
+                attr_ints("kernel_shape", &[k, k]),
+                attr_ints("strides", &[stride, stride]),
+                attr_ints("pads", &[p, p, p, p]),
+                attr_ints("dilations", &[1, 1]),
+                attr_int("group", groups),
+            ],
+        )
+    }
+
+    /// `Clip(x, lo, hi)`, limits as inputs (opset ≥ 11).
+    pub fn clip(&mut self, x: &str, lo: f32, hi: f32) -> String {
+        let lo = self.constant("clip.min", &Weights { dims: vec![], data: vec![lo] });
+        let hi = self.constant("clip.max", &Weights { dims: vec![], data: vec![hi] });
+        self.node("Clip", vec![x.into(), lo, hi], vec![])
+    }
+
+    pub fn add(&mut self, a: &str, b: &str) -> String {
+        self.node("Add", vec![a.into(), b.into()], vec![])
+    }
+
+    pub fn global_average_pool(&mut self, x: &str) -> String {
+        self.node("GlobalAveragePool", vec![x.into()], vec![])
+    }
+
+    pub fn flatten(&mut self, x: &str) -> String {
+        self.node("Flatten", vec![x.into()], vec![attr_int("axis", 1)])
+    }
+
+    /// `Gemm(x, W, b)` with `transB = 1` (`W` is `[out, in]` as in PyTorch's Linear).
+    pub fn gemm(&mut self, x: &str, name: &str, weight: &Weights, bias: &Weights) -> String {
+        let w = self.constant(&format!("{name}.weight"), weight);
+        let b = self.constant(&format!("{name}.bias"), bias);
+        self.node("Gemm", vec![x.into(), w, b], vec![attr_int("transB", 1)])
+    }
+
+    /// Finishes the model: input `input` of shape `[N, c, h, w]`, the given output of `[N, classes]`.
+    pub fn finish(self, output: &str, input_chw: [i64; 3], classes: i64, doc: &str) -> ModelProto {
+        let mut nodes = self.nodes;
+        // Name the graph output "logits".
+        if let Some(last) = nodes.iter_mut().rev().find(|n| n.output.iter().any(|o| o == output)) {
+            last.output = vec!["logits".into()];
+        }
+        let [c, h, w] = input_chw;
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+            producer_name: "fer-edge".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            doc_string: doc.into(),
+            graph: Some(GraphProto {
+                name: "fer".into(),
+                node: nodes,
+                initializer: self.initializers,
+                input: vec![value_info("input", &[None, Some(c), Some(h), Some(w)])],
+                output: vec![value_info("logits", &[None, Some(classes)])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Serialises a model to ONNX bytes.
+pub fn encode(model: &ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Folds an eval-mode BatchNorm into the preceding bias-free convolution:
+/// `w' = w * g / sqrt(var + eps)`, `b' = beta - mean * g / sqrt(var + eps)`.
+pub fn fold_bn(conv_w: &tch::Tensor, gamma: &tch::Tensor, beta: &tch::Tensor, mean: &tch::Tensor, var: &tch::Tensor, eps: f64) -> (Weights, Weights) {
+    let scale = gamma / (var + eps).sqrt();
+    let w = conv_w * scale.view([-1, 1, 1, 1]);
+    let b = beta - mean * &scale;
+    (Weights::from_tch(&w), Weights::from_tch(&b))
+}
