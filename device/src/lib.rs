@@ -17,6 +17,9 @@
 //! assert_eq!(faces[0].label, fer_core::Emotion::Happy);
 //! ```
 
+pub mod classify;
 pub mod detect;
+pub mod pipeline;
+pub mod present;
 pub mod source;
 pub mod track;

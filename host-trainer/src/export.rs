@@ -179,9 +179,68 @@ pub fn encode(model: &ModelProto) -> Vec<u8> {
 
 /// Folds an eval-mode BatchNorm into the preceding bias-free convolution:
 /// `w' = w * g / sqrt(var + eps)`, `b' = beta - mean * g / sqrt(var + eps)`.
-pub fn fold_bn(conv_w: &tch::Tensor, gamma: &tch::Tensor, beta: &tch::Tensor, mean: &tch::Tensor, var: &tch::Tensor, eps: f64) -> (Weights, Weights) {
+pub fn fold_bn(
+    conv_w: &tch::Tensor,
+    gamma: &tch::Tensor,
+    beta: &tch::Tensor,
+    mean: &tch::Tensor,
+    var: &tch::Tensor,
+    eps: f64,
+) -> (Weights, Weights) {
     let scale = gamma / (var + eps).sqrt();
     let w = conv_w * scale.view([-1, 1, 1, 1]);
     let b = beta - mean * &scale;
     (Weights::from_tch(&w), Weights::from_tch(&b))
+}
+
+/// Writes `model` as `dir/model.onnx` plus `dir/manifest.json` (fer-core's manifest, with the
+/// file's SHA-256). Returns the manifest path.
+pub fn write_model(
+    model: &dyn crate::models::FerModel,
+    mut manifest: fer_core::manifest::ModelManifest,
+    dir: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let spec = &manifest.input;
+    let mut g = OnnxBuilder::default();
+    let logits = model.to_onnx(&mut g, "input");
+    let doc = format!("{} ({}), exported by fer-edge", manifest.name, manifest.architecture);
+    let proto = g.finish(
+        &logits,
+        [spec.channels as i64, spec.height as i64, spec.width as i64],
+        manifest.output.classes as i64,
+        &doc,
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let onnx = dir.join(&manifest.onnx_file);
+    std::fs::write(&onnx, encode(&proto)).with_context(|| format!("writing {}", onnx.display()))?;
+    manifest.sha256 = fer_core::manifest::sha256_file(&onnx).with_context(|| format!("hashing {}", onnx.display()))?;
+    let path = dir.join(fer_core::manifest::MANIFEST_FILE);
+    manifest.validate(&path)?;
+    manifest.save(&path)?;
+    Ok(path)
+}
+
+/// Runs an ONNX file in tract on `x` (`[n, c, h, w]`), returning `[n, classes]` row-major.
+pub fn tract_run(path: &std::path::Path, x: &[f32], shape: [usize; 4]) -> anyhow::Result<Vec<f32>> {
+    use tract_onnx::prelude::*;
+    let model = tract_onnx::onnx().model_for_path(path)?.into_optimized()?.into_runnable()?;
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), x.to_vec())?.into_tensor();
+    let out = model.run(tvec![input.into()])?;
+    Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect())
+}
+
+/// Largest |tch − tract| over the logits of `x` (`[n, c, h, w]`, on the CPU).
+pub fn tract_parity(
+    model: &dyn crate::models::FerModel,
+    onnx: &std::path::Path,
+    x: &tch::Tensor,
+) -> anyhow::Result<f32> {
+    let shape: Vec<usize> = x.size().iter().map(|d| *d as usize).collect();
+    let flat = Vec::<f32>::try_from(x.to_kind(tch::Kind::Float).to(tch::Device::Cpu).contiguous().flatten(0, -1))?;
+    let theirs = tract_run(onnx, &flat, [shape[0], shape[1], shape[2], shape[3]])?;
+    let ours = tch::no_grad(|| model.forward_t(x, false)).to(tch::Device::Cpu).contiguous().flatten(0, -1);
+    let ours = Vec::<f32>::try_from(ours)?;
+    anyhow::ensure!(ours.len() == theirs.len(), "tract gave {} values, tch {}", theirs.len(), ours.len());
+    Ok(ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
 }

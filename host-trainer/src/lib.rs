@@ -10,6 +10,7 @@
 //! ```
 
 pub mod datasets;
+pub mod export;
 pub mod metrics;
 pub mod models;
 pub mod rng;

@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::datasets::{Dataset, Sample};
 use crate::metrics::Confusion;
-use crate::models::Architecture;
+use crate::models::{Architecture, FerModel};
 use crate::rng::Rng;
 
 /// Optimizer.
@@ -178,7 +178,7 @@ pub fn evaluate(model: &dyn ModuleT, data: &Tensors, batch: i64) -> (f64, Confus
 /// Result of [`train`].
 pub struct Trained {
     pub vs: nn::VarStore,
-    pub model: Box<dyn ModuleT>,
+    pub model: Box<dyn FerModel>,
     pub history: Vec<Epoch>,
     pub best_epoch: usize,
 }

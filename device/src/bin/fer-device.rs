@@ -1,12 +1,21 @@
-//! `fer-device`: the on-board program. Implemented so far: `check-config`.
+//! `fer-device`: the on-board program: `run` (frames -> faces -> emotions -> JSON lines and
+//! annotated frames) and `check-config`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use fer_core::board::{BoardConfig, DetectorKind, DisplayConfig};
 use fer_core::manifest::ModelManifest;
+use fer_core::Emotion;
+use fer_device::classify::TractClassifier;
+use fer_device::detect::{DetectParams, HaarCascade};
+use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
+use fer_device::present::{draw_faces, RgbCanvas};
+use fer_device::source::{FolderSource, FrameSource, MjpegSource, SingleImage, SourceError};
+use fer_device::track::{Probs, Tracker};
 
 #[derive(Parser)]
 #[command(name = "fer-device", version, about = "fer-edge on-board program")]
@@ -17,6 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the pipeline on a source and write one JSON line per frame.
+    ///
+    /// Examples:
+    ///   fer-device run --board board-configs/rpi4.toml --source image:photo.jpg --headless
+    ///   fer-device run --board board-configs/rpi4.toml --source folder:frames/ --json out.jsonl --annotated out/
+    ///   cat cam.mjpeg | fer-device run --board board-configs/rpi4.toml --source mjpeg:- --headless
+    Run(RunArgs),
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
     ///
@@ -26,6 +42,34 @@ enum Command {
         #[arg(required = true)]
         boards: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Board config (camera, display, model, detection, tracking).
+    #[arg(long)]
+    board: PathBuf,
+    /// camera | folder:PATH | image:PATH | mjpeg:PATH (mjpeg:- reads stdin).
+    #[arg(long, default_value = "camera")]
+    source: String,
+    /// Model manifest, instead of the board config's `model.manifest`.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Do not drive the board's display.
+    #[arg(long)]
+    headless: bool,
+    /// JSON-lines output file ("-" = stdout, the default).
+    #[arg(long, default_value = "-")]
+    json: PathBuf,
+    /// Write each frame with boxes and labels drawn as PNG into this folder.
+    #[arg(long)]
+    annotated: Option<PathBuf>,
+    /// Treat each whole frame as one face (inputs that are already face crops).
+    #[arg(long)]
+    whole_frame: bool,
+    /// Stop after this many frames (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_frames: u64,
 }
 
 fn main() -> ExitCode {
@@ -55,8 +99,152 @@ fn presence(path: &str) -> &'static str {
     }
 }
 
+fn open_source(spec: &str) -> Result<Box<dyn FrameSource>> {
+    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    let path = Path::new(arg);
+    Ok(match kind {
+        "folder" => Box::new(FolderSource::open(path)?),
+        "image" => Box::new(SingleImage::open(path)?),
+        "mjpeg" => Box::new(MjpegSource::open(path)?),
+        "camera" => bail!(
+            "camera: this build has no V4L2 camera support (build fer-device with --features camera on the board); \
+             use --source folder:PATH, image:PATH or mjpeg:PATH"
+        ),
+        other => bail!("unknown source kind {other:?}: use camera, folder:PATH, image:PATH or mjpeg:PATH"),
+    })
+}
+
+fn probs_json(p: &Probs) -> serde_json::Value {
+    Emotion::ALL
+        .iter()
+        .map(|e| (e.name().to_string(), serde_json::json!(p[e.index()])))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
+    let faces: Vec<serde_json::Value> = r
+        .faces
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "id": f.id,
+                "box": f.bbox,
+                "label": f.label,
+                "confidence": f.confidence,
+                "uncertain": f.uncertain,
+                "probs": probs_json(&f.probs),
+                "smoothed": probs_json(&f.smoothed),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "time_ms": t0.elapsed().as_secs_f64() * 1e3,
+        "frame": r.frame,
+        "source": r.source,
+        "width": r.width,
+        "height": r.height,
+        "faces": faces,
+        "timings_ms": r.timings,
+    })
+}
+
+fn run_pipeline(a: RunArgs) -> Result<bool> {
+    let cfg = BoardConfig::load(&a.board)?;
+    if !a.headless && cfg.display != DisplayConfig::None {
+        bail!(
+            "{}: display {:?} is configured but this build has no display drivers yet; pass --headless",
+            a.board.display(),
+            cfg.display
+        );
+    }
+    let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
+    let classifier =
+        TractClassifier::load(&manifest).with_context(|| format!("loading the model of {}", a.board.display()))?;
+    let finder = if a.whole_frame {
+        FaceFinder::WholeFrame
+    } else {
+        let cascade = if cfg.detection.cascade.is_empty() {
+            default_cascade(cfg.detection.detector)
+        } else {
+            &cfg.detection.cascade
+        };
+        if cfg.detection.detector == DetectorKind::Lbp && cfg.detection.cascade.is_empty() {
+            bail!("{}: detection.detector = \"lbp\" is not supported yet; use \"haar\"", a.board.display());
+        }
+        let mut haar = HaarCascade::load(Path::new(cascade))?;
+        haar.params = DetectParams {
+            scale_factor: cfg.detection.scale_factor as f64,
+            min_neighbors: cfg.detection.min_neighbors as usize,
+            min_size: 0,
+            max_size: 0,
+        };
+        FaceFinder::Detect(haar)
+    };
+    let mut pipeline =
+        Pipeline { finder, classifier, tracker: Tracker::new(cfg.tracking.clone()), detection: cfg.detection.clone() };
+    let mut source = open_source(&a.source)?;
+    let mut out: Box<dyn Write> = if a.json.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Box::new(std::fs::File::create(&a.json).with_context(|| format!("creating {}", a.json.display()))?)
+    };
+    if let Some(dir) = &a.annotated {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    eprintln!("fer-device: {} -> {} ({})", source.describe(), manifest.display(), cfg.name);
+    let t0 = std::time::Instant::now();
+    let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
+    loop {
+        if a.max_frames > 0 && frames >= a.max_frames {
+            break;
+        }
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(SourceError::Frame { path, message }) => {
+                errors += 1;
+                eprintln!("skipped {}: {message}", path.display());
+                writeln!(out, "{}", serde_json::json!({"source": path, "error": message}))?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        frames += 1;
+        let result = match pipeline.process(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                errors += 1;
+                eprintln!("frame {} ({}): {e}", frame.index, frame.name);
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"frame": frame.index, "source": frame.name, "error": e.to_string()})
+                )?;
+                continue;
+            }
+        };
+        faces += result.faces.len();
+        writeln!(out, "{}", frame_json(&result, t0))?;
+        out.flush()?;
+        if let Some(dir) = &a.annotated {
+            let mut canvas = RgbCanvas(frame.image.to_rgb8());
+            draw_faces(&mut canvas, &result.faces).expect("drawing into memory cannot fail");
+            let stem = Path::new(&frame.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = dir.join(format!("{:06}-{stem}.png", frame.index));
+            canvas.0.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(true)
+}
+
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
+        Command::Run(args) => run_pipeline(args),
         Command::CheckConfig { boards } => {
             let mut all_valid = true;
             for path in boards {

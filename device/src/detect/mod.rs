@@ -7,7 +7,7 @@
 //! /// Reports the whole frame as one face (for images that are already face crops).
 //! struct WholeFrame;
 //! impl Detector for WholeFrame {
-//!     fn detect(&mut self, gray: &image::GrayImage) -> Vec<FaceBox> {
+//!     fn detect(&mut self, gray: &image::GrayImage, _min_face: u32) -> Vec<FaceBox> {
 //!         vec![FaceBox { x: 0.0, y: 0.0, w: gray.width() as f32, h: gray.height() as f32 }]
 //!     }
 //! }
@@ -19,7 +19,10 @@ pub use haar::{group_rectangles, CascadeError, DetectParams, HaarCascade, Rect};
 
 use fer_core::preprocess::FaceBox;
 
+pub(crate) use haar::resize_bilinear;
+
 /// Finds faces in a gray frame.
 pub trait Detector {
-    fn detect(&mut self, gray: &image::GrayImage) -> Vec<FaceBox>;
+    /// Faces at least `min_face` pixels wide, in `gray`'s pixel coordinates.
+    fn detect(&mut self, gray: &image::GrayImage, min_face: u32) -> Vec<FaceBox>;
 }

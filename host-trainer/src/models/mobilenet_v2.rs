@@ -6,6 +6,9 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::FerModel;
+use crate::export::{fold_bn, OnnxBuilder, Weights};
+
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
 const SETTINGS: [(i64, i64, i64, i64); 7] =
     [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
@@ -38,6 +41,8 @@ struct ConvBnAct {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
     act: bool,
+    stride: i64,
+    groups: i64,
 }
 
 impl ConvBnAct {
@@ -50,8 +55,30 @@ impl ConvBnAct {
             ws_init: kaiming_fan_out(),
             ..Default::default()
         };
-        ConvBnAct { conv: nn::conv2d(&p / "0", cin, cout, k, cfg), bn: nn::batch_norm2d(&p / "1", cout, bn_cfg()), act }
+        ConvBnAct {
+            conv: nn::conv2d(&p / "0", cin, cout, k, cfg),
+            bn: nn::batch_norm2d(&p / "1", cout, bn_cfg()),
+            act,
+            stride,
+            groups,
+        }
     }
+
+    fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str) -> String {
+        let (w, b) = fold(&self.conv, &self.bn);
+        let y = g.conv(x, name, &w, &b, self.stride, self.groups);
+        if self.act {
+            g.clip(&y, 0.0, 6.0)
+        } else {
+            y
+        }
+    }
+}
+
+/// Folds an eval-mode BatchNorm into its bias-free convolution.
+fn fold(conv: &nn::Conv2D, bn: &nn::BatchNorm) -> (Weights, Weights) {
+    let (gamma, beta) = (bn.ws.as_ref().expect("affine BatchNorm"), bn.bs.as_ref().expect("affine BatchNorm"));
+    fold_bn(&conv.ws, gamma, beta, &bn.running_mean, &bn.running_var, 1e-5)
 }
 
 /// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
@@ -109,6 +136,23 @@ impl InvertedResidual {
         );
         let project_bn = nn::batch_norm2d(&c / next(), cout, bn_cfg());
         InvertedResidual { expand, depthwise, project, project_bn, residual: stride == 1 && cin == cout }
+    }
+}
+
+impl InvertedResidual {
+    fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str) -> String {
+        let mut y = match &self.expand {
+            Some(e) => e.export(g, x, &format!("{name}.expand")),
+            None => x.to_string(),
+        };
+        y = self.depthwise.export(g, &y, &format!("{name}.dw"));
+        let (w, b) = fold(&self.project, &self.project_bn);
+        y = g.conv(&y, &format!("{name}.project"), &w, &b, 1, 1);
+        if self.residual {
+            g.add(&y, x)
+        } else {
+            y
+        }
     }
 }
 
@@ -178,6 +222,20 @@ impl ModuleT for MobileNetV2 {
         }
         y = self.head.forward_t(&y, train);
         y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train).apply(&self.classifier)
+    }
+}
+
+impl FerModel for MobileNetV2 {
+    fn to_onnx(&self, g: &mut OnnxBuilder, input: &str) -> String {
+        let mut y = self.stem.export(g, input, "features.0");
+        for (i, b) in self.blocks.iter().enumerate() {
+            y = b.export(g, &y, &format!("features.{}", i + 1));
+        }
+        y = self.head.export(g, &y, "head");
+        let pooled = g.global_average_pool(&y);
+        let flat = g.flatten(&pooled);
+        let bias = self.classifier.bs.as_ref().expect("classifier bias");
+        g.gemm(&flat, "classifier", &Weights::from_tch(&self.classifier.ws), &Weights::from_tch(bias))
     }
 }
 

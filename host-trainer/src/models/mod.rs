@@ -6,6 +6,14 @@ pub mod mobilenet_v2;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::export::OnnxBuilder;
+
+/// A trainable network that can also write itself as ONNX.
+pub trait FerModel: nn::ModuleT {
+    /// Appends the eval-mode graph (BatchNorm folded) reading `input`; returns the logits' name.
+    fn to_onnx(&self, g: &mut OnnxBuilder, input: &str) -> String;
+}
+
 /// An architecture and its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
@@ -22,7 +30,7 @@ impl Architecture {
     }
 
     /// Builds the network under `p`.
-    pub fn build(&self, p: &nn::Path) -> Box<dyn nn::ModuleT> {
+    pub fn build(&self, p: &nn::Path) -> Box<dyn FerModel> {
         match self {
             Architecture::MobilenetV2(c) => Box::new(mobilenet_v2::MobileNetV2::new(p, c)),
         }

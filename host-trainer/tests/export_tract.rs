@@ -1,0 +1,106 @@
+//! Exported ONNX models load in tract and give the trainer's logits (≤ 1e-4), on random inputs
+//! and on built-in dataset faces, with non-trivial BatchNorm statistics folded into the convs.
+
+use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization};
+use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+use fer_core::Emotion;
+use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
+use fer_trainer::export::{tract_parity, write_model};
+use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
+use fer_trainer::models::Architecture;
+use fer_trainer::train::to_tensors;
+use tch::nn;
+use tch::{Device, Kind, Tensor};
+
+fn spec(size: usize) -> InputSpec {
+    InputSpec {
+        channels: 1,
+        height: size,
+        width: size,
+        color: ColorMode::Gray,
+        resize: ResizeMethod::Bilinear,
+        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+        face_margin: 0.1,
+    }
+}
+
+fn manifest(input: InputSpec) -> ModelManifest {
+    ModelManifest {
+        schema_version: 1,
+        name: "parity".into(),
+        architecture: "mobilenet_v2".into(),
+        onnx_file: "model.onnx".into(),
+        sha256: "0".repeat(64),
+        input,
+        labels: Emotion::ALL.to_vec(),
+        output: OutputSpec { classes: 7, activation: Activation::Logits },
+        quantization: Quantization::None,
+        provenance: Provenance { dataset: "none".into(), created_by: "export_tract.rs".into(), ..Default::default() },
+        metrics: None,
+    }
+}
+
+#[test]
+fn exported_mobilenet_matches_tch_in_tract() {
+    tch::manual_seed(5);
+    for (stem, width) in [(2, 0.5), (1, 0.35)] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let arch = Architecture::MobilenetV2(MobileNetV2Config {
+            width,
+            in_channels: 1,
+            classes: 7,
+            stem_stride: stem,
+            dropout: 0.2,
+        });
+        let model = arch.build(&vs.root());
+        tch::no_grad(|| {
+            for (k, mut v) in vs.variables() {
+                if v.dim() == 1 && !k.starts_with("classifier") {
+                    let shape = (Kind::Float, Device::Cpu);
+                    let value = if k.ends_with("running_mean") || k.ends_with("bias") {
+                        Tensor::randn(v.size(), shape) * 0.2
+                    } else {
+                        Tensor::rand(v.size(), shape) + 0.5
+                    };
+                    v.copy_(&value);
+                }
+            }
+        });
+        let dir = std::env::temp_dir().join(format!("fer-export-{stem}-{}", std::process::id()));
+        let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
+        let m = ModelManifest::load(&manifest_path).unwrap();
+        let onnx = m.verified_onnx_path(&manifest_path).unwrap();
+
+        let random = Tensor::randn([3, 1, 48, 48], (Kind::Float, Device::Cpu));
+        let d = tract_parity(model.as_ref(), &onnx, &random).unwrap();
+        assert!(d <= 1e-4, "stem {stem}: random inputs differ by {d}");
+        let ds = generate(&BuiltinConfig { train: 0, val: 0, test: 14, ..Default::default() });
+        let faces = to_tensors(&ds.test, &spec(48), Device::Cpu).unwrap();
+        let d = tract_parity(model.as_ref(), &onnx, &faces.x).unwrap();
+        assert!(d <= 1e-4, "stem {stem}: dataset faces differ by {d}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn truncated_onnx_is_rejected_by_hash_and_by_tract() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let arch = Architecture::MobilenetV2(MobileNetV2Config {
+        width: 0.35,
+        in_channels: 1,
+        classes: 7,
+        stem_stride: 2,
+        dropout: 0.0,
+    });
+    let model = arch.build(&vs.root());
+    let dir = std::env::temp_dir().join(format!("fer-export-trunc-{}", std::process::id()));
+    let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
+    let onnx = dir.join("model.onnx");
+    let bytes = std::fs::read(&onnx).unwrap();
+    std::fs::write(&onnx, &bytes[..bytes.len() / 2]).unwrap();
+    let m = ModelManifest::load(&manifest_path).unwrap();
+    let e = m.verified_onnx_path(&manifest_path).unwrap_err().to_string();
+    assert!(e.contains("model.onnx") && e.contains("SHA-256"), "{e}");
+    assert!(fer_trainer::export::tract_run(&onnx, &[0.0; 48 * 48], [1, 1, 48, 48]).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
