@@ -46,5 +46,9 @@ for t in "${CROSS_TARGETS[@]}"; do
   run_tests "$t (qemu-user)" --target "$t" "${CROSS_PKGS[@]}"
 done
 
+step "end to end: trainer -> ONNX -> fer-device on x86-64, aarch64 and armv7"
+scripts/e2e.sh
+summary+=("end-to-end: x86_64, aarch64, armv7 fer-device outputs agree")
+
 step "summary"
 printf '  %s\n' "${summary[@]}"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end across crates and targets: the trainer makes a tiny model (train -> export ->
+# tract parity), then the fer-device binaries for x86-64, aarch64 and armv7 (the last two under
+# qemu-user) run it on built-in faces (whole frame) and on a real photograph (Haar detection).
+# Their JSON outputs must agree: same faces, same labels, probabilities within 1e-4.
+# Expects the debug binaries that scripts/test.sh has built for all three targets.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+e2e=target/e2e
+rm -rf "$e2e" && mkdir -p "$e2e/faces"
+
+target/debug/fer-train dataset builtin --out "$e2e/data" --train 0 --val 0 --test 21 >/dev/null
+for d in "$e2e"/data/folders/test/*/; do
+  label=$(basename "$d")
+  for f in "$d"*.png; do cp "$f" "$e2e/faces/${label}_$(basename "$f")"; done
+done
+target/debug/fer-train train-and-export --epochs 2 --width 0.35 --builtin-train 700 --builtin-val 70 \
+  --builtin-test 70 --patience 0 --models-dir "$e2e/models" --name e2e >"$e2e/train.log"
+grep -E "^exported" "$e2e/train.log"
+model=$e2e/models/e2e/manifest.json
+
+declare -A runner=(
+  [x86_64]=""
+  [aarch64]="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72"
+  [armv7]="qemu-arm -L /usr/arm-linux-gnueabihf -cpu cortex-a7"
+)
+declare -A bin=(
+  [x86_64]=target/debug/fer-device
+  [aarch64]=target/aarch64-unknown-linux-gnu/debug/fer-device
+  [armv7]=target/armv7-unknown-linux-gnueabihf/debug/fer-device
+)
+for t in x86_64 aarch64 armv7; do
+  # shellcheck disable=SC2086
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
+    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device.log"
+  # shellcheck disable=SC2086
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
+    --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
+done
+
+python3 - "$e2e" <<'PY'
+import json, sys
+d = sys.argv[1]
+def load(name):
+    return [json.loads(l) for l in open(f"{d}/{name}")]
+for kind, expect_faces in (("faces", 21), ("photo", 1)):
+    ref = load(f"{kind}-x86_64.jsonl")
+    assert sum(len(r["faces"]) for r in ref) == expect_faces, f"{kind}: expected {expect_faces} faces on x86_64, got {ref}"
+    for t in ("aarch64", "armv7"):
+        other = load(f"{kind}-{t}.jsonl")
+        assert len(other) == len(ref), f"{kind} {t}: {len(other)} frames vs {len(ref)}"
+        worst = 0.0
+        for a, b in zip(ref, other):
+            assert a["source"] == b["source"] and len(a["faces"]) == len(b["faces"]), f"{kind} {t}: frame {a['source']} differs"
+            for fa, fb in zip(a["faces"], b["faces"]):
+                assert fa["label"] == fb["label"], f"{kind} {t}: {a['source']}: {fa['label']} vs {fb['label']}"
+                assert all(abs(fa["box"][k] - fb["box"][k]) < 1e-3 for k in "xywh"), f"{kind} {t}: boxes differ"
+                worst = max(worst, max(abs(fa["probs"][e] - fb["probs"][e]) for e in fa["probs"]))
+        assert worst <= 1e-4, f"{kind} {t}: probabilities differ by {worst}"
+        print(f"e2e {kind}: {t} matches x86_64 ({len(ref)} frames, max |dp| {worst:.1e})")
+box = ref[0]["faces"][0]["box"]
+print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w']:.0f} on all targets")
+PY
