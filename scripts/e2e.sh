@@ -39,6 +39,9 @@ for t in x86_64 aarch64 armv7; do
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
 done
 
+target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
+  --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"
+
 python3 - "$e2e" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -59,6 +62,11 @@ for kind, expect_faces in (("faces", 21), ("photo", 1)):
                 worst = max(worst, max(abs(fa["probs"][e] - fb["probs"][e]) for e in fa["probs"]))
         assert worst <= 1e-4, f"{kind} {t}: probabilities differ by {worst}"
         print(f"e2e {kind}: {t} matches x86_64 ({len(ref)} frames, max |dp| {worst:.1e})")
+bench = json.load(open(f"{d}/bench.json"))
+assert bench["frames"] == 2 and bench["faces"] == 2, bench
+assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "total")), bench
+assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
+print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
 box = ref[0]["faces"][0]["box"]
 print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w']:.0f} on all targets")
 PY

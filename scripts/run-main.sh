@@ -53,6 +53,10 @@ $bin/fer-device run --board board-configs/rpi4.toml --model "$model" --source fo
   --headless --json out/device/photos.jsonl --annotated out/device/annotated
 echo "note: this model was trained on synthetic faces only; its labels on real photographs are not meaningful."
 
+step "fer-device bench on the astronaut photograph -> out/device/bench.json"
+$bin/fer-device bench --board board-configs/rpi4.toml --model "$model" --source image:out/photos/astronaut.png \
+  --passes 20 --json out/device/bench.json
+
 step "done"
 cat <<MSG
 out/builtin/            the built-in dataset (fer2013.csv, folders/, preview.png)

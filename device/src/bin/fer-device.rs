@@ -33,6 +33,20 @@ enum Command {
     ///   fer-device run --board board-configs/rpi4.toml --source folder:frames/ --json out.jsonl --annotated out/
     ///   cat cam.mjpeg | fer-device run --board board-configs/rpi4.toml --source mjpeg:- --headless
     Run(RunArgs),
+    /// Measure per-stage latency (decode, detect, classify, track, draw), frames per second and
+    /// peak RSS on a source; prints a table and JSON.
+    ///
+    /// Example: fer-device bench --board board-configs/rpi4.toml --source folder:frames/ --passes 3
+    Bench {
+        #[command(flatten)]
+        common: PipelineArgs,
+        /// Passes over the source.
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
     ///
@@ -44,8 +58,9 @@ enum Command {
     },
 }
 
+/// What every pipeline command needs.
 #[derive(clap::Args)]
-struct RunArgs {
+struct PipelineArgs {
     /// Board config (camera, display, model, detection, tracking).
     #[arg(long)]
     board: PathBuf,
@@ -55,6 +70,15 @@ struct RunArgs {
     /// Model manifest, instead of the board config's `model.manifest`.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Treat each whole frame as one face (inputs that are already face crops).
+    #[arg(long)]
+    whole_frame: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: PipelineArgs,
     /// Do not drive the board's display.
     #[arg(long)]
     headless: bool,
@@ -64,9 +88,6 @@ struct RunArgs {
     /// Write each frame with boxes and labels drawn as PNG into this folder.
     #[arg(long)]
     annotated: Option<PathBuf>,
-    /// Treat each whole frame as one face (inputs that are already face crops).
-    #[arg(long)]
-    whole_frame: bool,
     /// Stop after this many frames (0 = all).
     #[arg(long, default_value_t = 0)]
     max_frames: u64,
@@ -149,29 +170,23 @@ fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
     })
 }
 
-fn run_pipeline(a: RunArgs) -> Result<bool> {
+/// Loads the board config, model and detector.
+fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>)> {
     let cfg = BoardConfig::load(&a.board)?;
-    if !a.headless && cfg.display != DisplayConfig::None {
-        bail!(
-            "{}: display {:?} is configured but this build has no display drivers yet; pass --headless",
-            a.board.display(),
-            cfg.display
-        );
-    }
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
     let classifier =
         TractClassifier::load(&manifest).with_context(|| format!("loading the model of {}", a.board.display()))?;
     let finder = if a.whole_frame {
         FaceFinder::WholeFrame
     } else {
+        if cfg.detection.detector == DetectorKind::Lbp && cfg.detection.cascade.is_empty() {
+            bail!("{}: detection.detector = \"lbp\" is not supported yet; use \"haar\"", a.board.display());
+        }
         let cascade = if cfg.detection.cascade.is_empty() {
             default_cascade(cfg.detection.detector)
         } else {
             &cfg.detection.cascade
         };
-        if cfg.detection.detector == DetectorKind::Lbp && cfg.detection.cascade.is_empty() {
-            bail!("{}: detection.detector = \"lbp\" is not supported yet; use \"haar\"", a.board.display());
-        }
         let mut haar = HaarCascade::load(Path::new(cascade))?;
         haar.params = DetectParams {
             scale_factor: cfg.detection.scale_factor as f64,
@@ -181,25 +196,38 @@ fn run_pipeline(a: RunArgs) -> Result<bool> {
         };
         FaceFinder::Detect(haar)
     };
-    let mut pipeline =
+    let pipeline =
         Pipeline { finder, classifier, tracker: Tracker::new(cfg.tracking.clone()), detection: cfg.detection.clone() };
+    Ok((cfg, manifest, pipeline))
+}
+
+fn run_pipeline(r: RunArgs) -> Result<bool> {
+    let a = &r.common;
+    let (cfg, manifest, mut pipeline) = build_pipeline(a)?;
+    if !r.headless && cfg.display != DisplayConfig::None {
+        bail!(
+            "{}: display {:?} is configured but this build has no display drivers yet; pass --headless",
+            a.board.display(),
+            cfg.display
+        );
+    }
     let mut source = open_source(&a.source)?;
-    let mut out: Box<dyn Write> = if a.json.as_os_str() == "-" {
+    let mut out: Box<dyn Write> = if r.json.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
-        if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = r.json.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        Box::new(std::fs::File::create(&a.json).with_context(|| format!("creating {}", a.json.display()))?)
+        Box::new(std::fs::File::create(&r.json).with_context(|| format!("creating {}", r.json.display()))?)
     };
-    if let Some(dir) = &a.annotated {
+    if let Some(dir) = &r.annotated {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     eprintln!("fer-device: {} -> {} ({})", source.describe(), manifest.display(), cfg.name);
     let t0 = std::time::Instant::now();
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
     loop {
-        if a.max_frames > 0 && frames >= a.max_frames {
+        if r.max_frames > 0 && frames >= r.max_frames {
             break;
         }
         let frame = match source.next_frame() {
@@ -230,7 +258,7 @@ fn run_pipeline(a: RunArgs) -> Result<bool> {
         faces += result.faces.len();
         writeln!(out, "{}", frame_json(&result, t0))?;
         out.flush()?;
-        if let Some(dir) = &a.annotated {
+        if let Some(dir) = &r.annotated {
             let mut canvas = RgbCanvas(frame.image.to_rgb8());
             draw_faces(&mut canvas, &result.faces).expect("drawing into memory cannot fail");
             let stem = Path::new(&frame.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -242,9 +270,81 @@ fn run_pipeline(a: RunArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> {
+    let (cfg, manifest, mut pipeline) = build_pipeline(&a)?;
+    let stages = ["decode", "detect", "classify", "track", "draw", "total"];
+    let mut ms: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut faces = 0usize;
+    for _ in 0..passes.max(1) {
+        let mut source = open_source(&a.source)?;
+        loop {
+            let t = std::time::Instant::now();
+            let frame = match source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(SourceError::Frame { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let decode = t.elapsed().as_secs_f64() * 1e3;
+            let r = pipeline.process(&frame)?;
+            let t = std::time::Instant::now();
+            let mut canvas = RgbCanvas(frame.image.to_rgb8());
+            draw_faces(&mut canvas, &r.faces).expect("drawing into memory cannot fail");
+            let draw = t.elapsed().as_secs_f64() * 1e3;
+            faces += r.faces.len();
+            let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);
+            for (i, v) in [decode, d, c, k, draw, decode + d + c + k + draw].into_iter().enumerate() {
+                ms[i].push(v);
+            }
+        }
+    }
+    anyhow::ensure!(!ms[0].is_empty(), "{}: no frames", a.source);
+    let stat = |v: &Vec<f64>| {
+        let mut s = v.clone();
+        s.sort_by(f64::total_cmp);
+        let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+        (s.iter().sum::<f64>() / s.len() as f64, pick(0.5), pick(0.95))
+    };
+    println!(
+        "fer-device bench: {} on {} ({}), {} frames, {faces} faces",
+        a.source,
+        cfg.name,
+        manifest.display(),
+        ms[0].len()
+    );
+    println!("{:<10} {:>9} {:>9} {:>9}", "stage", "mean ms", "p50 ms", "p95 ms");
+    let mut rows = serde_json::Map::new();
+    for (name, v) in stages.iter().zip(&ms) {
+        let (mean, p50, p95) = stat(v);
+        println!("{name:<10} {mean:>9.3} {p50:>9.3} {p95:>9.3}");
+        rows.insert(name.to_string(), serde_json::json!({"mean_ms": mean, "p50_ms": p50, "p95_ms": p95}));
+    }
+    let fps = 1e3 / stat(&ms[5]).0;
+    let rss = peak_rss_mib();
+    println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
+    if let Some(path) = json {
+        let doc = serde_json::json!({
+            "board": cfg.name, "source": a.source, "model": manifest, "frames": ms[0].len(), "faces": faces,
+            "stages": rows, "fps": fps, "peak_rss_mib": rss,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(true)
+}
+
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
+        Command::Bench { common, passes, json } => bench(common, passes, json),
         Command::CheckConfig { boards } => {
             let mut all_valid = true;
             for path in boards {
