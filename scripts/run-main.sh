@@ -47,10 +47,13 @@ ok = sum(r["faces"][0]["probs"][r["source"].split("_")[0]] == max(r["faces"][0][
 print(f"fer-device on {len(rows)} built-in test faces: {ok / len(rows):.1%} correct (argmax of this frame's probabilities)")
 PY
 
-step "fer-device on real photographs (Haar detection) -> out/device/photos.jsonl, out/device/annotated/"
+step "fer-device on real photographs (Haar detection) -> out/device/photo-*.jsonl, out/device/annotated/"
 mkdir -p out/photos && cp .cache/fixtures/astronaut.png .cache/fixtures/group.png out/photos/
-$bin/fer-device run --board board-configs/rpi4.toml --model "$model" --source folder:out/photos \
-  --headless --json out/device/photos.jsonl --annotated out/device/annotated
+# Unrelated photographs: one run each (a folder source is one scene, tracked across frames).
+for p in astronaut group; do
+  $bin/fer-device run --board board-configs/rpi4.toml --model "$model" --source "image:out/photos/$p.png" \
+    --headless --json "out/device/photo-$p.jsonl" --annotated out/device/annotated
+done
 echo "note: this model was trained on synthetic faces only; its labels on real photographs are not meaningful."
 
 step "fer-device bench on the astronaut photograph -> out/device/bench.json"

@@ -3,13 +3,14 @@
 use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
-use fer_core::preprocess::{to_gray8, FaceBox};
+use fer_core::preprocess::{crop_rect, to_gray8, FaceBox};
+use image::GrayImage;
 use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyError};
 use crate::detect::{resize_bilinear, Detector};
 use crate::source::Frame;
-use crate::track::{Detection, TrackedFace, Tracker};
+use crate::track::{iou, Detection, TrackedFace, Tracker};
 
 /// Milliseconds spent per stage on one frame.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -44,6 +45,30 @@ pub struct Pipeline<D, C> {
     pub classifier: C,
     pub tracker: Tracker,
     pub detection: DetectionConfig,
+    /// Frames processed so far (drives `full_detect_every`).
+    pub frames: u64,
+}
+
+impl<D, C> Pipeline<D, C> {
+    pub fn new(finder: FaceFinder<D>, classifier: C, tracker: Tracker, detection: DetectionConfig) -> Self {
+        Pipeline { finder, classifier, tracker, detection, frames: 0 }
+    }
+}
+
+/// Runs `d` on `gray` scaled by `s` (≤ 1) and maps the boxes back, offset by `(ox, oy)`.
+fn detect_scaled<D: Detector>(d: &mut D, gray: &GrayImage, s: f32, min_face: f32, ox: f32, oy: f32) -> Vec<FaceBox> {
+    let small = if s < 1.0 {
+        let (w, h) =
+            (((gray.width() as f32 * s).round() as u32).max(1), ((gray.height() as f32 * s).round() as u32).max(1));
+        resize_bilinear(gray, w, h)
+    } else {
+        gray.clone()
+    };
+    let s = if s < 1.0 { small.width() as f32 / gray.width() as f32 } else { 1.0 };
+    d.detect(&small, ((min_face * s).round() as u32).max(1))
+        .into_iter()
+        .map(|b| FaceBox { x: ox + b.x / s, y: oy + b.y / s, w: b.w / s, h: b.h / s })
+        .collect()
 }
 
 fn ms(t: Instant) -> f64 {
@@ -58,15 +83,32 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
             FaceFinder::WholeFrame => vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }],
             FaceFinder::Detect(d) => {
                 let gray = to_gray8(&frame.image);
-                let dw = self.detection.detect_width;
-                let s = if dw > 0 && w > dw { dw as f32 / w as f32 } else { 1.0 };
-                let small =
-                    if s < 1.0 { resize_bilinear(&gray, dw, ((h as f32 * s).round() as u32).max(1)) } else { gray };
-                let min_face = ((self.detection.min_face as f32 * s).round() as u32).max(1);
-                d.detect(&small, min_face)
-                    .into_iter()
-                    .map(|b| FaceBox { x: b.x / s, y: b.y / s, w: b.w / s, h: b.h / s })
-                    .collect()
+                let cfg = &self.detection;
+                let tracked = self.tracker.boxes();
+                let full = self.frames % cfg.full_detect_every.max(1) as u64 == 0 || tracked.is_empty();
+                if full {
+                    let s = if cfg.detect_width > 0 && w > cfg.detect_width {
+                        cfg.detect_width as f32 / w as f32
+                    } else {
+                        1.0
+                    };
+                    detect_scaled(d, &gray, s, cfg.min_face as f32, 0.0, 0.0)
+                } else {
+                    // Between full passes, look only around the tracked faces: a region twice the
+                    // face's size, scaled so the face is about 48 px (twice the cascade window).
+                    let mut found: Vec<FaceBox> = Vec::new();
+                    for b in tracked {
+                        let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
+                        let roi = image::imageops::crop_imm(&gray, r.x0, r.y0, r.width(), r.height()).to_image();
+                        let s = (48.0 / b.w).min(1.0);
+                        for f in detect_scaled(d, &roi, s, 0.6 * b.w, r.x0 as f32, r.y0 as f32) {
+                            if !found.iter().any(|g| iou(g, &f) > 0.5) {
+                                found.push(f);
+                            }
+                        }
+                    }
+                    found
+                }
             }
         };
         boxes.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
@@ -78,6 +120,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
     pub fn process(&mut self, frame: &Frame) -> Result<FrameResult, ClassifyError> {
         let t = Instant::now();
         let boxes = self.find_faces(frame);
+        self.frames += 1;
         let detect_ms = ms(t);
         let t = Instant::now();
         let probs = self.classifier.classify(&frame.image, &boxes)?;
@@ -93,5 +136,72 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
             faces,
             timings: StageTimes { detect_ms, classify_ms, track_ms: ms(t) },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::Probs;
+    use fer_core::board::TrackingConfig;
+    use image::{DynamicImage, Luma};
+
+    /// Finds the bounding box of bright pixels, and remembers the sizes of the images it saw.
+    struct BrightSquare(Vec<(u32, u32)>);
+    impl Detector for BrightSquare {
+        fn detect(&mut self, gray: &GrayImage, _min_face: u32) -> Vec<FaceBox> {
+            self.0.push(gray.dimensions());
+            let pts: Vec<(u32, u32)> =
+                gray.enumerate_pixels().filter(|p| p.2 .0[0] > 128).map(|p| (p.0, p.1)).collect();
+            let Some(x0) = pts.iter().map(|p| p.0).min() else { return vec![] };
+            let x1 = pts.iter().map(|p| p.0).max().unwrap() + 1;
+            let y0 = pts.iter().map(|p| p.1).min().unwrap();
+            let y1 = pts.iter().map(|p| p.1).max().unwrap() + 1;
+            vec![FaceBox { x: x0 as f32, y: y0 as f32, w: (x1 - x0) as f32, h: (y1 - y0) as f32 }]
+        }
+    }
+
+    struct Uniform;
+    impl Classifier for Uniform {
+        fn classify(&mut self, _f: &DynamicImage, faces: &[FaceBox]) -> Result<Vec<Probs>, ClassifyError> {
+            Ok(vec![[1.0 / 7.0; 7]; faces.len()])
+        }
+    }
+
+    fn frame(index: u64, x: u32) -> Frame {
+        let img = GrayImage::from_fn(640, 480, |px, py| {
+            Luma([if (x..x + 80).contains(&px) && (100..180).contains(&py) { 255 } else { 0 }])
+        });
+        Frame { index, name: format!("f{index}"), image: DynamicImage::ImageLuma8(img) }
+    }
+
+    #[test]
+    fn full_pass_downscaled_then_roi_passes_follow_the_face() {
+        let det = DetectionConfig { detect_width: 320, full_detect_every: 3, ..Default::default() };
+        let mut p = Pipeline::new(
+            FaceFinder::Detect(BrightSquare(vec![])),
+            Uniform,
+            Tracker::new(TrackingConfig::default()),
+            det,
+        );
+        let ids: Vec<Vec<FaceBox>> = (0..4u64)
+            .map(|i| p.process(&frame(i, 200 + 10 * i as u32)).unwrap().faces.iter().map(|f| f.bbox).collect())
+            .collect();
+        let FaceFinder::Detect(BrightSquare(seen)) = &p.finder else { unreachable!() };
+        // Frame 0: whole frame at 320 px; frames 1, 2: only the region around the face
+        // (2x the 80-px face, scaled to 48/80); frame 3: full pass again.
+        assert_eq!(seen[0], (320, 240));
+        assert_eq!(seen[1], (96, 96), "ROI 160x160 scaled by 0.6");
+        assert_eq!(seen[2], (96, 96));
+        assert_eq!(seen[3], (320, 240));
+        for (i, boxes) in ids.iter().enumerate() {
+            assert_eq!(boxes.len(), 1, "frame {i}");
+            let b = boxes[0];
+            let x = 200.0 + 10.0 * i as f32;
+            assert!(
+                (b.x - x).abs() <= 3.0 && (b.y - 100.0).abs() <= 3.0 && (b.w - 80.0).abs() <= 4.0,
+                "frame {i}: {b:?}"
+            );
+        }
     }
 }

@@ -64,7 +64,8 @@ struct PipelineArgs {
     /// Board config (camera, display, model, detection, tracking).
     #[arg(long)]
     board: PathBuf,
-    /// camera | folder:PATH | image:PATH | mjpeg:PATH (mjpeg:- reads stdin).
+    /// camera | folder:PATH | image:PATH | mjpeg:PATH (mjpeg:- reads stdin). A folder is read as
+    /// the frames of one scene (faces are tracked across files, sorted by name).
     #[arg(long, default_value = "camera")]
     source: String,
     /// Model manifest, instead of the board config's `model.manifest`.
@@ -196,8 +197,7 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
         };
         FaceFinder::Detect(haar)
     };
-    let pipeline =
-        Pipeline { finder, classifier, tracker: Tracker::new(cfg.tracking.clone()), detection: cfg.detection.clone() };
+    let pipeline = Pipeline::new(finder, classifier, Tracker::new(cfg.tracking.clone()), cfg.detection.clone());
     Ok((cfg, manifest, pipeline))
 }
 
