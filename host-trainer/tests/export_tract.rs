@@ -53,19 +53,7 @@ fn exported_mobilenet_matches_tch_in_tract() {
             dropout: 0.2,
         });
         let model = arch.build(&vs.root());
-        tch::no_grad(|| {
-            for (k, mut v) in vs.variables() {
-                if v.dim() == 1 && !k.starts_with("classifier") {
-                    let shape = (Kind::Float, Device::Cpu);
-                    let value = if k.ends_with("running_mean") || k.ends_with("bias") {
-                        Tensor::randn(v.size(), shape) * 0.2
-                    } else {
-                        Tensor::rand(v.size(), shape) + 0.5
-                    };
-                    v.copy_(&value);
-                }
-            }
-        });
+        fer_trainer::models::randomize_batchnorm(&vs, 0.2);
         let dir = std::env::temp_dir().join(format!("fer-export-{stem}-{}", std::process::id()));
         let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
         let m = ModelManifest::load(&manifest_path).unwrap();

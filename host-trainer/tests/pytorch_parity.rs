@@ -1,6 +1,6 @@
 //! Parity with PyTorch/torchvision: the same weights give the same logits (≤ 1e-4), and one
 //! optimizer step gives the same updated weights and BatchNorm statistics (≤ 1e-4).
-//! The reference is `scripts/pytorch_parity.py`, run with the venv that `scripts/setup.sh`
+//! The reference is `scripts/pytorch_parity.py`, run with the venv that `scripts/torch-ref.sh`
 //! creates (`.venv-torch-ref`, torch 2.13.0 + torchvision from PyPI).
 
 use std::path::{Path, PathBuf};
@@ -26,21 +26,7 @@ fn check(name: &str, arch: Architecture, arch_json: serde_json::Value, opt_json:
     std::fs::create_dir_all(&dir).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = arch.build(&vs.root());
-    // Non-trivial BatchNorm affine parameters and running statistics, so eval mode tests them.
-    tch::no_grad(|| {
-        for (k, mut v) in vs.variables() {
-            if v.dim() != 1 || k.starts_with("classifier") {
-                continue;
-            }
-            let shape = (Kind::Float, Device::Cpu);
-            let value = if k.ends_with("running_mean") || k.ends_with("bias") {
-                Tensor::randn(v.size(), shape) * 0.1
-            } else {
-                Tensor::rand(v.size(), shape) + 0.5 // BatchNorm weight, running_var
-            };
-            v.copy_(&value);
-        }
-    });
+    fer_trainer::models::randomize_batchnorm(&vs, 0.1);
     vs.save(dir.join("weights.safetensors")).unwrap();
     let x = Tensor::randn([4, 1, 48, 48], (Kind::Float, Device::Cpu));
     let y = Tensor::from_slice(&[0i64, 3, 6, 2]);
@@ -66,7 +52,7 @@ fn check(name: &str, arch: Architecture, arch_json: serde_json::Value, opt_json:
         .arg(repo().join("scripts/pytorch_parity.py"))
         .arg(&dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup.sh): {e}", py.display()));
+        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/torch-ref.sh): {e}", py.display()));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{name}:\n{text}");
     assert!(out.status.success(), "{name}: PyTorch parity failed:\n{text}");

@@ -36,3 +36,24 @@ impl Architecture {
         }
     }
 }
+
+/// Gives every BatchNorm non-trivial statistics and affine parameters (running mean and bias
+/// ~ N(0, `spread`), weight and running variance ~ U(0.5, 1.5)), so that parity checks exercise
+/// them; the classifier is left as initialised.
+pub fn randomize_batchnorm(vs: &nn::VarStore, spread: f64) {
+    use tch::{Device, Kind, Tensor};
+    tch::no_grad(|| {
+        for (k, mut v) in vs.variables() {
+            if v.dim() != 1 || k.starts_with("classifier") {
+                continue;
+            }
+            let shape = (Kind::Float, Device::Cpu);
+            let value = if k.ends_with("running_mean") || k.ends_with("bias") {
+                Tensor::randn(v.size(), shape) * spread
+            } else {
+                Tensor::rand(v.size(), shape) + 0.5
+            };
+            v.copy_(&value.to(v.device()));
+        }
+    });
+}
