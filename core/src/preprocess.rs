@@ -203,6 +203,13 @@ pub fn planes(img: &DynamicImage, rect: CropRect, color: ColorMode) -> Vec<Plane
     }
 }
 
+/// Whether `path` names an image file fer-edge reads (PNG or JPEG, by extension, any case).
+/// Dataset folders and device frame folders both use it, so they accept the same files.
+pub fn is_image_path(path: &std::path::Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
+}
+
 /// BT.601 luma of an RGB pixel, in `f32` (the one gray conversion fer-edge uses).
 pub fn luma(r: u8, g: u8, b: u8) -> f32 {
     0.299f32 * r as f32 + 0.587f32 * g as f32 + 0.114f32 * b as f32
@@ -420,6 +427,17 @@ mod tests {
             normalisation: Normalisation { scale: 1.0, mean: vec![0.0], std: vec![1.0] },
             face_margin: 0.0,
         }
+    }
+
+    #[test]
+    fn image_paths_by_extension() {
+        use std::path::Path;
+        assert!(
+            is_image_path(Path::new("a/b.PNG"))
+                && is_image_path(Path::new("x.jpeg"))
+                && is_image_path(Path::new("y.Jpg"))
+        );
+        assert!(!is_image_path(Path::new("notes.txt")) && !is_image_path(Path::new("png")));
     }
 
     #[test]

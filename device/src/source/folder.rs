@@ -4,13 +4,6 @@ use std::path::{Path, PathBuf};
 
 use super::{decode, Frame, FrameSource, SourceError};
 
-fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
-        Some("png" | "jpg" | "jpeg")
-    )
-}
-
 /// PNG/JPEG files of a folder, sorted by name.
 #[derive(Debug)]
 pub struct FolderSource {
@@ -23,8 +16,10 @@ impl FolderSource {
     pub fn open(dir: &Path) -> Result<FolderSource, SourceError> {
         let fatal = |message: String| SourceError::Fatal { path: dir.to_path_buf(), message };
         let entries = std::fs::read_dir(dir).map_err(|e| fatal(format!("cannot read folder: {e}")))?;
-        let mut files: Vec<PathBuf> =
-            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && fer_core::preprocess::is_image_path(p))
+            .collect();
         files.sort();
         if files.is_empty() {
             return Err(fatal("no PNG or JPEG files".into()));

@@ -9,12 +9,6 @@ use image::GrayImage;
 
 use super::{Dataset, DatasetError, LoadReport, OnError, Problem, Sample, Split};
 
-/// Is `path` a PNG or JPEG by extension?
-pub(crate) fn is_image_file(path: &Path) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
-}
-
 /// Sorted entries of a directory.
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let io = |source| DatasetError::Io { path: dir.to_path_buf(), source };
@@ -44,7 +38,7 @@ pub(crate) fn load_class_dir(
     on_error: OnError,
 ) -> Result<(), DatasetError> {
     for file in sorted_entries(dir)? {
-        if !file.is_file() || !is_image_file(&file) {
+        if !file.is_file() || !fer_core::preprocess::is_image_path(&file) {
             continue;
         }
         let Some((label, subject)) = label_for(&file) else { continue };
