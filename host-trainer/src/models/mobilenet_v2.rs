@@ -6,8 +6,8 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::FerModel;
-use crate::export::{fold_bn, OnnxBuilder, Weights};
+use super::{fold, FerModel};
+use crate::export::{OnnxBuilder, Weights};
 
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
 const SETTINGS: [(i64, i64, i64, i64); 7] =
@@ -65,7 +65,7 @@ impl ConvBnAct {
     }
 
     fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str) -> String {
-        let (w, b) = fold(&self.conv, &self.bn);
+        let (w, b) = fold(&self.conv, &self.bn, 1e-5);
         let y = g.conv(x, name, &w, &b, self.stride, self.groups);
         if self.act {
             g.clip(&y, 0.0, 6.0)
@@ -73,12 +73,6 @@ impl ConvBnAct {
             y
         }
     }
-}
-
-/// Folds an eval-mode BatchNorm into its bias-free convolution.
-fn fold(conv: &nn::Conv2D, bn: &nn::BatchNorm) -> (Weights, Weights) {
-    let (gamma, beta) = (bn.ws.as_ref().expect("affine BatchNorm"), bn.bs.as_ref().expect("affine BatchNorm"));
-    fold_bn(&conv.ws, gamma, beta, &bn.running_mean, &bn.running_var, 1e-5)
 }
 
 /// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
@@ -146,7 +140,7 @@ impl InvertedResidual {
             None => x.to_string(),
         };
         y = self.depthwise.export(g, &y, &format!("{name}.dw"));
-        let (w, b) = fold(&self.project, &self.project_bn);
+        let (w, b) = fold(&self.project, &self.project_bn, 1e-5);
         y = g.conv(&y, &format!("{name}.project"), &w, &b, 1, 1);
         if self.residual {
             g.add(&y, x)

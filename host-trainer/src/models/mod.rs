@@ -1,12 +1,13 @@
 //! Model architectures, one file each; parameter names follow torchvision so PyTorch weights map
 //! one to one.
 
+pub mod mini_xception;
 pub mod mobilenet_v2;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::export::OnnxBuilder;
+use crate::export::{OnnxBuilder, Weights};
 
 /// A trainable network that can also write itself as ONNX.
 pub trait FerModel: nn::ModuleT {
@@ -19,6 +20,7 @@ pub trait FerModel: nn::ModuleT {
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Architecture {
     MobilenetV2(mobilenet_v2::MobileNetV2Config),
+    MiniXception(mini_xception::MiniXceptionConfig),
 }
 
 impl Architecture {
@@ -26,6 +28,7 @@ impl Architecture {
     pub fn name(&self) -> String {
         match self {
             Architecture::MobilenetV2(c) => format!("mobilenet_v2-{}", c.width),
+            Architecture::MiniXception(_) => "mini_xception".into(),
         }
     }
 
@@ -33,8 +36,15 @@ impl Architecture {
     pub fn build(&self, p: &nn::Path) -> Box<dyn FerModel> {
         match self {
             Architecture::MobilenetV2(c) => Box::new(mobilenet_v2::MobileNetV2::new(p, c)),
+            Architecture::MiniXception(c) => Box::new(mini_xception::MiniXception::new(p, c)),
         }
     }
+}
+
+/// Folds an eval-mode BatchNorm (epsilon `eps`) into its bias-free convolution.
+pub(crate) fn fold(conv: &nn::Conv2D, bn: &nn::BatchNorm, eps: f64) -> (Weights, Weights) {
+    let (gamma, beta) = (bn.ws.as_ref().expect("affine BatchNorm"), bn.bs.as_ref().expect("affine BatchNorm"));
+    crate::export::fold_bn(&conv.ws, gamma, beta, &bn.running_mean, &bn.running_var, eps)
 }
 
 /// Gives every BatchNorm non-trivial statistics and affine parameters (running mean and bias
