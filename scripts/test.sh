@@ -24,7 +24,8 @@ run_tests() { # label, cargo args...
 
 step "setup"
 scripts/setup.sh
-scripts/torch-ref.sh   # PyTorch + torchvision reference for the trainer's parity tests
+scripts/torch-ref.sh   # PyTorch + torchvision (+ Keras) reference for the trainer's parity tests
+scripts/node-ref.sh    # face-api.js + TensorFlow.js reference for the face-api import test
 # shellcheck source=/dev/null
 source .cache/torch-env.sh   # LIBTORCH / LD_LIBRARY_PATH for tch (written by scripts/libtorch.sh)
 

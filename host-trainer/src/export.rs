@@ -44,6 +44,16 @@ fn attr_int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
+/// `auto_pad = SAME_UPPER`: TensorFlow's "same" padding, the odd pixel after.
+fn same_upper() -> AttributeProto {
+    AttributeProto {
+        name: "auto_pad".into(),
+        r#type: attribute_proto::AttributeType::String as i32,
+        s: b"SAME_UPPER".to_vec(),
+        ..Default::default()
+    }
+}
+
 fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     let dim = dims
         .iter()
@@ -118,6 +128,33 @@ impl OnnxBuilder {
         groups: i64,
         pads: [i64; 4],
     ) -> String {
+        self.conv_with(x, name, weight, bias, stride, groups, attr_ints("pads", &pads))
+    }
+
+    /// `Conv` with TensorFlow's "same" padding (`auto_pad = SAME_UPPER`) and an optional bias.
+    pub fn conv_same(
+        &mut self,
+        x: &str,
+        name: &str,
+        weight: &Weights,
+        bias: Option<&Weights>,
+        stride: i64,
+        groups: i64,
+    ) -> String {
+        self.conv_with(x, name, weight, bias, stride, groups, same_upper())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_with(
+        &mut self,
+        x: &str,
+        name: &str,
+        weight: &Weights,
+        bias: Option<&Weights>,
+        stride: i64,
+        groups: i64,
+        padding: AttributeProto,
+    ) -> String {
         let (kh, kw) = (weight.dims[2], weight.dims[3]);
         let mut inputs = vec![x.to_string(), self.constant(&format!("{name}.weight"), weight)];
         if let Some(b) = bias {
@@ -129,7 +166,7 @@ impl OnnxBuilder {
             vec![
                 attr_ints("kernel_shape", &[kh, kw]),
                 attr_ints("strides", &[stride, stride]),
-                attr_ints("pads", &pads),
+                padding,
                 attr_ints("dilations", &[1, 1]),
                 attr_int("group", groups),
             ],
@@ -139,16 +176,10 @@ impl OnnxBuilder {
     /// `MaxPool` with TensorFlow's "same" padding (`auto_pad = SAME_UPPER`: the odd pixel of
     /// padding goes after, padded cells never win).
     pub fn max_pool_same(&mut self, x: &str, k: i64, stride: i64) -> String {
-        let auto_pad = AttributeProto {
-            name: "auto_pad".into(),
-            r#type: attribute_proto::AttributeType::String as i32,
-            s: b"SAME_UPPER".to_vec(),
-            ..Default::default()
-        };
         self.node(
             "MaxPool",
             vec![x.into()],
-            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), auto_pad],
+            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), same_upper()],
         )
     }
 

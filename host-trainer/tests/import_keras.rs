@@ -6,21 +6,17 @@
 //! Needs `scripts/pretrained.sh`, `scripts/fixtures.sh` and `scripts/torch-ref.sh` (all run by
 //! `scripts/setup.sh` / `scripts/test.sh`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
-use fer_core::preprocess::FaceBox;
+use common::repo;
 use fer_trainer::import::{keras, ImportError, FER_PACKAGE_HDF5};
 use tch::{Device, Kind, Tensor};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 fn hdf5() -> PathBuf {
-    let p = repo().join(FER_PACKAGE_HDF5);
-    assert!(p.exists(), "{} missing: run scripts/pretrained.sh", p.display());
-    p
+    common::provided(FER_PACKAGE_HDF5, "scripts/pretrained.sh")
 }
 
 fn python() -> PathBuf {
@@ -30,14 +26,7 @@ fn python() -> PathBuf {
 /// Astronaut face crops (OpenCV's box, a shifted and a wider box, and the mirrored face) plus
 /// random inputs, NCHW, normalised as the fer package does.
 fn inputs(spec: &fer_core::preprocess::InputSpec) -> Tensor {
-    let img = image::open(repo().join(".cache/fixtures/astronaut.png")).expect("run scripts/fixtures.sh");
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("device/tests/golden/haar.json")).unwrap()).unwrap();
-    let b = &golden["cases"][0]["boxes"][0];
-    let f = |i: usize| b[i].as_f64().unwrap() as f32;
-    let face = FaceBox { x: f(0), y: f(1), w: f(2), h: f(3) };
-    let boxes = [face, FaceBox { x: face.x + 6.0, y: face.y - 4.0, ..face }, FaceBox { w: face.w * 1.3, ..face }];
-    let t = spec.preprocess_batch(&img, &boxes).unwrap();
+    let t = spec.preprocess_batch(&common::astronaut(), &common::astronaut_boxes()).unwrap();
     let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
     let faces = Tensor::from_slice(&t.data).view(shape.as_slice());
     let mirrored = faces.narrow(0, 0, 1).flip([3]);

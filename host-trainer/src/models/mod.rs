@@ -1,6 +1,7 @@
 //! Model architectures, one file each; parameter names follow torchvision so PyTorch weights map
 //! one to one.
 
+pub mod face_api;
 pub mod mini_xception;
 pub mod mobilenet_v2;
 
@@ -21,6 +22,7 @@ pub trait FerModel: nn::ModuleT {
 pub enum Architecture {
     MobilenetV2(mobilenet_v2::MobileNetV2Config),
     MiniXception(mini_xception::MiniXceptionConfig),
+    FaceExpressionNet(face_api::FaceExpressionNetConfig),
 }
 
 impl Architecture {
@@ -29,6 +31,7 @@ impl Architecture {
         match self {
             Architecture::MobilenetV2(c) => format!("mobilenet_v2-{}", c.width),
             Architecture::MiniXception(_) => "mini_xception".into(),
+            Architecture::FaceExpressionNet(_) => "face_expression_net".into(),
         }
     }
 
@@ -37,8 +40,28 @@ impl Architecture {
         match self {
             Architecture::MobilenetV2(c) => Box::new(mobilenet_v2::MobileNetV2::new(p, c)),
             Architecture::MiniXception(c) => Box::new(mini_xception::MiniXception::new(p, c)),
+            Architecture::FaceExpressionNet(c) => Box::new(face_api::FaceExpressionNet::new(p, c)),
         }
     }
+}
+
+/// TensorFlow's "same" padding along one axis of `n` pixels for kernel `k`, stride `s`:
+/// `(before, after)`, the odd pixel after.
+pub(crate) fn tf_same_pads(n: i64, k: i64, s: i64) -> (i64, i64) {
+    let out = (n + s - 1) / s;
+    let total = ((out - 1) * s + k - n).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Pads `xs` (NCHW) as TensorFlow's "same" does for kernel `k` and stride `s`, with `value`.
+pub(crate) fn tf_same_pad(xs: &tch::Tensor, k: i64, s: i64, value: f64) -> tch::Tensor {
+    let size = xs.size();
+    let (top, bottom) = tf_same_pads(size[2], k, s);
+    let (left, right) = tf_same_pads(size[3], k, s);
+    if top + bottom + left + right == 0 {
+        return xs.shallow_clone();
+    }
+    xs.pad([left, right, top, bottom], "constant", value)
 }
 
 /// Folds an eval-mode BatchNorm (epsilon `eps`) into its bias-free convolution.
