@@ -289,6 +289,48 @@ pub fn write_model(
     Ok(path)
 }
 
+/// Architecture description beside a model's ONNX, for fine-tuning (`train --init`).
+pub const ARCHITECTURE_FILE: &str = "architecture.json";
+/// Trainable weights (trainer parameter names, FER-2013 or manifest label order) beside the ONNX.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// Writes `architecture.json` and `weights.safetensors` into `dir`, so the model can be
+/// fine-tuned later (`fer-train train --init dir`).
+pub fn save_trainable(
+    dir: &std::path::Path,
+    arch: &crate::models::Architecture,
+    vs: &tch::nn::VarStore,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let weights = dir.join(WEIGHTS_FILE);
+    vs.save(&weights).with_context(|| format!("writing {}", weights.display()))?;
+    let path = dir.join(ARCHITECTURE_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(arch)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads what [`save_trainable`] and [`write_model`] left in `dir`: the architecture, the
+/// manifest (input spec and label order) and the weights' path.
+pub fn read_trainable(
+    dir: &std::path::Path,
+) -> anyhow::Result<(crate::models::Architecture, fer_core::manifest::ModelManifest, std::path::PathBuf)> {
+    use anyhow::Context;
+    let manifest_path = dir.join(fer_core::manifest::MANIFEST_FILE);
+    let manifest = fer_core::manifest::ModelManifest::load(&manifest_path)?;
+    let arch_path = dir.join(ARCHITECTURE_FILE);
+    let text = std::fs::read_to_string(&arch_path).with_context(|| {
+        format!(
+            "{}: cannot read (not a model folder from `fer-train import` or `train-and-export`?)",
+            arch_path.display()
+        )
+    })?;
+    let arch =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a valid architecture", arch_path.display()))?;
+    let weights = dir.join(WEIGHTS_FILE);
+    anyhow::ensure!(weights.exists(), "{}: missing", weights.display());
+    Ok((arch, manifest, weights))
+}
+
 /// Runs an ONNX file in tract on `x` (`[n, c, h, w]`), returning `[n, classes]` row-major.
 pub fn tract_run(path: &std::path::Path, x: &[f32], shape: [usize; 4]) -> anyhow::Result<Vec<f32>> {
     use tract_onnx::prelude::*;

@@ -69,6 +69,42 @@ pub struct TrainConfig {
     pub patience: usize,
     pub seed: u64,
     pub threads: usize,
+    /// Start from these weights instead of a random init (see [`Init`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Init>,
+}
+
+/// Pretrained starting weights: a safetensors file with the architecture's parameter names,
+/// whose classifier outputs are in `labels` order (rows are permuted to FER-2013 order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Init {
+    pub weights: std::path::PathBuf,
+    pub labels: Vec<fer_core::Emotion>,
+}
+
+/// Loads `init` into `vs` and reorders the classifier's output rows from `init.labels` to
+/// FER-2013 order (`Emotion::ALL`).
+pub fn load_init(vs: &mut nn::VarStore, arch: &Architecture, init: &Init) -> Result<()> {
+    vs.load(&init.weights).with_context(|| format!("loading initial weights {}", init.weights.display()))?;
+    let perm: Vec<i64> = fer_core::Emotion::ALL
+        .iter()
+        .map(|e| init.labels.iter().position(|l| l == e).map(|i| i as i64))
+        .collect::<Option<_>>()
+        .with_context(|| format!("{}: labels {:?} do not cover the 7 emotions", init.weights.display(), init.labels))?;
+    if perm.iter().enumerate().all(|(i, p)| i as i64 == *p) {
+        return Ok(());
+    }
+    let perm = Tensor::from_slice(&perm).to(vs.device());
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for name in arch.classifier_params() {
+            let mut v =
+                vars.get(name).with_context(|| format!("{} has no parameter {name}", arch.name()))?.shallow_clone();
+            let reordered = v.index_select(0, &perm);
+            v.copy_(&reordered);
+        }
+        Ok(())
+    })
 }
 
 /// One epoch of history.
@@ -200,8 +236,11 @@ pub fn train(
     }
     let train = to_tensors(&ds.train, &cfg.input, device)?;
     let val = to_tensors(&ds.val, &cfg.input, device)?;
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let model = cfg.architecture.build(&vs.root());
+    if let Some(init) = &cfg.init {
+        load_init(&mut vs, &cfg.architecture, init)?;
+    }
     let mut opt = match cfg.optimizer {
         OptimizerKind::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
         OptimizerKind::Sgd => {

@@ -41,6 +41,7 @@ fn tiny_mobilenet_learns_builtin_faces() {
         patience: 0,
         seed: 3,
         threads: 2,
+        init: None,
     };
     let out = std::env::temp_dir().join(format!("fer-train-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();

@@ -138,6 +138,11 @@ struct TrainArgs {
     val_fraction: f32,
     #[arg(long, value_enum, default_value_t = OnError::Skip)]
     on_error: OnError,
+    /// Fine-tune from a model folder written by `import` or `train-and-export` (manifest.json,
+    /// architecture.json, weights.safetensors): its architecture, input size, colour and
+    /// normalisation are used, and --width/--size/--stem-stride are ignored.
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -284,12 +289,38 @@ struct Run {
 
 fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
     use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+    let (architecture, input, init) = match &a.init {
+        Some(dir) => {
+            let (architecture, manifest, weights) = fer_trainer::export::read_trainable(dir)?;
+            let init = trainer::Init { weights, labels: manifest.labels };
+            (architecture, manifest.input, Some(init))
+        }
+        None => (
+            Architecture::MobilenetV2(MobileNetV2Config {
+                width: a.width,
+                in_channels: 1,
+                classes: fer_core::NUM_EMOTIONS as i64,
+                stem_stride: a.stem_stride,
+                dropout: 0.2,
+            }),
+            InputSpec {
+                channels: 1,
+                height: a.size,
+                width: a.size,
+                color: ColorMode::Gray,
+                resize: ResizeMethod::Bilinear,
+                normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+                face_margin: 0.1,
+            },
+            None,
+        ),
+    };
     let mut ds = match (&a.fer2013_csv, &a.folders) {
         (Some(p), _) => fer2013::load_csv(p, a.on_error)?,
         (_, Some(p)) => folders::load_fer_folders(p, a.on_error)?,
         _ => builtin::generate(&BuiltinConfig {
             seed: a.seed,
-            size: a.size as u32,
+            size: input.height.max(input.width) as u32,
             train: a.builtin_train,
             val: a.builtin_val,
             test: a.builtin_test,
@@ -302,22 +333,8 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
     ds.stratified_val_split(a.val_fraction, a.seed);
     println!("{ds}");
     let cfg = TrainConfig {
-        architecture: Architecture::MobilenetV2(MobileNetV2Config {
-            width: a.width,
-            in_channels: 1,
-            classes: fer_core::NUM_EMOTIONS as i64,
-            stem_stride: a.stem_stride,
-            dropout: 0.2,
-        }),
-        input: InputSpec {
-            channels: 1,
-            height: a.size,
-            width: a.size,
-            color: ColorMode::Gray,
-            resize: ResizeMethod::Bilinear,
-            normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-            face_margin: 0.1,
-        },
+        architecture,
+        input,
         epochs: a.epochs,
         batch_size: a.batch_size,
         optimizer: a.optimizer,
@@ -336,6 +353,7 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
         patience: a.patience,
         seed: a.seed,
         threads: a.threads,
+        init,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let write_json = |name: &str, v: &dyn erased::Json| -> Result<()> {
@@ -436,6 +454,7 @@ fn export(run: &Run, dir: &std::path::Path, name: &str) -> Result<()> {
         }),
     };
     let manifest_path = fer_trainer::export::write_model(run.trained.model.as_ref(), manifest, dir)?;
+    fer_trainer::export::save_trainable(dir, &run.cfg.architecture, &run.trained.vs)?;
     let onnx = dir.join("model.onnx");
     let n = run.test.x.size()[0].min(256);
     let x = run.test.x.narrow(0, 0, n);
@@ -480,11 +499,7 @@ fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path,
         metrics: None,
     };
     let manifest_path = fer_trainer::export::write_model(imported.model.as_ref(), manifest, &dir)?;
-    let weights = dir.join("weights.safetensors");
-    imported.vs.save(&weights).with_context(|| format!("writing {}", weights.display()))?;
-    let arch = dir.join("architecture.json");
-    std::fs::write(&arch, serde_json::to_string_pretty(&imported.architecture)? + "\n")
-        .with_context(|| format!("writing {}", arch.display()))?;
+    fer_trainer::export::save_trainable(&dir, &imported.architecture, &imported.vs)?;
     // Parity of the exported ONNX in tract with the imported network, on inputs in the model's range.
     tch::manual_seed(0);
     let x =

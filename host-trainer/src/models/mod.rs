@@ -35,6 +35,15 @@ impl Architecture {
         }
     }
 
+    /// The classifier's weight and bias (output classes along dimension 0).
+    pub fn classifier_params(&self) -> [&'static str; 2] {
+        match self {
+            Architecture::MobilenetV2(_) => ["classifier.1.weight", "classifier.1.bias"],
+            Architecture::MiniXception(_) => ["head.weight", "head.bias"],
+            Architecture::FaceExpressionNet(_) => ["fc.weight", "fc.bias"],
+        }
+    }
+
     /// Builds the network under `p`.
     pub fn build(&self, p: &nn::Path) -> Box<dyn FerModel> {
         match self {
