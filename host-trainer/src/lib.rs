@@ -14,5 +14,6 @@ pub mod export;
 pub mod import;
 pub mod metrics;
 pub mod models;
+pub mod quantize;
 pub mod rng;
 pub mod train;

@@ -47,6 +47,22 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Time batch-1 inference of ONNX models in tract (one thread), the models interleaved, and
+    /// print the time per inference of each. Under QEMU with `-icount shift=0` the guest clock
+    /// counts instructions, so the figures are guest instructions (scripts/arm-cost.sh runs this
+    /// as PID 1 of an aarch64 VM with --poweroff).
+    ///
+    /// Example: fer-device bench-models models/a/model.onnx models/b/model.onnx --iterations 50
+    BenchModels {
+        /// ONNX files ([N, C, H, W] float input).
+        #[arg(required = true)]
+        models: Vec<PathBuf>,
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Run as a VM's init: mount /proc first, power the machine off at the end.
+        #[arg(long)]
+        poweroff: bool,
+    },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
     ///
@@ -350,10 +366,25 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
     let fps = 1e3 / stat(&ms[5]).0;
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
+    let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
+    let (tract_ms, ort) = tract_vs_ort(&onnx, 200)?;
+    let ort_json = match &ort {
+        Ok(ort_ms) => {
+            println!(
+                "classifier alone, batch 1, 1 thread: tract {tract_ms:.3} ms, onnxruntime {ort_ms:.3} ms (onnxruntime/tract = {:.2})",
+                ort_ms / tract_ms
+            );
+            serde_json::json!({"tract_ms": tract_ms, "onnxruntime_ms": ort_ms, "onnxruntime_over_tract": ort_ms / tract_ms})
+        }
+        Err(why) => {
+            println!("classifier alone, batch 1, 1 thread: tract {tract_ms:.3} ms; onnxruntime not compared: {why}");
+            serde_json::json!({"tract_ms": tract_ms, "onnxruntime": why})
+        }
+    };
     if let Some(path) = json {
         let doc = serde_json::json!({
             "board": cfg.name, "source": a.source, "model": manifest, "frames": ms[0].len(), "faces": faces,
-            "stages": rows, "fps": fps, "peak_rss_mib": rss,
+            "stages": rows, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
@@ -361,10 +392,129 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
     Ok(true)
 }
 
+/// What PID 1 of a benchmark VM needs.
+mod as_init {
+    /// Mounts /proc (tract reads /proc/cpuinfo to pick ARM kernels); errors are reported only.
+    pub fn mount_proc() {
+        let _ = std::fs::create_dir_all("/proc");
+        // SAFETY: plain libc call with NUL-terminated static strings.
+        let rc = unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            println!("note: mounting /proc failed: {}", std::io::Error::last_os_error());
+        }
+    }
+
+    /// Flushes and powers the machine off (PID 1 must not exit).
+    pub fn power_off() -> ! {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: sync and reboot take no pointers; RB_POWER_OFF needs CAP_SYS_BOOT (PID 1 has it).
+        unsafe {
+            libc::sync();
+            libc::reboot(libc::RB_POWER_OFF);
+        }
+        std::process::exit(0)
+    }
+}
+
+/// A batch-1 tract plan for an ONNX file with `[N, C, H, W]` input, and a constant input for it.
+fn bench_plan(p: &Path) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>, tract_onnx::prelude::Tensor)> {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_hir::infer::Factoid;
+    let model =
+        tract_onnx::onnx().model_for_path(p).with_context(|| format!("{}: not a loadable ONNX model", p.display()))?;
+    let fact = model.input_fact(0)?.clone();
+    // The batch may be symbolic: C, H, W come from the declared shape, the batch is 1.
+    let dims: Vec<Option<i64>> = fact.shape.dims().map(|d| d.concretize().and_then(|t| t.to_i64().ok())).collect();
+    let dims = match dims.as_slice() {
+        [_, Some(c), Some(h), Some(w)] => [1, *c as usize, *h as usize, *w as usize],
+        _ => bail!("{}: input shape {:?} is not [N, C, H, W]", p.display(), fact.shape),
+    };
+    let plan = model
+        .with_input_fact(0, f32::fact(dims).into())?
+        .into_optimized()?
+        .into_runnable()
+        .with_context(|| format!("{}: optimizing", p.display()))?;
+    let input: Tensor = tract_ndarray::ArrayD::from_elem(dims.to_vec(), 0.1f32).into_tensor();
+    plan.run(tvec![input.clone().into()]).with_context(|| format!("{}: running", p.display()))?;
+    Ok((plan, input))
+}
+
+/// Median batch-1 latency in ms of `onnx` in tract (this process, one thread) and in
+/// onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/ort_reference.py,
+/// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
+fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<f64, String>)> {
+    use tract_onnx::prelude::*;
+    let (plan, input) = bench_plan(model_path)?;
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t0 = std::time::Instant::now();
+        plan.run(tvec![input.clone().into()])?;
+        t.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    t.sort_by(f64::total_cmp);
+    let tract_ms = t[t.len() / 2];
+    let shape = input.shape().to_vec();
+    let python =
+        std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
+    let script = Path::new("scripts/ort_reference.py");
+    let ort = std::process::Command::new(&python)
+        .arg(script)
+        .args(["bench".as_ref(), model_path.as_os_str()])
+        .args([shape[1], shape[2], shape[3], runs].map(|v| v.to_string()))
+        .output()
+        .map_err(|e| format!("cannot run {} {} ({e}); run scripts/setup.sh", python.display(), script.display()))
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            if !o.status.success() {
+                return Err(format!("onnxruntime failed: {}", String::from_utf8_lossy(&o.stderr).trim()));
+            }
+            text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
+        });
+    Ok((tract_ms, ort))
+}
+
+/// `bench-models`: per-inference time of each model, interleaved rounds, median reported.
+fn bench_models(models: &[PathBuf], iterations: usize) -> Result<()> {
+    use tract_onnx::prelude::*;
+    let mut plans = Vec::new();
+    for p in models {
+        let (plan, input) = bench_plan(p)?;
+        plans.push((p, plan, input));
+    }
+    let mut times: Vec<Vec<u128>> = vec![Vec::with_capacity(iterations); plans.len()];
+    for _ in 0..iterations {
+        for (i, (_, plan, input)) in plans.iter().enumerate() {
+            let t0 = std::time::Instant::now();
+            plan.run(tvec![input.clone().into()])?;
+            times[i].push(t0.elapsed().as_nanos());
+        }
+    }
+    for ((p, _, _), t) in plans.iter().zip(&mut times) {
+        t.sort_unstable();
+        let median = t[t.len() / 2];
+        println!("bench-models {} median_ns {median} min_ns {} iterations {iterations}", p.display(), t[0]);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
         Command::Bench { common, passes, json } => bench(common, passes, json),
+        Command::BenchModels { models, iterations, poweroff } => {
+            if poweroff {
+                as_init::mount_proc();
+            }
+            let result = bench_models(&models, iterations);
+            if let Err(e) = &result {
+                println!("error: {e:#}");
+            }
+            if poweroff {
+                as_init::power_off();
+            }
+            result.map(|_| true)
+        }
         Command::CheckConfig { boards } => {
             let mut all_valid = true;
             for path in boards {

@@ -10,6 +10,7 @@ use fer_trainer::datasets::builtin::{self, BuiltinConfig, ClassBalance};
 use fer_trainer::datasets::{ckplus, fer2013, folders, Dataset, OnError, Split};
 use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
 use fer_trainer::models::Architecture;
+use fer_trainer::quantize::{ActivationType, Calibration, Layout};
 use fer_trainer::train::{self as trainer, Augment, OptimizerKind, TrainConfig};
 
 #[derive(Parser)]
@@ -31,8 +32,9 @@ enum Command {
     /// Example: fer-train train --out out/mnv2 --epochs 30 --width 0.5
     Train(TrainArgs),
     /// Train, evaluate, export ONNX + manifest into <models-dir>/<name>/ and check the exported
-    /// model in tract against the trainer (max |difference| of logits <= 1e-4). With no
-    /// arguments: MobileNetV2-0.5 on the built-in dataset, a recipe suited to a Raspberry Pi.
+    /// model in tract against the trainer (max |difference| of logits <= 1e-4), then quantize it
+    /// to int8 into <models-dir>/<name>-int8/ (see `quantize`). With no arguments:
+    /// MobileNetV2-0.5 on the built-in dataset, a recipe suited to a Raspberry Pi.
     ///
     /// Example: fer-train train-and-export --epochs 30
     TrainAndExport {
@@ -45,6 +47,14 @@ enum Command {
         #[arg(long, default_value = "mobilenetv2-0.5-builtin")]
         name: String,
     },
+    /// Quantize an exported f32 model to int8 (per-channel symmetric weights, per-tensor uint8
+    /// activations calibrated on training images), check it in tract, and write it with its
+    /// manifest (int8 and f32 accuracy on the test split) to --out. --compare evaluates every
+    /// layout x calibration (accuracy, agreement with f32, x86 tract latency) into
+    /// quantization-report.json first.
+    ///
+    /// Example: fer-train quantize --model models/mobilenetv2-0.5-builtin --compare
+    Quantize(QuantizeArgs),
     /// Import a pretrained model from its original file (read in Rust, mapped into the trainer's
     /// own architecture), export ONNX + manifest into <models-dir>/<name>/, check it in tract,
     /// and keep the weights (weights.safetensors + architecture.json) for `train --init`.
@@ -63,6 +73,40 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct QuantizeArgs {
+    /// Model folder (manifest.json + model.onnx) holding the f32 model.
+    #[arg(long, default_value = "models/mobilenetv2-0.5-builtin")]
+    model: PathBuf,
+    /// Output folder (default: <model>-int8).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// int8 layout to write (default: the layout that measured fastest on aarch64, BENCHMARKS.md).
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
+    #[arg(long, value_enum, default_value_t = Calibration::MinMax)]
+    calibration: Calibration,
+    /// Activation storage (default: the one that measured fastest on aarch64, BENCHMARKS.md).
+    #[arg(long, value_enum)]
+    activations: Option<ActivationType>,
+    /// Training images used for calibration.
+    #[arg(long, default_value_t = 512)]
+    calibration_images: usize,
+    /// Evaluate every layout x calibration first (quantization-report.json in the output folder).
+    #[arg(long)]
+    compare: bool,
+    /// FER-2013 CSV for calibration and evaluation (default: the built-in dataset with the
+    /// model's seed and input size).
+    #[arg(long, group = "data")]
+    fer2013_csv: Option<PathBuf>,
+    /// FER-2013 image folders for calibration and evaluation.
+    #[arg(long, group = "data")]
+    folders: Option<PathBuf>,
+    /// Built-in test split size.
+    #[arg(long, default_value_t = 2100)]
+    builtin_test: usize,
 }
 
 /// Pretrained models that `import` knows.
@@ -227,8 +271,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainAndExport { train: args, models_dir, name } => {
             let dir = models_dir.join(&name);
             let out = args.out.clone().unwrap_or_else(|| dir.join("training"));
+            let q = QuantizeArgs {
+                model: dir.clone(),
+                out: None,
+                layout: None,
+                calibration: Calibration::MinMax,
+                activations: None,
+                calibration_images: 512,
+                compare: false,
+                fer2013_csv: args.fer2013_csv.clone(),
+                folders: args.folders.clone(),
+                builtin_test: args.builtin_test,
+            };
             let run = train(args, &out)?;
             export(&run, &dir, &name)?;
+            quantize(&q)?;
+        }
+        Command::Quantize(q) => {
+            quantize(&q)?;
         }
         Command::Import { kind, from, models_dir, name } => import(kind, from, &models_dir, name)?,
         Command::Dataset(DatasetCmd::Builtin { out, seed, train, val, test, size, balance }) => {
@@ -516,6 +576,192 @@ fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path,
         manifest_path.display()
     );
     Ok(())
+}
+
+/// Calibration and test data for quantizing `manifest`'s model, preprocessed for it.
+struct QuantData {
+    calibration: Vec<f32>,
+    test: Vec<f32>,
+    test_labels: Vec<usize>,
+    split: String,
+}
+
+fn quant_data(q: &QuantizeArgs, manifest: &fer_core::manifest::ModelManifest) -> Result<QuantData> {
+    let spec = &manifest.input;
+    let ds = match (&q.fer2013_csv, &q.folders) {
+        (Some(p), _) => fer2013::load_csv(p, OnError::Skip)?,
+        (_, Some(p)) => folders::load_fer_folders(p, OnError::Skip)?,
+        _ => builtin::generate(&BuiltinConfig {
+            seed: manifest.provenance.seed.unwrap_or(7),
+            size: spec.height.max(spec.width) as u32,
+            train: q.calibration_images,
+            val: 0,
+            test: q.builtin_test,
+            balance: ClassBalance::Uniform,
+        }),
+    };
+    anyhow::ensure!(!ds.test.is_empty(), "{}: no test images to evaluate on", ds.name);
+    let flat = |samples: &[fer_trainer::datasets::Sample]| -> Result<Vec<f32>> {
+        let t = trainer::to_tensors(samples, spec, tch::Device::Cpu)?;
+        Ok(Vec::<f32>::try_from(t.x.flatten(0, -1))?)
+    };
+    let n = q.calibration_images.min(ds.train.len());
+    anyhow::ensure!(n > 0, "{}: no training images to calibrate on", ds.name);
+    // An even spread over the training split (it is ordered by class in some loaders).
+    let step = ds.train.len() as f64 / n as f64;
+    let picked: Vec<_> = (0..n).map(|i| ds.train[(i as f64 * step) as usize].clone()).collect();
+    // Labels in the model's output order.
+    let test_labels = ds
+        .test
+        .iter()
+        .map(|s| manifest.labels.iter().position(|l| *l == s.label).context("test label missing from the manifest"))
+        .collect::<Result<_>>()?;
+    Ok(QuantData {
+        calibration: flat(&picked)?,
+        test: flat(&ds.test)?,
+        test_labels,
+        split: format!("{} test ({} images)", ds.name, ds.test.len()),
+    })
+}
+
+/// Accuracy, per-class F1 and macro-F1 of `logits` (model output order `order`) against `labels`.
+fn score(logits: &[Vec<f32>], labels: &[usize], order: &[Emotion]) -> fer_trainer::metrics::Report {
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+    let mut c = fer_trainer::metrics::Confusion::default();
+    for (l, y) in logits.iter().zip(labels) {
+        c.add(order[*y].index(), order[argmax(l)].index());
+    }
+    c.report()
+}
+
+/// `fer-train quantize`: returns the written manifest's path.
+fn quantize(q: &QuantizeArgs) -> Result<PathBuf> {
+    use fer_core::manifest::{Metrics, ModelManifest, Quantization, MANIFEST_FILE};
+    use fer_trainer::quantize as fq;
+    let manifest_path = q.model.join(MANIFEST_FILE);
+    let manifest = ModelManifest::load(&manifest_path)?;
+    let onnx_path = manifest.verified_onnx_path(&manifest_path)?;
+    let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let f32_model = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes.as_slice())
+        .with_context(|| format!("{}: not a valid ONNX protobuf", onnx_path.display()))?;
+    let spec = &manifest.input;
+    let chw = [spec.channels, spec.height, spec.width];
+    let data = quant_data(q, &manifest)?;
+    let batch = 64;
+    let f32_plan = fq::tract_plan(&bytes, batch, chw)?;
+    let f32_logits = fq::run_batches(&f32_plan, batch, chw, &data.test)?;
+    let f32_acc = score(&f32_logits, &data.test_labels, &manifest.labels).accuracy;
+    println!("f32: {} on {}", f32_acc, data.split);
+    let out = q.out.clone().unwrap_or_else(|| {
+        let mut s = q.model.clone().into_os_string();
+        s.push("-int8");
+        PathBuf::from(s)
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let evaluate = |model: &tract_onnx::pb::ModelProto| -> Result<(fer_trainer::metrics::Report, f64, Vec<u8>)> {
+        let enc = prost::Message::encode_to_vec(model);
+        let plan = fq::tract_plan(&enc, batch, chw)?;
+        let logits = fq::run_batches(&plan, batch, chw, &data.test)?;
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+        let agree = logits.iter().zip(&f32_logits).filter(|(a, b)| argmax(a) == argmax(b)).count() as f64
+            / logits.len().max(1) as f64;
+        Ok((score(&logits, &data.test_labels, &manifest.labels), agree, enc))
+    };
+    if q.compare {
+        let f32_ms = fq::latency_ms(&fq::tract_plan(&bytes, 1, chw)?, chw, 200)?;
+        let mut rows = vec![serde_json::json!({
+            "layout": "f32", "accuracy": f32_acc, "agreement_with_f32": 1.0,
+            "x86_tract_ms": f32_ms, "bytes": bytes.len(),
+        })];
+        println!(
+            "{:<18} {:<17} {:<17} {:>9} {:>9} {:>11} {:>9}",
+            "layout", "calibration", "activations", "accuracy", "agree", "x86 ms", "KiB"
+        );
+        println!(
+            "{:<18} {:<17} {:<17} {:>9.4} {:>9.4} {:>11.3} {:>9.0}",
+            "f32",
+            "-",
+            "-",
+            f32_acc,
+            1.0,
+            f32_ms,
+            bytes.len() as f64 / 1024.0
+        );
+        for method in [Calibration::MinMax, Calibration::Percentile] {
+            let ranges = fq::calibrate(&f32_model, &data.calibration, chw, method)?;
+            for (layout, act) in
+                Layout::ALL.into_iter().flat_map(|l| [(l, ActivationType::U8), (l, ActivationType::I8)])
+            {
+                let qm = fq::quantize(&f32_model, &ranges, layout, act)?;
+                let (r, agree, enc) = evaluate(&qm)?;
+                let acc = r.accuracy;
+                let ms = fq::latency_ms(&fq::tract_plan(&enc, 1, chw)?, chw, 200)?;
+                println!(
+                    "{:<18} {:<17} {:<17} {:>9.4} {:>9.4} {:>11.3} {:>9.0}",
+                    layout.name(),
+                    method.name(),
+                    act.name(),
+                    acc,
+                    agree,
+                    ms,
+                    enc.len() as f64 / 1024.0
+                );
+                let tag = match act {
+                    ActivationType::U8 => "u8",
+                    ActivationType::I8 => "i8",
+                };
+                std::fs::write(out.join(format!("compare-{}-{}-{tag}.onnx", layout.name(), method.name())), &enc)?;
+                rows.push(serde_json::json!({
+                    "layout": layout.name(), "calibration": method.name(), "activations": act.name(), "accuracy": acc,
+                    "agreement_with_f32": agree, "x86_tract_ms": ms, "bytes": enc.len(),
+                }));
+            }
+        }
+        let report = out.join("quantization-report.json");
+        let doc = serde_json::json!({
+            "model": manifest_path, "split": data.split, "calibration_images": q.calibration_images, "rows": rows,
+            "x86_latency": "median of 200 batch-1 tract runs on this machine",
+        });
+        std::fs::write(&report, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", report.display()))?;
+        println!("wrote {}", report.display());
+    }
+    let layout = q.layout.unwrap_or(fq::SHIPPED_LAYOUT);
+    let act = q.activations.unwrap_or(fq::SHIPPED_ACTIVATIONS);
+    let ranges = fq::calibrate(&f32_model, &data.calibration, chw, q.calibration)?;
+    let qm = fq::quantize(&f32_model, &ranges, layout, act)?;
+    let (r, agree, enc) = evaluate(&qm)?;
+    let acc = r.accuracy;
+    let onnx = out.join("model.onnx");
+    std::fs::write(&onnx, &enc).with_context(|| format!("writing {}", onnx.display()))?;
+    let mut m = manifest.clone();
+    m.name = format!("{}-int8", manifest.name);
+    m.sha256 = fer_core::manifest::sha256_file(&onnx)?;
+    m.quantization = Quantization::Int8 {
+        weights: "int8 symmetric per output channel".into(),
+        activations: format!("{} per tensor, {}", act.name(), q.calibration.name()),
+        layout: layout.name().into(),
+        calibration_images: q.calibration_images,
+    };
+    m.provenance.created_by = std::env::args().collect::<Vec<_>>().join(" ");
+    m.metrics = Some(Metrics {
+        split: data.split.clone(),
+        accuracy: acc,
+        macro_f1: r.macro_f1,
+        per_class_f1: Some(r.per_class.iter().map(|c| c.f1).collect()),
+        f32_accuracy: Some(f32_acc),
+    });
+    let path = out.join(MANIFEST_FILE);
+    m.validate(&path)?;
+    m.save(&path)?;
+    println!(
+        "int8 {} ({}): accuracy {acc:.4} vs f32 {f32_acc:.4} ({:+.2} points), top-1 agreement with f32 {agree:.4}; wrote {}",
+        layout.name(),
+        q.calibration.name(),
+        (acc - f32_acc) * 100.0,
+        path.display()
+    );
+    Ok(path)
 }
 
 mod erased {

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Deterministic ARM cost of ONNX models without an ARM board (../shared/ARM-COST.md): boots a
+# Debian arm64 kernel in full-system QEMU with `-icount shift=0` (the guest clock advances one
+# nanosecond per guest instruction) and a static aarch64 fer-device as /init, which runs
+# `bench-models` on the given ONNX files and powers off. The printed "median_ns" figures are
+# therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
+#
+#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] MODEL.onnx...
+#
+# Installs what it needs on first use (qemu-system-arm, cpio, the arm64 kernel package into
+# .cache/arm-cost/). Output: one line per model, also saved to .cache/arm-cost/last-<cpu>.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cpu=cortex-a72
+iterations=20
+models=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu) cpu=$2; shift 2 ;;
+    --iterations) iterations=$2; shift 2 ;;
+    *) models+=("$1"); shift ;;
+  esac
+done
+[ ${#models[@]} -gt 0 ] || { echo "usage: $0 [--cpu CPU] [--iterations N] MODEL.onnx..." >&2; exit 2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+work=.cache/arm-cost
+mkdir -p "$work"
+
+if ! command -v qemu-system-aarch64 >/dev/null || ! command -v cpio >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-arm cpio
+fi
+kernel=$(ls "$work"/kern/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+if [ -z "$kernel" ]; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || { as_root dpkg --add-architecture arm64; }
+  as_root apt-get update -qq
+  pkg=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/.*Depends: \(linux-image-[0-9].*-arm64\).*/\1/p' | head -1)
+  (cd "$work" && apt-get download "$pkg:arm64" && dpkg-deb -x linux-image-*_arm64.deb kern/ && rm -f linux-image-*_arm64.deb)
+  kernel=$(ls "$work"/kern/boot/vmlinuz-* | head -1)
+fi
+
+# A static aarch64 fer-device (release, as shipped) as the VM's /init, with the models beside it.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target aarch64-unknown-linux-gnu \
+  -p fer-device --target-dir target/arm-cost -q
+rm -rf "$work/initfs" && mkdir -p "$work/initfs/m"
+cp target/arm-cost/aarch64-unknown-linux-gnu/release/fer-device "$work/initfs/init"
+args=()
+for i in "${!models[@]}"; do
+  cp "${models[$i]}" "$work/initfs/m/$i.onnx"
+  args+=("/m/$i.onnx")
+done
+(cd "$work/initfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/bench.cpio.gz"
+out="$work/last-$cpu.txt"
+timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
+  -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
+  -append "console=ttyAMA0 quiet -- bench-models --poweroff --iterations $iterations ${args[*]}" \
+  | tr -d '\r' | grep -E '^(bench-models|error|note)' > "$out.raw"
+# Name the models again (the VM saw /m/<i>.onnx).
+while read -r line; do
+  if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then
+    echo "cpu $cpu model ${models[${BASH_REMATCH[1]}]} ${BASH_REMATCH[2]}"
+  else
+    echo "$line"
+  fi
+done < "$out.raw" | tee "$out"
+rm -f "$out.raw"
