@@ -501,29 +501,6 @@ pub fn quantize(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn activation_params_cover_zero_and_the_range() {
-        // [-1, 3]: scale 4/255, zero point round(255/4) = 64; 0 maps exactly to the zero point.
-        let (s, zp) = activation_params(Range { min: -1.0, max: 3.0 });
-        assert!((s - 4.0 / 255.0).abs() < 1e-9);
-        assert_eq!(zp, 64);
-        // All-positive ranges start at 0 (zero point 0), as after ReLU.
-        assert_eq!(activation_params(Range { min: 0.5, max: 6.0 }), (6.0 / 255.0, 0));
-    }
-
-    #[test]
-    fn weights_are_symmetric_per_channel() {
-        // Channel 0: max 1.27 → scale 0.01; channel 1: max 0.5 → scale 0.5/127.
-        let (q, s) = quantize_weights(&[1.27, -0.635, 0.0, 0.5, -0.5, 0.25], 2);
-        assert_eq!(q, vec![127, -64, 0, 127, -127, 64]);
-        assert!((s[0] - 0.01).abs() < 1e-9 && (s[1] - 0.5 / 127.0).abs() < 1e-9);
-    }
-}
-
 /// A model optimized by tract for `[batch, c, h, w]` input.
 pub type Plan = std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>;
 
@@ -577,4 +554,27 @@ pub fn latency_ms(plan: &Plan, chw: [usize; 3], runs: usize) -> Result<f64, Quan
     }
     t.sort_by(f64::total_cmp);
     Ok(t[t.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_params_cover_zero_and_the_range() {
+        // [-1, 3]: scale 4/255, zero point round(255/4) = 64; 0 maps exactly to the zero point.
+        let (s, zp) = activation_params(Range { min: -1.0, max: 3.0 });
+        assert!((s - 4.0 / 255.0).abs() < 1e-9);
+        assert_eq!(zp, 64);
+        // All-positive ranges start at 0 (zero point 0), as after ReLU.
+        assert_eq!(activation_params(Range { min: 0.5, max: 6.0 }), (6.0 / 255.0, 0));
+    }
+
+    #[test]
+    fn weights_are_symmetric_per_channel() {
+        // Channel 0: max 1.27 → scale 0.01; channel 1: max 0.5 → scale 0.5/127.
+        let (q, s) = quantize_weights(&[1.27, -0.635, 0.0, 0.5, -0.5, 0.25], 2);
+        assert_eq!(q, vec![127, -64, 0, 127, -127, 64]);
+        assert!((s[0] - 0.01).abs() < 1e-9 && (s[1] - 0.5 / 127.0).abs() < 1e-9);
+    }
 }
