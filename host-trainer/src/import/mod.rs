@@ -10,6 +10,7 @@
 
 pub mod keras;
 pub mod tfjs;
+pub mod torch_legacy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Model architectures, one file each; parameter names follow torchvision so PyTorch weights map
 //! one to one.
 
+pub mod efficientnet_lite;
 pub mod face_api;
 pub mod mini_xception;
 pub mod mobilenet_v2;
