@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv=.venv-torch-ref
-if "$venv/bin/python" -c "import torch, torchvision, safetensors.torch, keras, h5py, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+if "$venv/bin/python" -c "import torch, torchvision, safetensors.torch, keras, h5py, efficientnet_lite_pytorch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   exit 0
 fi
 printf '\033[1;34m[torch-ref]\033[0m installing torch 2.13.0 + torchvision 0.28.0 into %s\n' "$venv"

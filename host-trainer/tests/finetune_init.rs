@@ -119,3 +119,25 @@ fn a_folder_without_trainable_weights_is_refused_with_its_path() {
     assert!(err.contains(&dir.display().to_string()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn efficientnet_lite0_gray_init_fine_tunes() {
+    let d = import::efficientnet_lite0_init(
+        &common::provided(import::EFFICIENTNET_LITE0_PTH, "scripts/pretrained.sh"),
+        true,
+        64,
+    )
+    .unwrap();
+    let dir = model_folder(&d, "lite0");
+    let (arch, manifest, weights) = read_trainable(&dir).unwrap();
+    assert_eq!(manifest.input.channels, 1);
+    let init = Init { weights, labels: manifest.labels };
+    let ds = generate(&BuiltinConfig { seed: 6, size: 64, train: 70, val: 35, test: 0, ..Default::default() });
+    let out = dir.join("training");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut cfg = config(&d, init);
+    cfg.architecture = arch;
+    let t = train(&cfg, &ds, tch::Device::Cpu, &out, |_| {}).unwrap();
+    assert!(t.history[0].train_loss.is_finite());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

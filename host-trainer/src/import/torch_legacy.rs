@@ -322,22 +322,25 @@ pub fn read_state_dict(path: &Path) -> Result<HashMap<String, StateTensor>, Impo
             continue;
         }
         let (numel, data) = storages.get(key).ok_or_else(|| r.err(format!("{name}: storage {key} missing")))?;
-        // Contiguous row-major strides are all a state dict holds; anything else is refused.
-        let mut expect = 1usize;
-        for (d, s) in size.iter().zip(stride).rev() {
-            if *d > 1 && *s != expect {
-                return Err(r.err(format!("{name}: non-contiguous strides {stride:?} for size {size:?}")));
-            }
-            expect *= d;
-        }
+        // Any strides (some checkpoints hold channels-last views): gather in row-major order.
         let n: usize = size.iter().product();
-        if offset + n > *numel {
-            return Err(r.err(format!("{name}: {n} values at offset {offset} exceed its storage of {numel}")));
+        let last = offset + size.iter().zip(stride).map(|(d, s)| d.saturating_sub(1) * s).sum::<usize>();
+        if n > 0 && last >= *numel {
+            return Err(r.err(format!("{name}: view {size:?}/{stride:?} at {offset} exceeds its storage of {numel}")));
         }
-        let values = data[offset * 4..(offset + n) * 4]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let read = |i: usize| f32::from_le_bytes([data[4 * i], data[4 * i + 1], data[4 * i + 2], data[4 * i + 3]]);
+        let mut values = Vec::with_capacity(n);
+        let mut idx = vec![0usize; size.len()];
+        for _ in 0..n {
+            values.push(read(offset + idx.iter().zip(stride).map(|(i, s)| i * s).sum::<usize>()));
+            for d in (0..size.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < size[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
         out.insert(name.clone(), StateTensor { shape: size.iter().map(|d| *d as i64).collect(), data: values });
     }
     Ok(out)

@@ -24,6 +24,7 @@ pub enum Architecture {
     MobilenetV2(mobilenet_v2::MobileNetV2Config),
     MiniXception(mini_xception::MiniXceptionConfig),
     FaceExpressionNet(face_api::FaceExpressionNetConfig),
+    EfficientNetLite(efficientnet_lite::EfficientNetLiteConfig),
 }
 
 impl Architecture {
@@ -33,6 +34,7 @@ impl Architecture {
             Architecture::MobilenetV2(c) => format!("mobilenet_v2-{}", c.width),
             Architecture::MiniXception(_) => "mini_xception".into(),
             Architecture::FaceExpressionNet(_) => "face_expression_net".into(),
+            Architecture::EfficientNetLite(c) => format!("efficientnet_lite-w{}-d{}", c.width, c.depth),
         }
     }
 
@@ -42,6 +44,7 @@ impl Architecture {
             Architecture::MobilenetV2(_) => ["classifier.1.weight", "classifier.1.bias"],
             Architecture::MiniXception(_) => ["head.weight", "head.bias"],
             Architecture::FaceExpressionNet(_) => ["fc.weight", "fc.bias"],
+            Architecture::EfficientNetLite(_) => ["_fc.weight", "_fc.bias"],
         }
     }
 
@@ -51,6 +54,7 @@ impl Architecture {
             Architecture::MobilenetV2(c) => Box::new(mobilenet_v2::MobileNetV2::new(p, c)),
             Architecture::MiniXception(c) => Box::new(mini_xception::MiniXception::new(p, c)),
             Architecture::FaceExpressionNet(c) => Box::new(face_api::FaceExpressionNet::new(p, c)),
+            Architecture::EfficientNetLite(c) => Box::new(efficientnet_lite::EfficientNetLite::new(p, c)),
         }
     }
 }
