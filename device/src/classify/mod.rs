@@ -47,7 +47,12 @@ pub trait Classifier {
 /// An ONNX model in tract, optimised once at load.
 pub struct TractClassifier {
     manifest: ModelManifest,
-    plan: std::sync::Arc<TypedSimplePlan>,
+    onnx: PathBuf,
+    /// The parsed model with its symbolic batch, kept to build a plan per batch size.
+    model: InferenceModel,
+    /// Plans optimised for a concrete batch size (tract runs a concrete-shape plan ~9x faster
+    /// than the symbolic-batch one: BENCHMARKS.md), built on first use of each size.
+    plans: std::collections::HashMap<usize, std::sync::Arc<TypedSimplePlan>>,
 }
 
 impl TractClassifier {
@@ -59,9 +64,9 @@ impl TractClassifier {
         let bad = |message: String| ClassifyError::Model { path: onnx.clone(), message };
         let model =
             tract_onnx::onnx().model_for_path(&onnx).map_err(|e| bad(format!("not a loadable ONNX model: {e:#}")))?;
-        let model = model.into_optimized().map_err(|e| bad(format!("cannot optimise: {e:#}")))?;
+        let typed = model.clone().into_optimized().map_err(|e| bad(format!("cannot optimise: {e:#}")))?;
         let s = &manifest.input;
-        let fact = model.input_fact(0).map_err(|e| bad(format!("{e:#}")))?;
+        let fact = typed.input_fact(0).map_err(|e| bad(format!("{e:#}")))?;
         let dims: Vec<Option<i64>> = fact.shape.iter().map(|d| d.to_i64().ok()).collect();
         let want = [s.channels as i64, s.height as i64, s.width as i64];
         if dims.len() != 4 || dims[1..].iter().zip(want).any(|(d, w)| d.is_some_and(|d| d != w)) {
@@ -70,10 +75,9 @@ impl TractClassifier {
                 fact.shape, want[0], want[1], want[2]
             )));
         }
-        let plan = model.into_runnable().map_err(|e| bad(format!("{e:#}")))?;
-        // One probe run proves the output size matches the manifest's labels.
+        // One probe run (building the batch-1 plan) proves the output size matches the labels.
         let probe = vec![0.0f32; s.channels * s.height * s.width];
-        let mut c = TractClassifier { manifest, plan };
+        let mut c = TractClassifier { manifest, onnx: onnx.clone(), model, plans: Default::default() };
         let out = c.run(&probe, 1).map_err(|e| bad(format!("probe run failed: {e}")))?;
         if out.len() != c.manifest.labels.len() {
             return Err(bad(format!(
@@ -90,13 +94,32 @@ impl TractClassifier {
     }
 
     /// Raw model outputs for `n` preprocessed faces (`n * C * H * W` values).
+    /// The plan for a batch of `n`, optimised for that shape on first use.
+    fn plan(&mut self, n: usize) -> Result<std::sync::Arc<TypedSimplePlan>, ClassifyError> {
+        if let Some(p) = self.plans.get(&n) {
+            return Ok(p.clone());
+        }
+        let s = &self.manifest.input;
+        let shape = [n, s.channels, s.height, s.width];
+        let plan = self
+            .model
+            .clone()
+            .with_input_fact(0, f32::fact(shape).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") })?;
+        self.plans.insert(n, plan.clone());
+        Ok(plan)
+    }
+
     pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<f32>, ClassifyError> {
         let s = &self.manifest.input;
         let shape = [n, s.channels, s.height, s.width];
         let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), batch.to_vec())
             .map_err(|e| ClassifyError::Inference(e.to_string()))?
             .into_tensor();
-        let out = self.plan.run(tvec![input.into()]).map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
+        let plan = self.plan(n)?;
+        let out = plan.run(tvec![input.into()]).map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
         let view = out[0].to_plain_array_view::<f32>().map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
         Ok(view.iter().copied().collect())
     }
