@@ -219,6 +219,18 @@ pub struct Trained {
     pub best_epoch: usize,
 }
 
+/// Progress inside an epoch, after each optimizer step.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// Running means over the epoch so far.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_second: f64,
+}
+
 /// Trains on `ds.train`, selecting the epoch with the best `ds.val` accuracy; the best weights are
 /// kept in `out/best.safetensors` and loaded back at the end. `on_epoch` sees each epoch.
 pub fn train(
@@ -226,6 +238,18 @@ pub fn train(
     ds: &Dataset,
     device: Device,
     out: &Path,
+    on_epoch: impl FnMut(&Epoch),
+) -> Result<Trained> {
+    train_with_progress(cfg, ds, device, out, |_| {}, on_epoch)
+}
+
+/// [`train`], with `on_step` called after every optimizer step (progress bars).
+pub fn train_with_progress(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    device: Device,
+    out: &Path,
+    mut on_step: impl FnMut(&Step),
     mut on_epoch: impl FnMut(&Epoch),
 ) -> Result<Trained> {
     anyhow::ensure!(!ds.train.is_empty(), "no training samples");
@@ -296,6 +320,14 @@ pub fn train(
             correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
             seen += batch;
             step += 1;
+            on_step(&Step {
+                epoch,
+                step: b + 1,
+                steps: steps_per_epoch,
+                loss: loss_sum / seen as f64,
+                accuracy: correct as f64 / seen as f64,
+                images_per_second: seen as f64 / t0.elapsed().as_secs_f64(),
+            });
         }
         let train_secs = t0.elapsed().as_secs_f64();
         let (val_loss, conf) = evaluate(model.as_ref(), &val, 512);

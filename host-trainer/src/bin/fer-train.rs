@@ -47,6 +47,31 @@ enum Command {
         #[arg(long, default_value = "mobilenetv2-0.5-builtin")]
         name: String,
     },
+    /// Training throughput of the Rust trainer against PyTorch on the same model, batch, data and
+    /// threads, in the same run (random 1x48x48 batches, AdamW, no augmentation; warm-up steps
+    /// excluded). The PyTorch side is scripts/bench_torch_train.py in .venv-torch-ref.
+    ///
+    /// Example: fer-train bench-train --steps 30
+    BenchTrain {
+        #[arg(long, default_value_t = 0.5)]
+        width: f64,
+        #[arg(long, default_value_t = 2)]
+        stem_stride: i64,
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Threads for both libtorch instances (0 = libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value_t = 48)]
+        size: i64,
+        /// Python with torch 2.13 + torchvision.
+        #[arg(long, default_value = ".venv-torch-ref/bin/python")]
+        python: PathBuf,
+    },
     /// Quantize an exported f32 model to int8 (per-channel symmetric weights, per-tensor uint8
     /// activations calibrated on training images), check it in tract, and write it with its
     /// manifest (int8 and f32 accuracy on the test split) to --out. --compare evaluates every
@@ -298,6 +323,9 @@ fn run(cli: Cli) -> Result<()> {
             export(&run, &dir, &name)?;
             quantize(&q)?;
         }
+        Command::BenchTrain { width, stem_stride, batch, steps, warmup, threads, size, python } => {
+            bench_train(width, stem_stride, batch, steps, warmup, threads, size, &python)?;
+        }
         Command::Quantize(q) => {
             quantize(&q)?;
         }
@@ -438,11 +466,21 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
     println!("training {} on {device:?}, {} threads", cfg.architecture.name(), tch::get_num_threads());
     let bar = indicatif::ProgressBar::new(cfg.epochs as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}").expect("valid progress template"),
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("valid progress template"),
     );
     let mut history = Vec::new();
-    let trained = trainer::train(&cfg, &ds, device, out, |e| {
-        bar.inc(1);
+    let on_step = |s: &trainer::Step| {
+        if s.step == 1 {
+            bar.set_length(s.steps as u64);
+            bar.set_position(0);
+        }
+        bar.set_position(s.step as u64);
+        bar.set_message(format!(
+            "epoch {} steps  loss {:.4}  acc {:.4}  {:.0} img/s",
+            s.epoch, s.loss, s.accuracy, s.images_per_second
+        ));
+    };
+    let trained = trainer::train_with_progress(&cfg, &ds, device, out, on_step, |e| {
         bar.suspend(|| {
             println!(
                 "epoch {:>3}  lr {:.2e}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  {:.0} img/s  {:.1}s",
@@ -456,7 +494,6 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
                 e.seconds
             )
         });
-        bar.set_message(format!("val_acc {:.4}", e.val_accuracy));
         history.push(e.clone());
         // Curves are written as they grow, so an interrupted run keeps what it measured.
         let _ = std::fs::write(out.join("history.json"), serde_json::to_string_pretty(&history).unwrap_or_default());
@@ -597,6 +634,61 @@ fn import(
         "imported {} into {} (tract parity max |diff| {diff:.2e})",
         imported.architecture.name(),
         manifest_path.display()
+    );
+    Ok(())
+}
+
+/// `fer-train bench-train`: Rust img/s, then PyTorch img/s, and their ratio.
+#[allow(clippy::too_many_arguments)]
+fn bench_train(
+    width: f64,
+    stem_stride: i64,
+    batch: i64,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+    size: i64,
+    python: &std::path::Path,
+) -> Result<()> {
+    use tch::nn::OptimizerConfig;
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let threads = tch::get_num_threads() as usize;
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let arch =
+        Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride, dropout: 0.2 });
+    let model = arch.build(&vs.root());
+    let mut opt = tch::nn::AdamW { wd: 1e-4, ..Default::default() }.build(&vs, 1e-3)?;
+    let x = tch::Tensor::randn([batch, 1, size, size], tch::kind::FLOAT_CPU);
+    let y = tch::Tensor::randint(7, [batch], (tch::Kind::Int64, tch::Device::Cpu));
+    let mut t0 = std::time::Instant::now();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            t0 = std::time::Instant::now();
+        }
+        let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
+        opt.backward_step(&loss);
+        let _ = loss.double_value(&[]);
+    }
+    let rust = (steps as f64 * batch as f64) / t0.elapsed().as_secs_f64();
+    println!("fer-trainer {} (tch 0.26, libtorch 2.13): {rust:.1} img/s", env!("CARGO_PKG_VERSION"));
+    let script = std::path::Path::new("scripts/bench_torch_train.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([width.to_string(), stem_stride.to_string(), batch.to_string(), steps.to_string()])
+        .args([warmup.to_string(), threads.to_string(), size.to_string()])
+        .output()
+        .with_context(|| {
+            format!("running {} {} (scripts/torch-ref.sh makes the venv)", python.display(), script.display())
+        })?;
+    anyhow::ensure!(out.status.success(), "PyTorch benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    let torch: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("PyTorch benchmark output")?;
+    println!("PyTorch (torchvision MobileNetV2): {torch:.1} img/s");
+    println!(
+        "ratio fer-trainer / PyTorch = {:.3} (MobileNetV2-{width}, batch {batch}, {size}x{size}, {threads} threads, {steps} steps)",
+        rust / torch
     );
     Ok(())
 }
