@@ -30,6 +30,10 @@ def build(case):
         old = m.features[0][0]
         m.features[0][0] = torch.nn.Conv2d(arch["in_channels"], old.out_channels, 3, arch["stem_stride"], 1, bias=False)
         return m
+    if arch["name"] == "resnet":
+        m = getattr(torchvision.models, f"resnet{arch['depth']}")(num_classes=arch["classes"])
+        m.conv1 = torch.nn.Conv2d(arch["in_channels"], 64, 7, 2, 3, bias=False)
+        return m
     sys.exit(f"unknown architecture {arch['name']}")
 
 

@@ -183,6 +183,15 @@ impl OnnxBuilder {
         )
     }
 
+    /// `MaxPool` with explicit `pads` (`[top, left, bottom, right]`).
+    pub fn max_pool(&mut self, x: &str, k: i64, stride: i64, pads: [i64; 4]) -> String {
+        self.node(
+            "MaxPool",
+            vec![x.into()],
+            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &pads)],
+        )
+    }
+
     pub fn relu(&mut self, x: &str) -> String {
         self.node("Relu", vec![x.into()], vec![])
     }

@@ -71,6 +71,30 @@ fn exported_mobilenet_matches_tch_in_tract() {
 }
 
 #[test]
+fn exported_resnet_matches_tch_in_tract() {
+    // ResNet-18 and ResNet-50 (BasicBlock / Bottleneck, projection shortcuts, 3x3/2 max-pool).
+    tch::manual_seed(6);
+    for depth in [18, 50] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let arch =
+            Architecture::Resnet(fer_trainer::models::resnet::ResNetConfig { depth, in_channels: 1, classes: 7 });
+        let model = arch.build(&vs.root());
+        fer_trainer::models::randomize_batchnorm(&vs, 0.2);
+        let dir = std::env::temp_dir().join(format!("fer-export-resnet{depth}-{}", std::process::id()));
+        let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
+        let m = ModelManifest::load(&manifest_path).unwrap();
+        let onnx = m.verified_onnx_path(&manifest_path).unwrap();
+        let random = Tensor::randn([2, 1, 48, 48], (Kind::Float, Device::Cpu));
+        let d = tract_parity(model.as_ref(), &onnx, &random).unwrap() as f64;
+        // Random BatchNorm statistics make 50 layers' logits large: judge relative to them.
+        let scale = tch::no_grad(|| model.forward_t(&random, false)).abs().max().double_value(&[]).max(1.0);
+        eprintln!("resnet{depth}: max |Δ| {d:.2e} on logits up to {scale:.1}");
+        assert!(d <= 1e-5 * scale, "resnet{depth}: random inputs differ by {d} (logits up to {scale})");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
 fn truncated_onnx_is_rejected_by_hash_and_by_tract() {
     let vs = nn::VarStore::new(Device::Cpu);
     let arch = Architecture::MobilenetV2(MobileNetV2Config {

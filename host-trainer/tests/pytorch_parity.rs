@@ -80,3 +80,15 @@ fn mobilenet_v2_stem1_matches_torchvision_sgd() {
     let (a, j) = mobilenet(1);
     check("mnv2-sgd", a, j, serde_json::json!({"kind": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}));
 }
+
+#[test]
+fn resnet18_matches_torchvision_adamw() {
+    let c = fer_trainer::models::resnet::ResNetConfig { depth: 18, in_channels: 1, classes: 7 };
+    let json = serde_json::json!({"name": "resnet", "depth": 18, "in_channels": 1, "classes": 7});
+    check(
+        "resnet18-adamw",
+        Architecture::Resnet(c),
+        json,
+        serde_json::json!({"kind": "adamw", "lr": 1e-3, "weight_decay": 1e-2}),
+    );
+}

@@ -142,6 +142,48 @@ struct QuantizeArgs {
     builtin_test: usize,
 }
 
+/// Architectures `train --arch` builds.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchArg {
+    MobilenetV2,
+    MiniXception,
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    EfficientnetLite0,
+    FaceExpressionNet,
+}
+
+impl ArchArg {
+    fn build(self, a: &TrainArgs) -> Architecture {
+        use fer_trainer::models::{efficientnet_lite, face_api, mini_xception, resnet};
+        let classes = fer_core::NUM_EMOTIONS as i64;
+        let resnet = |depth| Architecture::Resnet(resnet::ResNetConfig { depth, in_channels: 1, classes });
+        match self {
+            ArchArg::MobilenetV2 => Architecture::MobilenetV2(MobileNetV2Config {
+                width: a.width,
+                in_channels: 1,
+                classes,
+                stem_stride: a.stem_stride,
+                dropout: 0.2,
+            }),
+            ArchArg::MiniXception => Architecture::MiniXception(mini_xception::MiniXceptionConfig::default()),
+            ArchArg::Resnet18 => resnet(18),
+            ArchArg::Resnet34 => resnet(34),
+            ArchArg::Resnet50 => resnet(50),
+            ArchArg::EfficientnetLite0 => Architecture::EfficientNetLite(efficientnet_lite::EfficientNetLiteConfig {
+                in_channels: 1,
+                classes,
+                ..Default::default()
+            }),
+            ArchArg::FaceExpressionNet => Architecture::FaceExpressionNet(face_api::FaceExpressionNetConfig {
+                in_channels: 1,
+                ..Default::default()
+            }),
+        }
+    }
+}
+
 /// Pretrained models that `import` knows.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ImportKind {
@@ -173,7 +215,10 @@ struct TrainArgs {
     builtin_val: usize,
     #[arg(long, default_value_t = 2100)]
     builtin_test: usize,
-    /// MobileNetV2 width multiplier.
+    /// Architecture to train from scratch (1-channel gray input, 7 classes).
+    #[arg(long, value_enum, default_value_t = ArchArg::MobilenetV2)]
+    arch: ArchArg,
+    /// MobileNetV2 width multiplier (--arch mobilenet-v2).
     #[arg(long, default_value_t = 0.5)]
     width: f64,
     /// Input side in pixels.
@@ -397,13 +442,7 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
             (architecture, manifest.input, Some(init))
         }
         None => (
-            Architecture::MobilenetV2(MobileNetV2Config {
-                width: a.width,
-                in_channels: 1,
-                classes: fer_core::NUM_EMOTIONS as i64,
-                stem_stride: a.stem_stride,
-                dropout: 0.2,
-            }),
+            a.arch.build(&a),
             InputSpec {
                 channels: 1,
                 height: a.size,

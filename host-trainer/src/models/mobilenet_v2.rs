@@ -6,7 +6,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::{fold, FerModel};
+use super::{fold, kaiming_fan_out, FerModel};
 use crate::export::{OnnxBuilder, Weights};
 
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
@@ -72,15 +72,6 @@ impl ConvBnAct {
         } else {
             y
         }
-    }
-}
-
-/// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
-fn kaiming_fan_out() -> nn::Init {
-    nn::Init::Kaiming {
-        dist: nn::init::NormalOrUniform::Normal,
-        fan: nn::init::FanInOut::FanOut,
-        non_linearity: nn::init::NonLinearity::ReLU,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod efficientnet_lite;
 pub mod face_api;
 pub mod mini_xception;
 pub mod mobilenet_v2;
+pub mod resnet;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -25,6 +26,7 @@ pub enum Architecture {
     MiniXception(mini_xception::MiniXceptionConfig),
     FaceExpressionNet(face_api::FaceExpressionNetConfig),
     EfficientNetLite(efficientnet_lite::EfficientNetLiteConfig),
+    Resnet(resnet::ResNetConfig),
 }
 
 impl Architecture {
@@ -35,6 +37,7 @@ impl Architecture {
             Architecture::MiniXception(_) => "mini_xception".into(),
             Architecture::FaceExpressionNet(_) => "face_expression_net".into(),
             Architecture::EfficientNetLite(c) => format!("efficientnet_lite-w{}-d{}", c.width, c.depth),
+            Architecture::Resnet(c) => format!("resnet{}", c.depth),
         }
     }
 
@@ -45,6 +48,7 @@ impl Architecture {
             Architecture::MiniXception(_) => ["head.weight", "head.bias"],
             Architecture::FaceExpressionNet(_) => ["fc.weight", "fc.bias"],
             Architecture::EfficientNetLite(_) => ["_fc.weight", "_fc.bias"],
+            Architecture::Resnet(_) => ["fc.weight", "fc.bias"],
         }
     }
 
@@ -55,7 +59,17 @@ impl Architecture {
             Architecture::MiniXception(c) => Box::new(mini_xception::MiniXception::new(p, c)),
             Architecture::FaceExpressionNet(c) => Box::new(face_api::FaceExpressionNet::new(p, c)),
             Architecture::EfficientNetLite(c) => Box::new(efficientnet_lite::EfficientNetLite::new(p, c)),
+            Architecture::Resnet(c) => Box::new(resnet::ResNet::new(p, c)),
         }
+    }
+}
+
+/// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
+pub(crate) fn kaiming_fan_out() -> nn::Init {
+    nn::Init::Kaiming {
+        dist: nn::init::NormalOrUniform::Normal,
+        fan: nn::init::FanInOut::FanOut,
+        non_linearity: nn::init::NonLinearity::ReLU,
     }
 }
 
