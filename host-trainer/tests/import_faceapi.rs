@@ -79,19 +79,7 @@ fn face_api_matches_tfjs_on_real_faces() {
     eprintln!("tch vs face-api.js: logits {d_logits:.2e}, probs {d_probs:.2e}");
     assert!(d_logits <= 1e-4 && d_probs <= 1e-4, "tch differs from face-api.js: logits {d_logits}, probs {d_probs}");
 
-    let m = fer_core::manifest::ModelManifest {
-        schema_version: fer_core::manifest::SCHEMA_VERSION,
-        name: "face-api-test".into(),
-        architecture: d.imported.architecture.name(),
-        onnx_file: "model.onnx".into(),
-        sha256: String::new(),
-        input: d.input.clone(),
-        labels: d.labels.clone(),
-        output: fer_core::manifest::OutputSpec { classes: 7, activation: fer_core::manifest::Activation::Logits },
-        quantization: fer_core::manifest::Quantization::None,
-        provenance: Default::default(),
-        metrics: None,
-    };
+    let m = common::deployable_manifest(&d, "face-api-test");
     fer_trainer::export::write_model(d.imported.model.as_ref(), m, &dir).unwrap();
     let flat = Vec::<f32>::try_from(x.to_kind(Kind::Float).flatten(0, -1)).unwrap();
     let tract = fer_trainer::export::tract_run(&dir.join("model.onnx"), &flat, [n as usize, 3, 112, 112]).unwrap();

@@ -9,18 +9,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::repo;
-use fer_trainer::import::{keras, ImportError, FER_PACKAGE_HDF5};
+use fer_trainer::import::{self, keras, ImportError, FER_PACKAGE_HDF5};
 use tch::{Device, Kind, Tensor};
 
 fn hdf5() -> PathBuf {
     common::provided(FER_PACKAGE_HDF5, "scripts/pretrained.sh")
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("FER_TORCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv-torch-ref/bin/python"))
 }
 
 /// Astronaut face crops (OpenCV's box, a shifted and a wider box, and the mirrored face) plus
@@ -43,33 +37,21 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn mini_xception_matches_keras_on_real_faces() {
     let path = hdf5();
-    let m = keras::mini_xception(&path).unwrap();
+    let d = import::fer_mini_xception(&path).unwrap();
+    let m = &d.imported;
     assert_eq!(m.input_chw, [1, 64, 64]);
-    let spec = fer_core::preprocess::InputSpec {
-        channels: 1,
-        height: 64,
-        width: 64,
-        color: fer_core::preprocess::ColorMode::Gray,
-        resize: fer_core::preprocess::ResizeMethod::Bilinear,
-        normalisation: fer_core::preprocess::Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-        face_margin: 0.1,
-    };
-    let x = inputs(&spec);
+    // The fer package's own preprocessing (fer.py: x / 255, then (x - 0.5) * 2, gray 64x64).
+    let spec = &d.input;
+    assert_eq!((spec.channels, spec.height, spec.width), (1, 64, 64));
+    assert_eq!(spec.color, fer_core::preprocess::ColorMode::Gray);
+    assert_eq!(
+        spec.normalisation,
+        fer_core::preprocess::Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] }
+    );
+    let x = inputs(spec);
     let dir = std::env::temp_dir().join(format!("fer-keras-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    Tensor::write_safetensors(&[("x", &x)], dir.join("in.safetensors")).unwrap();
-    let py = python();
-    let out = Command::new(&py)
-        .arg(repo().join("scripts/keras_reference.py"))
-        .arg(&path)
-        .arg(dir.join("in.safetensors"))
-        .arg(dir.join("out.safetensors"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/torch-ref.sh): {e}", py.display()));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "Keras reference failed:\n{text}");
-    let reference: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("out.safetensors")).unwrap().into_iter().collect();
+    let reference = common::torch_reference("keras_reference.py", &path, &x, &dir);
     let (k_logits, k_probs) = (&reference["logits"], &reference["probs"]);
 
     let ours = tch::no_grad(|| m.model.forward_t(&x, false));
@@ -79,19 +61,7 @@ fn mini_xception_matches_keras_on_real_faces() {
     assert!(d_logits <= 1e-4 && d_probs <= 1e-4, "tch differs from Keras: logits {d_logits}, probs {d_probs}");
 
     // The exported ONNX in tract, against Keras directly.
-    let manifest = fer_core::manifest::ModelManifest {
-        schema_version: fer_core::manifest::SCHEMA_VERSION,
-        name: "mini-xception-test".into(),
-        architecture: m.architecture.name(),
-        onnx_file: "model.onnx".into(),
-        sha256: String::new(),
-        input: spec,
-        labels: fer_core::Emotion::ALL.to_vec(),
-        output: fer_core::manifest::OutputSpec { classes: 7, activation: fer_core::manifest::Activation::Logits },
-        quantization: fer_core::manifest::Quantization::None,
-        provenance: Default::default(),
-        metrics: None,
-    };
+    let manifest = common::deployable_manifest(&d, "mini-xception-test");
     fer_trainer::export::write_model(m.model.as_ref(), manifest, &dir).unwrap();
     let flat = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
     let n = x.size()[0] as usize;
