@@ -68,7 +68,7 @@ fn conv_bn(xs: &Tensor, c: &nn::Conv2D, b: &nn::BatchNorm, stride: i64, act: boo
     let k = c.ws.size()[2];
     let y = tf_same_pad(xs, k, stride, 0.0).apply(c).apply_t(b, train);
     if act {
-        y.clamp(0.0, 6.0)
+        y.relu6()
     } else {
         y
     }

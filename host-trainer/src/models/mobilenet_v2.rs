@@ -84,7 +84,7 @@ impl ModuleT for ConvBnAct {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let y = xs.apply(&self.conv).apply_t(&self.bn, train);
         if self.act {
-            y.clamp(0.0, 6.0)
+            y.relu6()
         } else {
             y
         }
