@@ -44,13 +44,32 @@ fn attr_int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
-/// `auto_pad = SAME_UPPER`: TensorFlow's "same" padding, the odd pixel after.
-fn same_upper() -> AttributeProto {
-    AttributeProto {
-        name: "auto_pad".into(),
-        r#type: attribute_proto::AttributeType::String as i32,
-        s: b"SAME_UPPER".to_vec(),
-        ..Default::default()
+/// Padding of a Conv or MaxPool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// `(k - 1) / 2` on every side: PyTorch's "same" for odd kernels at stride 1.
+    Symmetric,
+    /// `[top, left, bottom, right]`.
+    Explicit([i64; 4]),
+    /// TensorFlow's "same" (`auto_pad = SAME_UPPER`: the odd pixel of padding goes after).
+    SameUpper,
+}
+
+impl Padding {
+    fn attribute(self, k: i64) -> AttributeProto {
+        match self {
+            Padding::Symmetric => {
+                let p = (k - 1) / 2;
+                attr_ints("pads", &[p, p, p, p])
+            }
+            Padding::Explicit(pads) => attr_ints("pads", &pads),
+            Padding::SameUpper => AttributeProto {
+                name: "auto_pad".into(),
+                r#type: attribute_proto::AttributeType::String as i32,
+                s: b"SAME_UPPER".to_vec(),
+                ..Default::default()
+            },
+        }
     }
 }
 
@@ -110,15 +129,9 @@ impl OnnxBuilder {
         out
     }
 
-    /// `Conv` with bias and "same" padding `(k - 1) / 2`; `weight` is `[out, in/groups, k, k]`.
-    pub fn conv(&mut self, x: &str, name: &str, weight: &Weights, bias: &Weights, stride: i64, groups: i64) -> String {
-        let p = (weight.dims[2] - 1) / 2;
-        self.conv_padded(x, name, weight, Some(bias), stride, groups, [p, p, p, p])
-    }
-
-    /// `Conv` with explicit `pads` (`[top, left, bottom, right]`) and an optional bias.
+    /// `Conv` (`weight` is `[out, in/groups, kh, kw]`) with an optional bias.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv_padded(
+    pub fn conv(
         &mut self,
         x: &str,
         name: &str,
@@ -126,35 +139,9 @@ impl OnnxBuilder {
         bias: Option<&Weights>,
         stride: i64,
         groups: i64,
-        pads: [i64; 4],
+        padding: Padding,
     ) -> String {
-        self.conv_with(x, name, weight, bias, stride, groups, attr_ints("pads", &pads))
-    }
-
-    /// `Conv` with TensorFlow's "same" padding (`auto_pad = SAME_UPPER`) and an optional bias.
-    pub fn conv_same(
-        &mut self,
-        x: &str,
-        name: &str,
-        weight: &Weights,
-        bias: Option<&Weights>,
-        stride: i64,
-        groups: i64,
-    ) -> String {
-        self.conv_with(x, name, weight, bias, stride, groups, same_upper())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn conv_with(
-        &mut self,
-        x: &str,
-        name: &str,
-        weight: &Weights,
-        bias: Option<&Weights>,
-        stride: i64,
-        groups: i64,
-        padding: AttributeProto,
-    ) -> String {
+        let padding = padding.attribute(weight.dims[2]);
         let (kh, kw) = (weight.dims[2], weight.dims[3]);
         let mut inputs = vec![x.to_string(), self.constant(&format!("{name}.weight"), weight)];
         if let Some(b) = bias {
@@ -173,22 +160,12 @@ impl OnnxBuilder {
         )
     }
 
-    /// `MaxPool` with TensorFlow's "same" padding (`auto_pad = SAME_UPPER`: the odd pixel of
-    /// padding goes after, padded cells never win).
-    pub fn max_pool_same(&mut self, x: &str, k: i64, stride: i64) -> String {
+    /// `MaxPool` (padded cells never win).
+    pub fn max_pool(&mut self, x: &str, k: i64, stride: i64, padding: Padding) -> String {
         self.node(
             "MaxPool",
             vec![x.into()],
-            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), same_upper()],
-        )
-    }
-
-    /// `MaxPool` with explicit `pads` (`[top, left, bottom, right]`).
-    pub fn max_pool(&mut self, x: &str, k: i64, stride: i64, pads: [i64; 4]) -> String {
-        self.node(
-            "MaxPool",
-            vec![x.into()],
-            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &pads)],
+            vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), padding.attribute(k)],
         )
     }
 
@@ -213,6 +190,14 @@ impl OnnxBuilder {
 
     pub fn flatten(&mut self, x: &str) -> String {
         self.node("Flatten", vec![x.into()], vec![attr_int("axis", 1)])
+    }
+
+    /// The usual classifier head: global average pooling, flatten, then `linear` as a Gemm.
+    pub fn pooled_linear(&mut self, x: &str, name: &str, linear: &tch::nn::Linear) -> String {
+        let pooled = self.global_average_pool(x);
+        let flat = self.flatten(&pooled);
+        let bias = linear.bs.as_ref().expect("linear layer with bias");
+        self.gemm(&flat, name, &Weights::from_tch(&linear.ws), &Weights::from_tch(bias))
     }
 
     /// `Gemm(x, W, b)` with `transB = 1` (`W` is `[out, in]` as in PyTorch's Linear).

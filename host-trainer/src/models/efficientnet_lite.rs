@@ -10,7 +10,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{fold, tf_same_pad, FerModel};
-use crate::export::{OnnxBuilder, Weights};
+use crate::export::{OnnxBuilder, Padding};
 
 /// (expansion, kernel, stride, output channels, repeats) per stage, EfficientNet-B0's table.
 const STAGES: [(i64, i64, i64, i64, i64); 7] = [
@@ -86,7 +86,7 @@ fn export_conv_bn(
     act: bool,
 ) -> String {
     let (w, bias) = fold(c, b, BN_EPS);
-    let y = g.conv_same(x, name, &w, Some(&bias), stride, groups);
+    let y = g.conv(x, name, &w, Some(&bias), stride, groups, Padding::SameUpper);
     if act {
         g.clip(&y, 0.0, 6.0)
     } else {
@@ -192,10 +192,7 @@ impl FerModel for EfficientNetLite {
             x = if b.residual { g.add(&y, &x) } else { y };
         }
         x = export_conv_bn(g, &x, "_conv_head", &self.head, &self.bn1, 1, 1, true);
-        let pooled = g.global_average_pool(&x);
-        let flat = g.flatten(&pooled);
-        let bias = self.fc.bs.as_ref().expect("fc bias");
-        g.gemm(&flat, "_fc", &Weights::from_tch(&self.fc.ws), &Weights::from_tch(bias))
+        g.pooled_linear(&x, "_fc", &self.fc)
     }
 }
 

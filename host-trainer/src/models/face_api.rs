@@ -15,7 +15,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{tf_same_pad, FerModel};
-use crate::export::{OnnxBuilder, Weights};
+use crate::export::{OnnxBuilder, Padding, Weights};
 
 /// FaceExpressionNet hyper-parameters; the defaults are the published model's.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -81,12 +81,12 @@ impl Conv {
         match &self.pointwise {
             None => {
                 let b = Weights::from_tch(self.first.bs.as_ref().expect("conv bias"));
-                g.conv_same(x, name, &w, Some(&b), self.stride, 1)
+                g.conv(x, name, &w, Some(&b), self.stride, 1, Padding::SameUpper)
             }
             Some(pw) => {
-                let y = g.conv_same(x, &format!("{name}.dw"), &w, None, self.stride, self.groups);
+                let y = g.conv(x, &format!("{name}.dw"), &w, None, self.stride, self.groups, Padding::SameUpper);
                 let b = Weights::from_tch(pw.bs.as_ref().expect("pointwise bias"));
-                g.conv_same(&y, &format!("{name}.pw"), &Weights::from_tch(&pw.ws), Some(&b), 1, 1)
+                g.conv(&y, &format!("{name}.pw"), &Weights::from_tch(&pw.ws), Some(&b), 1, 1, Padding::SameUpper)
             }
         }
     }
@@ -152,10 +152,7 @@ impl FerModel for FaceExpressionNet {
             let s4 = g.add(&s3, &out4);
             x = g.relu(&s4);
         }
-        let pooled = g.global_average_pool(&x);
-        let flat = g.flatten(&pooled);
-        let bias = self.fc.bs.as_ref().expect("fc bias");
-        g.gemm(&flat, "fc", &Weights::from_tch(&self.fc.ws), &Weights::from_tch(bias))
+        g.pooled_linear(&x, "fc", &self.fc)
     }
 }
 

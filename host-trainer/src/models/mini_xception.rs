@@ -15,7 +15,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{fold, tf_same_pad, FerModel};
-use crate::export::{OnnxBuilder, Weights};
+use crate::export::{OnnxBuilder, Padding, Weights};
 
 /// mini-XCEPTION hyper-parameters; the defaults are the published model's.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +77,7 @@ impl ConvBn {
     fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str, eps: f64) -> String {
         let (w, b) = fold(&self.conv, &self.bn, eps);
         let p = self.padding;
-        g.conv_padded(x, name, &w, Some(&b), self.stride, 1, [p, p, p, p])
+        g.conv(x, name, &w, Some(&b), self.stride, 1, Padding::Explicit([p, p, p, p]))
     }
 }
 
@@ -109,7 +109,8 @@ impl SepConvBn {
     }
 
     fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str, eps: f64) -> String {
-        let dw = g.conv_padded(x, &format!("{name}.dw"), &Weights::from_tch(&self.dw.ws), None, 1, self.cin, [1; 4]);
+        let dw =
+            g.conv(x, &format!("{name}.dw"), &Weights::from_tch(&self.dw.ws), None, 1, self.cin, Padding::Symmetric);
         self.pw.export(g, &dw, &format!("{name}.pw"), eps)
     }
 }
@@ -189,11 +190,19 @@ impl FerModel for MiniXception {
             let y = b.sep1.export(g, &x, &format!("{name}.sep1"), self.eps);
             let y = g.relu(&y);
             let y = b.sep2.export(g, &y, &format!("{name}.sep2"), self.eps);
-            let y = g.max_pool_same(&y, 3, 2);
+            let y = g.max_pool(&y, 3, 2, Padding::SameUpper);
             x = g.add(&y, &r);
         }
         let bias = self.head.bs.as_ref().expect("head bias");
-        let y = g.conv(&x, "head", &Weights::from_tch(&self.head.ws), &Weights::from_tch(bias), 1, 1);
+        let y = g.conv(
+            &x,
+            "head",
+            &Weights::from_tch(&self.head.ws),
+            Some(&Weights::from_tch(bias)),
+            1,
+            1,
+            Padding::Symmetric,
+        );
         let pooled = g.global_average_pool(&y);
         g.flatten(&pooled)
     }

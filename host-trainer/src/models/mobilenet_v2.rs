@@ -7,7 +7,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{fold, kaiming_fan_out, FerModel};
-use crate::export::{OnnxBuilder, Weights};
+use crate::export::{OnnxBuilder, Padding};
 
 /// (expansion t, output channels c, repeats n, first stride s), torchvision's table.
 const SETTINGS: [(i64, i64, i64, i64); 7] =
@@ -66,7 +66,7 @@ impl ConvBnAct {
 
     fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str) -> String {
         let (w, b) = fold(&self.conv, &self.bn, 1e-5);
-        let y = g.conv(x, name, &w, &b, self.stride, self.groups);
+        let y = g.conv(x, name, &w, Some(&b), self.stride, self.groups, Padding::Symmetric);
         if self.act {
             g.clip(&y, 0.0, 6.0)
         } else {
@@ -132,7 +132,7 @@ impl InvertedResidual {
         };
         y = self.depthwise.export(g, &y, &format!("{name}.dw"));
         let (w, b) = fold(&self.project, &self.project_bn, 1e-5);
-        y = g.conv(&y, &format!("{name}.project"), &w, &b, 1, 1);
+        y = g.conv(&y, &format!("{name}.project"), &w, Some(&b), 1, 1, Padding::Symmetric);
         if self.residual {
             g.add(&y, x)
         } else {
@@ -217,10 +217,7 @@ impl FerModel for MobileNetV2 {
             y = b.export(g, &y, &format!("features.{}", i + 1));
         }
         y = self.head.export(g, &y, "head");
-        let pooled = g.global_average_pool(&y);
-        let flat = g.flatten(&pooled);
-        let bias = self.classifier.bs.as_ref().expect("classifier bias");
-        g.gemm(&flat, "classifier", &Weights::from_tch(&self.classifier.ws), &Weights::from_tch(bias))
+        g.pooled_linear(&y, "classifier", &self.classifier)
     }
 }
 

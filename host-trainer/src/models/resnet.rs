@@ -7,7 +7,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{fold, kaiming_fan_out, FerModel};
-use crate::export::{OnnxBuilder, Weights};
+use crate::export::{OnnxBuilder, Padding};
 
 /// ResNet hyper-parameters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -58,7 +58,7 @@ impl ConvBn {
 
     fn export(&self, g: &mut OnnxBuilder, x: &str, name: &str) -> String {
         let (w, b) = fold(&self.conv, &self.bn, 1e-5);
-        g.conv(x, name, &w, &b, self.stride, 1)
+        g.conv(x, name, &w, Some(&b), self.stride, 1, Padding::Symmetric)
     }
 }
 
@@ -139,7 +139,7 @@ impl FerModel for ResNet {
     fn to_onnx(&self, g: &mut OnnxBuilder, input: &str) -> String {
         let y = self.stem.export(g, input, "conv1");
         let y = g.relu(&y);
-        let mut x = g.max_pool(&y, 3, 2, [1, 1, 1, 1]);
+        let mut x = g.max_pool(&y, 3, 2, Padding::Symmetric);
         for (bi, b) in self.blocks.iter().enumerate() {
             let mut y = x.clone();
             let last = b.convs.len() - 1;
@@ -156,10 +156,7 @@ impl FerModel for ResNet {
             let sum = g.add(&y, &identity);
             x = g.relu(&sum);
         }
-        let pooled = g.global_average_pool(&x);
-        let flat = g.flatten(&pooled);
-        let bias = self.fc.bs.as_ref().expect("fc bias");
-        g.gemm(&flat, "fc", &Weights::from_tch(&self.fc.ws), &Weights::from_tch(bias))
+        g.pooled_linear(&x, "fc", &self.fc)
     }
 }
 
