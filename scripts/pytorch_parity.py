@@ -34,6 +34,22 @@ def build(case):
         m = getattr(torchvision.models, f"resnet{arch['depth']}")(num_classes=arch["classes"])
         m.conv1 = torch.nn.Conv2d(arch["in_channels"], 64, 7, 2, 3, bias=False)
         return m
+    if arch["name"] == "efficient_net":
+        from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+        setting, last = _efficientnet_conf("efficientnet_b0", width_mult=arch["width"], depth_mult=arch["depth"])
+        m = EfficientNet(setting, dropout=0.0, stochastic_depth_prob=0.0, num_classes=arch["classes"], last_channel=last)
+        old = m.features[0][0]
+        m.features[0][0] = torch.nn.Conv2d(arch["in_channels"], old.out_channels, 3, 2, 1, bias=False)
+        return m
+    if arch["name"] == "vgg16_bn":
+        m = torchvision.models.vgg16_bn(num_classes=arch["classes"], dropout=0.0)
+        m.features[0] = torch.nn.Conv2d(arch["in_channels"], 64, 3, padding=1)
+        p, h = arch["pool"], arch["hidden"]
+        m.avgpool = torch.nn.AdaptiveAvgPool2d((p, p))
+        m.classifier[0] = torch.nn.Linear(512 * p * p, h)
+        m.classifier[3] = torch.nn.Linear(h, h)
+        m.classifier[6] = torch.nn.Linear(h, arch["classes"])
+        return m
     sys.exit(f"unknown architecture {arch['name']}")
 
 

@@ -184,6 +184,21 @@ impl OnnxBuilder {
         self.node("Add", vec![a.into(), b.into()], vec![])
     }
 
+    pub fn sigmoid(&mut self, x: &str) -> String {
+        self.node("Sigmoid", vec![x.into()], vec![])
+    }
+
+    /// Element-wise product (broadcasting).
+    pub fn mul(&mut self, a: &str, b: &str) -> String {
+        self.node("Mul", vec![a.into(), b.into()], vec![])
+    }
+
+    /// SiLU / swish: `x * sigmoid(x)`.
+    pub fn silu(&mut self, x: &str) -> String {
+        let s = self.sigmoid(x);
+        self.mul(x, &s)
+    }
+
     pub fn global_average_pool(&mut self, x: &str) -> String {
         self.node("GlobalAveragePool", vec![x.into()], vec![])
     }

@@ -95,6 +95,46 @@ fn exported_resnet_matches_tch_in_tract() {
 }
 
 #[test]
+fn exported_comparison_models_match_tch_in_tract() {
+    // EfficientNet-B0 (SiLU, squeeze-and-excitation), VGG-16-bn with 7x7 pooling of a 1x1 map
+    // folded into the classifier, and the seeds' custom CNN ("valid" convs, flatten + dense).
+    use fer_trainer::models::{custom_cnn, efficientnet, vgg};
+    tch::manual_seed(8);
+    let archs = [
+        Architecture::EfficientNet(efficientnet::EfficientNetConfig {
+            in_channels: 1,
+            classes: 7,
+            ..Default::default()
+        }),
+        Architecture::Vgg16Bn(vgg::VggConfig {
+            in_channels: 1,
+            classes: 7,
+            pool: 7,
+            hidden: 64,
+            dropout: 0.5,
+            input_size: 48,
+        }),
+        Architecture::CustomCnn(custom_cnn::CustomCnnConfig::default()),
+    ];
+    for arch in archs {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = arch.build(&vs.root());
+        fer_trainer::models::randomize_batchnorm(&vs, 0.2);
+        let name = arch.name();
+        let dir = std::env::temp_dir().join(format!("fer-export-{name}-{}", std::process::id()));
+        let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
+        let m = ModelManifest::load(&manifest_path).unwrap();
+        let onnx = m.verified_onnx_path(&manifest_path).unwrap();
+        let random = Tensor::randn([2, 1, 48, 48], (Kind::Float, Device::Cpu));
+        let d = tract_parity(model.as_ref(), &onnx, &random).unwrap() as f64;
+        let scale = tch::no_grad(|| model.forward_t(&random, false)).abs().max().double_value(&[]).max(1.0);
+        eprintln!("{name}: max |Δ| {d:.2e} on logits up to {scale:.1}");
+        assert!(d <= 1e-5 * scale, "{name}: random inputs differ by {d} (logits up to {scale})");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
 fn truncated_onnx_is_rejected_by_hash_and_by_tract() {
     let vs = nn::VarStore::new(Device::Cpu);
     let arch = Architecture::MobilenetV2(MobileNetV2Config {

@@ -92,3 +92,43 @@ fn resnet18_matches_torchvision_adamw() {
         serde_json::json!({"kind": "adamw", "lr": 1e-3, "weight_decay": 1e-2}),
     );
 }
+
+#[test]
+fn efficientnet_b0_matches_torchvision_adamw() {
+    // Dropout and stochastic depth off: both draw random numbers that libtorch's two front ends
+    // do not share.
+    let c = fer_trainer::models::efficientnet::EfficientNetConfig {
+        width: 1.0,
+        depth: 1.0,
+        in_channels: 1,
+        classes: 7,
+        dropout: 0.0,
+        stochastic_depth: 0.0,
+    };
+    let json = serde_json::json!({"name": "efficient_net", "width": 1.0, "depth": 1.0, "in_channels": 1, "classes": 7});
+    check(
+        "effnet-b0-adamw",
+        Architecture::EfficientNet(c),
+        json,
+        serde_json::json!({"kind": "adamw", "lr": 1e-3, "weight_decay": 1e-2}),
+    );
+}
+
+#[test]
+fn vgg16_bn_matches_torchvision_sgd() {
+    let c = fer_trainer::models::vgg::VggConfig {
+        in_channels: 1,
+        classes: 7,
+        pool: 2,
+        hidden: 64,
+        dropout: 0.0,
+        input_size: 48,
+    };
+    let json = serde_json::json!({"name": "vgg16_bn", "in_channels": 1, "classes": 7, "pool": 2, "hidden": 64});
+    check(
+        "vgg16bn-sgd",
+        Architecture::Vgg16Bn(c),
+        json,
+        serde_json::json!({"kind": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4}),
+    );
+}

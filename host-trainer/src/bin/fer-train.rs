@@ -151,12 +151,15 @@ enum ArchArg {
     Resnet34,
     Resnet50,
     EfficientnetLite0,
+    EfficientnetB0,
+    Vgg16Bn,
+    CustomCnn,
     FaceExpressionNet,
 }
 
 impl ArchArg {
     fn build(self, a: &TrainArgs) -> Architecture {
-        use fer_trainer::models::{efficientnet_lite, face_api, mini_xception, resnet};
+        use fer_trainer::models::{custom_cnn, efficientnet, efficientnet_lite, face_api, mini_xception, resnet, vgg};
         let classes = fer_core::NUM_EMOTIONS as i64;
         let resnet = |depth| Architecture::Resnet(resnet::ResNetConfig { depth, in_channels: 1, classes });
         match self {
@@ -175,6 +178,25 @@ impl ArchArg {
                 in_channels: 1,
                 classes,
                 ..Default::default()
+            }),
+            ArchArg::EfficientnetB0 => Architecture::EfficientNet(efficientnet::EfficientNetConfig {
+                in_channels: 1,
+                classes,
+                ..Default::default()
+            }),
+            // 48x48 faces leave a 1x1 map: pool 1 and 512-wide hidden layers (torchvision: 7, 4096).
+            ArchArg::Vgg16Bn => Architecture::Vgg16Bn(vgg::VggConfig {
+                in_channels: 1,
+                classes,
+                pool: 1,
+                hidden: 512,
+                dropout: 0.5,
+                input_size: a.size as i64,
+            }),
+            ArchArg::CustomCnn => Architecture::CustomCnn(custom_cnn::CustomCnnConfig {
+                in_channels: 1,
+                classes,
+                input_size: a.size as i64,
             }),
             ArchArg::FaceExpressionNet => Architecture::FaceExpressionNet(face_api::FaceExpressionNetConfig {
                 in_channels: 1,

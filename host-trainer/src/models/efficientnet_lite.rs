@@ -9,7 +9,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::{fold, tf_same_pad, FerModel};
+use super::{fold, make_divisible, tf_same_pad, FerModel};
 use crate::export::{OnnxBuilder, Padding};
 
 /// (expansion, kernel, stride, output channels, repeats) per stage, EfficientNet-B0's table.
@@ -37,20 +37,6 @@ impl Default for EfficientNetLiteConfig {
     fn default() -> Self {
         EfficientNetLiteConfig { width: 1.0, depth: 1.0, in_channels: 3, classes: 1000, dropout: 0.2 }
     }
-}
-
-/// EfficientNet's channel rounding (`round_filters`, divisor 8).
-fn round_filters(c: i64, width: f64) -> i64 {
-    if width == 1.0 {
-        return c;
-    }
-    let v = c as f64 * width;
-    let mut new = ((v + 4.0) / 8.0).floor() as i64 * 8;
-    new = new.max(8);
-    if (new as f64) < 0.9 * v {
-        new += 8;
-    }
-    new
 }
 
 const BN_EPS: f64 = 1e-3;
@@ -120,13 +106,13 @@ pub struct EfficientNetLite {
 
 impl EfficientNetLite {
     pub fn new(p: &nn::Path, cfg: &EfficientNetLiteConfig) -> EfficientNetLite {
-        let stem_c = round_filters(32, cfg.width);
+        let stem_c = make_divisible(32.0 * cfg.width, 8);
         let stem = conv(p / "_conv_stem", cfg.in_channels, stem_c, 3, 2, 1);
         let bn0 = bn(p / "_bn0", stem_c);
         let mut blocks = Vec::new();
         let mut cin = stem_c;
         for (i, (t, k, s, c, n)) in STAGES.into_iter().enumerate() {
-            let cout = round_filters(c, cfg.width);
+            let cout = make_divisible(c as f64 * cfg.width, 8);
             // Lite keeps the first and last stages' depth fixed.
             let repeats = if i == 0 || i == STAGES.len() - 1 { n } else { (n as f64 * cfg.depth).ceil() as i64 };
             for r in 0..repeats {

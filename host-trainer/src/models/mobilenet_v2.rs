@@ -13,16 +13,7 @@ use crate::export::{OnnxBuilder, Padding};
 const SETTINGS: [(i64, i64, i64, i64); 7] =
     [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
-/// torchvision's `_make_divisible`: round to a multiple of `divisor`, never below 90% of `v`.
-pub fn make_divisible(v: f64, divisor: i64) -> i64 {
-    let d = divisor as f64;
-    let mut new_v = ((v + d / 2.0) / d).floor() as i64 * divisor;
-    new_v = new_v.max(divisor);
-    if (new_v as f64) < 0.9 * v {
-        new_v += divisor;
-    }
-    new_v
-}
+pub use super::make_divisible;
 
 /// MobileNetV2 hyper-parameters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

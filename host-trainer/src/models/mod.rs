@@ -1,11 +1,14 @@
 //! Model architectures, one file each; parameter names follow torchvision so PyTorch weights map
 //! one to one.
 
+pub mod custom_cnn;
+pub mod efficientnet;
 pub mod efficientnet_lite;
 pub mod face_api;
 pub mod mini_xception;
 pub mod mobilenet_v2;
 pub mod resnet;
+pub mod vgg;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -27,6 +30,9 @@ pub enum Architecture {
     FaceExpressionNet(face_api::FaceExpressionNetConfig),
     EfficientNetLite(efficientnet_lite::EfficientNetLiteConfig),
     Resnet(resnet::ResNetConfig),
+    EfficientNet(efficientnet::EfficientNetConfig),
+    Vgg16Bn(vgg::VggConfig),
+    CustomCnn(custom_cnn::CustomCnnConfig),
 }
 
 impl Architecture {
@@ -38,6 +44,9 @@ impl Architecture {
             Architecture::FaceExpressionNet(_) => "face_expression_net".into(),
             Architecture::EfficientNetLite(c) => format!("efficientnet_lite-w{}-d{}", c.width, c.depth),
             Architecture::Resnet(c) => format!("resnet{}", c.depth),
+            Architecture::EfficientNet(c) => format!("efficientnet-w{}-d{}", c.width, c.depth),
+            Architecture::Vgg16Bn(_) => "vgg16_bn".into(),
+            Architecture::CustomCnn(_) => "custom_cnn".into(),
         }
     }
 
@@ -49,6 +58,9 @@ impl Architecture {
             Architecture::FaceExpressionNet(_) => ["fc.weight", "fc.bias"],
             Architecture::EfficientNetLite(_) => ["_fc.weight", "_fc.bias"],
             Architecture::Resnet(_) => ["fc.weight", "fc.bias"],
+            Architecture::EfficientNet(_) => ["classifier.1.weight", "classifier.1.bias"],
+            Architecture::Vgg16Bn(_) => ["classifier.6.weight", "classifier.6.bias"],
+            Architecture::CustomCnn(_) => ["fc2.weight", "fc2.bias"],
         }
     }
 
@@ -60,8 +72,22 @@ impl Architecture {
             Architecture::FaceExpressionNet(c) => Box::new(face_api::FaceExpressionNet::new(p, c)),
             Architecture::EfficientNetLite(c) => Box::new(efficientnet_lite::EfficientNetLite::new(p, c)),
             Architecture::Resnet(c) => Box::new(resnet::ResNet::new(p, c)),
+            Architecture::EfficientNet(c) => Box::new(efficientnet::EfficientNet::new(p, c)),
+            Architecture::Vgg16Bn(c) => Box::new(vgg::Vgg::new(p, c)),
+            Architecture::CustomCnn(c) => Box::new(custom_cnn::CustomCnn::new(p, c)),
         }
     }
+}
+
+/// torchvision's `_make_divisible`: round to a multiple of `divisor`, never below 90% of `v`.
+pub fn make_divisible(v: f64, divisor: i64) -> i64 {
+    let d = divisor as f64;
+    let mut new_v = ((v + d / 2.0) / d).floor() as i64 * divisor;
+    new_v = new_v.max(divisor);
+    if (new_v as f64) < 0.9 * v {
+        new_v += divisor;
+    }
+    new_v
 }
 
 /// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
@@ -92,10 +118,15 @@ pub(crate) fn tf_same_pad(xs: &tch::Tensor, k: i64, s: i64, value: f64) -> tch::
     xs.pad([left, right, top, bottom], "constant", value)
 }
 
-/// Folds an eval-mode BatchNorm (epsilon `eps`) into its bias-free convolution.
+/// Folds an eval-mode BatchNorm (epsilon `eps`) into the convolution before it; a conv bias `b`
+/// is taken in as a shift of the running mean (`BN(Wx + b)` normalises by `mean - b`).
 pub(crate) fn fold(conv: &nn::Conv2D, bn: &nn::BatchNorm, eps: f64) -> (Weights, Weights) {
     let (gamma, beta) = (bn.ws.as_ref().expect("affine BatchNorm"), bn.bs.as_ref().expect("affine BatchNorm"));
-    crate::export::fold_bn(&conv.ws, gamma, beta, &bn.running_mean, &bn.running_var, eps)
+    let mean = match &conv.bs {
+        Some(b) => &bn.running_mean - b,
+        None => bn.running_mean.shallow_clone(),
+    };
+    crate::export::fold_bn(&conv.ws, gamma, beta, &mean, &bn.running_var, eps)
 }
 
 /// Gives every BatchNorm non-trivial statistics and affine parameters (running mean and bias
