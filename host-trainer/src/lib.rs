@@ -15,5 +15,6 @@ pub mod import;
 pub mod metrics;
 pub mod models;
 pub mod quantize;
+pub mod report;
 pub mod rng;
 pub mod train;

@@ -1,8 +1,8 @@
 //! Small deterministic RNG (SplitMix64) for data generation and augmentation: reproducible from a
 //! seed on every platform, and cheap to fork per sample so generation order does not matter.
 
-/// SplitMix64 generator.
-#[derive(Debug, Clone)]
+/// SplitMix64 generator (its state serialises, so training can resume mid-stream).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     state: u64,
 }

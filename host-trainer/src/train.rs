@@ -249,6 +249,65 @@ pub fn train_with_progress(
     ds: &Dataset,
     device: Device,
     out: &Path,
+    on_step: impl FnMut(&Step),
+    on_epoch: impl FnMut(&Epoch),
+) -> Result<Trained> {
+    train_resumable(cfg, ds, device, out, false, on_step, on_epoch)
+}
+
+/// What `out/checkpoint.json` records after every epoch (weights in `out/last.safetensors`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken (the learning-rate schedule's position).
+    pub step: usize,
+    pub best_accuracy: f64,
+    pub best_epoch: usize,
+    pub history: Vec<Epoch>,
+    /// Shuffling/augmentation stream.
+    pub rng: Rng,
+}
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
+
+/// Reads `out/checkpoint.json` and checks it was written for `cfg`.
+pub fn read_checkpoint(out: &Path, cfg: &TrainConfig) -> Result<Checkpoint> {
+    let path = out.join(CHECKPOINT_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {} (nothing to resume)", path.display()))?;
+    let c: Checkpoint = serde_json::from_str(&text).with_context(|| format!("{}: not a checkpoint", path.display()))?;
+    let (mut theirs, mut ours) = (c.config.clone(), cfg.clone());
+    (theirs.epochs, ours.epochs) = (0, 0);
+    anyhow::ensure!(
+        theirs == ours,
+        "{}: written for a different configuration (only --epochs may change on resume)",
+        path.display()
+    );
+    anyhow::ensure!(
+        c.epoch <= cfg.epochs,
+        "{}: already {} epochs, more than --epochs {}",
+        path.display(),
+        c.epoch,
+        cfg.epochs
+    );
+    Ok(c)
+}
+
+/// [`train_with_progress`]; with `resume`, continues from `out/checkpoint.json`: weights and
+/// BatchNorm statistics, epoch, schedule position, best-so-far, history and the data stream are
+/// restored. The optimizer's moment estimates are not (libtorch's optimizer state cannot be read
+/// through tch), so they rebuild from zero, and dropout masks after resuming differ from an
+/// uninterrupted run's.
+#[allow(clippy::too_many_arguments)]
+pub fn train_resumable(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    device: Device,
+    out: &Path,
+    resume: bool,
     mut on_step: impl FnMut(&Step),
     mut on_epoch: impl FnMut(&Epoch),
 ) -> Result<Trained> {
@@ -289,10 +348,18 @@ pub fn train_with_progress(
         })
         .collect();
     let best_path = out.join("best.safetensors");
+    let last_path = out.join(LAST_WEIGHTS_FILE);
     let (mut best_acc, mut best_epoch, mut history) = (-1.0, 0, Vec::new());
     let mut rng = Rng::for_item(cfg.seed, 0x7124, 0);
     let mut step = 0;
-    for epoch in 1..=cfg.epochs {
+    let mut first = 1;
+    if resume {
+        let c = read_checkpoint(out, cfg)?;
+        vs.load(&last_path).with_context(|| format!("loading {}", last_path.display()))?;
+        (best_acc, best_epoch, history, rng, step, first) =
+            (c.best_accuracy, c.best_epoch, c.history, c.rng, c.step, c.epoch + 1);
+    }
+    for epoch in first..=cfg.epochs {
         let t0 = Instant::now();
         let order: Vec<i64> = if cfg.weighted_sampling {
             let total = *cum.last().expect("non-empty");
@@ -344,14 +411,34 @@ pub fn train_with_progress(
         };
         on_epoch(&e);
         history.push(e);
-        if val_accuracy > best_acc {
+        let stop = if val_accuracy > best_acc {
             best_acc = val_accuracy;
             best_epoch = epoch;
             vs.save(&best_path).with_context(|| format!("saving {}", best_path.display()))?;
-        } else if cfg.patience > 0 && epoch - best_epoch >= cfg.patience {
+            false
+        } else {
+            cfg.patience > 0 && epoch - best_epoch >= cfg.patience
+        };
+        // Weights first, then the record that points at them (written whole, then renamed).
+        vs.save(&last_path).with_context(|| format!("saving {}", last_path.display()))?;
+        let c = Checkpoint {
+            config: cfg.clone(),
+            epoch,
+            step,
+            best_accuracy: best_acc,
+            best_epoch,
+            history: history.clone(),
+            rng: rng.clone(),
+        };
+        let tmp = out.join(format!("{CHECKPOINT_FILE}.partial"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(&c)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, out.join(CHECKPOINT_FILE)).with_context(|| format!("renaming {}", tmp.display()))?;
+        if stop {
             break;
         }
     }
+    anyhow::ensure!(best_epoch > 0, "{}: no epoch was trained (the checkpoint already has them all?)", out.display());
     let mut vs = vs;
     vs.load(&best_path).with_context(|| format!("loading {}", best_path.display()))?;
     Ok(Trained { vs, model, history, best_epoch })

@@ -47,6 +47,19 @@ enum Command {
         #[arg(long, default_value = "mobilenetv2-0.5-builtin")]
         name: String,
     },
+    /// Train several architectures on the same data with the same recipe, export each (ONNX +
+    /// manifest, checked in tract), time each in tract (batch 1, this CPU), and write the seeds'
+    /// comparison: comparison.json, comparison.md (table), comparison.svg (accuracy / macro-F1
+    /// bar chart) and report.html (table, chart, every model's curves and confusion matrix).
+    ///
+    /// Example: fer-train compare --archs custom-cnn,mobilenet-v2,efficientnet-b0,resnet18,vgg16-bn --epochs 10
+    Compare {
+        #[command(flatten)]
+        train: TrainArgs,
+        /// Architectures to compare (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ArchArg::CustomCnn, ArchArg::MobilenetV2, ArchArg::EfficientnetB0, ArchArg::Resnet18, ArchArg::Vgg16Bn])]
+        archs: Vec<ArchArg>,
+    },
     /// Training throughput of the Rust trainer against PyTorch on the same model, batch, data and
     /// threads, in the same run (random 1x48x48 batches, AdamW, no augmentation; warm-up steps
     /// excluded). The PyTorch side is scripts/bench_torch_train.py in .venv-torch-ref.
@@ -143,7 +156,7 @@ struct QuantizeArgs {
 }
 
 /// Architectures `train --arch` builds.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum ArchArg {
     MobilenetV2,
     MiniXception,
@@ -218,7 +231,7 @@ enum ImportKind {
     EfficientnetLite0,
 }
 
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 struct TrainArgs {
     /// Output folder for training artefacts (train: required; train-and-export: default
     /// <models-dir>/<name>/training).
@@ -290,6 +303,12 @@ struct TrainArgs {
     /// normalisation are used, and --width/--size/--stem-stride are ignored.
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Continue an interrupted run from <out>/checkpoint.json + last.safetensors (written after
+    /// every epoch; same options required, --epochs may grow). Restores weights, schedule
+    /// position, best-so-far, history and the data stream; AdamW/SGD moment estimates restart
+    /// from zero because tch cannot read libtorch's optimizer state.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Subcommand)]
@@ -389,6 +408,9 @@ fn run(cli: Cli) -> Result<()> {
             let run = train(args, &out)?;
             export(&run, &dir, &name)?;
             quantize(&q)?;
+        }
+        Command::Compare { train: args, archs } => {
+            compare(args, &archs)?;
         }
         Command::BenchTrain { width, stem_stride, batch, steps, warmup, threads, size, python } => {
             bench_train(width, stem_stride, batch, steps, warmup, threads, size, &python)?;
@@ -522,14 +544,16 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
         let p = out.join(name);
         std::fs::write(&p, v.json()? + "\n").with_context(|| format!("writing {}", p.display()))
     };
-    write_json("config.json", &cfg)?;
+    if !a.resume {
+        write_json("config.json", &cfg)?;
+    }
     let device = tch::Device::cuda_if_available();
     println!("training {} on {device:?}, {} threads", cfg.architecture.name(), tch::get_num_threads());
     let bar = indicatif::ProgressBar::new(cfg.epochs as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("valid progress template"),
     );
-    let mut history = Vec::new();
+    let mut history = if a.resume { trainer::read_checkpoint(out, &cfg)?.history } else { Vec::new() };
     let on_step = |s: &trainer::Step| {
         if s.step == 1 {
             bar.set_length(s.steps as u64);
@@ -541,7 +565,7 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
             s.epoch, s.loss, s.accuracy, s.images_per_second
         ));
     };
-    let trained = trainer::train_with_progress(&cfg, &ds, device, out, on_step, |e| {
+    let trained = trainer::train_resumable(&cfg, &ds, device, out, a.resume, on_step, |e| {
         bar.suspend(|| {
             println!(
                 "epoch {:>3}  lr {:.2e}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  {:.0} img/s  {:.1}s",
@@ -574,6 +598,23 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
             "report": report,
         }),
     )?;
+    let notes = format!(
+        "{} on {}; best epoch {} of {}; {}, lr {}, batch {}.",
+        cfg.architecture.name(),
+        test_split,
+        trained.best_epoch,
+        trained.history.len(),
+        format!("{:?}", cfg.optimizer).to_lowercase(),
+        cfg.lr,
+        cfg.batch_size
+    );
+    fer_trainer::report::write_run(
+        out,
+        &format!("fer-edge: {}", cfg.architecture.name()),
+        &report,
+        &trained.history,
+        &notes,
+    )?;
     println!(
         "best epoch {}: test accuracy {:.4}, macro-F1 {:.4}",
         trained.best_epoch, report.accuracy, report.macro_f1
@@ -590,6 +631,108 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
     }
     println!("wrote {}", out.display());
     Ok(Run { cfg, trained, dataset: ds.name.clone(), test, test_split, report })
+}
+
+/// One row of `compare`'s table.
+#[derive(serde::Serialize)]
+struct Compared {
+    architecture: String,
+    parameters: i64,
+    epochs: usize,
+    best_epoch: usize,
+    train_seconds: f64,
+    images_per_second: f64,
+    accuracy: f64,
+    macro_f1: f64,
+    onnx_mb: f64,
+    tract_ms: f64,
+}
+
+/// `fer-train compare`.
+fn compare(a: TrainArgs, archs: &[ArchArg]) -> Result<()> {
+    use fer_trainer::report;
+    anyhow::ensure!(!archs.is_empty(), "--archs names no architecture");
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("out/compare"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let (mut rows, mut sections) = (Vec::new(), String::new());
+    for arch in archs {
+        let mut args = a.clone();
+        args.arch = *arch;
+        args.init = None;
+        args.out = None;
+        let name = arch.build(&args).name();
+        let dir = out.join(&name);
+        println!("== {name}");
+        let run = train(args, &dir.join("training"))?;
+        export(&run, &dir, &name)?;
+        let onnx = dir.join("model.onnx");
+        let bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
+        let i = &run.cfg.input;
+        let chw = [i.channels, i.height, i.width];
+        let plan = fer_trainer::quantize::tract_plan(&bytes, 1, chw)?;
+        let tract_ms = fer_trainer::quantize::latency_ms(&plan, chw, 30)?;
+        let h = &run.trained.history;
+        let row = Compared {
+            architecture: name.clone(),
+            parameters: run.trained.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
+            epochs: h.len(),
+            best_epoch: run.trained.best_epoch,
+            train_seconds: h.iter().map(|e| e.seconds).sum(),
+            images_per_second: h.iter().map(|e| e.images_per_second).sum::<f64>() / h.len().max(1) as f64,
+            accuracy: run.report.accuracy,
+            macro_f1: run.report.macro_f1,
+            onnx_mb: bytes.len() as f64 / 1e6,
+            tract_ms,
+        };
+        println!("{name}: accuracy {:.4}, macro-F1 {:.4}, tract {:.2} ms", row.accuracy, row.macro_f1, tract_ms);
+        sections.push_str(&report::run_section(&name, &run.report, h, &run.test_split));
+        rows.push(row);
+        // Written after every model, so an interrupted comparison keeps the finished ones.
+        write_comparison(&out, &rows, &sections)?;
+    }
+    println!("wrote {}", out.join("report.html").display());
+    Ok(())
+}
+
+fn write_comparison(out: &std::path::Path, rows: &[Compared], sections: &str) -> Result<()> {
+    use fer_trainer::report;
+    report::write(out, "comparison.json", &(serde_json::to_string_pretty(rows)? + "\n"))?;
+    let mut md = String::from(
+        "| model | parameters | epochs (best) | train s | img/s | test accuracy | macro-F1 | ONNX MB | tract ms (x86, batch 1) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut html = String::from(
+        "<table><tr><th>model</th><th>parameters</th><th>epochs (best)</th><th>train s</th><th>img/s</th><th>test accuracy</th><th>macro-F1</th><th>ONNX MB</th><th>tract ms</th></tr>",
+    );
+    for r in rows {
+        let cells = [
+            r.architecture.clone(),
+            r.parameters.to_string(),
+            format!("{} ({})", r.epochs, r.best_epoch),
+            format!("{:.0}", r.train_seconds),
+            format!("{:.0}", r.images_per_second),
+            format!("{:.4}", r.accuracy),
+            format!("{:.4}", r.macro_f1),
+            format!("{:.2}", r.onnx_mb),
+            format!("{:.3}", r.tract_ms),
+        ];
+        md.push_str(&format!("| {} |\n", cells.join(" | ")));
+        html.push_str(&format!("<tr><td>{}</td></tr>", cells.join("</td><td>")));
+    }
+    html.push_str("</table>");
+    report::write(out, "comparison.md", &md)?;
+    let names: Vec<String> = rows.iter().map(|r| r.architecture.clone()).collect();
+    let chart = report::bar_chart(
+        "Test accuracy and macro-F1",
+        "score",
+        &names,
+        &[
+            ("accuracy", rows.iter().map(|r| r.accuracy).collect()),
+            ("macro-F1", rows.iter().map(|r| r.macro_f1).collect()),
+        ],
+    );
+    report::write(out, "comparison.svg", &chart)?;
+    let body = format!("<h2>Comparison</h2>{html}{chart}{sections}");
+    report::write(out, "report.html", &report::html_page("fer-edge model comparison", &body))
 }
 
 /// Exports the trained model as ONNX + manifest and checks it in tract.

@@ -44,6 +44,7 @@ impl Architecture {
             Architecture::FaceExpressionNet(_) => "face_expression_net".into(),
             Architecture::EfficientNetLite(c) => format!("efficientnet_lite-w{}-d{}", c.width, c.depth),
             Architecture::Resnet(c) => format!("resnet{}", c.depth),
+            Architecture::EfficientNet(c) if c.width == 1.0 && c.depth == 1.0 => "efficientnet_b0".into(),
             Architecture::EfficientNet(c) => format!("efficientnet-w{}-d{}", c.width, c.depth),
             Architecture::Vgg16Bn(_) => "vgg16_bn".into(),
             Architecture::CustomCnn(_) => "custom_cnn".into(),
