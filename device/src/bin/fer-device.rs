@@ -13,7 +13,8 @@ use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
-use fer_device::present::{draw_faces, RgbCanvas};
+use fer_device::present::panels::panel_size;
+use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
 use fer_device::source::{FolderSource, FrameSource, MjpegSource, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
 
@@ -107,8 +108,12 @@ struct RunArgs {
     #[command(flatten)]
     common: PipelineArgs,
     /// Do not drive the board's display.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "display")]
     headless: bool,
+    /// Where the screen goes instead of the board's display: "png:DIR" writes every screen, as
+    /// the board's panel (size, mono/colour) would show it, to DIR/screen-NNNNNN.png.
+    #[arg(long)]
+    display: Option<String>,
     /// JSON-lines output file ("-" = stdout, the default).
     #[arg(long, default_value = "-")]
     json: PathBuf,
@@ -240,13 +245,22 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
 fn run_pipeline(r: RunArgs) -> Result<bool> {
     let a = &r.common;
     let (cfg, manifest, mut pipeline) = build_pipeline(a)?;
-    if !r.headless && cfg.display != DisplayConfig::None {
-        bail!(
-            "{}: display {:?} is configured but this build has no display drivers yet; pass --headless",
-            a.board.display(),
-            cfg.display
-        );
+    let mut presenter: Option<Box<dyn Presenter>> = match (&r.display, r.headless) {
+        (_, true) => None,
+        (Some(d), _) => {
+            let dir = d.strip_prefix("png:").with_context(|| format!("--display {d}: expected png:DIR"))?;
+            let (size, mono) = panel_size(&cfg.display);
+            Some(Box::new(PngPresenter::new(Path::new(dir), size, mono)?))
+        }
+        (None, false) => open_display(&cfg.display).with_context(|| {
+            format!("{}: opening the display (pass --headless to run without it)", a.board.display())
+        })?,
+    };
+    if let Some(p) = &presenter {
+        eprintln!("fer-device: display {}", p.describe());
     }
+    let mut fps = 0f32;
+    let mut last_frame = std::time::Instant::now();
     let mut source = open_source(&a.source)?;
     let mut out: Box<dyn Write> = if r.json.as_os_str() == "-" {
         Box::new(std::io::stdout())
@@ -294,6 +308,31 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         faces += result.faces.len();
         writeln!(out, "{}", frame_json(&result, t0))?;
         out.flush()?;
+        let now = std::time::Instant::now();
+        let dt = now.duration_since(last_frame).as_secs_f32().max(1e-6);
+        last_frame = now;
+        fps = if frames == 1 {
+            0.0
+        } else if fps == 0.0 {
+            1.0 / dt
+        } else {
+            0.9 * fps + 0.1 / dt
+        };
+        if let Some(p) = presenter.as_mut() {
+            let crop = result.faces.first().map(|f| {
+                let gray = frame.image.to_luma8();
+                let b = &f.bbox;
+                let (x, y) = (b.x.max(0.0) as u32, b.y.max(0.0) as u32);
+                let w = (b.w as u32).min(gray.width().saturating_sub(x));
+                let h = (b.h as u32).min(gray.height().saturating_sub(y));
+                image::imageops::crop_imm(&gray, x, y, w, h).to_image()
+            });
+            if let Err(e) = p.show(&result.faces, crop.as_ref(), fps) {
+                // The results are already written; a display that fails is reported, not fatal.
+                errors += 1;
+                eprintln!("display: {e}");
+            }
+        }
         if let Some(dir) = &r.annotated {
             let mut canvas = RgbCanvas(frame.image.to_rgb8());
             draw_faces(&mut canvas, &result.faces).expect("drawing into memory cannot fail");

@@ -10,6 +10,11 @@ use fer_core::Emotion;
 
 use crate::track::TrackedFace;
 
+pub mod panels;
+pub mod screen;
+
+pub use panels::{open_display, PngPresenter, PresentError, Presenter};
+
 /// An `image::RgbImage` as an embedded-graphics draw target (for PNG snapshots).
 pub struct RgbCanvas(pub image::RgbImage);
 

@@ -84,6 +84,9 @@ enum Command {
         /// Python with torch 2.13 + torchvision.
         #[arg(long, default_value = ".venv-torch-ref/bin/python")]
         python: PathBuf,
+        /// Run both sides on the first CUDA GPU (f32, no autocast) instead of the CPU.
+        #[arg(long)]
+        cuda: bool,
     },
     /// Quantize an exported f32 model to int8 (per-channel symmetric weights, per-tensor uint8
     /// activations calibrated on training images), check it in tract, and write it with its
@@ -412,8 +415,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare { train: args, archs } => {
             compare(args, &archs)?;
         }
-        Command::BenchTrain { width, stem_stride, batch, steps, warmup, threads, size, python } => {
-            bench_train(width, stem_stride, batch, steps, warmup, threads, size, &python)?;
+        Command::BenchTrain { width, stem_stride, batch, steps, warmup, threads, size, python, cuda } => {
+            bench_train(width, stem_stride, batch, steps, warmup, threads, size, &python, cuda)?;
         }
         Command::Quantize(q) => {
             quantize(&q)?;
@@ -767,12 +770,17 @@ fn export(run: &Run, dir: &std::path::Path, name: &str) -> Result<()> {
             f32_accuracy: None,
         }),
     };
-    let manifest_path = fer_trainer::export::write_model(run.trained.model.as_ref(), manifest, dir)?;
-    fer_trainer::export::save_trainable(dir, &run.cfg.architecture, &run.trained.vs)?;
+    // The ONNX model runs on CPUs: write it from, and check it against, a CPU copy of the
+    // weights (a GPU's f32 convolutions may use TF32 and differ from tract by ~1e-2).
+    let mut cpu_vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cpu_model = run.cfg.architecture.build(&cpu_vs.root());
+    cpu_vs.copy(&run.trained.vs).context("copying the trained weights to the CPU")?;
+    let manifest_path = fer_trainer::export::write_model(cpu_model.as_ref(), manifest, dir)?;
+    fer_trainer::export::save_trainable(dir, &run.cfg.architecture, &cpu_vs)?;
     let onnx = dir.join("model.onnx");
     let n = run.test.x.size()[0].min(256);
-    let x = run.test.x.narrow(0, 0, n);
-    let diff = fer_trainer::export::tract_parity(run.trained.model.as_ref(), &onnx, &x)
+    let x = run.test.x.narrow(0, 0, n).to(tch::Device::Cpu);
+    let diff = fer_trainer::export::tract_parity(cpu_model.as_ref(), &onnx, &x)
         .with_context(|| format!("running {} in tract", onnx.display()))?;
     anyhow::ensure!(diff <= 1e-4, "{}: tract logits differ from the trainer's by {diff} (> 1e-4)", onnx.display());
     println!("exported {} (tract parity on {n} test faces: max |diff| {diff:.2e})", manifest_path.display());
@@ -853,20 +861,23 @@ fn bench_train(
     threads: usize,
     size: i64,
     python: &std::path::Path,
+    cuda: bool,
 ) -> Result<()> {
     use tch::nn::OptimizerConfig;
+    let device = if cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+    anyhow::ensure!(!cuda || tch::Cuda::is_available(), "--cuda: libtorch finds no CUDA GPU");
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
     let threads = tch::get_num_threads() as usize;
     tch::manual_seed(0);
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let vs = tch::nn::VarStore::new(device);
     let arch =
         Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride, dropout: 0.2 });
     let model = arch.build(&vs.root());
     let mut opt = tch::nn::AdamW { wd: 1e-4, ..Default::default() }.build(&vs, 1e-3)?;
-    let x = tch::Tensor::randn([batch, 1, size, size], tch::kind::FLOAT_CPU);
-    let y = tch::Tensor::randint(7, [batch], (tch::Kind::Int64, tch::Device::Cpu));
+    let x = tch::Tensor::randn([batch, 1, size, size], (tch::Kind::Float, device));
+    let y = tch::Tensor::randint(7, [batch], (tch::Kind::Int64, device));
     let mut t0 = std::time::Instant::now();
     for i in 0..warmup + steps {
         if i == warmup {
@@ -877,12 +888,13 @@ fn bench_train(
         let _ = loss.double_value(&[]);
     }
     let rust = (steps as f64 * batch as f64) / t0.elapsed().as_secs_f64();
-    println!("fer-trainer {} (tch 0.26, libtorch 2.13): {rust:.1} img/s", env!("CARGO_PKG_VERSION"));
+    println!("fer-trainer {} (tch 0.26, libtorch 2.13, {device:?}): {rust:.1} img/s", env!("CARGO_PKG_VERSION"));
     let script = std::path::Path::new("scripts/bench_torch_train.py");
     let out = std::process::Command::new(python)
         .arg(script)
         .args([width.to_string(), stem_stride.to_string(), batch.to_string(), steps.to_string()])
         .args([warmup.to_string(), threads.to_string(), size.to_string()])
+        .arg(if cuda { "cuda" } else { "cpu" })
         .output()
         .with_context(|| {
             format!("running {} {} (scripts/torch-ref.sh makes the venv)", python.display(), script.display())
@@ -891,7 +903,7 @@ fn bench_train(
     let torch: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("PyTorch benchmark output")?;
     println!("PyTorch (torchvision MobileNetV2): {torch:.1} img/s");
     println!(
-        "ratio fer-trainer / PyTorch = {:.3} (MobileNetV2-{width}, batch {batch}, {size}x{size}, {threads} threads, {steps} steps)",
+        "ratio fer-trainer / PyTorch = {:.3} (MobileNetV2-{width}, batch {batch}, {size}x{size}, {device:?}, {threads} threads, {steps} steps)",
         rust / torch
     );
     Ok(())

@@ -1,0 +1,489 @@
+//! Presenters: where the screen goes. Every one renders [`draw_screen`] and pushes it out:
+//! a PNG file per frame (what the panel would show), an SSD1306 OLED over I²C, an ST7789 /
+//! ILI9341 TFT over SPI (mipidsi), or a Linux framebuffer. The panel drivers are generic over
+//! embedded-hal buses, so tests drive them through `embedded-hal-mock`; the `open` constructors
+//! bind them to Linux devices (`/dev/i2c-*`, `/dev/spidev*`, `/dev/gpiochip*`, `/dev/fb*`) and
+//! fail with the device's name when it is missing.
+
+use std::path::{Path, PathBuf};
+
+use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
+use embedded_graphics::prelude::*;
+use fer_core::board::{DisplayConfig, Rotation, SpiPanelConfig};
+use image::GrayImage;
+
+use super::screen::{draw_screen, Screen, ScreenColor};
+use super::RgbCanvas;
+use crate::track::TrackedFace;
+
+/// Why a display could not be opened or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum PresentError {
+    #[error("{device}: {message}")]
+    Open { device: String, message: String },
+    #[error("{device}: {message}")]
+    Write { device: String, message: String },
+}
+
+/// Something that shows the screen of each processed frame.
+pub trait Presenter {
+    /// Shows `faces` of one frame (`crop`: the main face, gray) with the current frame rate.
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError>;
+    /// For logs: what and where.
+    fn describe(&self) -> String;
+}
+
+/// An in-memory frame buffer of any colour type (rendered once, then sent in one transfer).
+pub struct Buffer<C> {
+    pub size: Size,
+    pub pixels: Vec<C>,
+}
+
+impl<C: PixelColor> Buffer<C> {
+    pub fn new(size: Size, fill: C) -> Self {
+        Buffer { size, pixels: vec![fill; (size.width * size.height) as usize] }
+    }
+}
+
+impl<C: PixelColor> OriginDimensions for Buffer<C> {
+    fn size(&self) -> Size {
+        self.size
+    }
+}
+
+impl<C: PixelColor> DrawTarget for Buffer<C> {
+    type Color = C;
+    type Error = std::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<C>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        let (w, h) = (self.size.width as i32, self.size.height as i32);
+        for Pixel(p, c) in pixels {
+            if p.x >= 0 && p.y >= 0 && p.x < w && p.y < h {
+                self.pixels[(p.y * w + p.x) as usize] = c;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renders a screen of `size` into a buffer.
+pub fn render<C: ScreenColor>(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Buffer<C> {
+    let mut b = Buffer::new(size, C::background());
+    draw_screen(&mut b, &Screen { faces, fps, crop }).expect("drawing into memory cannot fail");
+    b
+}
+
+/// A colour screen as an RGB image (PNG snapshots, framebuffer).
+pub fn render_rgb(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> image::RgbImage {
+    let mut canvas = RgbCanvas(image::RgbImage::new(size.width, size.height));
+    draw_screen(&mut canvas, &Screen { faces, fps, crop }).expect("drawing into memory cannot fail");
+    canvas.0
+}
+
+/// A monochrome screen as a black/white image.
+pub fn render_mono(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> GrayImage {
+    let b: Buffer<BinaryColor> = render(size, faces, crop, fps);
+    GrayImage::from_fn(size.width, size.height, |x, y| {
+        image::Luma([if b.pixels[(y * size.width + x) as usize].is_on() { 255 } else { 0 }])
+    })
+}
+
+/// Writes each screen as `<dir>/screen-NNNNNN.png`, as a `size` panel (mono or colour) shows it.
+pub struct PngPresenter {
+    dir: PathBuf,
+    size: Size,
+    mono: bool,
+    index: u64,
+}
+
+impl PngPresenter {
+    pub fn new(dir: &Path, size: Size, mono: bool) -> Result<Self, PresentError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PresentError::Open { device: dir.display().to_string(), message: e.to_string() })?;
+        Ok(PngPresenter { dir: dir.to_path_buf(), size, mono, index: 0 })
+    }
+}
+
+impl Presenter for PngPresenter {
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        let path = self.dir.join(format!("screen-{:06}.png", self.index));
+        self.index += 1;
+        let r = if self.mono {
+            render_mono(self.size, faces, crop, fps).save(&path)
+        } else {
+            render_rgb(self.size, faces, crop, fps).save(&path)
+        };
+        r.map_err(|e| PresentError::Write { device: path.display().to_string(), message: e.to_string() })
+    }
+
+    fn describe(&self) -> String {
+        format!("PNG screens {}x{} in {}", self.size.width, self.size.height, self.dir.display())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSD1306 over I²C
+
+use ssd1306::mode::{BufferedGraphicsMode, DisplayConfig as _};
+use ssd1306::prelude::*;
+use ssd1306::size::{DisplaySize128x32, DisplaySize128x64};
+use ssd1306::{I2CDisplayInterface, Ssd1306};
+
+enum Oled<I2C> {
+    Tall(Ssd1306<I2CInterface<I2C>, DisplaySize128x64, BufferedGraphicsMode<DisplaySize128x64>>),
+    Short(Ssd1306<I2CInterface<I2C>, DisplaySize128x32, BufferedGraphicsMode<DisplaySize128x32>>),
+}
+
+/// A 128×64 or 128×32 SSD1306 OLED on an I²C bus.
+pub struct Ssd1306Presenter<I2C> {
+    oled: Oled<I2C>,
+    device: String,
+}
+
+fn oled_rotation(r: Rotation) -> DisplayRotation {
+    match r {
+        Rotation::Deg0 => DisplayRotation::Rotate0,
+        Rotation::Deg90 => DisplayRotation::Rotate90,
+        Rotation::Deg180 => DisplayRotation::Rotate180,
+        Rotation::Deg270 => DisplayRotation::Rotate270,
+    }
+}
+
+impl<I2C: embedded_hal::i2c::I2c> Ssd1306Presenter<I2C> {
+    /// Initialises the panel on `i2c` (`device` names the bus in errors).
+    pub fn new(i2c: I2C, address: u8, height: u16, rotation: Rotation, device: &str) -> Result<Self, PresentError> {
+        let iface = I2CDisplayInterface::new_custom_address(i2c, address);
+        let open = |e: display_interface::DisplayError| PresentError::Open {
+            device: format!("{device} (SSD1306 at {address:#04x})"),
+            message: format!("initialisation failed: {e:?}"),
+        };
+        let oled = match height {
+            32 => {
+                let mut d =
+                    Ssd1306::new(iface, DisplaySize128x32, oled_rotation(rotation)).into_buffered_graphics_mode();
+                d.init().map_err(open)?;
+                Oled::Short(d)
+            }
+            _ => {
+                let mut d =
+                    Ssd1306::new(iface, DisplaySize128x64, oled_rotation(rotation)).into_buffered_graphics_mode();
+                d.init().map_err(open)?;
+                Oled::Tall(d)
+            }
+        };
+        Ok(Ssd1306Presenter { oled, device: format!("{device} (SSD1306 at {address:#04x})") })
+    }
+}
+
+impl<I2C: embedded_hal::i2c::I2c> Ssd1306Presenter<I2C> {
+    /// Gives the bus back (tests check their mock bus with it).
+    pub fn release(self) -> I2C {
+        match self.oled {
+            Oled::Tall(d) => d.release().release(),
+            Oled::Short(d) => d.release().release(),
+        }
+    }
+}
+
+impl Ssd1306Presenter<linux_embedded_hal::I2cdev> {
+    /// Opens `bus` (e.g. `/dev/i2c-1`) and initialises the panel.
+    pub fn open(bus: &str, address: u8, height: u16, rotation: Rotation) -> Result<Self, PresentError> {
+        let i2c = linux_embedded_hal::I2cdev::new(bus).map_err(|e| PresentError::Open {
+            device: bus.to_string(),
+            message: format!("cannot open the I2C bus ({e}); is I2C enabled (raspi-config) and the user in group i2c?"),
+        })?;
+        Self::new(i2c, address, height, rotation, bus)
+    }
+}
+
+impl<I2C: embedded_hal::i2c::I2c> Presenter for Ssd1306Presenter<I2C> {
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        let screen = Screen { faces, fps, crop };
+        let err = |e: display_interface::DisplayError| PresentError::Write {
+            device: self.device.clone(),
+            message: format!("{e:?}"),
+        };
+        match &mut self.oled {
+            Oled::Tall(d) => {
+                let _ = draw_screen(d, &screen);
+                d.flush().map_err(err)
+            }
+            Oled::Short(d) => {
+                let _ = draw_screen(d, &screen);
+                d.flush().map_err(err)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.device.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ST7789 / ILI9341 over SPI (mipidsi)
+
+use mipidsi::interface::{InterfacePixelFormat, SpiInterface};
+use mipidsi::models::{ILI9341Rgb565, Model, ST7789};
+use mipidsi::options::{ColorInversion, Orientation, Rotation as PanelRotation};
+
+/// A mipidsi colour panel. The screen is rendered into memory and sent as one window write.
+pub struct SpiPanelPresenter<DI, M, RST>
+where
+    DI: mipidsi::interface::Interface,
+    M: Model,
+    M::ColorFormat: InterfacePixelFormat<DI::Word>,
+    RST: embedded_hal::digital::OutputPin,
+{
+    display: mipidsi::Display<DI, M, RST>,
+    size: Size,
+    device: String,
+}
+
+fn panel_rotation(r: Rotation) -> PanelRotation {
+    match r {
+        Rotation::Deg0 => PanelRotation::Deg0,
+        Rotation::Deg90 => PanelRotation::Deg90,
+        Rotation::Deg180 => PanelRotation::Deg180,
+        Rotation::Deg270 => PanelRotation::Deg270,
+    }
+}
+
+/// Which mipidsi model drives a panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelKind {
+    St7789,
+    Ili9341,
+}
+
+impl<DI, M, RST> SpiPanelPresenter<DI, M, RST>
+where
+    DI: mipidsi::interface::Interface<Word = u8>,
+    M: Model<ColorFormat = Rgb565>,
+    RST: embedded_hal::digital::OutputPin,
+{
+    /// Initialises the panel `builder` describes (model, interface, reset pin) as `cfg` says
+    /// (`device` names it in errors).
+    pub fn new(
+        builder: mipidsi::Builder<DI, M, RST>,
+        cfg: &SpiPanelConfig,
+        delay: &mut impl embedded_hal::delay::DelayNs,
+        device: &str,
+    ) -> Result<Self, PresentError> {
+        let inversion = if cfg.invert_colors { ColorInversion::Inverted } else { ColorInversion::Normal };
+        let display = builder
+            .display_size(cfg.width, cfg.height)
+            .orientation(Orientation::new().rotate(panel_rotation(cfg.rotation)))
+            .invert_colors(inversion)
+            .init(delay)
+            .map_err(|e| PresentError::Open {
+                device: device.to_string(),
+                message: format!("initialisation failed: {e:?}"),
+            })?;
+        let (w, h) = match cfg.rotation {
+            Rotation::Deg90 | Rotation::Deg270 => (cfg.height, cfg.width),
+            _ => (cfg.width, cfg.height),
+        };
+        Ok(SpiPanelPresenter { display, size: Size::new(w as u32, h as u32), device: device.to_string() })
+    }
+}
+
+impl<DI, M, RST> Presenter for SpiPanelPresenter<DI, M, RST>
+where
+    DI: mipidsi::interface::Interface<Word = u8>,
+    M: Model<ColorFormat = Rgb565>,
+    RST: embedded_hal::digital::OutputPin,
+{
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        let b: Buffer<Rgb565> = render(self.size, faces, crop, fps);
+        let (w, h) = (self.size.width as u16, self.size.height as u16);
+        self.display
+            .set_pixels(0, 0, w - 1, h - 1, b.pixels)
+            .map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })
+    }
+
+    fn describe(&self) -> String {
+        self.device.clone()
+    }
+}
+
+/// Opens an SPI panel on Linux: spidev + GPIO character-device pins (DC, optional reset and
+/// backlight, which is switched on).
+pub fn open_spi_panel(kind: PanelKind, cfg: &SpiPanelConfig) -> Result<Box<dyn Presenter>, PresentError> {
+    use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
+    use linux_embedded_hal::{CdevPin, Delay, SpidevDevice};
+    let open = |device: &str, message: String| PresentError::Open { device: device.to_string(), message };
+    let mut spi = SpidevDevice::open(&cfg.spi)
+        .map_err(|e| open(&cfg.spi, format!("cannot open the SPI device ({e}); is SPI enabled (raspi-config)?")))?;
+    spi.configure(
+        &SpidevOptions::new().bits_per_word(8).max_speed_hz(cfg.spi_hz).mode(SpiModeFlags::SPI_MODE_0).build(),
+    )
+    .map_err(|e| open(&cfg.spi, format!("cannot configure SPI: {e}")))?;
+    let mut chip = linux_embedded_hal::gpio_cdev::Chip::new(&cfg.gpio_chip)
+        .map_err(|e| open(&cfg.gpio_chip, format!("cannot open the GPIO chip: {e}")))?;
+    let mut output = |line: u32, what: &str, high: bool| -> Result<CdevPin, PresentError> {
+        let handle = chip
+            .get_line(line)
+            .and_then(|l| l.request(linux_embedded_hal::gpio_cdev::LineRequestFlags::OUTPUT, high as u8, "fer-device"))
+            .map_err(|e| open(&cfg.gpio_chip, format!("GPIO line {line} ({what}): {e}")))?;
+        CdevPin::new(handle).map_err(|e| open(&cfg.gpio_chip, format!("GPIO line {line} ({what}): {e}")))
+    };
+    let dc = output(cfg.dc_pin, "data/command", false)?;
+    let reset = cfg.reset_pin.map(|p| output(p, "reset", true)).transpose()?;
+    // Backlight on; the line is held (and the light stays on) for the life of the process.
+    if let Some(p) = cfg.backlight_pin {
+        std::mem::forget(output(p, "backlight", true)?);
+    }
+    // mipidsi copies pixels through this buffer; the interface needs it for the display's life.
+    let buffer: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    let di = SpiInterface::new(spi, dc, buffer);
+    let device = format!("{} ({kind:?}, {}x{})", cfg.spi, cfg.width, cfg.height);
+    let mut delay = Delay;
+    use mipidsi::Builder;
+    let d = &mut delay;
+    Ok(match (kind, reset) {
+        (PanelKind::St7789, Some(r)) => {
+            Box::new(SpiPanelPresenter::new(Builder::new(ST7789, di).reset_pin(r), cfg, d, &device)?)
+        }
+        (PanelKind::St7789, None) => Box::new(SpiPanelPresenter::new(Builder::new(ST7789, di), cfg, d, &device)?),
+        (PanelKind::Ili9341, Some(r)) => {
+            Box::new(SpiPanelPresenter::new(Builder::new(ILI9341Rgb565, di).reset_pin(r), cfg, d, &device)?)
+        }
+        (PanelKind::Ili9341, None) => {
+            Box::new(SpiPanelPresenter::new(Builder::new(ILI9341Rgb565, di), cfg, d, &device)?)
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linux framebuffer
+
+/// The parts of `fb_var_screeninfo` / `fb_fix_screeninfo` the presenter needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FbGeometry {
+    pub width: u32,
+    pub height: u32,
+    pub bits_per_pixel: u32,
+    /// Bytes per row.
+    pub line_length: u32,
+}
+
+/// Encodes an RGB image into framebuffer rows (RGB565 little-endian, or 32-bit XRGB8888).
+pub fn encode_fb(img: &image::RgbImage, g: &FbGeometry) -> Result<Vec<u8>, String> {
+    let bpp = match g.bits_per_pixel {
+        16 => 2,
+        32 => 4,
+        b => return Err(format!("{b} bits per pixel is not supported (16 or 32)")),
+    };
+    let mut out = vec![0u8; (g.line_length * g.height) as usize];
+    for (x, y, p) in img.enumerate_pixels() {
+        if x >= g.width || y >= g.height {
+            continue;
+        }
+        let at = (y * g.line_length + x * bpp) as usize;
+        let [r, gr, b] = p.0;
+        if bpp == 2 {
+            let v = Rgb565::from(Rgb888::new(r, gr, b)).into_storage();
+            out[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        } else {
+            out[at..at + 4].copy_from_slice(&[b, gr, r, 0xff]);
+        }
+    }
+    Ok(out)
+}
+
+/// A Linux framebuffer device (`/dev/fb0`: HDMI, DSI or an fbtft panel).
+pub struct FramebufferPresenter {
+    file: std::fs::File,
+    geometry: FbGeometry,
+    device: String,
+}
+
+impl FramebufferPresenter {
+    pub fn open(device: &str) -> Result<Self, PresentError> {
+        let open = |message: String| PresentError::Open { device: device.to_string(), message };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(device)
+            .map_err(|e| open(format!("cannot open the framebuffer ({e}); is the user in group video?")))?;
+        let geometry = fb_geometry(&file).map_err(|e| open(format!("not a framebuffer: {e}")))?;
+        if !matches!(geometry.bits_per_pixel, 16 | 32) {
+            return Err(open(format!("{} bits per pixel is not supported (16 or 32)", geometry.bits_per_pixel)));
+        }
+        Ok(FramebufferPresenter { file, geometry, device: device.to_string() })
+    }
+}
+
+/// Reads the geometry with the FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls.
+fn fb_geometry(file: &std::fs::File) -> std::io::Result<FbGeometry> {
+    use std::os::fd::AsRawFd;
+    const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
+    const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
+    // fb_var_screeninfo is 160 bytes of u32s: xres, yres, xres_virtual, yres_virtual, xoffset,
+    // yoffset, bits_per_pixel, ...; fb_fix_screeninfo holds line_length after id[16],
+    // smem_start (unsigned long), smem_len, type, type_aux, visual, xpanstep, ypanstep, ywrapstep.
+    let mut var = [0u32; 40];
+    let mut fix = [0u8; 128];
+    let fd = file.as_raw_fd();
+    // SAFETY: both buffers are larger than the kernel structures the ioctls fill.
+    unsafe {
+        if libc::ioctl(fd, FBIOGET_VSCREENINFO as _, var.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::ioctl(fd, FBIOGET_FSCREENINFO as _, fix.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let ulong = std::mem::size_of::<libc::c_ulong>();
+    let at = 16 + ulong + 4 * 4 + 2 * 3;
+    // line_length is 4-byte aligned after three u16 fields.
+    let at = at.next_multiple_of(4);
+    let line_length = u32::from_ne_bytes(fix[at..at + 4].try_into().expect("4 bytes"));
+    Ok(FbGeometry { width: var[0], height: var[1], bits_per_pixel: var[6], line_length })
+}
+
+impl Presenter for FramebufferPresenter {
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        use std::io::{Seek, SeekFrom, Write};
+        let g = self.geometry;
+        // Draw at most 480×320 (a screen-sized overlay; the rest of the console is left alone).
+        let size = Size::new(g.width.min(480), g.height.min(320));
+        let img = render_rgb(size, faces, crop, fps);
+        let err = |message: String| PresentError::Write { device: self.device.clone(), message };
+        let bytes = encode_fb(&img, &FbGeometry { height: size.height, ..g }).map_err(err)?;
+        self.file.seek(SeekFrom::Start(0)).and_then(|_| self.file.write_all(&bytes)).map_err(|e| err(e.to_string()))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} ({}x{}, {} bpp)",
+            self.device, self.geometry.width, self.geometry.height, self.geometry.bits_per_pixel
+        )
+    }
+}
+
+/// Opens the display a board config names (`None` for `kind = "none"`).
+pub fn open_display(cfg: &DisplayConfig) -> Result<Option<Box<dyn Presenter>>, PresentError> {
+    Ok(match cfg {
+        DisplayConfig::None => None,
+        DisplayConfig::Ssd1306 { i2c_bus, address, height, rotation } => {
+            Some(Box::new(Ssd1306Presenter::open(i2c_bus, *address, *height, *rotation)?))
+        }
+        DisplayConfig::St7789(p) => Some(open_spi_panel(PanelKind::St7789, p)?),
+        DisplayConfig::Ili9341(p) => Some(open_spi_panel(PanelKind::Ili9341, p)?),
+        DisplayConfig::Framebuffer { device } => Some(Box::new(FramebufferPresenter::open(device)?)),
+    })
+}
+
+/// The size and colour depth of a configured panel (for PNG previews of it).
+pub fn panel_size(cfg: &DisplayConfig) -> (Size, bool) {
+    match cfg {
+        DisplayConfig::Ssd1306 { height, .. } => (Size::new(128, *height as u32), true),
+        DisplayConfig::St7789(p) | DisplayConfig::Ili9341(p) => match p.rotation {
+            Rotation::Deg90 | Rotation::Deg270 => (Size::new(p.height as u32, p.width as u32), false),
+            _ => (Size::new(p.width as u32, p.height as u32), false),
+        },
+        DisplayConfig::None | DisplayConfig::Framebuffer { .. } => (Size::new(320, 240), false),
+    }
+}

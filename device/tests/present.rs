@@ -1,0 +1,262 @@
+//! Presenters: whole-screen PNG goldens, the SSD1306's I²C transactions (embedded-hal-mock) and
+//! the ST7789's SPI command stream for init and one frame, checked against the controllers'
+//! datasheet command sets and an independent packing of the rendered screen; framebuffer pixel
+//! encoding; missing devices fail with their names.
+//!
+//! Regenerate the goldens after an intended layout change with FER_UPDATE_GOLDEN=1.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use embedded_graphics::pixelcolor::{Rgb565, Rgb888};
+use embedded_graphics::prelude::*;
+use fer_core::board::{Rotation, SpiPanelConfig};
+use fer_core::preprocess::FaceBox;
+use fer_core::Emotion;
+use fer_device::present::panels::{
+    encode_fb, render, render_mono, render_rgb, FbGeometry, FramebufferPresenter, SpiPanelPresenter, Ssd1306Presenter,
+};
+use fer_device::present::{open_display, Presenter};
+use fer_device::track::TrackedFace;
+
+fn faces() -> Vec<TrackedFace> {
+    let smoothed = [0.02, 0.01, 0.04, 0.81, 0.03, 0.06, 0.03];
+    vec![
+        TrackedFace {
+            id: 3,
+            bbox: FaceBox { x: 10.0, y: 10.0, w: 40.0, h: 40.0 },
+            probs: smoothed,
+            smoothed,
+            label: Emotion::Happy,
+            confidence: 0.81,
+            uncertain: false,
+        },
+        TrackedFace {
+            id: 4,
+            bbox: FaceBox { x: 60.0, y: 10.0, w: 30.0, h: 30.0 },
+            probs: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            smoothed: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            label: Emotion::Sad,
+            confidence: 1.0,
+            uncertain: false,
+        },
+    ]
+}
+
+/// A synthetic "face": a radial gradient.
+fn crop() -> image::GrayImage {
+    image::GrayImage::from_fn(48, 48, |x, y| {
+        let d = ((x as f32 - 24.0).powi(2) + (y as f32 - 24.0).powi(2)).sqrt();
+        image::Luma([(255.0 - d * 7.0).max(0.0) as u8])
+    })
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+}
+
+fn check_golden(name: &str, got: &image::RgbImage) {
+    let path = golden(name);
+    if std::env::var_os("FER_UPDATE_GOLDEN").is_some() {
+        got.save(&path).unwrap();
+    }
+    let want = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    assert_eq!(want.dimensions(), got.dimensions(), "{name}");
+    let differing = want.pixels().zip(got.pixels()).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 0, "{name}: {differing} pixels differ from the golden");
+}
+
+#[test]
+fn whole_screens_match_their_goldens() {
+    let c = crop();
+    let mono = render_mono(Size::new(128, 64), &faces(), Some(&c), 12.4);
+    check_golden("screen-ssd1306-128x64.png", &image::DynamicImage::ImageLuma8(mono).to_rgb8());
+    let short = render_mono(Size::new(128, 32), &faces()[..1], None, 30.0);
+    check_golden("screen-ssd1306-128x32.png", &image::DynamicImage::ImageLuma8(short).to_rgb8());
+    check_golden("screen-st7789-240x240.png", &render_rgb(Size::new(240, 240), &faces(), Some(&c), 24.5));
+    check_golden("screen-ili9341-320x240.png", &render_rgb(Size::new(320, 240), &[], None, 9.0));
+}
+
+/// SSD1306 page layout (datasheet §8.7): byte (page p, column x) holds rows 8p..8p+7, LSB on top.
+fn pack_pages(img: &image::GrayImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    for page in 0..img.height() / 8 {
+        for x in 0..img.width() {
+            out.push((0..8).fold(0u8, |b, bit| b | (((img.get_pixel(x, page * 8 + bit)[0] > 127) as u8) << bit)));
+        }
+    }
+    out
+}
+
+#[test]
+fn ssd1306_init_and_frame_on_the_i2c_bus() {
+    use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
+    let a = 0x3C;
+    // Control byte 0x00 = commands follow (datasheet §8.1.5); the init sequence by name.
+    let cmd = |bytes: &[u8]| Transaction::write(a, [&[0x00], bytes].concat());
+    let mut expected = vec![
+        cmd(&[0xAE]),       // display off
+        cmd(&[0xD5, 0x80]), // clock divide ratio / oscillator frequency
+        cmd(&[0xA8, 0x3F]), // multiplex ratio 64
+        cmd(&[0xD3, 0x00]), // display offset 0
+        cmd(&[0x40]),       // start line 0
+        cmd(&[0x8D, 0x14]), // charge pump on
+        cmd(&[0x20, 0x00]), // horizontal addressing mode
+        cmd(&[0xDA, 0x12]), // COM pins: alternative, no remap (128x64)
+        cmd(&[0xA1]),       // segment remap (column 127 -> SEG0)
+        cmd(&[0xC8]),       // COM scan direction remapped
+        cmd(&[0xD9, 0x21]), // pre-charge period
+        cmd(&[0x81, 0x5F]), // contrast
+        cmd(&[0xDB, 0x40]), // VCOMH deselect level
+        cmd(&[0xA4]),       // display follows RAM
+        cmd(&[0xA6]),       // normal (not inverted)
+        cmd(&[0x2E]),       // scrolling off
+        cmd(&[0xAF]),       // display on
+    ];
+    // One frame: column window 0..127, page window 0..7, then the 1024 bytes of RAM in
+    // 16-byte writes after control byte 0x40 (data).
+    let c = crop();
+    let screen = render_mono(Size::new(128, 64), &faces(), Some(&c), 12.0);
+    expected.push(cmd(&[0x21, 0, 127]));
+    expected.push(cmd(&[0x22, 0, 7]));
+    for chunk in pack_pages(&screen).chunks(16) {
+        expected.push(Transaction::write(a, [&[0x40], chunk].concat()));
+    }
+    let bus = Mock::new(&expected);
+    let mut p = Ssd1306Presenter::new(bus, a, 64, Rotation::Deg0, "mock-i2c").unwrap();
+    p.show(&faces(), Some(&c), 12.0).unwrap();
+    p.release().done();
+}
+
+/// SPI bus + D/C pin that record `(is_data, bytes)` per write.
+#[derive(Clone, Default)]
+struct Wire(Rc<RefCell<(bool, Vec<(bool, Vec<u8>)>)>>);
+
+impl embedded_hal::spi::ErrorType for Wire {
+    type Error = std::convert::Infallible;
+}
+impl embedded_hal::spi::SpiDevice for Wire {
+    fn transaction(&mut self, ops: &mut [embedded_hal::spi::Operation<'_, u8>]) -> Result<(), Self::Error> {
+        let mut w = self.0.borrow_mut();
+        let dc = w.0;
+        for op in ops.iter() {
+            if let embedded_hal::spi::Operation::Write(b) = op {
+                w.1.push((dc, b.to_vec()));
+            }
+        }
+        Ok(())
+    }
+}
+struct DcPin(Wire);
+impl embedded_hal::digital::ErrorType for DcPin {
+    type Error = std::convert::Infallible;
+}
+impl embedded_hal::digital::OutputPin for DcPin {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.0 .0.borrow_mut().0 = false;
+        Ok(())
+    }
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.0 .0.borrow_mut().0 = true;
+        Ok(())
+    }
+}
+struct NoDelay;
+impl embedded_hal::delay::DelayNs for NoDelay {
+    fn delay_ns(&mut self, _: u32) {}
+}
+
+/// Groups a recorded stream into `(command, parameter bytes)`.
+fn commands(stream: &[(bool, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
+    let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+    for (is_data, bytes) in stream {
+        if *is_data {
+            out.last_mut().expect("data before any command").1.extend_from_slice(bytes);
+        } else {
+            out.extend(bytes.iter().map(|c| (*c, Vec::new())));
+        }
+    }
+    out
+}
+
+#[test]
+fn st7789_init_and_frame_on_the_spi_bus() {
+    let wire = Wire::default();
+    let mut buffer = [0u8; 512];
+    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
+    let cfg = SpiPanelConfig {
+        spi: "mock".into(),
+        spi_hz: 32_000_000,
+        gpio_chip: "mock".into(),
+        dc_pin: 25,
+        reset_pin: None,
+        backlight_pin: None,
+        width: 240,
+        height: 240,
+        rotation: Rotation::Deg0,
+        invert_colors: true,
+    };
+    let builder = mipidsi::Builder::new(mipidsi::models::ST7789, di);
+    let mut p = SpiPanelPresenter::new(builder, &cfg, &mut NoDelay, "mock-spi").unwrap();
+    let init = commands(&wire.0.borrow().1);
+    let names: Vec<u8> = init.iter().map(|c| c.0).collect();
+    // ST7789 datasheet §9.1: SWRESET 0x01, SLPOUT 0x11, MADCTL 0x36, COLMOD 0x3A (0x55 = 16 bit
+    // RGB565), INVON 0x21 (invert_colors), DISPON 0x29 — in this order.
+    let pos = |c: u8| names.iter().position(|n| *n == c).unwrap_or_else(|| panic!("init lacks {c:#04x}: {names:x?}"));
+    assert!(pos(0x01) < pos(0x11) && pos(0x11) < pos(0x29), "{names:x?}");
+    assert!(pos(0x21) < pos(0x29) && pos(0x36) < pos(0x29), "{names:x?}");
+    assert_eq!(init[pos(0x3A)].1, vec![0x55], "COLMOD");
+
+    wire.0.borrow_mut().1.clear();
+    let c = crop();
+    p.show(&faces(), Some(&c), 24.0).unwrap();
+    let frame = commands(&wire.0.borrow().1);
+    let names: Vec<u8> = frame.iter().map(|c| c.0).collect();
+    assert_eq!(names, vec![0x2A, 0x2B, 0x2C], "CASET, RASET, RAMWR");
+    assert_eq!(frame[0].1, vec![0, 0, 0, 239], "columns 0..=239");
+    assert_eq!(frame[1].1, vec![0, 0, 0, 239], "rows 0..=239");
+    // RAMWR data: the rendered screen, row by row, RGB565 big-endian.
+    let screen: fer_device::present::panels::Buffer<Rgb565> = render(Size::new(240, 240), &faces(), Some(&c), 24.0);
+    let want: Vec<u8> = screen.pixels.iter().flat_map(|p| p.into_storage().to_be_bytes()).collect();
+    assert_eq!(frame[2].1.len(), want.len());
+    assert!(frame[2].1 == want, "RAMWR pixels differ from the rendered screen");
+    // And the screen is not blank: the happy bar is drawn in its colour.
+    let happy = Rgb565::from(Rgb888::new(250, 200, 30));
+    assert!(screen.pixels.iter().filter(|p| **p == happy).count() > 500);
+}
+
+#[test]
+fn framebuffer_pixels_are_encoded_per_depth() {
+    let mut img = image::RgbImage::new(2, 1);
+    img.put_pixel(0, 0, image::Rgb([255, 0, 0]));
+    img.put_pixel(1, 0, image::Rgb([0, 0, 255]));
+    // RGB565: red = 0xF800, blue = 0x001F, little-endian; rows padded to line_length.
+    let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 16, line_length: 8 };
+    assert_eq!(encode_fb(&img, &g).unwrap(), vec![0x00, 0xF8, 0x1F, 0x00, 0, 0, 0, 0]);
+    // XRGB8888: bytes B, G, R, X.
+    let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 32, line_length: 8 };
+    assert_eq!(encode_fb(&img, &g).unwrap(), vec![0, 0, 255, 255, 255, 0, 0, 255]);
+    let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 24, line_length: 6 };
+    assert!(encode_fb(&img, &g).unwrap_err().contains("24 bits"));
+}
+
+#[test]
+fn missing_devices_are_named_in_the_error() {
+    let err = FramebufferPresenter::open("/dev/fb-missing-9").err().unwrap().to_string();
+    assert!(err.contains("/dev/fb-missing-9"), "{err}");
+    let cfg = fer_core::board::DisplayConfig::Ssd1306 {
+        i2c_bus: "/dev/i2c-missing-9".into(),
+        address: 0x3C,
+        height: 64,
+        rotation: Rotation::Deg0,
+    };
+    let err = open_display(&cfg).err().unwrap().to_string();
+    assert!(err.contains("/dev/i2c-missing-9"), "{err}");
+    // A regular file is not a framebuffer: the ioctl fails and says so.
+    let f = std::env::temp_dir().join(format!("fer-not-fb-{}", std::process::id()));
+    std::fs::write(&f, b"x").unwrap();
+    let err = FramebufferPresenter::open(f.to_str().unwrap()).err().unwrap().to_string();
+    assert!(err.contains("not a framebuffer"), "{err}");
+    std::fs::remove_file(&f).unwrap();
+}
