@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""OpenCV reference for fer-device's Haar cascade detector (device/src/detect/haar.rs).
+"""OpenCV reference for fer-device's cascade detector (device/src/detect/haar.rs).
 
 Runs cv2.CascadeClassifier.detectMultiScale (opencv-python-headless, pinned in
-scripts/requirements-ref.txt) with Debian's haarcascade_frontalface_default.xml on the fixture
-photographs (scripts/fixtures.sh) and writes device/tests/golden/haar.json. The Rust test
-device/tests/haar_golden.rs compares its detections with these boxes.
+scripts/requirements-ref.txt) with Debian's haarcascade_frontalface_default.xml (or, with --lbp,
+lbpcascade_frontalface_improved.xml) on the fixture photographs (scripts/fixtures.sh) and writes
+device/tests/golden/haar.json (lbp.json). The Rust test device/tests/haar_golden.rs compares its
+detections with these boxes.
 
-    .venv-ref/bin/python scripts/haar_reference.py           # (re)generate
-    .venv-ref/bin/python scripts/haar_reference.py --check   # recompute and compare, exit 1 on drift
+    .venv-ref/bin/python scripts/haar_reference.py [--lbp]           # (re)generate
+    .venv-ref/bin/python scripts/haar_reference.py [--lbp] --check   # recompute, exit 1 on drift
 """
 import json
 import sys
@@ -16,8 +17,13 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-CASCADE = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
-OUT = ROOT / "device" / "tests" / "golden" / "haar.json"
+LBP = "--lbp" in sys.argv
+CASCADE = (
+    "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml"
+    if LBP
+    else "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
+)
+OUT = ROOT / "device" / "tests" / "golden" / ("lbp.json" if LBP else "haar.json")
 CASES = [
     # image, scale_factor, min_neighbors, min_size
     ("astronaut.png", 1.1, 3, 30),
@@ -49,7 +55,7 @@ def main():
         old = json.loads(OUT.read_text())
         if old["cases"] != cases:
             sys.exit(f"{OUT}: OpenCV now gives other boxes; regenerate and review")
-        print(f"Haar goldens match OpenCV {cv2.__version__} ({len(cases)} cases)")
+        print(f"{OUT.name} goldens match OpenCV {cv2.__version__} ({len(cases)} cases)")
         return
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=1) + "\n")

@@ -1,5 +1,5 @@
-//! The Rust Haar cascade against OpenCV's `detectMultiScale` on real photographs
-//! (goldens: `scripts/haar_reference.py`; photographs: `scripts/fixtures.sh`; cascade: Debian's
+//! The Rust Haar and LBP cascades against OpenCV's `detectMultiScale` on real photographs
+//! (goldens: `scripts/haar_reference.py [--lbp]`; photographs: `scripts/fixtures.sh`; cascade: Debian's
 //! opencv-data).
 
 use std::path::{Path, PathBuf};
@@ -35,8 +35,18 @@ fn iou(a: &Rect, b: &[i32; 4]) -> f32 {
 
 #[test]
 fn haar_matches_opencv_on_real_photographs() {
+    matches_opencv("haar.json");
+}
+
+#[test]
+fn lbp_matches_opencv_on_real_photographs() {
+    matches_opencv("lbp.json");
+}
+
+fn matches_opencv(golden: &str) {
     let doc: Doc =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("device/tests/golden/haar.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo().join("device/tests/golden").join(golden)).unwrap())
+            .unwrap();
     let cascade = HaarCascade::load(Path::new(&doc.cascade)).unwrap();
     for case in &doc.cases {
         let path = repo().join(".cache/fixtures").join(&case.image);

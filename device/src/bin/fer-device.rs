@@ -221,9 +221,6 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
     let finder = if a.whole_frame {
         FaceFinder::WholeFrame
     } else {
-        if cfg.detection.detector == DetectorKind::Lbp && cfg.detection.cascade.is_empty() {
-            bail!("{}: detection.detector = \"lbp\" is not supported yet; use \"haar\"", a.board.display());
-        }
         let cascade = if cfg.detection.cascade.is_empty() {
             default_cascade(cfg.detection.detector)
         } else {

@@ -30,9 +30,12 @@ pub struct Rect {
     pub h: i32,
 }
 
+/// A Haar feature (weighted rectangles), or an LBP feature: a 3×3 grid of `w × h` blocks at
+/// `(x, y)` whose 8 outer block sums are compared with the centre's into an 8-bit code.
 #[derive(Debug, Clone)]
-struct Feature {
-    rects: Vec<(Rect, f32)>,
+enum Feature {
+    Haar(Vec<(Rect, f32)>),
+    Lbp(Rect),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +44,8 @@ struct Node {
     right: i32,
     feature: usize,
     threshold: f32,
+    /// LBP: the 256-bit category subset (index into `HaarCascade::subsets`); bit set = leaf 0.
+    subset: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -72,13 +77,16 @@ impl Default for DetectParams {
     }
 }
 
-/// A Haar cascade.
+/// An OpenCV boosted cascade of Haar or LBP features (the name is historical: both
+/// `haarcascades/*.xml` and `lbpcascades/*.xml` load).
 #[derive(Debug, Clone)]
 pub struct HaarCascade {
     width: i32,
     height: i32,
     stages: Vec<Stage>,
     features: Vec<Feature>,
+    lbp: bool,
+    subsets: Vec<[i32; 8]>,
     /// Parameters used by the [`Detector`] impl.
     pub params: DetectParams,
 }
@@ -117,9 +125,15 @@ impl HaarCascade {
             return Err("stageType is not BOOST".into());
         }
         let ft = text_of("featureType")?;
-        if ft != "HAAR" {
-            return Err(format!("featureType {ft} is not supported (HAAR only)"));
-        }
+        let lbp = match ft.as_str() {
+            "HAAR" => false,
+            "LBP" => true,
+            _ => return Err(format!("featureType {ft} is not supported (HAAR or LBP)")),
+        };
+        // Numbers per internal node: left, right, feature, then a threshold (Haar) or a 256-bit
+        // category subset as 8 ints (LBP).
+        let per_node = if lbp { 11 } else { 4 };
+        let mut subsets: Vec<[i32; 8]> = Vec::new();
         let width: i32 = text_of("width")?.parse().map_err(|_| "bad <width>")?;
         let height: i32 = text_of("height")?.parse().map_err(|_| "bad <height>")?;
         let mut stages = Vec::new();
@@ -138,18 +152,37 @@ impl HaarCascade {
                     .and_then(|n| n.text())
                     .and_then(numbers)
                     .ok_or(format!("stage {si}: bad leafValues"))?;
-                if !internal.len().is_multiple_of(4) {
-                    return Err(format!("stage {si}: internalNodes length {} is not a multiple of 4", internal.len()));
+                if internal.is_empty() || !internal.len().is_multiple_of(per_node) {
+                    return Err(format!(
+                        "stage {si}: internalNodes length {} is not a multiple of {per_node}",
+                        internal.len()
+                    ));
                 }
                 let nodes = internal
-                    .chunks(4)
-                    .map(|c| Node {
-                        left: c[0] as i32,
-                        right: c[1] as i32,
-                        feature: c[2] as usize,
-                        threshold: c[3] as f32,
+                    .chunks(per_node)
+                    .map(|c| {
+                        let subset = if lbp {
+                            let mut bits = [0i32; 8];
+                            for (b, v) in bits.iter_mut().zip(&c[3..11]) {
+                                *b = *v as i32;
+                            }
+                            subsets.push(bits);
+                            subsets.len() - 1
+                        } else {
+                            usize::MAX
+                        };
+                        Node {
+                            left: c[0] as i32,
+                            right: c[1] as i32,
+                            feature: c[2] as usize,
+                            threshold: if lbp { 0.0 } else { c[3] as f32 },
+                            subset,
+                        }
                     })
                     .collect();
+                if lbp && leaves.len() != 2 {
+                    return Err(format!("stage {si}: an LBP stump needs 2 leaf values, got {}", leaves.len()));
+                }
                 trees.push(Tree { nodes, leaves });
             }
             // OpenCV subtracts 1e-5 from stage thresholds (THRESHOLD_EPS).
@@ -159,6 +192,21 @@ impl HaarCascade {
         for (fi, f) in items(child(cascade, "features").ok_or("missing <features>")?).enumerate() {
             if child(f, "tilted").and_then(|n| n.text()).is_some_and(|t| t.trim() != "0") {
                 return Err(format!("feature {fi}: tilted features are not supported"));
+            }
+            if lbp {
+                let v: Vec<i32> = child(f, "rect")
+                    .and_then(|n| n.text())
+                    .and_then(numbers)
+                    .ok_or(format!("feature {fi}: bad LBP rect"))?;
+                if v.len() != 4 || v[2] <= 0 || v[3] <= 0 {
+                    return Err(format!("feature {fi}: LBP rect {v:?} is not x y w h"));
+                }
+                let r = Rect { x: v[0], y: v[1], w: v[2], h: v[3] };
+                if r.x < 0 || r.y < 0 || r.x + 3 * r.w > width || r.y + 3 * r.h > height {
+                    return Err(format!("feature {fi}: LBP blocks {r:?} outside the {width}x{height} window"));
+                }
+                features.push(Feature::Lbp(r));
+                continue;
             }
             let mut rects = Vec::new();
             for r in items(child(f, "rects").ok_or(format!("feature {fi}: no rects"))?) {
@@ -172,7 +220,7 @@ impl HaarCascade {
                 }
                 rects.push((rect, v[4]));
             }
-            features.push(Feature { rects });
+            features.push(Feature::Haar(rects));
         }
         for (si, s) in stages.iter().enumerate() {
             for t in &s.trees {
@@ -187,7 +235,7 @@ impl HaarCascade {
         if stages.is_empty() {
             return Err("no stages".into());
         }
-        Ok(HaarCascade { width, height, stages, features, params: DetectParams::default() })
+        Ok(HaarCascade { width, height, stages, features, lbp, subsets, params: DetectParams::default() })
     }
 
     /// Window size of the cascade.
@@ -198,6 +246,16 @@ impl HaarCascade {
     /// Stage result for the window at `(x, y)`: 1 = face, `-k` = rejected at stage k (0 for the
     /// first stage), -1 also for windows too flat to evaluate (OpenCV's variance check).
     fn window_result(&self, ii: &Integral, x: usize, y: usize) -> i32 {
+        if self.lbp {
+            // OpenCV's LBP evaluator has no variance normalisation.
+            return self.classify(|fi, n| {
+                let Feature::Lbp(r) = &self.features[fi] else { unreachable!("LBP cascade with a Haar feature") };
+                let c = lbp_code(ii, x, y, r) as usize;
+                let subset = &self.subsets[n.subset];
+                // Bit set: the "left" leaf.
+                (subset[c >> 5] & (1 << (c & 31))) != 0
+            });
+        }
         let norm = Rect { x: 1, y: 1, w: self.width - 2, h: self.height - 2 };
         let area = (norm.w * norm.h) as f64;
         let valsum = ii.sum(x, y, &norm) as f64;
@@ -207,8 +265,9 @@ impl HaarCascade {
             return -1;
         }
         let inv = (1.0 / nf.sqrt()) as f32;
-        self.classify(|fi| {
-            self.features[fi].rects.iter().map(|(r, wgt)| wgt * ii.sum(x, y, r) as f32).sum::<f32>() * inv
+        self.classify(|fi, n| {
+            let Feature::Haar(rects) = &self.features[fi] else { unreachable!("Haar cascade with an LBP feature") };
+            rects.iter().map(|(r, wgt)| wgt * ii.sum(x, y, r) as f32).sum::<f32>() * inv < n.threshold
         })
     }
 
@@ -220,7 +279,7 @@ impl HaarCascade {
         if w < ww || h < wh {
             return;
         }
-        let ii = Integral::new(img);
+        let ii = Integral::with_squares(img, !self.lbp);
         let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
         let mut y = 0;
         while y + wh <= h {
@@ -238,14 +297,15 @@ impl HaarCascade {
     }
 
     /// 1 if the window passes every stage, otherwise `-stage` (0 for the first stage).
-    fn classify(&self, feature: impl Fn(usize) -> f32) -> i32 {
+    /// `goes_left(feature, node)` evaluates a node's test.
+    fn classify(&self, goes_left: impl Fn(usize, &Node) -> bool) -> i32 {
         for (si, s) in self.stages.iter().enumerate() {
             let mut total = 0.0f32;
             for t in &s.trees {
                 let mut idx = 0usize;
                 loop {
-                    let n = t.nodes[idx];
-                    let next = if feature(n.feature) < n.threshold { n.left } else { n.right };
+                    let n = &t.nodes[idx];
+                    let next = if goes_left(n.feature, n) { n.left } else { n.right };
                     if next <= 0 {
                         total += t.leaves[(-next) as usize];
                         break;
@@ -306,18 +366,31 @@ struct Integral {
 
 impl Integral {
     fn new(img: &GrayImage) -> Integral {
+        Integral::with_squares(img, true)
+    }
+
+    /// Sums, and squared sums only if `squares` (Haar's variance normalisation; LBP has none).
+    fn with_squares(img: &GrayImage, squares: bool) -> Integral {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let stride = w + 1;
         let mut sum = vec![0i32; stride * (h + 1)];
-        let mut sq = vec![0f64; stride * (h + 1)];
         for y in 0..h {
-            let (mut rs, mut rq) = (0i32, 0f64);
+            let mut rs = 0i32;
             for x in 0..w {
-                let v = img.as_raw()[y * w + x] as i32;
-                rs += v;
-                rq += (v * v) as f64;
+                rs += img.as_raw()[y * w + x] as i32;
                 sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + rs;
-                sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
+            }
+        }
+        let mut sq = Vec::new();
+        if squares {
+            sq = vec![0f64; stride * (h + 1)];
+            for y in 0..h {
+                let mut rq = 0f64;
+                for x in 0..w {
+                    let v = img.as_raw()[y * w + x] as f64;
+                    rq += v * v;
+                    sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
+                }
             }
         }
         Integral { stride, sum, sq }
@@ -340,6 +413,26 @@ impl Integral {
         let [a, b, c, d] = self.corners(ox, oy, r);
         self.sq[a] - self.sq[b] - self.sq[c] + self.sq[d]
     }
+}
+
+/// OpenCV's LBP feature value (`LBPEvaluator::Feature::calc`): the 3×3 grid of `r.w × r.h`
+/// blocks at `(ox + r.x, oy + r.y)`; bit set where an outer block's sum is >= the centre's, from
+/// the most significant bit: top-left, top, top-right, right, bottom-right, bottom, bottom-left,
+/// left (clockwise).
+fn lbp_code(ii: &Integral, ox: usize, oy: usize, r: &Rect) -> u8 {
+    // The 4×4 grid of integral-image corners shared by the 9 blocks (16 reads, as OpenCV).
+    let (x0, y0, w, h) = (ox + r.x as usize, oy + r.y as usize, r.w as usize, r.h as usize);
+    let p = |i: usize, j: usize| ii.sum[(y0 + j * h) * ii.stride + x0 + i * w];
+    let mut g = [[0i32; 4]; 4];
+    for (j, row) in g.iter_mut().enumerate() {
+        for (i, v) in row.iter_mut().enumerate() {
+            *v = p(i, j);
+        }
+    }
+    let block = |bx: usize, by: usize| g[by + 1][bx + 1] - g[by][bx + 1] - g[by + 1][bx] + g[by][bx];
+    let c = block(1, 1);
+    const ORDER: [(usize, usize); 8] = [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+    ORDER.iter().fold(0u8, |code, &(bx, by)| (code << 1) | (block(bx, by) >= c) as u8)
 }
 
 /// C's `cvRound`: round half to even, as `lrint` does by default.
@@ -490,9 +583,33 @@ mod tests {
     }
 
     #[test]
+    fn lbp_code_by_hand() {
+        // 6x6 image, 2x2 blocks. Block sums (row-major): 4 8 0 / 40 16 16 / 0 20 100.
+        // Centre 16; >= 16 clockwise from top-left: tl 4 no, t 8 no, tr 0 no, r 16 yes,
+        // br 100 yes, b 20 yes, bl 0 no, l 40 yes -> 0b0001_1101 = 29.
+        let blocks = [[1u8, 2, 0], [10, 4, 4], [0, 5, 25]];
+        let img = GrayImage::from_fn(6, 6, |x, y| image::Luma([blocks[(y / 2) as usize][(x / 2) as usize]]));
+        let ii = Integral::new(&img);
+        assert_eq!(lbp_code(&ii, 0, 0, &Rect { x: 0, y: 0, w: 2, h: 2 }), 0b0001_1101);
+        // A one-stump LBP cascade whose subset holds only code 29 accepts this window (leaf 0
+        // = +1 beats the threshold 0) and rejects a flat one (code 255: leaf 1 = -1).
+        let xml = r#"<opencv_storage><cascade><stageType>BOOST</stageType><featureType>LBP</featureType>
+            <height>6</height><width>6</width><stages><_><stageThreshold>0.</stageThreshold>
+            <weakClassifiers><_><internalNodes>0 -1 0 536870912 0 0 0 0 0 0 0</internalNodes>
+            <leafValues>1. -1.</leafValues></_></weakClassifiers></_></stages>
+            <features><_><rect>0 0 2 2</rect></_></features></cascade></opencv_storage>"#;
+        let c = HaarCascade::parse(xml).unwrap();
+        assert_eq!(c.window_result(&ii, 0, 0), 1);
+        let flat = Integral::new(&GrayImage::from_pixel(6, 6, image::Luma([7])));
+        assert_eq!(c.window_result(&flat, 0, 0), 0);
+    }
+
+    #[test]
     fn malformed_cascades_are_errors() {
         assert!(HaarCascade::parse("<x/>").unwrap_err().contains("no <cascade>"));
-        assert!(HaarCascade::parse(&TINY.replace("HAAR", "LBP")).unwrap_err().contains("LBP"));
+        assert!(HaarCascade::parse(&TINY.replace("HAAR", "HOG")).unwrap_err().contains("HOG"));
+        // A Haar file relabelled LBP: its 4-number nodes are not LBP stumps.
+        assert!(HaarCascade::parse(&TINY.replace("HAAR", "LBP")).unwrap_err().contains("multiple of 11"));
         assert!(HaarCascade::parse(&TINY.replace("0 -1 0 -0.1", "0 -1 5 -0.1")).unwrap_err().contains("out of range"));
         assert!(HaarCascade::parse(&TINY.replace("2 0 2 4 1.", "3 0 2 4 1.")).unwrap_err().contains("outside"));
         assert!(HaarCascade::parse(&TINY[..200]).unwrap_err().contains("XML"));
