@@ -32,8 +32,8 @@ source .cache/torch-env.sh   # LIBTORCH / LD_LIBRARY_PATH for tch (written by sc
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, -D warnings)"
-cargo clippy --locked --workspace --all-targets -- -D warnings
+step "cargo clippy (all targets, -D warnings; fer-device with its V4L2 camera feature)"
+cargo clippy --locked --workspace --all-targets --features fer-device/camera -- -D warnings
 
 step "host tests (x86-64)"
 run_tests "x86_64-unknown-linux-gnu" --workspace
@@ -41,6 +41,7 @@ run_tests "x86_64-unknown-linux-gnu" --workspace
 step "goldens vs their independent references (Pillow/NumPy, OpenCV)"
 .venv-ref/bin/python scripts/preprocess_reference.py --check
 .venv-ref/bin/python scripts/haar_reference.py --check
+.venv-ref/bin/python scripts/haar_reference.py --lbp --check
 
 for t in "${CROSS_TARGETS[@]}"; do
   step "tests on $t under qemu-user"

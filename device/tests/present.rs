@@ -129,9 +129,12 @@ fn ssd1306_init_and_frame_on_the_i2c_bus() {
     p.release().done();
 }
 
-/// SPI bus + D/C pin that record `(is_data, bytes)` per write.
+/// `(is_data, bytes)` of one SPI write.
+type Write = (bool, Vec<u8>);
+
+/// SPI bus + D/C pin that record every write with the D/C level: `(dc level, writes)`.
 #[derive(Clone, Default)]
-struct Wire(Rc<RefCell<(bool, Vec<(bool, Vec<u8>)>)>>);
+struct Wire(Rc<RefCell<(bool, Vec<Write>)>>);
 
 impl embedded_hal::spi::ErrorType for Wire {
     type Error = std::convert::Infallible;
@@ -168,7 +171,7 @@ impl embedded_hal::delay::DelayNs for NoDelay {
 }
 
 /// Groups a recorded stream into `(command, parameter bytes)`.
-fn commands(stream: &[(bool, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
+fn commands(stream: &[Write]) -> Vec<(u8, Vec<u8>)> {
     let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
     for (is_data, bytes) in stream {
         if *is_data {

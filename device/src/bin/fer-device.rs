@@ -152,17 +152,31 @@ fn presence(path: &str) -> &'static str {
     }
 }
 
-fn open_source(spec: &str) -> Result<Box<dyn FrameSource>> {
+#[cfg(feature = "camera")]
+fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
+    use fer_device::source::camera::{Backoff, CameraSource};
+    let backoff = Backoff { first_ms: cfg.camera.retry_ms, max_ms: cfg.camera.retry_max_ms };
+    let opener = fer_device::source::v4l::V4lOpener { config: cfg.camera.clone() };
+    Ok(Box::new(CameraSource::open(opener, backoff)?))
+}
+
+#[cfg(not(feature = "camera"))]
+fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
+    bail!(
+        "camera {}: this build has no V4L2 camera support (build fer-device with --features camera, \
+         which needs libclang-dev); use --source folder:PATH, image:PATH or mjpeg:PATH",
+        cfg.camera.device
+    )
+}
+
+fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     let path = Path::new(arg);
     Ok(match kind {
         "folder" => Box::new(FolderSource::open(path)?),
         "image" => Box::new(SingleImage::open(path)?),
         "mjpeg" => Box::new(MjpegSource::open(path)?),
-        "camera" => bail!(
-            "camera: this build has no V4L2 camera support (build fer-device with --features camera on the board); \
-             use --source folder:PATH, image:PATH or mjpeg:PATH"
-        ),
+        "camera" => open_camera(cfg)?,
         other => bail!("unknown source kind {other:?}: use camera, folder:PATH, image:PATH or mjpeg:PATH"),
     })
 }
@@ -258,7 +272,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     }
     let mut fps = 0f32;
     let mut last_frame = std::time::Instant::now();
-    let mut source = open_source(&a.source)?;
+    let mut source = open_source(&a.source, &cfg)?;
     let mut out: Box<dyn Write> = if r.json.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
@@ -356,7 +370,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
     let mut ms: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut faces = 0usize;
     for _ in 0..passes.max(1) {
-        let mut source = open_source(&a.source)?;
+        let mut source = open_source(&a.source, &cfg)?;
         loop {
             let t = std::time::Instant::now();
             let frame = match source.next_frame() {

@@ -365,6 +365,7 @@ struct Integral {
 }
 
 impl Integral {
+    #[cfg(test)]
     fn new(img: &GrayImage) -> Integral {
         Integral::with_squares(img, true)
     }

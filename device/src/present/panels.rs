@@ -129,6 +129,7 @@ use ssd1306::prelude::*;
 use ssd1306::size::{DisplaySize128x32, DisplaySize128x64};
 use ssd1306::{I2CDisplayInterface, Ssd1306};
 
+#[allow(clippy::large_enum_variant)] // one per process; boxing buys nothing
 enum Oled<I2C> {
     Tall(Ssd1306<I2CInterface<I2C>, DisplaySize128x64, BufferedGraphicsMode<DisplaySize128x64>>),
     Short(Ssd1306<I2CInterface<I2C>, DisplaySize128x32, BufferedGraphicsMode<DisplaySize128x32>>),

@@ -1,5 +1,6 @@
-//! Frame sources: where frames come from. All implement [`FrameSource`]; the camera lives in
-//! `hw/` behind the `camera` feature.
+//! Frame sources: where frames come from. All implement [`FrameSource`]. The camera's
+//! reconnection logic is in [`camera`]; its V4L2 driver (nokhwa) in `v4l` behind the `camera`
+//! feature.
 //!
 //! ```
 //! use fer_device::source::{Frame, FrameSource, SourceError};
@@ -14,8 +15,11 @@
 //! }
 //! ```
 
+pub mod camera;
 mod folder;
 mod mjpeg;
+#[cfg(feature = "camera")]
+pub mod v4l;
 
 use std::path::PathBuf;
 
