@@ -47,8 +47,10 @@ for t in x86_64 aarch64 armv7; do
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
     --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device.log"
   # shellcheck disable=SC2086
-  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$real" \
-    --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/real-$t.jsonl" 2>>"$e2e/device.log"
+  # The Pi Zero 2 W config: LBP detector, SSD1306 screen rendered to PNG.
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi-zero2w.toml --model "$real" \
+    --source "image:.cache/fixtures/astronaut.png" --display "png:$e2e/screens-$t" --json "$e2e/real-$t.jsonl" \
+    2>>"$e2e/device.log"
 done
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
@@ -84,5 +86,20 @@ print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w
 for t in ("x86_64", "aarch64", "armv7"):
     face = load(f"real-{t}.jsonl")[0]["faces"][0]
     assert face["label"] == "happy" and face["confidence"] > 0.9, f"mini-XCEPTION on {t}: astronaut is {face['label']} ({face['confidence']:.3f})"
-print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets")
+print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets (LBP detector)")
+import struct, zlib
+screens = {t: open(f"{d}/screens-{t}/screen-000000.png", "rb").read() for t in ("x86_64", "aarch64", "armv7")}
+png = screens["x86_64"]
+w, h = struct.unpack(">II", png[16:24])
+assert (w, h) == (128, 64), f"SSD1306 screen is {w}x{h}"
+idat, i = b"", 8
+while i < len(png):
+    n, kind = struct.unpack(">I4s", png[i:i + 8])
+    if kind == b"IDAT":
+        idat += png[i + 8:i + 8 + n]
+    i += 12 + n
+lit = sum(1 for b in zlib.decompress(idat) if b == 255)
+assert lit > 300, f"SSD1306 screen has only {lit} lit pixels"
+assert screens["aarch64"] == png and screens["armv7"] == png, "SSD1306 screens differ between targets"
+print(f"e2e display: identical 128x64 SSD1306 screens ({lit} lit pixels) on all targets")
 PY

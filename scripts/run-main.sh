@@ -56,7 +56,7 @@ for variant in ("", "-int8"):
     print(f"fer-device, mobilenetv2-0.5-builtin{variant}, {len(rows)} built-in test faces: {ok / len(rows):.1%} correct (argmax of each frame's probabilities)")
 PY
 
-step "fer-device on real photographs (Haar detection, board default model) -> out/device/photo-*.jsonl, out/device/annotated/"
+step "fer-device on real photographs (Haar/LBP detection, board default model) -> out/device/photo-*.jsonl, annotated/, screens-*/"
 mkdir -p out/photos && cp .cache/fixtures/astronaut.png .cache/fixtures/group.png out/photos/
 # Unrelated photographs: one run each (a folder source is one scene, tracked across frames).
 # The group photograph's faces are ~60 px in a 1666 px frame: detect at full resolution.
@@ -64,8 +64,11 @@ declare -A photo_args=([astronaut]="" [group]="--detect-width 0 --min-face 24 --
 for p in astronaut group; do
   # shellcheck disable=SC2086
   $bin/fer-device run --board board-configs/rpi4.toml --source "image:out/photos/$p.png" ${photo_args[$p]} \
-    --headless --json "out/device/photo-$p.jsonl" --annotated out/device/annotated
+    --display "png:out/device/screens-st7789/$p" --json "out/device/photo-$p.jsonl" --annotated out/device/annotated
 done
+# What the Pi Zero 2 W's 128x64 OLED would show (LBP detector, as its config says).
+$bin/fer-device run --board board-configs/rpi-zero2w.toml --source image:out/photos/astronaut.png \
+  --display png:out/device/screens-ssd1306 --json out/device/photo-astronaut-zero2w.jsonl
 python3 - <<'PY'
 import json
 for p in ("astronaut", "group"):

@@ -30,13 +30,10 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let raw = span / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
-    let mut v = Vec::new();
-    while t <= hi + step * 1e-9 {
-        v.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
-        t += step;
-    }
-    v
+    // Multiples of the step, rounded to the step's decimals (3 x 0.2 is 0.6, not 0.6000000000000001).
+    let scale = 10f64.powi((-step.log10().floor()).max(0.0) as i32 + 1);
+    let first = (lo / step - 1e-9).ceil() as i64;
+    (first..).map(|k| (k as f64 * step * scale).round() / scale).take_while(|t| *t <= hi + step * 1e-9).collect()
 }
 
 fn fmt_tick(v: f64) -> String {
