@@ -202,11 +202,11 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(&
                 v
             );
         }
+        // Slanted so that long model names do not run into each other.
+        let (lx, ly) = (gx + group * 0.4, pb + 14.0);
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            gx + group * 0.4,
-            pb + 16.0,
+            r#"<text x="{lx:.1}" y="{ly}" text-anchor="end" transform="rotate(-25 {lx:.1} {ly})">{}</text>"#,
             esc(cat)
         );
     }
