@@ -13,7 +13,7 @@ use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
-use fer_device::present::panels::panel_size;
+use fer_device::present::panels::{panel_size, render_mono, render_rgb};
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
 use fer_device::source::{FolderSource, FrameSource, MjpegSource, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
@@ -330,14 +330,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             0.9 * fps + 0.1 / dt
         };
         if let Some(p) = presenter.as_mut() {
-            let crop = result.faces.first().map(|f| {
-                let gray = frame.image.to_luma8();
-                let b = &f.bbox;
-                let (x, y) = (b.x.max(0.0) as u32, b.y.max(0.0) as u32);
-                let w = (b.w as u32).min(gray.width().saturating_sub(x));
-                let h = (b.h as u32).min(gray.height().saturating_sub(y));
-                image::imageops::crop_imm(&gray, x, y, w, h).to_image()
-            });
+            let crop = main_face_crop(&frame.image, &result.faces);
             if let Err(e) = p.show(&result.faces, crop.as_ref(), fps) {
                 // The results are already written; a display that fails is reported, not fatal.
                 errors += 1;
@@ -356,6 +349,17 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// Gray crop of the first (main) face, for the screen.
+fn main_face_crop(image: &image::DynamicImage, faces: &[fer_device::track::TrackedFace]) -> Option<image::GrayImage> {
+    let f = faces.first()?;
+    let gray = image.to_luma8();
+    let b = &f.bbox;
+    let (x, y) = (b.x.max(0.0) as u32, b.y.max(0.0) as u32);
+    let w = (b.w as u32).min(gray.width().saturating_sub(x));
+    let h = (b.h as u32).min(gray.height().saturating_sub(y));
+    Some(image::imageops::crop_imm(&gray, x, y, w, h).to_image())
+}
+
 /// Peak resident set size of this process in MiB (Linux `VmHWM`).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -366,7 +370,10 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> {
     let (cfg, manifest, mut pipeline) = build_pipeline(&a)?;
-    let stages = ["decode", "detect", "classify", "track", "draw", "total"];
+    // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
+    // in memory (the bus transfer to the panel is not included).
+    let stages = ["decode", "detect", "classify", "track", "draw", "screen", "total"];
+    let (panel, mono) = panel_size(&cfg.display);
     let mut ms: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut faces = 0usize;
     for _ in 0..passes.max(1) {
@@ -385,9 +392,17 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
             let mut canvas = RgbCanvas(frame.image.to_rgb8());
             draw_faces(&mut canvas, &r.faces).expect("drawing into memory cannot fail");
             let draw = t.elapsed().as_secs_f64() * 1e3;
+            let t = std::time::Instant::now();
+            let crop = main_face_crop(&frame.image, &r.faces);
+            if mono {
+                std::hint::black_box(render_mono(panel, &r.faces, crop.as_ref(), 30.0));
+            } else {
+                std::hint::black_box(render_rgb(panel, &r.faces, crop.as_ref(), 30.0));
+            }
+            let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);
-            for (i, v) in [decode, d, c, k, draw, decode + d + c + k + draw].into_iter().enumerate() {
+            for (i, v) in [decode, d, c, k, draw, screen, decode + d + c + k + draw + screen].into_iter().enumerate() {
                 ms[i].push(v);
             }
         }
@@ -413,7 +428,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
         println!("{name:<10} {mean:>9.3} {p50:>9.3} {p95:>9.3}");
         rows.insert(name.to_string(), serde_json::json!({"mean_ms": mean, "p50_ms": p50, "p95_ms": p95}));
     }
-    let fps = 1e3 / stat(&ms[5]).0;
+    let fps = 1e3 / stat(&ms[6]).0;
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
     let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
