@@ -78,7 +78,7 @@ for kind, expect_faces in (("faces", 21), ("int8", 21), ("photo", 1), ("real", 1
         print(f"e2e {kind}: {t} matches x86_64 ({len(ref)} frames, max |dp| {worst:.1e})")
 bench = json.load(open(f"{d}/bench.json"))
 assert bench["frames"] == 2 and bench["faces"] == 2, bench
-assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "total")), bench
+assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
 assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
 print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
 box = ref[0]["faces"][0]["box"]
