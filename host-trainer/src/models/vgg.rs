@@ -215,6 +215,7 @@ mod tests {
     fn folded_pooling_equals_libtorchs_adaptive_pooling_then_linear() {
         // Second implementation: libtorch's adaptive_avg_pool2d + linear, on maps where the
         // bins overlap (5 -> 3), tile (1 -> 7) and shrink (4 -> 2).
+        tch::manual_seed(3);
         for (s, p) in [(5, 3), (1, 7), (4, 2)] {
             let c = 3;
             let x = Tensor::randn([2, c, s, s], (Kind::Float, Device::Cpu));
@@ -223,8 +224,10 @@ mod tests {
             let folded = fold_adaptive_pool(&Weights::from_tch(&w), c, s, p);
             let wf = Tensor::from_slice(&folded.data).view([4, c * s * s]);
             let got = x.flatten(1, -1).matmul(&wf.tr());
+            let scale = want.abs().max().double_value(&[]).max(1.0);
             let diff = (got - want).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "s={s} p={p}: {diff}");
+            // f32 sums of up to 147 products in a different order: relative tolerance.
+            assert!(diff < 1e-6 * scale * 10.0, "s={s} p={p}: {diff} (outputs up to {scale})");
         }
     }
 }
