@@ -50,6 +50,20 @@ fn header(out: &mut String, title: &str, w: f64, h: f64) {
     );
 }
 
+/// Horizontal grid lines with their labels at the y ticks, from `pl` to `pr`.
+fn y_grid(s: &mut String, ticks: Vec<f64>, sy: impl Fn(f64) -> f64, pl: f64, pr: f64) {
+    for t in ticks {
+        let y = sy(t);
+        let _ = write!(
+            s,
+            r##"<line x1="{pl}" y1="{y:.1}" x2="{pr}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            pl - 6.0,
+            y + 4.0,
+            fmt_tick(t)
+        );
+    }
+}
+
 /// A named series of `(x, y)` points.
 pub struct Series<'a> {
     pub name: &'a str,
@@ -77,16 +91,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     let sy = |y: f64| pb - (y - y0) / (y1 - y0) * (pb - pt);
     let mut s = String::new();
     header(&mut s, title, W, H);
-    for t in ticks(y0, y1) {
-        let y = sy(t);
-        let _ = write!(
-            s,
-            r##"<line x1="{pl}" y1="{y:.1}" x2="{pr}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            pl - 6.0,
-            y + 4.0,
-            fmt_tick(t)
-        );
-    }
+    y_grid(&mut s, ticks(y0, y1), sy, pl, pr);
     for t in ticks(x0, x1) {
         let x = sx(t);
         let _ = write!(
@@ -168,16 +173,7 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(&
     let sy = |y: f64| pb - y.clamp(0.0, 1.0) * (pb - pt);
     let mut s = String::new();
     header(&mut s, title, W, H);
-    for t in ticks(0.0, 1.0) {
-        let y = sy(t);
-        let _ = write!(
-            s,
-            r##"<line x1="{pl}" y1="{y:.1}" x2="{pr}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            pl - 6.0,
-            y + 4.0,
-            fmt_tick(t)
-        );
-    }
+    y_grid(&mut s, ticks(0.0, 1.0), sy, pl, pr);
     let group = (pr - pl) / categories.len().max(1) as f64;
     let bar = group * 0.8 / series.len().max(1) as f64;
     for (ci, cat) in categories.iter().enumerate() {

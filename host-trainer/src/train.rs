@@ -377,8 +377,8 @@ pub fn train_resumable(
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
         // Running sums stay on the device and are read every PROGRESS_EVERY steps: reading them
         // synchronises with a GPU, which every step would stall.
-        let loss_acc = Tensor::zeros([], (Kind::Double, device));
-        let correct_acc = Tensor::zeros([], (Kind::Int64, device));
+        let mut loss_acc = Tensor::zeros([], (Kind::Double, device));
+        let mut correct_acc = Tensor::zeros([], (Kind::Int64, device));
         let mut lr = cfg.lr;
         for b in 0..steps_per_epoch {
             lr = lr_at(cfg.lr, step, warmup, total_steps);
@@ -390,10 +390,8 @@ pub fn train_resumable(
             let loss =
                 logits.cross_entropy_loss(&y, loss_weight.as_ref(), tch::Reduction::Mean, -100, cfg.label_smoothing);
             opt.backward_step(&loss);
-            tch::no_grad(|| {
-                let _ = loss_acc.shallow_clone().g_add_(&(loss.detach().to_kind(Kind::Double) * batch as f64));
-                let _ = correct_acc.shallow_clone().g_add_(&logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
-            });
+            loss_acc += loss.detach().to_kind(Kind::Double) * batch as f64;
+            correct_acc += logits.detach().argmax(1, false).eq_tensor(&y).sum(Kind::Int64);
             seen += batch;
             step += 1;
             if (b + 1) % PROGRESS_EVERY != 0 && b + 1 != steps_per_epoch {

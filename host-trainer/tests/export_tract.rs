@@ -70,27 +70,35 @@ fn exported_mobilenet_matches_tch_in_tract() {
     }
 }
 
+/// Exports `arch` (random BatchNorm statistics) and checks tract against tch on random 48x48
+/// inputs, relative to the logits' size (random statistics make deep nets' logits large).
+fn check_export(arch: Architecture) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = arch.build(&vs.root());
+    fer_trainer::models::randomize_batchnorm(&vs, 0.2);
+    let name = arch.name();
+    let dir = std::env::temp_dir().join(format!("fer-export-{name}-{}", std::process::id()));
+    let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
+    let m = ModelManifest::load(&manifest_path).unwrap();
+    let onnx = m.verified_onnx_path(&manifest_path).unwrap();
+    let random = Tensor::randn([2, 1, 48, 48], (Kind::Float, Device::Cpu));
+    let d = tract_parity(model.as_ref(), &onnx, &random).unwrap() as f64;
+    let scale = tch::no_grad(|| model.forward_t(&random, false)).abs().max().double_value(&[]).max(1.0);
+    eprintln!("{name}: max |Δ| {d:.2e} on logits up to {scale:.1}");
+    assert!(d <= 1e-5 * scale, "{name}: random inputs differ by {d} (logits up to {scale})");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn exported_resnet_matches_tch_in_tract() {
     // ResNet-18 and ResNet-50 (BasicBlock / Bottleneck, projection shortcuts, 3x3/2 max-pool).
     tch::manual_seed(6);
     for depth in [18, 50] {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let arch =
-            Architecture::Resnet(fer_trainer::models::resnet::ResNetConfig { depth, in_channels: 1, classes: 7 });
-        let model = arch.build(&vs.root());
-        fer_trainer::models::randomize_batchnorm(&vs, 0.2);
-        let dir = std::env::temp_dir().join(format!("fer-export-resnet{depth}-{}", std::process::id()));
-        let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
-        let m = ModelManifest::load(&manifest_path).unwrap();
-        let onnx = m.verified_onnx_path(&manifest_path).unwrap();
-        let random = Tensor::randn([2, 1, 48, 48], (Kind::Float, Device::Cpu));
-        let d = tract_parity(model.as_ref(), &onnx, &random).unwrap() as f64;
-        // Random BatchNorm statistics make 50 layers' logits large: judge relative to them.
-        let scale = tch::no_grad(|| model.forward_t(&random, false)).abs().max().double_value(&[]).max(1.0);
-        eprintln!("resnet{depth}: max |Δ| {d:.2e} on logits up to {scale:.1}");
-        assert!(d <= 1e-5 * scale, "resnet{depth}: random inputs differ by {d} (logits up to {scale})");
-        std::fs::remove_dir_all(&dir).unwrap();
+        check_export(Architecture::Resnet(fer_trainer::models::resnet::ResNetConfig {
+            depth,
+            in_channels: 1,
+            classes: 7,
+        }));
     }
 }
 
@@ -100,38 +108,20 @@ fn exported_comparison_models_match_tch_in_tract() {
     // folded into the classifier, and the seeds' custom CNN ("valid" convs, flatten + dense).
     use fer_trainer::models::{custom_cnn, efficientnet, vgg};
     tch::manual_seed(8);
-    let archs = [
-        Architecture::EfficientNet(efficientnet::EfficientNetConfig {
-            in_channels: 1,
-            classes: 7,
-            ..Default::default()
-        }),
-        Architecture::Vgg16Bn(vgg::VggConfig {
-            in_channels: 1,
-            classes: 7,
-            pool: 7,
-            hidden: 64,
-            dropout: 0.5,
-            input_size: 48,
-        }),
-        Architecture::CustomCnn(custom_cnn::CustomCnnConfig::default()),
-    ];
-    for arch in archs {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = arch.build(&vs.root());
-        fer_trainer::models::randomize_batchnorm(&vs, 0.2);
-        let name = arch.name();
-        let dir = std::env::temp_dir().join(format!("fer-export-{name}-{}", std::process::id()));
-        let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();
-        let m = ModelManifest::load(&manifest_path).unwrap();
-        let onnx = m.verified_onnx_path(&manifest_path).unwrap();
-        let random = Tensor::randn([2, 1, 48, 48], (Kind::Float, Device::Cpu));
-        let d = tract_parity(model.as_ref(), &onnx, &random).unwrap() as f64;
-        let scale = tch::no_grad(|| model.forward_t(&random, false)).abs().max().double_value(&[]).max(1.0);
-        eprintln!("{name}: max |Δ| {d:.2e} on logits up to {scale:.1}");
-        assert!(d <= 1e-5 * scale, "{name}: random inputs differ by {d} (logits up to {scale})");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    check_export(Architecture::EfficientNet(efficientnet::EfficientNetConfig {
+        in_channels: 1,
+        classes: 7,
+        ..Default::default()
+    }));
+    check_export(Architecture::Vgg16Bn(vgg::VggConfig {
+        in_channels: 1,
+        classes: 7,
+        pool: 7,
+        hidden: 64,
+        dropout: 0.5,
+        input_size: 48,
+    }));
+    check_export(Architecture::CustomCnn(custom_cnn::CustomCnnConfig::default()));
 }
 
 #[test]

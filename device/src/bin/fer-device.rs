@@ -13,7 +13,7 @@ use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
-use fer_device::present::panels::{panel_size, render_mono, render_rgb};
+use fer_device::present::panels::{panel_size, render_panel};
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
 use fer_device::source::{FolderSource, FrameSource, MjpegSource, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
@@ -351,13 +351,12 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
 
 /// Gray crop of the first (main) face, for the screen.
 fn main_face_crop(image: &image::DynamicImage, faces: &[fer_device::track::TrackedFace]) -> Option<image::GrayImage> {
-    let f = faces.first()?;
-    let gray = image.to_luma8();
-    let b = &f.bbox;
+    let b = &faces.first()?.bbox;
     let (x, y) = (b.x.max(0.0) as u32, b.y.max(0.0) as u32);
-    let w = (b.w as u32).min(gray.width().saturating_sub(x));
-    let h = (b.h as u32).min(gray.height().saturating_sub(y));
-    Some(image::imageops::crop_imm(&gray, x, y, w, h).to_image())
+    let w = (b.w as u32).min(image.width().saturating_sub(x));
+    let h = (b.h as u32).min(image.height().saturating_sub(y));
+    // Crop first: converting the whole frame to gray for one face's pixels cost a frame copy.
+    Some(image.crop_imm(x, y, w, h).to_luma8())
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`).
@@ -394,11 +393,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
             let draw = t.elapsed().as_secs_f64() * 1e3;
             let t = std::time::Instant::now();
             let crop = main_face_crop(&frame.image, &r.faces);
-            if mono {
-                std::hint::black_box(render_mono(panel, &r.faces, crop.as_ref(), 30.0));
-            } else {
-                std::hint::black_box(render_rgb(panel, &r.faces, crop.as_ref(), 30.0));
-            }
+            std::hint::black_box(render_panel(panel, mono, &r.faces, crop.as_ref(), 30.0));
             let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);

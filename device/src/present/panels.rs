@@ -88,6 +88,21 @@ pub fn render_mono(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, 
     })
 }
 
+/// A `size` panel's screen as an image: black/white for a mono panel, RGB for a colour one.
+pub fn render_panel(
+    size: Size,
+    mono: bool,
+    faces: &[TrackedFace],
+    crop: Option<&GrayImage>,
+    fps: f32,
+) -> image::DynamicImage {
+    if mono {
+        image::DynamicImage::ImageLuma8(render_mono(size, faces, crop, fps))
+    } else {
+        image::DynamicImage::ImageRgb8(render_rgb(size, faces, crop, fps))
+    }
+}
+
 /// Writes each screen as `<dir>/screen-NNNNNN.png`, as a `size` panel (mono or colour) shows it.
 pub struct PngPresenter {
     dir: PathBuf,
@@ -108,12 +123,9 @@ impl Presenter for PngPresenter {
     fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
         let path = self.dir.join(format!("screen-{:06}.png", self.index));
         self.index += 1;
-        let r = if self.mono {
-            render_mono(self.size, faces, crop, fps).save(&path)
-        } else {
-            render_rgb(self.size, faces, crop, fps).save(&path)
-        };
-        r.map_err(|e| PresentError::Write { device: path.display().to_string(), message: e.to_string() })
+        render_panel(self.size, self.mono, faces, crop, fps)
+            .save(&path)
+            .map_err(|e| PresentError::Write { device: path.display().to_string(), message: e.to_string() })
     }
 
     fn describe(&self) -> String {
@@ -206,11 +218,11 @@ impl<I2C: embedded_hal::i2c::I2c> Presenter for Ssd1306Presenter<I2C> {
         };
         match &mut self.oled {
             Oled::Tall(d) => {
-                let _ = draw_screen(d, &screen);
+                draw_screen(d, &screen).map_err(err)?;
                 d.flush().map_err(err)
             }
             Oled::Short(d) => {
-                let _ = draw_screen(d, &screen);
+                draw_screen(d, &screen).map_err(err)?;
                 d.flush().map_err(err)
             }
         }

@@ -480,28 +480,23 @@ struct Run {
     report: fer_trainer::metrics::Report,
 }
 
-fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
+/// The input of models trained from scratch: `size`×`size` gray, scaled to [-1, 1].
+fn gray_input(size: usize) -> fer_core::preprocess::InputSpec {
     use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
-    let (architecture, input, init) = match &a.init {
-        Some(dir) => {
-            let (architecture, manifest, weights) = fer_trainer::export::read_trainable(dir)?;
-            let init = trainer::Init { weights, labels: manifest.labels };
-            (architecture, manifest.input, Some(init))
-        }
-        None => (
-            a.arch.build(&a),
-            InputSpec {
-                channels: 1,
-                height: a.size,
-                width: a.size,
-                color: ColorMode::Gray,
-                resize: ResizeMethod::Bilinear,
-                normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-                face_margin: 0.1,
-            },
-            None,
-        ),
-    };
+    InputSpec {
+        channels: 1,
+        height: size,
+        width: size,
+        color: ColorMode::Gray,
+        resize: ResizeMethod::Bilinear,
+        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+        face_margin: 0.1,
+    }
+}
+
+/// The dataset the options name (default: the built-in faces at the input's size), with its
+/// stratified validation split.
+fn load_dataset(a: &TrainArgs, input: &fer_core::preprocess::InputSpec) -> Result<Dataset> {
     let mut ds = match (&a.fer2013_csv, &a.folders) {
         (Some(p), _) => fer2013::load_csv(p, a.on_error)?,
         (_, Some(p)) => folders::load_fer_folders(p, a.on_error)?,
@@ -519,6 +514,27 @@ fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
     }
     ds.stratified_val_split(a.val_fraction, a.seed);
     println!("{ds}");
+    Ok(ds)
+}
+
+fn train(a: TrainArgs, out: &std::path::Path) -> Result<Run> {
+    train_on(a, out, None)
+}
+
+/// Trains on `data` if given (already loaded and split), else on the dataset the options name.
+fn train_on(a: TrainArgs, out: &std::path::Path, data: Option<Dataset>) -> Result<Run> {
+    let (architecture, input, init) = match &a.init {
+        Some(dir) => {
+            let (architecture, manifest, weights) = fer_trainer::export::read_trainable(dir)?;
+            let init = trainer::Init { weights, labels: manifest.labels };
+            (architecture, manifest.input, Some(init))
+        }
+        None => (a.arch.build(&a), gray_input(a.size), None),
+    };
+    let ds = match data {
+        Some(ds) => ds,
+        None => load_dataset(&a, &input)?,
+    };
     let cfg = TrainConfig {
         architecture,
         input,
@@ -658,6 +674,8 @@ fn compare(a: TrainArgs, archs: &[ArchArg]) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("out/compare"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let (mut rows, mut sections) = (Vec::new(), String::new());
+    // One dataset for every architecture (all train from scratch on the same input).
+    let ds = load_dataset(&a, &gray_input(a.size))?;
     for arch in archs {
         let mut args = a.clone();
         args.arch = *arch;
@@ -666,7 +684,7 @@ fn compare(a: TrainArgs, archs: &[ArchArg]) -> Result<()> {
         let name = arch.build(&args).name();
         let dir = out.join(&name);
         println!("== {name}");
-        let run = train(args, &dir.join("training"))?;
+        let run = train_on(args, &dir.join("training"), Some(ds.clone()))?;
         export(&run, &dir, &name)?;
         let onnx = dir.join("model.onnx");
         let bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;

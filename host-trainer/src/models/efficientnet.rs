@@ -239,7 +239,7 @@ impl ModuleT for EfficientNet {
             x = b.forward_t(&x, train);
         }
         x = self.head.forward_t(&x, train);
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train).apply(&self.fc)
+        super::pooled_linear(&x, &self.fc, self.dropout, train)
     }
 }
 
@@ -278,12 +278,7 @@ mod tests {
         // parameters, so they are left out here as torchvision's count leaves them out.
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let _m = EfficientNet::new(&vs.root(), &EfficientNetConfig::default());
-        let n: i64 = vs
-            .variables()
-            .iter()
-            .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
-            .map(|(_, t)| t.numel() as i64)
-            .sum();
+        let n: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         assert_eq!(n, 5_288_548);
     }
 }

@@ -160,7 +160,7 @@ impl ModuleT for EfficientNetLite {
             x = if b.residual { y + &x } else { y };
         }
         x = conv_bn(&x, &self.head, &self.bn1, 1, true, train);
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train).apply(&self.fc)
+        super::pooled_linear(&x, &self.fc, self.dropout, train)
     }
 }
 

@@ -197,7 +197,7 @@ impl ModuleT for MobileNetV2 {
             y = b.forward_t(&y, train);
         }
         y = self.head.forward_t(&y, train);
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train).apply(&self.classifier)
+        super::pooled_linear(&y, &self.classifier, self.dropout, train)
     }
 }
 

@@ -91,6 +91,12 @@ pub fn make_divisible(v: f64, divisor: i64) -> i64 {
     new_v
 }
 
+/// The usual classifier head: global average pooling, flatten, dropout (training only), then
+/// `fc` (the forward twin of [`OnnxBuilder::pooled_linear`]).
+pub(crate) fn pooled_linear(xs: &tch::Tensor, fc: &nn::Linear, dropout: f64, train: bool) -> tch::Tensor {
+    xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(dropout, train).apply(fc)
+}
+
 /// torchvision's conv init: `kaiming_normal_(mode="fan_out")`.
 pub(crate) fn kaiming_fan_out() -> nn::Init {
     nn::Init::Kaiming {

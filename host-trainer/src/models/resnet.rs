@@ -131,7 +131,7 @@ impl ModuleT for ResNet {
             };
             x = (y + identity).relu();
         }
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        super::pooled_linear(&x, &self.fc, 0.0, train)
     }
 }
 
