@@ -17,6 +17,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bash scripts/libtorch.sh
+command -v zstd >/dev/null || { echo "pack.sh needs zstd (apt-get install zstd)" >&2; exit 1; }
 lt=.cache/libtorch-2.13.0-cuda
 mkdir -p $lt/lib .gpu
 ln -sfn ../libtorch-2.13.0/include $lt/include
