@@ -22,6 +22,9 @@ run_tests() { # label, cargo args...
   rm -f "$log"
 }
 
+# Everything is built once per run: incremental state would only cost disk (GBs on three targets).
+export CARGO_INCREMENTAL=0
+
 step "setup"
 scripts/setup.sh
 scripts/torch-ref.sh   # PyTorch + torchvision (+ Keras) reference for the trainer's parity tests
