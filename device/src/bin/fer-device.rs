@@ -63,6 +63,9 @@ enum Command {
         /// Run as a VM's init: mount /proc first, power the machine off at the end.
         #[arg(long)]
         poweroff: bool,
+        /// Also time every node of each plan and print the time per op kind (median run).
+        #[arg(long)]
+        profile: bool,
     },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
@@ -535,7 +538,7 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
 }
 
 /// `bench-models`: per-inference time of each model, interleaved rounds, median reported.
-fn bench_models(models: &[PathBuf], iterations: usize) -> Result<()> {
+fn bench_models(models: &[PathBuf], iterations: usize, profile: bool) -> Result<()> {
     use tract_onnx::prelude::*;
     let mut plans = Vec::new();
     for p in models {
@@ -555,6 +558,51 @@ fn bench_models(models: &[PathBuf], iterations: usize) -> Result<()> {
         let median = t[t.len() / 2];
         println!("bench-models {} median_ns {median} min_ns {} iterations {iterations}", p.display(), t[0]);
     }
+    if profile {
+        for (p, plan, input) in &plans {
+            print_op_profile(p, plan, input, iterations)?;
+        }
+    }
+    Ok(())
+}
+
+/// Median time per node over `iterations` runs, summed per op kind, largest first.
+fn print_op_profile(
+    p: &Path,
+    plan: &std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>,
+    input: &tract_onnx::prelude::Tensor,
+    iterations: usize,
+) -> Result<()> {
+    use tract_onnx::prelude::*;
+    let nodes = plan.model().nodes().len();
+    let mut per_node: Vec<Vec<u64>> = vec![Vec::with_capacity(iterations); nodes];
+    let mut state = plan.spawn()?;
+    for _ in 0..iterations {
+        state.run_plan_with_eval(tvec![input.clone().into()], |ctx, op_state, node, inputs| {
+            let t0 = std::time::Instant::now();
+            let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+            per_node[node.id].push(t0.elapsed().as_nanos() as u64);
+            out
+        })?;
+    }
+    let mut kinds: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+    for (id, t) in per_node.iter_mut().enumerate() {
+        if t.is_empty() {
+            continue;
+        }
+        t.sort_unstable();
+        let op = plan.model().node(id).op().name().to_string();
+        let e = kinds.entry(op).or_default();
+        e.0 += t[t.len() / 2];
+        e.1 += 1;
+    }
+    let total: u64 = kinds.values().map(|v| v.0).sum();
+    let mut rows: Vec<_> = kinds.into_iter().collect();
+    rows.sort_by_key(|(_, (ns, _))| std::cmp::Reverse(*ns));
+    println!("profile {} (sum of per-node medians {:.3} ms)", p.display(), total as f64 / 1e6);
+    for (op, (ns, n)) in rows {
+        println!("  {op:<28} {n:>3} nodes {:>8.3} ms {:>5.1} %", ns as f64 / 1e6, 100.0 * ns as f64 / total as f64);
+    }
     Ok(())
 }
 
@@ -562,11 +610,11 @@ fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
         Command::Bench { common, passes, json } => bench(common, passes, json),
-        Command::BenchModels { models, iterations, poweroff } => {
+        Command::BenchModels { models, iterations, poweroff, profile } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench_models(&models, iterations);
+            let result = bench_models(&models, iterations, profile);
             if let Err(e) = &result {
                 println!("error: {e:#}");
             }
