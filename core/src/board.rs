@@ -204,7 +204,8 @@ pub struct ModelConfig {
     /// Path of the model's `manifest.json` (relative paths are relative to the working
     /// directory); the manifest names the ONNX file and its SHA-256.
     pub manifest: String,
-    /// Threads for inference (tract) and detection.
+    /// Threads for tract's matrix products. 1 is fastest for the 48-64 px models shipped here
+    /// (2 threads measured 2x slower on x86: BENCHMARKS.md); more may pay off for larger models.
     #[serde(default = "default_threads")]
     pub threads: usize,
 }
@@ -251,6 +252,9 @@ pub struct DetectionConfig {
     /// Full-frame detection every N frames; in between, only around tracked faces (1 = always).
     #[serde(default = "default_full_every")]
     pub full_detect_every: u32,
+    /// Threads scanning the detection pyramid's levels in parallel (same faces for any count).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
 }
 
 fn default_detector() -> DetectorKind {
@@ -286,6 +290,7 @@ impl Default for DetectionConfig {
             min_face: default_min_face(),
             max_faces: default_max_faces(),
             full_detect_every: default_full_every(),
+            threads: default_threads(),
         }
     }
 }
@@ -430,6 +435,9 @@ impl BoardConfig {
             return bad("model.threads", format!("{} is outside 1..=64", self.model.threads));
         }
         let d = &self.detection;
+        if !(1..=64).contains(&d.threads) {
+            return bad("detection.threads", format!("{} is outside 1..=64", d.threads));
+        }
         if !(d.scale_factor > 1.0 && d.scale_factor <= 2.0) {
             return bad("detection.scale_factor", format!("{} must be in (1, 2]", d.scale_factor));
         }

@@ -56,9 +56,11 @@ fn check_config_rejects_a_broken_config_naming_file_and_field() {
     let dir = std::env::temp_dir().join(format!("fer-device-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("broken.toml");
-    let text_in = std::fs::read_to_string(repo().join("board-configs/rpi4.toml"))
-        .unwrap()
-        .replace("threads = 3", "threads = \"three\"");
+    let text_in = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap().replacen(
+        "threads = 1",
+        "threads = \"three\"",
+        1,
+    ); // [model]'s: it comes before [detection]
     std::fs::write(&bad, text_in).unwrap();
     let out = fer_device().arg("check-config").arg(&bad).output().unwrap();
     let t = text(&out);

@@ -57,8 +57,14 @@ fn matches_opencv(golden: &str) {
             min_neighbors: case.min_neighbors,
             min_size: case.min_size,
             max_size: 0,
+            threads: 1,
         };
         let ours = cascade.detect_rects(&gray, &p);
+        // Levels scanned by several threads give exactly the one-thread detections, in order.
+        for threads in [2, 3, 64] {
+            let raw = cascade.raw_detections(&gray, &DetectParams { threads, ..p });
+            assert_eq!(raw, cascade.raw_detections(&gray, &p), "{}: {threads} threads", case.image);
+        }
         let label = format!("{} (scale {}, neighbours {})", case.image, case.scale_factor, case.min_neighbors);
         eprintln!("{label}: ours {ours:?}\n  opencv {:?}", case.boxes);
         // Every OpenCV face is found by us at nearly the same box.

@@ -66,6 +66,9 @@ enum Command {
         /// Also time every node of each plan and print the time per op kind (median run).
         #[arg(long)]
         profile: bool,
+        /// Threads for tract's matrix products (as a board's `model.threads`).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
@@ -233,8 +236,8 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
     }
     cfg.validate(&a.board)?;
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
-    let classifier =
-        TractClassifier::load(&manifest).with_context(|| format!("loading the model of {}", a.board.display()))?;
+    let classifier = TractClassifier::load(&manifest, cfg.model.threads)
+        .with_context(|| format!("loading the model of {}", a.board.display()))?;
     let finder = if a.whole_frame {
         FaceFinder::WholeFrame
     } else {
@@ -249,6 +252,7 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
             min_neighbors: cfg.detection.min_neighbors as usize,
             min_size: 0,
             max_size: 0,
+            threads: cfg.detection.threads,
         };
         FaceFinder::Detect(haar)
     };
@@ -481,7 +485,10 @@ mod as_init {
 }
 
 /// A batch-1 tract plan for an ONNX file with `[N, C, H, W]` input, and a constant input for it.
-fn bench_plan(p: &Path) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>, tract_onnx::prelude::Tensor)> {
+fn bench_plan(
+    p: &Path,
+    threads: usize,
+) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>, tract_onnx::prelude::Tensor)> {
     use tract_onnx::prelude::*;
     use tract_onnx::tract_hir::infer::Factoid;
     let model =
@@ -493,10 +500,7 @@ fn bench_plan(p: &Path) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimp
         [_, Some(c), Some(h), Some(w)] => [1, *c as usize, *h as usize, *w as usize],
         _ => bail!("{}: input shape {:?} is not [N, C, H, W]", p.display(), fact.shape),
     };
-    let plan = model
-        .with_input_fact(0, f32::fact(dims).into())?
-        .into_optimized()?
-        .into_runnable()
+    let plan = fer_device::classify::optimized_plan(&model, &dims, threads)
         .with_context(|| format!("{}: optimizing", p.display()))?;
     let input: Tensor = tract_ndarray::ArrayD::from_elem(dims.to_vec(), 0.1f32).into_tensor();
     plan.run(tvec![input.clone().into()]).with_context(|| format!("{}: running", p.display()))?;
@@ -508,7 +512,7 @@ fn bench_plan(p: &Path) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimp
 /// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
 fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<f64, String>)> {
     use tract_onnx::prelude::*;
-    let (plan, input) = bench_plan(model_path)?;
+    let (plan, input) = bench_plan(model_path, 1)?;
     let mut t = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t0 = std::time::Instant::now();
@@ -538,28 +542,33 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
 }
 
 /// `bench-models`: per-inference time of each model, interleaved rounds, median reported.
-fn bench_models(models: &[PathBuf], iterations: usize, profile: bool) -> Result<()> {
+fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: usize) -> Result<()> {
     use tract_onnx::prelude::*;
     let mut plans = Vec::new();
     for p in models {
-        let (plan, input) = bench_plan(p)?;
-        plans.push((p, plan, input));
+        let (plan, input) = bench_plan(p, threads)?;
+        let state = plan.spawn()?;
+        plans.push((p, plan, input, state));
     }
     let mut times: Vec<Vec<u128>> = vec![Vec::with_capacity(iterations); plans.len()];
     for _ in 0..iterations {
-        for (i, (_, plan, input)) in plans.iter().enumerate() {
+        for (i, (_, _, input, state)) in plans.iter_mut().enumerate() {
             let t0 = std::time::Instant::now();
-            plan.run(tvec![input.clone().into()])?;
+            state.run(tvec![input.clone().into()])?;
             times[i].push(t0.elapsed().as_nanos());
         }
     }
-    for ((p, _, _), t) in plans.iter().zip(&mut times) {
+    for ((p, ..), t) in plans.iter().zip(&mut times) {
         t.sort_unstable();
         let median = t[t.len() / 2];
-        println!("bench-models {} median_ns {median} min_ns {} iterations {iterations}", p.display(), t[0]);
+        println!(
+            "bench-models {} median_ns {median} min_ns {} iterations {iterations} threads {threads}",
+            p.display(),
+            t[0]
+        );
     }
     if profile {
-        for (p, plan, input) in &plans {
+        for (p, plan, input, _) in &plans {
             print_op_profile(p, plan, input, iterations)?;
         }
     }
@@ -610,11 +619,11 @@ fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
         Command::Bench { common, passes, json } => bench(common, passes, json),
-        Command::BenchModels { models, iterations, poweroff, profile } => {
+        Command::BenchModels { models, iterations, poweroff, profile, threads } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench_models(&models, iterations, profile);
+            let result = bench_models(&models, iterations, profile, threads);
             if let Err(e) = &result {
                 println!("error: {e:#}");
             }

@@ -44,21 +44,33 @@ pub trait Classifier {
     fn classify(&mut self, frame: &DynamicImage, faces: &[FaceBox]) -> Result<Vec<Probs>, ClassifyError>;
 }
 
+/// A tract plan of `model` optimised for the concrete input `shape` (tract runs a concrete-shape
+/// plan ~9x faster than a symbolic-batch one: BENCHMARKS.md). `threads` > 1 runs its matrix
+/// products on a pool of that many threads (tract's only multithreaded kernels).
+pub fn optimized_plan(model: &InferenceModel, shape: &[usize], threads: usize) -> TractResult<Arc<TypedSimplePlan>> {
+    let options = RunOptions {
+        executor: (threads > 1).then(|| tract_linalg::multithread::Executor::multithread(threads)),
+        ..Default::default()
+    };
+    model.clone().with_input_fact(0, f32::fact(shape).into())?.into_optimized()?.into_runnable_with_options(&options)
+}
+
 /// An ONNX model in tract, optimised once at load.
 pub struct TractClassifier {
     manifest: ModelManifest,
     onnx: PathBuf,
     /// The parsed model with its symbolic batch, kept to build a plan per batch size.
     model: InferenceModel,
-    /// Plans optimised for a concrete batch size (tract runs a concrete-shape plan ~9x faster
-    /// than the symbolic-batch one: BENCHMARKS.md), built on first use of each size.
-    plans: std::collections::HashMap<usize, std::sync::Arc<TypedSimplePlan>>,
+    threads: usize,
+    /// One run state (plan + per-op scratch) per batch size, built on first use of each size
+    /// and reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
+    states: std::collections::HashMap<usize, TypedSimpleState>,
 }
 
 impl TractClassifier {
     /// Loads the model a manifest describes, after checking its SHA-256, and refuses it when the
-    /// ONNX input or output shape disagrees with the manifest.
-    pub fn load(manifest_path: &Path) -> Result<TractClassifier, ClassifyError> {
+    /// ONNX input or output shape disagrees with the manifest. `threads` as in [`optimized_plan`].
+    pub fn load(manifest_path: &Path, threads: usize) -> Result<TractClassifier, ClassifyError> {
         let manifest = ModelManifest::load(manifest_path)?;
         let onnx = manifest.verified_onnx_path(manifest_path)?;
         let bad = |message: String| ClassifyError::Model { path: onnx.clone(), message };
@@ -77,7 +89,7 @@ impl TractClassifier {
         }
         // One probe run (building the batch-1 plan) proves the output size matches the labels.
         let probe = vec![0.0f32; s.channels * s.height * s.width];
-        let mut c = TractClassifier { manifest, onnx: onnx.clone(), model, plans: Default::default() };
+        let mut c = TractClassifier { manifest, onnx: onnx.clone(), model, threads, states: Default::default() };
         let out = c.run(&probe, 1).map_err(|e| bad(format!("probe run failed: {e}")))?;
         if out.len() != c.manifest.labels.len() {
             return Err(bad(format!(
@@ -94,32 +106,22 @@ impl TractClassifier {
     }
 
     /// Raw model outputs for `n` preprocessed faces (`n * C * H * W` values).
-    /// The plan for a batch of `n`, optimised for that shape on first use.
-    fn plan(&mut self, n: usize) -> Result<std::sync::Arc<TypedSimplePlan>, ClassifyError> {
-        if let Some(p) = self.plans.get(&n) {
-            return Ok(p.clone());
-        }
-        let s = &self.manifest.input;
-        let shape = [n, s.channels, s.height, s.width];
-        let plan = self
-            .model
-            .clone()
-            .with_input_fact(0, f32::fact(shape).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") })?;
-        self.plans.insert(n, plan.clone());
-        Ok(plan)
-    }
-
     pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<f32>, ClassifyError> {
         let s = &self.manifest.input;
         let shape = [n, s.channels, s.height, s.width];
         let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), batch.to_vec())
             .map_err(|e| ClassifyError::Inference(e.to_string()))?
             .into_tensor();
-        let plan = self.plan(n)?;
-        let out = plan.run(tvec![input.into()]).map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
+        let state = match self.states.entry(n) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let state = optimized_plan(&self.model, &shape, self.threads).and_then(|p| p.spawn()).map_err(|e| {
+                    ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") }
+                })?;
+                v.insert(state)
+            }
+        };
+        let out = state.run(tvec![input.into()]).map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
         let view = out[0].to_plain_array_view::<f32>().map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
         Ok(view.iter().copied().collect())
     }
@@ -168,7 +170,7 @@ mod tests {
 
     #[test]
     fn missing_manifest_is_a_clear_error() {
-        let e = TractClassifier::load(Path::new("/nonexistent/manifest.json")).err().unwrap().to_string();
+        let e = TractClassifier::load(Path::new("/nonexistent/manifest.json"), 1).err().unwrap().to_string();
         assert!(e.contains("/nonexistent/manifest.json"), "{e}");
     }
 }

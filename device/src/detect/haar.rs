@@ -69,11 +69,13 @@ pub struct DetectParams {
     pub min_size: u32,
     /// Largest window side (0 = image size).
     pub max_size: u32,
+    /// Threads scanning pyramid levels in parallel (the result is the same for any count).
+    pub threads: usize,
 }
 
 impl Default for DetectParams {
     fn default() -> Self {
-        DetectParams { scale_factor: 1.1, min_neighbors: 3, min_size: 0, max_size: 0 }
+        DetectParams { scale_factor: 1.1, min_neighbors: 3, min_size: 0, max_size: 0, threads: 1 }
     }
 }
 
@@ -320,11 +322,13 @@ impl HaarCascade {
         1
     }
 
-    /// Detected rectangles before grouping, over all pyramid levels.
+    /// Detected rectangles before grouping, over all pyramid levels, in level order. With
+    /// `p.threads` > 1 the levels are shared out to that many threads (largest first, each
+    /// thread taking the next unscanned level), and the hits are still returned in level order.
     pub fn raw_detections(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
         let (iw, ih) = (img.width() as f64, img.height() as f64);
         let max = if p.max_size == 0 { f64::MAX } else { p.max_size as f64 };
-        let mut out = Vec::new();
+        let mut levels = Vec::new();
         let mut factor = 1.0f64;
         loop {
             let (ww, wh) = (cvround(self.width as f64 * factor) as f64, cvround(self.height as f64 * factor) as f64);
@@ -332,14 +336,44 @@ impl HaarCascade {
                 break;
             }
             if ww >= p.min_size as f64 && wh >= p.min_size as f64 {
-                let (sw, sh) = (cvround(iw / factor).max(1) as u32, cvround(ih / factor).max(1) as u32);
-                let level = resize_bilinear(img, sw, sh);
-                let step = if factor > 2.0 { 1 } else { 2 };
-                self.scan_level(&level, factor, step, &mut out);
+                levels.push(factor);
             }
             factor *= p.scale_factor;
         }
-        out
+        let scan = |factor: f64| {
+            let (sw, sh) = (cvround(iw / factor).max(1) as u32, cvround(ih / factor).max(1) as u32);
+            let level = resize_bilinear(img, sw, sh);
+            let mut hits = Vec::new();
+            self.scan_level(&level, factor, if factor > 2.0 { 1 } else { 2 }, &mut hits);
+            hits
+        };
+        let threads = p.threads.clamp(1, levels.len().max(1));
+        if threads == 1 {
+            return levels.into_iter().flat_map(scan).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut per_level: Vec<Vec<Rect>> = vec![Vec::new(); levels.len()];
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&factor) = levels.get(i) else { break done };
+                            done.push((i, scan(factor)));
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                // A scan only indexes within its level's image: a panic here is a bug, not input.
+                for (i, hits) in w.join().expect("a detection thread panicked") {
+                    per_level[i] = hits;
+                }
+            }
+        });
+        per_level.concat()
     }
 
     /// OpenCV's `detectMultiScale`: raw detections grouped with `groupRectangles(min_neighbors, 0.2)`.
