@@ -6,6 +6,12 @@
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
 #   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] MODEL.onnx...
+#   scripts/arm-cost.sh [--cpu ...] [--iterations N] --pipeline BOARD.toml IMAGE
+#
+# --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
+# classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
+# /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
+# instructions per frame and stage.
 #
 # Installs what it needs on first use (qemu-system-arm, cpio, the arm64 kernel package into
 # .cache/arm-cost/). Output: one line per model, also saved to .cache/arm-cost/last-<cpu>.txt.
@@ -15,14 +21,20 @@ cd "$root"
 cpu=cortex-a72
 iterations=20
 models=()
+board=
+image=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
     --iterations) iterations=$2; shift 2 ;;
+    --pipeline) board=$2; image=$3; shift 3 ;;
     *) models+=("$1"); shift ;;
   esac
 done
-[ ${#models[@]} -gt 0 ] || { echo "usage: $0 [--cpu CPU] [--iterations N] MODEL.onnx..." >&2; exit 2; }
+if [ -z "$board" ] && [ ${#models[@]} -eq 0 ]; then
+  echo "usage: $0 [--cpu CPU] [--iterations N] MODEL.onnx... | --pipeline BOARD.toml IMAGE" >&2
+  exit 2
+fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 work=.cache/arm-cost
 mkdir -p "$work"
@@ -46,16 +58,29 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --targe
 rm -rf "$work/initfs" && mkdir -p "$work/initfs/m"
 cp target/arm-cost/aarch64-unknown-linux-gnu/release/fer-device "$work/initfs/init"
 args=()
-for i in "${!models[@]}"; do
-  cp "${models[$i]}" "$work/initfs/m/$i.onnx"
-  args+=("/m/$i.onnx")
-done
+if [ -n "$board" ]; then
+  # The files the board config names, at the same (relative or absolute) paths inside the VM.
+  manifest=$(sed -n 's/^manifest *= *"\(.*\)".*/\1/p' "$board")
+  mkdir -p "$work/initfs/board-configs" "$work/initfs/$(dirname "$manifest")" "$work/initfs/img"
+  cp "$board" "$work/initfs/board-configs/"
+  cp -r "$(dirname "$manifest")/." "$work/initfs/$(dirname "$manifest")/"
+  mkdir -p "$work/initfs/usr/share/opencv4"
+  cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
+  cp "$image" "$work/initfs/img/"
+  cmd="bench --poweroff --board board-configs/$(basename "$board") --source image:/img/$(basename "$image") --passes $iterations"
+else
+  for i in "${!models[@]}"; do
+    cp "${models[$i]}" "$work/initfs/m/$i.onnx"
+    args+=("/m/$i.onnx")
+  done
+  cmd="bench-models --poweroff --iterations $iterations ${args[*]}"
+fi
 (cd "$work/initfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/bench.cpio.gz"
 out="$work/last-$cpu.txt"
 timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
   -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
-  -append "console=ttyAMA0 quiet -- bench-models --poweroff --iterations $iterations ${args[*]}" \
-  | tr -d '\r' | grep -E '^(bench-models|error|note)' > "$out.raw"
+  -append "console=ttyAMA0 quiet -- $cmd" \
+  | tr -d '\r' | grep -E '^(bench-models|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|classifier)' > "$out.raw"
 # Name the models again (the VM saw /m/<i>.onnx).
 while read -r line; do
   if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then

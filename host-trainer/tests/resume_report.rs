@@ -1,7 +1,7 @@
 //! `--resume` continues a run from its checkpoint, refuses another run's checkpoint, and the
 //! report of a run is one self-contained HTML file whose numbers are the run's metrics.
 
-use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+use fer_core::preprocess::InputSpec;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::custom_cnn::CustomCnnConfig;
 use fer_trainer::models::Architecture;
@@ -10,15 +10,7 @@ use fer_trainer::train::{evaluate, to_tensors, train_resumable, Augment, Optimiz
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
         architecture: Architecture::CustomCnn(CustomCnnConfig { in_channels: 1, classes: 7, input_size: 32 }),
-        input: InputSpec {
-            channels: 1,
-            height: 32,
-            width: 32,
-            color: ColorMode::Gray,
-            resize: ResizeMethod::Bilinear,
-            normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-            face_margin: 0.0,
-        },
+        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs,
         batch_size: 70,
         optimizer: OptimizerKind::Adamw,

@@ -1,7 +1,7 @@
 //! A tiny MobileNetV2 learns the built-in data: the training loss falls and the validation
 //! accuracy beats chance after a few epochs on a few hundred faces (seconds on a CPU).
 
-use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
+use fer_core::preprocess::InputSpec;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
 use fer_trainer::models::Architecture;
@@ -18,15 +18,7 @@ fn tiny_mobilenet_learns_builtin_faces() {
             stem_stride: 1,
             dropout: 0.0,
         }),
-        input: InputSpec {
-            channels: 1,
-            height: 32,
-            width: 32,
-            color: ColorMode::Gray,
-            resize: ResizeMethod::Bilinear,
-            normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-            face_margin: 0.0,
-        },
+        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs: 6,
         batch_size: 50,
         optimizer: OptimizerKind::Adamw,

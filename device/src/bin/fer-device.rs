@@ -47,6 +47,10 @@ enum Command {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Run as a VM's init (scripts/arm-cost.sh --pipeline): mount /proc first, skip the
+        /// onnxruntime comparison, power the machine off at the end.
+        #[arg(long)]
+        poweroff: bool,
     },
     /// Time batch-1 inference of ONNX models in tract (one thread), the models interleaved, and
     /// print the time per inference of each. Under QEMU with `-icount shift=0` the guest clock
@@ -374,7 +378,7 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> {
+fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> Result<bool> {
     let (cfg, manifest, mut pipeline) = build_pipeline(&a)?;
     // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
     // in memory (the bus transfer to the panel is not included).
@@ -434,7 +438,8 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>) -> Result<bool> 
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
     let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
-    let (tract_ms, ort) = tract_vs_ort(&onnx, 200)?;
+    let (tract_ms, ort) =
+        if in_vm { (tract_alone(&onnx, 20)?, Err("a VM's init".into())) } else { tract_vs_ort(&onnx, 200)? };
     let ort_json = match &ort {
         Ok(ort_ms) => {
             println!(
@@ -507,21 +512,27 @@ fn bench_plan(
     Ok((plan, input))
 }
 
+/// Median batch-1 latency in ms of `model_path` in tract (one thread, one reused run state).
+fn tract_alone(model_path: &Path, runs: usize) -> Result<f64> {
+    use tract_onnx::prelude::*;
+    let (plan, input) = bench_plan(model_path, 1)?;
+    let mut state = plan.spawn()?;
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t0 = std::time::Instant::now();
+        state.run(tvec![input.clone().into()])?;
+        t.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
 /// Median batch-1 latency in ms of `onnx` in tract (this process, one thread) and in
 /// onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/ort_reference.py,
 /// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
 fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<f64, String>)> {
-    use tract_onnx::prelude::*;
-    let (plan, input) = bench_plan(model_path, 1)?;
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t0 = std::time::Instant::now();
-        plan.run(tvec![input.clone().into()])?;
-        t.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    t.sort_by(f64::total_cmp);
-    let tract_ms = t[t.len() / 2];
-    let shape = input.shape().to_vec();
+    let tract_ms = tract_alone(model_path, runs)?;
+    let shape = bench_plan(model_path, 1)?.1.shape().to_vec();
     let python =
         std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
     let script = Path::new("scripts/ort_reference.py");
@@ -618,7 +629,19 @@ fn print_op_profile(
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
-        Command::Bench { common, passes, json } => bench(common, passes, json),
+        Command::Bench { common, passes, json, poweroff } => {
+            if poweroff {
+                as_init::mount_proc();
+            }
+            let result = bench(common, passes, json, poweroff);
+            if let Err(e) = &result {
+                println!("error: {e:#}");
+            }
+            if poweroff {
+                as_init::power_off();
+            }
+            result
+        }
         Command::BenchModels { models, iterations, poweroff, profile, threads } => {
             if poweroff {
                 as_init::mount_proc();

