@@ -26,6 +26,11 @@ int8=$e2e/models/e2e-int8/manifest.json
 target/debug/fer-train import mini-xception --models-dir "$e2e/models"
 real=$e2e/models/mini-xception-fer2013/manifest.json
 
+# rpi4.toml with tract's matrix products on 2 threads ([model] threads comes first) and one
+# detection thread: the same probabilities as the defaults must come out, on every target.
+sed '0,/^threads = 1/s//threads = 2/; s/^threads = 4 .*/threads = 1/' board-configs/rpi4.toml >"$e2e/rpi4-mt.toml"
+grep -q '^threads = 2' "$e2e/rpi4-mt.toml"
+
 declare -A runner=(
   [x86_64]=""
   [aarch64]="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72"
@@ -40,6 +45,9 @@ for t in x86_64 aarch64 armv7; do
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device.log"
+  # shellcheck disable=SC2086
+  TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board "$e2e/rpi4-mt.toml" --model "$model" \
+    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
@@ -61,21 +69,26 @@ import json, sys
 d = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(f"{d}/{name}")]
+def compare(ref, other, what, tolerance):
+    assert len(other) == len(ref), f"{what}: {len(other)} frames vs {len(ref)}"
+    worst = 0.0
+    for a, b in zip(ref, other):
+        assert a["source"] == b["source"] and len(a["faces"]) == len(b["faces"]), f"{what}: frame {a['source']} differs"
+        for fa, fb in zip(a["faces"], b["faces"]):
+            assert fa["label"] == fb["label"], f"{what}: {a['source']}: {fa['label']} vs {fb['label']}"
+            assert all(abs(fa["box"][k] - fb["box"][k]) < 1e-3 for k in "xywh"), f"{what}: boxes differ"
+            worst = max(worst, max(abs(fa["probs"][e] - fb["probs"][e]) for e in fa["probs"]))
+    assert worst <= tolerance, f"{what}: probabilities differ by {worst}"
+    return worst
 for kind, expect_faces in (("faces", 21), ("int8", 21), ("photo", 1), ("real", 1)):
     ref = load(f"{kind}-x86_64.jsonl")
     assert sum(len(r["faces"]) for r in ref) == expect_faces, f"{kind}: expected {expect_faces} faces on x86_64, got {ref}"
     for t in ("aarch64", "armv7"):
-        other = load(f"{kind}-{t}.jsonl")
-        assert len(other) == len(ref), f"{kind} {t}: {len(other)} frames vs {len(ref)}"
-        worst = 0.0
-        for a, b in zip(ref, other):
-            assert a["source"] == b["source"] and len(a["faces"]) == len(b["faces"]), f"{kind} {t}: frame {a['source']} differs"
-            for fa, fb in zip(a["faces"], b["faces"]):
-                assert fa["label"] == fb["label"], f"{kind} {t}: {a['source']}: {fa['label']} vs {fb['label']}"
-                assert all(abs(fa["box"][k] - fb["box"][k]) < 1e-3 for k in "xywh"), f"{kind} {t}: boxes differ"
-                worst = max(worst, max(abs(fa["probs"][e] - fb["probs"][e]) for e in fa["probs"]))
-        assert worst <= 1e-4, f"{kind} {t}: probabilities differ by {worst}"
+        worst = compare(ref, load(f"{kind}-{t}.jsonl"), f"{kind} {t}", 1e-4)
         print(f"e2e {kind}: {t} matches x86_64 ({len(ref)} frames, max |dp| {worst:.1e})")
+for t in ("x86_64", "aarch64", "armv7"):
+    worst = compare(load(f"faces-{t}.jsonl"), load(f"mt-{t}.jsonl"), f"model.threads 2 on {t}", 1e-6)
+    print(f"e2e threads: tract on 2 threads matches 1 thread on {t} (max |dp| {worst:.1e})")
 bench = json.load(open(f"{d}/bench.json"))
 assert bench["frames"] == 2 and bench["faces"] == 2, bench
 assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
