@@ -95,13 +95,15 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     detect_scaled(d, &gray, s, cfg.min_face as f32, 0.0, 0.0)
                 } else {
                     // Between full passes, look only around the tracked faces: a region twice the
-                    // face's size, scaled so the face is about 48 px (twice the cascade window).
+                    // face's size, scaled so the face is about 48 px (twice the cascade window),
+                    // for faces at least 0.8 of the tracked size (0.6 cost 1.26x the instructions
+                    // on aarch64: BENCHMARKS.md); a face that shrank more waits for a full pass.
                     let mut found: Vec<FaceBox> = Vec::new();
                     for b in tracked {
                         let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
                         let roi = image::imageops::crop_imm(&gray, r.x0, r.y0, r.width(), r.height()).to_image();
                         let s = (48.0 / b.w).min(1.0);
-                        for f in detect_scaled(d, &roi, s, 0.6 * b.w, r.x0 as f32, r.y0 as f32) {
+                        for f in detect_scaled(d, &roi, s, 0.8 * b.w, r.x0 as f32, r.y0 as f32) {
                             if !found.iter().any(|g| iou(g, &f) > 0.5) {
                                 found.push(f);
                             }
