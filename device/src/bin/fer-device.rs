@@ -438,8 +438,12 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> 
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
     let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
-    let (tract_ms, ort) =
-        if in_vm { (tract_alone(&onnx, 20)?, Err("a VM's init".into())) } else { tract_vs_ort(&onnx, 200)? };
+    let (tract_ms, ort) = if in_vm {
+        let (plan, input) = bench_plan(&onnx, 1)?;
+        (tract_median_ms(&plan, &input, 20)?, Err("a VM's init".into()))
+    } else {
+        tract_vs_ort(&onnx, 200)?
+    };
     let ort_json = match &ort {
         Ok(ort_ms) => {
             println!(
@@ -505,17 +509,21 @@ fn bench_plan(
         [_, Some(c), Some(h), Some(w)] => [1, *c as usize, *h as usize, *w as usize],
         _ => bail!("{}: input shape {:?} is not [N, C, H, W]", p.display(), fact.shape),
     };
-    let plan = fer_device::classify::optimized_plan(&model, &dims, threads)
+    let options = fer_device::classify::run_options(threads);
+    let plan = fer_device::classify::optimized_plan(&model, &dims, &options)
         .with_context(|| format!("{}: optimizing", p.display()))?;
     let input: Tensor = tract_ndarray::ArrayD::from_elem(dims.to_vec(), 0.1f32).into_tensor();
     plan.run(tvec![input.clone().into()]).with_context(|| format!("{}: running", p.display()))?;
     Ok((plan, input))
 }
 
-/// Median batch-1 latency in ms of `model_path` in tract (one thread, one reused run state).
-fn tract_alone(model_path: &Path, runs: usize) -> Result<f64> {
+/// Median latency in ms of `runs` runs of `plan` on `input` (one reused run state).
+fn tract_median_ms(
+    plan: &std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>,
+    input: &tract_onnx::prelude::Tensor,
+    runs: usize,
+) -> Result<f64> {
     use tract_onnx::prelude::*;
-    let (plan, input) = bench_plan(model_path, 1)?;
     let mut state = plan.spawn()?;
     let mut t = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -531,8 +539,9 @@ fn tract_alone(model_path: &Path, runs: usize) -> Result<f64> {
 /// onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/ort_reference.py,
 /// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
 fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<f64, String>)> {
-    let tract_ms = tract_alone(model_path, runs)?;
-    let shape = bench_plan(model_path, 1)?.1.shape().to_vec();
+    let (plan, input) = bench_plan(model_path, 1)?;
+    let tract_ms = tract_median_ms(&plan, &input, runs)?;
+    let shape = input.shape().to_vec();
     let python =
         std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
     let script = Path::new("scripts/ort_reference.py");

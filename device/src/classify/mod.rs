@@ -44,15 +44,23 @@ pub trait Classifier {
     fn classify(&mut self, frame: &DynamicImage, faces: &[FaceBox]) -> Result<Vec<Probs>, ClassifyError>;
 }
 
-/// A tract plan of `model` optimised for the concrete input `shape` (tract runs a concrete-shape
-/// plan ~9x faster than a symbolic-batch one: BENCHMARKS.md). `threads` > 1 runs its matrix
-/// products on a pool of that many threads (tract's only multithreaded kernels).
-pub fn optimized_plan(model: &InferenceModel, shape: &[usize], threads: usize) -> TractResult<Arc<TypedSimplePlan>> {
-    let options = RunOptions {
+/// tract's run options for `threads`: above 1, one pool of that many threads runs the matrix
+/// products (tract's only multithreaded kernels). Build once and share: each call makes a pool.
+pub fn run_options(threads: usize) -> RunOptions {
+    RunOptions {
         executor: (threads > 1).then(|| tract_linalg::multithread::Executor::multithread(threads)),
         ..Default::default()
-    };
-    model.clone().with_input_fact(0, f32::fact(shape).into())?.into_optimized()?.into_runnable_with_options(&options)
+    }
+}
+
+/// A tract plan of `model` optimised for the concrete input `shape` (tract runs a concrete-shape
+/// plan ~9x faster than a symbolic-batch one: BENCHMARKS.md).
+pub fn optimized_plan(
+    model: &InferenceModel,
+    shape: &[usize],
+    options: &RunOptions,
+) -> TractResult<Arc<TypedSimplePlan>> {
+    model.clone().with_input_fact(0, f32::fact(shape).into())?.into_optimized()?.into_runnable_with_options(options)
 }
 
 /// An ONNX model in tract, optimised once at load.
@@ -61,7 +69,8 @@ pub struct TractClassifier {
     onnx: PathBuf,
     /// The parsed model with its symbolic batch, kept to build a plan per batch size.
     model: InferenceModel,
-    threads: usize,
+    /// Shared by the plans of every batch size (one thread pool, not one per plan).
+    options: RunOptions,
     /// One run state (plan + per-op scratch) per batch size, built on first use of each size
     /// and reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
     states: std::collections::HashMap<usize, TypedSimpleState>,
@@ -69,7 +78,7 @@ pub struct TractClassifier {
 
 impl TractClassifier {
     /// Loads the model a manifest describes, after checking its SHA-256, and refuses it when the
-    /// ONNX input or output shape disagrees with the manifest. `threads` as in [`optimized_plan`].
+    /// ONNX input or output shape disagrees with the manifest. `threads` as in [`run_options`].
     pub fn load(manifest_path: &Path, threads: usize) -> Result<TractClassifier, ClassifyError> {
         let manifest = ModelManifest::load(manifest_path)?;
         let onnx = manifest.verified_onnx_path(manifest_path)?;
@@ -89,7 +98,13 @@ impl TractClassifier {
         }
         // One probe run (building the batch-1 plan) proves the output size matches the labels.
         let probe = vec![0.0f32; s.channels * s.height * s.width];
-        let mut c = TractClassifier { manifest, onnx: onnx.clone(), model, threads, states: Default::default() };
+        let mut c = TractClassifier {
+            manifest,
+            onnx: onnx.clone(),
+            model,
+            options: run_options(threads),
+            states: Default::default(),
+        };
         let out = c.run(&probe, 1).map_err(|e| bad(format!("probe run failed: {e}")))?;
         if out.len() != c.manifest.labels.len() {
             return Err(bad(format!(
@@ -115,9 +130,10 @@ impl TractClassifier {
         let state = match self.states.entry(n) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let state = optimized_plan(&self.model, &shape, self.threads).and_then(|p| p.spawn()).map_err(|e| {
-                    ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") }
-                })?;
+                let state =
+                    optimized_plan(&self.model, &shape, &self.options).and_then(|p| p.spawn()).map_err(|e| {
+                        ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") }
+                    })?;
                 v.insert(state)
             }
         };

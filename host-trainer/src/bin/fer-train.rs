@@ -480,7 +480,6 @@ struct Run {
     report: fer_trainer::metrics::Report,
 }
 
-/// The input of models trained from scratch: `size`×`size` gray, scaled to [-1, 1].
 /// The dataset the options name (default: the built-in faces at the input's size), with its
 /// stratified validation split.
 fn load_dataset(a: &TrainArgs, input: &fer_core::preprocess::InputSpec) -> Result<Dataset> {
