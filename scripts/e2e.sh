@@ -63,6 +63,11 @@ done
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"
+# The detector alone against OpenCV in the same run: the same boxes for both cascades.
+for d in haar lbp; do
+  target/debug/fer-device bench-detect .cache/fixtures/astronaut.png --detector $d --iterations 1 >"$e2e/bench-detect-$d.txt"
+  grep -q "512x512 .* 1 identical$" "$e2e/bench-detect-$d.txt" || { cat "$e2e/bench-detect-$d.txt"; exit 1; }
+done
 
 python3 - "$e2e" <<'PY'
 import json, sys

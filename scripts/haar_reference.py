@@ -9,6 +9,11 @@ detections with these boxes.
 
     .venv-ref/bin/python scripts/haar_reference.py [--lbp]           # (re)generate
     .venv-ref/bin/python scripts/haar_reference.py [--lbp] --check   # recompute, exit 1 on drift
+
+`fer-device bench-detect` times OpenCV in the same run through the "bench" mode (one thread, no
+OpenCL), which prints one JSON line per image with the median time and the boxes:
+
+    .venv-ref/bin/python scripts/haar_reference.py bench CASCADE SCALE NEIGHBOURS MIN_SIZE RUNS IMAGE...
 """
 import json
 import sys
@@ -41,7 +46,30 @@ def gray(path):
     return (0.299 * r + 0.587 * g + 0.114 * b + 0.5).clip(0, 255).astype("uint8")
 
 
+def bench(args):
+    import time
+
+    cascade, sf, mn, ms, runs, images = args[0], float(args[1]), int(args[2]), int(args[3]), int(args[4]), args[5:]
+    cv2.setNumThreads(1)
+    cv2.ocl.setUseOpenCL(False)
+    cc = cv2.CascadeClassifier(cascade)
+    if cc.empty():
+        sys.exit(f"{cascade}: cannot load")
+    for path in images:
+        g = gray(path)
+        times = []
+        for _ in range(max(runs, 1)):
+            t0 = time.perf_counter()
+            faces = cc.detectMultiScale(g, scaleFactor=sf, minNeighbors=mn, minSize=(ms, ms))
+            times.append((time.perf_counter() - t0) * 1e3)
+        times.sort()
+        boxes = sorted([int(v) for v in f] for f in faces)
+        print(json.dumps({"image": path, "median_ms": times[len(times) // 2], "boxes": boxes}))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "bench":
+        return bench(sys.argv[2:])
     cc = cv2.CascadeClassifier(CASCADE)
     if cc.empty():
         sys.exit(f"{CASCADE}: cannot load (install Debian's opencv-data)")

@@ -74,6 +74,34 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Time the cascade detector alone on photographs (one thread, median of `--iterations`)
+    /// and OpenCV's `detectMultiScale` with the same cascade, parameters and gray image in the
+    /// same run (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/haar_reference.py),
+    /// and report whether both found the same boxes.
+    ///
+    /// Example: fer-device bench-detect .cache/fixtures/astronaut.png --detector lbp --iterations 20
+    BenchDetect {
+        /// Photographs (PNG/JPEG), converted to gray as the pipeline does.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value = "haar", value_parser = ["haar", "lbp"])]
+        detector: String,
+        /// Cascade XML instead of Debian's opencv-data file for --detector.
+        #[arg(long)]
+        cascade: Option<PathBuf>,
+        #[arg(long, default_value_t = 1.1)]
+        scale_factor: f64,
+        #[arg(long, default_value_t = 3)]
+        min_neighbors: usize,
+        /// Smallest face side in pixels.
+        #[arg(long, default_value_t = 24)]
+        min_size: u32,
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Also run our detector with this many threads (OpenCV stays on one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
     /// display can be found on this machine. Exits 1 if a config is invalid.
     ///
@@ -595,6 +623,81 @@ fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: u
     Ok(())
 }
 
+/// `bench-detect`: our cascade vs OpenCV's on the same gray images, same parameters.
+fn bench_detect(images: &[PathBuf], cascade: &Path, p: &DetectParams, iterations: usize) -> Result<()> {
+    let detector = HaarCascade::load(cascade)?;
+    let mut ours = Vec::new();
+    for path in images {
+        let img = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
+        let gray = fer_core::preprocess::to_gray8(&img);
+        let mut times = Vec::new();
+        let mut boxes = Vec::new();
+        for _ in 0..iterations.max(1) {
+            let t0 = std::time::Instant::now();
+            boxes = detector.detect_rects(&gray, p);
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let mut boxes: Vec<[i32; 4]> = boxes.iter().map(|r| [r.x, r.y, r.w, r.h]).collect();
+        boxes.sort();
+        ours.push((gray.dimensions(), times[times.len() / 2], boxes));
+    }
+    let python =
+        std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
+    let script = Path::new("scripts/haar_reference.py");
+    let opencv: std::result::Result<Vec<serde_json::Value>, String> = std::process::Command::new(&python)
+        .arg(script)
+        .arg("bench")
+        .arg(cascade)
+        .args([p.scale_factor.to_string(), p.min_neighbors.to_string(), p.min_size.to_string(), iterations.to_string()])
+        .args(images)
+        .output()
+        .map_err(|e| format!("cannot run {} {} ({e}); run scripts/setup.sh", python.display(), script.display()))
+        .and_then(|o| {
+            if !o.status.success() {
+                return Err(format!("OpenCV failed: {}", String::from_utf8_lossy(&o.stderr).trim()));
+            }
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| serde_json::from_str(l).map_err(|e| format!("unexpected OpenCV output {l:?}: {e}")))
+                .collect()
+        });
+    println!(
+        "bench-detect {} scale {} neighbours {} min {} px, median of {iterations}, ours on {} thread(s), OpenCV on 1",
+        cascade.display(),
+        p.scale_factor,
+        p.min_neighbors,
+        p.min_size,
+        p.threads
+    );
+    println!("{:<40} {:>10} {:>9} {:>11} {:>8}  boxes", "image", "size", "ours ms", "OpenCV ms", "ratio");
+    for (i, (path, ((w, h), ms, boxes))) in images.iter().zip(&ours).enumerate() {
+        let (cv_ms, same) = match &opencv {
+            Ok(rows) => {
+                let row = rows.get(i).context("OpenCV printed fewer rows than images")?;
+                let cv_boxes: Vec<[i32; 4]> = serde_json::from_value(row["boxes"].clone())?;
+                let same = if &cv_boxes == boxes {
+                    format!("{} identical", boxes.len())
+                } else {
+                    format!("DIFFER: ours {}, OpenCV {}", boxes.len(), cv_boxes.len())
+                };
+                (row["median_ms"].as_f64().context("OpenCV row without median_ms")?, same)
+            }
+            Err(_) => (f64::NAN, format!("{} (OpenCV not run)", boxes.len())),
+        };
+        println!(
+            "{:<40} {:>10} {ms:>9.2} {cv_ms:>11.2} {:>8.2}  {same}",
+            path.display(),
+            format!("{w}x{h}"),
+            ms / cv_ms
+        );
+    }
+    if let Err(why) = opencv {
+        println!("OpenCV not compared: {why}");
+    }
+    Ok(())
+}
+
 /// Median time per node over `iterations` runs, summed per op kind, largest first.
 fn print_op_profile(
     p: &Path,
@@ -663,6 +766,21 @@ fn run(cli: Cli) -> Result<bool> {
                 as_init::power_off();
             }
             result.map(|_| true)
+        }
+        Command::BenchDetect {
+            images,
+            detector,
+            cascade,
+            scale_factor,
+            min_neighbors,
+            min_size,
+            iterations,
+            threads,
+        } => {
+            let kind = if detector == "lbp" { DetectorKind::Lbp } else { DetectorKind::Haar };
+            let cascade = cascade.unwrap_or_else(|| PathBuf::from(default_cascade(kind)));
+            let p = DetectParams { scale_factor, min_neighbors, min_size, max_size: 0, threads };
+            bench_detect(&images, &cascade, &p, iterations).map(|_| true)
         }
         Command::CheckConfig { boards } => {
             let mut all_valid = true;

@@ -282,12 +282,16 @@ impl HaarCascade {
             return;
         }
         let ii = Integral::with_squares(img, !self.lbp);
+        let plan = StumpPlan::new(self, ii.stride);
         let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
         let mut y = 0;
         while y + wh <= h {
             let mut x = 0;
             while x + ww <= w {
-                let result = self.window_result(&ii, x, y);
+                let result = match &plan {
+                    Some(plan) => plan.window_result(&ii, y * ii.stride + x),
+                    None => self.window_result(&ii, x, y),
+                };
                 if result > 0 {
                     out.push(Rect { x: cvround(x as f64 * factor), y: cvround(y as f64 * factor), w: win_w, h: win_h });
                 }
@@ -391,6 +395,161 @@ impl Detector for HaarCascade {
     }
 }
 
+/// A cascade whose weak classifiers are all stumps (as every face cascade of opencv-data),
+/// flattened for one integral-image row stride: each feature is a fixed list of offsets from the
+/// window's top-left corner, so a window costs straight-line loads and no index arithmetic (as
+/// OpenCV's per-scale `OptFeature`s). Same arithmetic, in the same order, as
+/// [`HaarCascade::window_result`], which stays the reference for cascades with deeper trees
+/// (unit test `stump_plan_matches_the_tree_walk_on_every_window`).
+struct StumpPlan {
+    /// Per stage: end of its stumps in `haar` or `lbp`, and its threshold.
+    stages: Vec<(usize, f32)>,
+    haar: Vec<HaarStump>,
+    lbp: Vec<LbpStump>,
+    /// Corners of the variance-normalisation rectangle (Haar), and its area.
+    norm: [usize; 4],
+    area: f64,
+    /// Largest offset from a window's top-left index (the window's bottom-right corner).
+    span: usize,
+}
+
+#[derive(Clone, Copy)]
+struct HaarStump {
+    /// Corners (`+ - - +`) of up to three rectangles.
+    offsets: [[usize; 4]; 3],
+    weights: [f32; 3],
+    three: bool,
+    threshold: f32,
+    /// Leaf for `value < threshold`, leaf otherwise.
+    leaves: [f32; 2],
+}
+
+#[derive(Clone, Copy)]
+struct LbpStump {
+    /// The 4×4 grid of integral-image corners shared by the 3×3 blocks, row-major.
+    grid: [usize; 16],
+    subset: [i32; 8],
+    /// Leaf for a code in the subset, leaf otherwise.
+    leaves: [f32; 2],
+}
+
+impl StumpPlan {
+    /// The plan for integral images of row stride `stride`, or `None` if a weak classifier is
+    /// deeper than a stump.
+    fn new(c: &HaarCascade, stride: usize) -> Option<StumpPlan> {
+        let corners = |r: &Rect| {
+            let (x0, y0) = (r.x as usize, r.y as usize);
+            let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+            [y1 * stride + x1, y0 * stride + x1, y1 * stride + x0, y0 * stride + x0]
+        };
+        let mut plan = StumpPlan {
+            stages: Vec::with_capacity(c.stages.len()),
+            haar: Vec::new(),
+            lbp: Vec::new(),
+            norm: corners(&Rect { x: 1, y: 1, w: c.width - 2, h: c.height - 2 }),
+            area: ((c.width - 2) * (c.height - 2)) as f64,
+            span: c.height as usize * stride + c.width as usize,
+        };
+        for s in &c.stages {
+            for t in &s.trees {
+                let [n] = t.nodes.as_slice() else { return None };
+                let leaf = |next: i32| (next <= 0).then(|| t.leaves.get((-next) as usize).copied()).flatten();
+                let leaves = [leaf(n.left)?, leaf(n.right)?];
+                match &c.features[n.feature] {
+                    Feature::Haar(rects) if (1..=3).contains(&rects.len()) => {
+                        let mut h = HaarStump {
+                            offsets: [[0; 4]; 3],
+                            weights: [0.0; 3],
+                            three: rects.len() == 3,
+                            threshold: n.threshold,
+                            leaves,
+                        };
+                        for (i, (r, w)) in rects.iter().enumerate() {
+                            h.offsets[i] = corners(r);
+                            h.weights[i] = *w;
+                        }
+                        plan.haar.push(h);
+                    }
+                    Feature::Lbp(r) => {
+                        let mut grid = [0; 16];
+                        for (k, g) in grid.iter_mut().enumerate() {
+                            let (i, j) = ((k % 4) as i32, (k / 4) as i32);
+                            *g = (r.y + j * r.h) as usize * stride + (r.x + i * r.w) as usize;
+                        }
+                        plan.lbp.push(LbpStump { grid, subset: c.subsets[n.subset], leaves });
+                    }
+                    Feature::Haar(_) => return None,
+                }
+            }
+            plan.stages.push((plan.haar.len().max(plan.lbp.len()), s.threshold));
+        }
+        // window_result reads without bounds checks up to `span` (parse() keeps every rectangle
+        // inside the window, so this holds for any cascade that loaded).
+        let offsets =
+            plan.haar.iter().flat_map(|h| h.offsets.iter().flatten()).chain(plan.lbp.iter().flat_map(|l| &l.grid));
+        if offsets.chain(&plan.norm).any(|&o| o > plan.span) {
+            return None;
+        }
+        Some(plan)
+    }
+
+    /// As [`HaarCascade::window_result`] for the window whose top-left integral-image index
+    /// is `base`.
+    fn window_result(&self, ii: &Integral, base: usize) -> i32 {
+        let win = &ii.sum[base..];
+        // One check per window instead of one per load (~8 % of the detector's time).
+        assert!(self.span < win.len(), "window at {base} outside the integral image");
+        // SAFETY: every offset is <= self.span (checked in new()) and span < win.len().
+        let at = |o: usize| unsafe { *win.get_unchecked(o) };
+        let sum = |o: &[usize; 4]| at(o[0]) - at(o[1]) - at(o[2]) + at(o[3]);
+        let mut start = 0;
+        if !self.lbp.is_empty() {
+            for (si, &(end, threshold)) in self.stages.iter().enumerate() {
+                let mut total = 0.0f32;
+                for st in &self.lbp[start..end] {
+                    let g: [i32; 16] = std::array::from_fn(|k| at(st.grid[k]));
+                    let block = |bx: usize, by: usize| {
+                        g[(by + 1) * 4 + bx + 1] - g[by * 4 + bx + 1] - g[(by + 1) * 4 + bx] + g[by * 4 + bx]
+                    };
+                    let c = block(1, 1);
+                    let code =
+                        LBP_ORDER.iter().fold(0usize, |code, &(bx, by)| (code << 1) | (block(bx, by) >= c) as usize);
+                    total += st.leaves[(st.subset[code >> 5] & (1 << (code & 31)) == 0) as usize];
+                }
+                if total < threshold {
+                    return -(si as i32);
+                }
+                start = end;
+            }
+            return 1;
+        }
+        let sq = &ii.sq[base..];
+        let n = &self.norm;
+        let valsum = sum(n) as f64;
+        let nf = self.area * (sq[n[0]] - sq[n[1]] - sq[n[2]] + sq[n[3]]) - valsum * valsum;
+        if !(nf > 0.0 && self.area / nf.sqrt() < 0.1) {
+            return -1;
+        }
+        let inv = (1.0 / nf.sqrt()) as f32;
+        for (si, &(end, threshold)) in self.stages.iter().enumerate() {
+            let mut total = 0.0f32;
+            for st in &self.haar[start..end] {
+                let [a, b, c] = &st.offsets;
+                let mut v = st.weights[0] * sum(a) as f32 + st.weights[1] * sum(b) as f32;
+                if st.three {
+                    v += st.weights[2] * sum(c) as f32;
+                }
+                total += st.leaves[if v * inv < st.threshold { 0 } else { 1 }];
+            }
+            if total < threshold {
+                return -(si as i32);
+            }
+            start = end;
+        }
+        1
+    }
+}
+
 /// Integral and squared-integral images, `(w + 1) × (h + 1)`.
 struct Integral {
     stride: usize,
@@ -466,9 +625,11 @@ fn lbp_code(ii: &Integral, ox: usize, oy: usize, r: &Rect) -> u8 {
     }
     let block = |bx: usize, by: usize| g[by + 1][bx + 1] - g[by][bx + 1] - g[by + 1][bx] + g[by][bx];
     let c = block(1, 1);
-    const ORDER: [(usize, usize); 8] = [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
-    ORDER.iter().fold(0u8, |code, &(bx, by)| (code << 1) | (block(bx, by) >= c) as u8)
+    LBP_ORDER.iter().fold(0u8, |code, &(bx, by)| (code << 1) | (block(bx, by) >= c) as u8)
 }
+
+/// The outer blocks of an LBP feature from the code's most significant bit (clockwise).
+const LBP_ORDER: [(usize, usize); 8] = [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
 
 /// C's `cvRound`: round half to even, as `lrint` does by default.
 fn cvround(v: f64) -> i32 {
@@ -637,6 +798,42 @@ mod tests {
         assert_eq!(c.window_result(&ii, 0, 0), 1);
         let flat = Integral::new(&GrayImage::from_pixel(6, 6, image::Luma([7])));
         assert_eq!(c.window_result(&flat, 0, 0), 0);
+    }
+
+    /// The flattened stump evaluation against the generic tree walk, on every window position
+    /// of a real photograph at three pyramid levels, for OpenCV's Haar and LBP face cascades.
+    #[test]
+    fn stump_plan_matches_the_tree_walk_on_every_window() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let photo = root.join(".cache/fixtures/astronaut.png");
+        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
+        let gray = fer_core::preprocess::to_gray8(&img);
+        for xml in [
+            "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
+            "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml",
+        ] {
+            let c = HaarCascade::load(Path::new(xml)).unwrap();
+            let (mut windows, mut deep) = (0, 0);
+            for size in [200u32, 150, 96] {
+                let level = resize_bilinear(&gray, size, size);
+                let ii = Integral::with_squares(&level, !c.lbp);
+                let plan = StumpPlan::new(&c, ii.stride).expect("OpenCV's face cascades are stumps");
+                for y in 0..=(size as usize - c.height as usize) {
+                    for x in 0..=(size as usize - c.width as usize) {
+                        let want = c.window_result(&ii, x, y);
+                        assert_eq!(plan.window_result(&ii, y * ii.stride + x), want, "{xml}: {size} px, ({x}, {y})");
+                        windows += 1;
+                        deep += (want < -2 || want == 1) as usize;
+                    }
+                }
+            }
+            // The comparison reached past the first stages on some windows.
+            assert!(deep > 0 && windows > 30_000, "{xml}: {windows} windows, {deep} past stage 2");
+        }
+        // A cascade with a two-level tree has no stump plan (it runs the tree walk).
+        let tree = TINY.replace("0 -1 0 -0.1", "1 -1 0 -0.1 0 -2 0 0.3").replace("1.0 -1.0", "1.0 -1.0 0.5");
+        let c = HaarCascade::parse(&tree).unwrap();
+        assert!(StumpPlan::new(&c, 5).is_none());
     }
 
     #[test]
