@@ -226,10 +226,8 @@ pub fn to_gray8(img: &DynamicImage) -> image::GrayImage {
         return g.clone();
     }
     let rgb = rgb_view(img);
-    image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
-        let [r, g, b] = rgb.get_pixel(x, y).0;
-        image::Luma([(luma(r, g, b) + 0.5).min(255.0) as u8])
-    })
+    let gray = rgb.as_raw().chunks_exact(3).map(|p| (luma(p[0], p[1], p[2]) + 0.5).min(255.0) as u8).collect();
+    image::GrayImage::from_raw(rgb.width(), rgb.height(), gray).expect("one gray byte per RGB pixel")
 }
 
 fn rgb_view(img: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {

@@ -82,11 +82,11 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
         let mut boxes = match &mut self.finder {
             FaceFinder::WholeFrame => vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }],
             FaceFinder::Detect(d) => {
-                let gray = to_gray8(&frame.image);
                 let cfg = &self.detection;
                 let tracked = self.tracker.boxes();
                 let full = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || tracked.is_empty();
                 if full {
+                    let gray = to_gray8(&frame.image);
                     let s = if cfg.detect_width > 0 && w > cfg.detect_width {
                         cfg.detect_width as f32 / w as f32
                     } else {
@@ -101,7 +101,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     let mut found: Vec<FaceBox> = Vec::new();
                     for b in tracked {
                         let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
-                        let roi = image::imageops::crop_imm(&gray, r.x0, r.y0, r.width(), r.height()).to_image();
+                        // Only the region is converted to gray, not the whole frame.
+                        let roi = to_gray8(&frame.image.crop_imm(r.x0, r.y0, r.width(), r.height()));
                         let s = (48.0 / b.w).min(1.0);
                         for f in detect_scaled(d, &roi, s, 0.8 * b.w, r.x0 as f32, r.y0 as f32) {
                             if !found.iter().any(|g| iou(g, &f) > 0.5) {

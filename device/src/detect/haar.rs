@@ -274,21 +274,28 @@ impl HaarCascade {
     }
 
     /// Runs the cascade at every position of one pyramid level; pushes hits, scaled by `factor`
-    /// to the original image, into `out`.
-    fn scan_level(&self, img: &GrayImage, factor: f64, step: usize, out: &mut Vec<Rect>) {
+    /// to the original image, into `out`. The level's integral image has row stride `stride`
+    /// (at least its width + 1), the stride `plan` was made for.
+    fn scan_level(
+        &self,
+        img: &GrayImage,
+        factor: f64,
+        step: usize,
+        (stride, plan): (usize, Option<&StumpPlan>),
+        out: &mut Vec<Rect>,
+    ) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (ww, wh) = (self.width as usize, self.height as usize);
         if w < ww || h < wh {
             return;
         }
-        let ii = Integral::with_squares(img, !self.lbp);
-        let plan = StumpPlan::new(self, ii.stride);
+        let ii = Integral::with_squares(img, !self.lbp, stride);
         let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
         let mut y = 0;
         while y + wh <= h {
             let mut x = 0;
             while x + ww <= w {
-                let result = match &plan {
+                let result = match plan {
                     Some(plan) => plan.window_result(&ii, y * ii.stride + x),
                     None => self.window_result(&ii, x, y),
                 };
@@ -344,11 +351,15 @@ impl HaarCascade {
             }
             factor *= p.scale_factor;
         }
+        // One integral-image stride for every level (the widest level's), so that one stump plan
+        // serves the whole pyramid: a Haar plan costs ~30 us to make on x86.
+        let stride = img.width() as usize + 1;
+        let plan = StumpPlan::new(self, stride);
         let scan = |factor: f64| {
             let (sw, sh) = (cvround(iw / factor).max(1) as u32, cvround(ih / factor).max(1) as u32);
             let level = resize_bilinear(img, sw, sh);
             let mut hits = Vec::new();
-            self.scan_level(&level, factor, if factor > 2.0 { 1 } else { 2 }, &mut hits);
+            self.scan_level(&level, factor, if factor > 2.0 { 1 } else { 2 }, (stride, plan.as_ref()), &mut hits);
             hits
         };
         let threads = p.threads.clamp(1, levels.len().max(1));
@@ -560,30 +571,29 @@ struct Integral {
 impl Integral {
     #[cfg(test)]
     fn new(img: &GrayImage) -> Integral {
-        Integral::with_squares(img, true)
+        Integral::with_squares(img, true, img.width() as usize + 1)
     }
 
-    /// Sums, and squared sums only if `squares` (Haar's variance normalisation; LBP has none).
-    fn with_squares(img: &GrayImage, squares: bool) -> Integral {
+    /// Sums, and squared sums only if `squares` (Haar's variance normalisation; LBP has none),
+    /// with rows `stride` (at least `img.width() + 1`) apart.
+    fn with_squares(img: &GrayImage, squares: bool, stride: usize) -> Integral {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let stride = w + 1;
+        assert!(stride > w, "integral stride {stride} for an image {w} wide");
         let mut sum = vec![0i32; stride * (h + 1)];
-        for y in 0..h {
+        let mut sq = if squares { vec![0f64; stride * (h + 1)] } else { Vec::new() };
+        for (y, row) in img.as_raw().chunks_exact(w.max(1)).take(h).enumerate() {
+            let (above, below) = sum[y * stride..(y + 2) * stride].split_at_mut(stride);
             let mut rs = 0i32;
-            for x in 0..w {
-                rs += img.as_raw()[y * w + x] as i32;
-                sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + rs;
+            for (x, &v) in row.iter().enumerate() {
+                rs += v as i32;
+                below[x + 1] = above[x + 1] + rs;
             }
-        }
-        let mut sq = Vec::new();
-        if squares {
-            sq = vec![0f64; stride * (h + 1)];
-            for y in 0..h {
+            if squares {
+                let (above, below) = sq[y * stride..(y + 2) * stride].split_at_mut(stride);
                 let mut rq = 0f64;
-                for x in 0..w {
-                    let v = img.as_raw()[y * w + x] as f64;
-                    rq += v * v;
-                    sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
+                for (x, &v) in row.iter().enumerate() {
+                    rq += v as f64 * v as f64;
+                    below[x + 1] = above[x + 1] + rq;
                 }
             }
         }
@@ -816,7 +826,8 @@ mod tests {
             let (mut windows, mut deep) = (0, 0);
             for size in [200u32, 150, 96] {
                 let level = resize_bilinear(&gray, size, size);
-                let ii = Integral::with_squares(&level, !c.lbp);
+                // Rows padded as in raw_detections, where every level has the widest one's stride.
+                let ii = Integral::with_squares(&level, !c.lbp, 201);
                 let plan = StumpPlan::new(&c, ii.stride).expect("OpenCV's face cascades are stumps");
                 for y in 0..=(size as usize - c.height as usize) {
                     for x in 0..=(size as usize - c.width as usize) {
