@@ -15,7 +15,7 @@ use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
-use fer_device::source::{FolderSource, FrameSource, MjpegSource, SingleImage, SourceError};
+use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
 
 #[derive(Parser)]
@@ -161,6 +161,10 @@ struct RunArgs {
     /// Stop after this many frames (0 = all).
     #[arg(long, default_value_t = 0)]
     max_frames: u64,
+    /// Frames read and decoded ahead on a second thread while the current one is processed
+    /// (0 = read on the main thread, one core).
+    #[arg(long, default_value_t = 2)]
+    prefetch: usize,
 }
 
 fn main() -> ExitCode {
@@ -311,7 +315,12 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     }
     let mut fps = 0f32;
     let mut last_frame = std::time::Instant::now();
-    let mut source = open_source(&a.source, &cfg)?;
+    let mut source: Box<dyn FrameSource> = if r.prefetch > 0 {
+        let (spec, board) = (a.source.clone(), cfg.clone());
+        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?)
+    } else {
+        open_source(&a.source, &cfg)?
+    };
     let mut out: Box<dyn Write> = if r.json.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {

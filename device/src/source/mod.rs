@@ -60,3 +60,140 @@ pub(crate) fn decode(bytes: &[u8], path: &std::path::Path) -> Result<image::Dyna
     image::load_from_memory(bytes)
         .map_err(|e| SourceError::Frame { path: path.to_path_buf(), message: format!("not a decodable image: {e}") })
 }
+
+type Pending = Result<Option<Frame>, SourceError>;
+
+/// Reads a source on a thread of its own, up to `depth` frames ahead, so that reading and
+/// decoding the next frame overlaps detection and classification of this one on boards with
+/// more than one core. Frames, per-frame errors and the end come out in the source's order.
+/// The source is opened on that thread too, so it need not be `Send` (a camera handle).
+pub struct Prefetch {
+    rx: Option<std::sync::mpsc::Receiver<Pending>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    description: String,
+    finished: bool,
+}
+
+impl Prefetch {
+    /// Opens a source with `open` on a new thread; `open`'s error is returned here.
+    pub fn spawn<E: Send + 'static>(
+        depth: usize,
+        open: impl FnOnce() -> Result<Box<dyn FrameSource>, E> + Send + 'static,
+    ) -> Result<Prefetch, E> {
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(depth.max(1));
+        let worker = std::thread::spawn(move || {
+            let mut source = match open() {
+                Ok(s) => {
+                    let _ = opened_tx.send(Ok(s.describe()));
+                    s
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let next = source.next_frame();
+                let last = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
+                // A send fails once the reader is gone: stop reading.
+                if tx.send(next).is_err() || last {
+                    break;
+                }
+            }
+        });
+        match opened_rx.recv() {
+            Ok(Ok(description)) => Ok(Prefetch { rx: Some(rx), worker: Some(worker), description, finished: false }),
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                Err(e)
+            }
+            // The thread died while opening: `open` panicked, a bug rather than input.
+            Err(_) => panic!("the frame-reading thread ended while opening its source"),
+        }
+    }
+}
+
+impl FrameSource for Prefetch {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let next = self.rx.as_ref().and_then(|rx| rx.recv().ok()).unwrap_or(Ok(None));
+        self.finished = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
+        next
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (read ahead on a second thread)", self.description)
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Closing the channel first makes a reader blocked on a full channel stop.
+        drop(self.rx.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames 0..n, a per-frame error at index `bad`, then the end.
+    struct Counting {
+        next: u64,
+        n: u64,
+        bad: u64,
+    }
+
+    impl FrameSource for Counting {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            let i = self.next;
+            self.next += 1;
+            if i == self.bad {
+                return Err(SourceError::Frame { path: format!("f{i}").into(), message: "corrupt".into() });
+            }
+            Ok((i < self.n).then(|| Frame {
+                index: i,
+                name: format!("f{i}"),
+                image: image::DynamicImage::new_luma8(2, 2),
+            }))
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    #[test]
+    fn prefetch_keeps_order_errors_and_end() {
+        let mut p = Prefetch::spawn(2, || Ok::<_, String>(Box::new(Counting { next: 0, n: 6, bad: 3 }) as _)).unwrap();
+        assert!(p.describe().starts_with("counting"));
+        let mut seen = Vec::new();
+        loop {
+            match p.next_frame() {
+                Ok(Some(f)) => seen.push(f.name),
+                Ok(None) => break,
+                Err(e) => seen.push(format!("error {e}")),
+            }
+        }
+        assert_eq!(seen, ["f0", "f1", "f2", "error f3: corrupt", "f4", "f5"]);
+        assert!(p.next_frame().unwrap().is_none(), "stays at the end");
+    }
+
+    #[test]
+    fn prefetch_reports_open_errors_and_stops_when_dropped_early() {
+        let e = Prefetch::spawn(1, || Err::<Box<dyn FrameSource>, _>("no camera at /dev/video9".to_string()));
+        assert_eq!(e.err().unwrap(), "no camera at /dev/video9");
+        // An endless source, dropped after two frames: the drop must not hang.
+        let mut p =
+            Prefetch::spawn(2, || Ok::<_, String>(Box::new(Counting { next: 0, n: u64::MAX, bad: u64::MAX }) as _))
+                .unwrap();
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 0);
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 1);
+        drop(p);
+    }
+}
