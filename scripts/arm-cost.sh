@@ -5,9 +5,10 @@
 # `bench-models` on the given ONNX files and powers off. The printed "median_ns" figures are
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
-#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] MODEL.onnx...
+#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] MODEL.onnx...
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --pipeline BOARD.toml IMAGE
 #
+# --profile adds the time per op kind (bench-models --profile).
 # --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
@@ -23,10 +24,12 @@ iterations=20
 models=()
 board=
 image=
+profile=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
     --iterations) iterations=$2; shift 2 ;;
+    --profile) profile=--profile; shift ;;
     --pipeline) board=$2; image=$3; shift 3 ;;
     *) models+=("$1"); shift ;;
   esac
@@ -73,14 +76,14 @@ else
     cp "${models[$i]}" "$work/initfs/m/$i.onnx"
     args+=("/m/$i.onnx")
   done
-  cmd="bench-models --poweroff --iterations $iterations ${args[*]}"
+  cmd="bench-models --poweroff --iterations $iterations $profile ${args[*]}"
 fi
 (cd "$work/initfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/bench.cpio.gz"
 out="$work/last-$cpu.txt"
 timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
   -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
   -append "console=ttyAMA0 quiet -- $cmd" \
-  | tr -d '\r' | grep -E '^(bench-models|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|classifier)' > "$out.raw"
+  | tr -d '\r' | grep -E '^(bench-models|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|classifier|profile|  )' > "$out.raw"
 # Name the models again (the VM saw /m/<i>.onnx).
 while read -r line; do
   if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then
