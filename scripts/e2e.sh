@@ -46,8 +46,9 @@ for t in x86_64 aarch64 armv7; do
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device.log"
   # shellcheck disable=SC2086
+  # (also the single-thread frame loop, --prefetch 0: the defaults read frames on a second thread)
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board "$e2e/rpi4-mt.toml" --model "$model" \
-    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device.log"
+    --source "folder:$e2e/faces" --headless --whole-frame --prefetch 0 --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
