@@ -67,9 +67,11 @@ type Pending = Result<Option<Frame>, SourceError>;
 /// decoding the next frame overlaps detection and classification of this one on boards with
 /// more than one core. Frames, per-frame errors and the end come out in the source's order.
 /// The source is opened on that thread too, so it need not be `Send` (a camera handle).
+///
+/// Dropping it closes the channel: the thread stops at its next frame. It is not joined, so a
+/// camera that is being reconnected (which may take forever) cannot hold up the exit.
 pub struct Prefetch {
-    rx: Option<std::sync::mpsc::Receiver<Pending>>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    rx: std::sync::mpsc::Receiver<Pending>,
     description: String,
     finished: bool,
 }
@@ -103,7 +105,7 @@ impl Prefetch {
             }
         });
         match opened_rx.recv() {
-            Ok(Ok(description)) => Ok(Prefetch { rx: Some(rx), worker: Some(worker), description, finished: false }),
+            Ok(Ok(description)) => Ok(Prefetch { rx, description, finished: false }),
             Ok(Err(e)) => {
                 let _ = worker.join();
                 Err(e)
@@ -119,23 +121,20 @@ impl FrameSource for Prefetch {
         if self.finished {
             return Ok(None);
         }
-        let next = self.rx.as_ref().and_then(|rx| rx.recv().ok()).unwrap_or(Ok(None));
+        // The thread always sends the end (or a fatal error) before it stops; a closed channel
+        // without one means it panicked, which must not pass for the end of the source.
+        let next = self.rx.recv().unwrap_or_else(|_| {
+            Err(SourceError::Fatal {
+                path: self.description.clone().into(),
+                message: "the frame-reading thread stopped unexpectedly (a bug: see its panic message)".into(),
+            })
+        });
         self.finished = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
         next
     }
 
     fn describe(&self) -> String {
         format!("{} (read ahead on a second thread)", self.description)
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        // Closing the channel first makes a reader blocked on a full channel stop.
-        drop(self.rx.take());
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
     }
 }
 
@@ -182,6 +181,30 @@ mod tests {
         }
         assert_eq!(seen, ["f0", "f1", "f2", "error f3: corrupt", "f4", "f5"]);
         assert!(p.next_frame().unwrap().is_none(), "stays at the end");
+    }
+
+    /// Two frames, then a panic (a bug in a source).
+    struct Panicking(u64);
+
+    impl FrameSource for Panicking {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            self.0 += 1;
+            assert!(self.0 <= 2, "source bug");
+            Ok(Some(Frame { index: self.0 - 1, name: "p".into(), image: image::DynamicImage::new_luma8(2, 2) }))
+        }
+        fn describe(&self) -> String {
+            "panicking".into()
+        }
+    }
+
+    #[test]
+    fn prefetch_reports_a_dead_reader_as_fatal_not_as_the_end() {
+        let mut p = Prefetch::spawn(1, || Ok::<_, String>(Box::new(Panicking(0)) as _)).unwrap();
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 0);
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 1);
+        let e = p.next_frame().unwrap_err();
+        assert!(matches!(e, SourceError::Fatal { .. }) && e.to_string().contains("stopped unexpectedly"), "{e}");
+        assert!(p.next_frame().unwrap().is_none());
     }
 
     #[test]
