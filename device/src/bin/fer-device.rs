@@ -98,7 +98,7 @@ enum Command {
         min_size: u32,
         #[arg(long, default_value_t = 10)]
         iterations: usize,
-        /// Also run our detector with this many threads (OpenCV stays on one).
+        /// Threads scanning our pyramid's levels (OpenCV always runs on one).
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
@@ -572,6 +572,22 @@ fn tract_median_ms(
     Ok(t[t.len() / 2])
 }
 
+/// Runs a reference script (`$FER_ORT_PYTHON` or .venv-ref/bin/python, installed by
+/// scripts/setup.sh) with `args` and returns its stdout, or why it could not give one.
+fn python_reference(script: &str, what: &str, args: &[std::ffi::OsString]) -> std::result::Result<String, String> {
+    let python =
+        std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
+    let o = std::process::Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {} {script} ({e}); run scripts/setup.sh", python.display()))?;
+    if !o.status.success() {
+        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&o.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 /// Median batch-1 latency in ms of `onnx` in tract (this process, one thread) and in
 /// onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/ort_reference.py,
 /// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
@@ -579,22 +595,11 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
     let (plan, input) = bench_plan(model_path, 1)?;
     let tract_ms = tract_median_ms(&plan, &input, runs)?;
     let shape = input.shape().to_vec();
-    let python =
-        std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
-    let script = Path::new("scripts/ort_reference.py");
-    let ort = std::process::Command::new(&python)
-        .arg(script)
-        .args(["bench".as_ref(), model_path.as_os_str()])
-        .args([shape[1], shape[2], shape[3], runs].map(|v| v.to_string()))
-        .output()
-        .map_err(|e| format!("cannot run {} {} ({e}); run scripts/setup.sh", python.display(), script.display()))
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout);
-            if !o.status.success() {
-                return Err(format!("onnxruntime failed: {}", String::from_utf8_lossy(&o.stderr).trim()));
-            }
-            text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
-        });
+    let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), model_path.into()];
+    args.extend([shape[1], shape[2], shape[3], runs].map(|v| v.to_string().into()));
+    let ort = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|text| {
+        text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
+    });
     Ok((tract_ms, ort))
 }
 
@@ -651,23 +656,15 @@ fn bench_detect(images: &[PathBuf], cascade: &Path, p: &DetectParams, iterations
         boxes.sort();
         ours.push((gray.dimensions(), times[times.len() / 2], boxes));
     }
-    let python =
-        std::env::var_os("FER_ORT_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv-ref/bin/python"));
-    let script = Path::new("scripts/haar_reference.py");
-    let opencv: std::result::Result<Vec<serde_json::Value>, String> = std::process::Command::new(&python)
-        .arg(script)
-        .arg("bench")
-        .arg(cascade)
-        .args([p.scale_factor.to_string(), p.min_neighbors.to_string(), p.min_size.to_string(), iterations.to_string()])
-        .args(images)
-        .output()
-        .map_err(|e| format!("cannot run {} {} ({e}); run scripts/setup.sh", python.display(), script.display()))
-        .and_then(|o| {
-            if !o.status.success() {
-                return Err(format!("OpenCV failed: {}", String::from_utf8_lossy(&o.stderr).trim()));
-            }
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
+    let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), cascade.into()];
+    args.extend(
+        [p.scale_factor.to_string(), p.min_neighbors.to_string(), p.min_size.to_string(), iterations.to_string()]
+            .map(Into::into),
+    );
+    args.extend(images.iter().map(Into::into));
+    let opencv: std::result::Result<Vec<serde_json::Value>, String> =
+        python_reference("scripts/haar_reference.py", "OpenCV", &args).and_then(|text| {
+            text.lines()
                 .map(|l| serde_json::from_str(l).map_err(|e| format!("unexpected OpenCV output {l:?}: {e}")))
                 .collect()
         });

@@ -448,11 +448,7 @@ impl StumpPlan {
     /// The plan for integral images of row stride `stride`, or `None` if a weak classifier is
     /// deeper than a stump.
     fn new(c: &HaarCascade, stride: usize) -> Option<StumpPlan> {
-        let corners = |r: &Rect| {
-            let (x0, y0) = (r.x as usize, r.y as usize);
-            let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
-            [y1 * stride + x1, y0 * stride + x1, y1 * stride + x0, y0 * stride + x0]
-        };
+        let corners = |r: &Rect| corner_offsets(stride, 0, 0, r);
         let mut plan = StumpPlan {
             stages: Vec::with_capacity(c.stages.len()),
             haar: Vec::new(),
@@ -561,6 +557,14 @@ impl StumpPlan {
     }
 }
 
+/// Integral-image indices (rows `stride` apart) of the corners of `r` offset by `(ox, oy)`, in
+/// the order `+ - - +` of a rectangle sum.
+fn corner_offsets(stride: usize, ox: usize, oy: usize, r: &Rect) -> [usize; 4] {
+    let (x0, y0) = (ox + r.x as usize, oy + r.y as usize);
+    let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+    [y1 * stride + x1, y0 * stride + x1, y1 * stride + x0, y0 * stride + x0]
+}
+
 /// Integral and squared-integral images, `(w + 1) × (h + 1)`.
 struct Integral {
     stride: usize,
@@ -601,9 +605,7 @@ impl Integral {
     }
 
     fn corners(&self, ox: usize, oy: usize, r: &Rect) -> [usize; 4] {
-        let (x0, y0) = (ox + r.x as usize, oy + r.y as usize);
-        let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
-        [y1 * self.stride + x1, y0 * self.stride + x1, y1 * self.stride + x0, y0 * self.stride + x0]
+        corner_offsets(self.stride, ox, oy, r)
     }
 
     /// Sum of pixels of `r` offset by `(ox, oy)`.
