@@ -64,6 +64,10 @@ done
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"
+# The real model through the classifier's plan (fer-edge's rewrites and kernels) against
+# onnxruntime on the same input.
+target/debug/fer-device bench --board board-configs/rpi4.toml --model "$real" --source "image:.cache/fixtures/astronaut.png" \
+  --passes 1 --json "$e2e/bench-real.json" >"$e2e/bench-real.txt"
 # The detector alone against OpenCV in the same run: the same boxes for both cascades.
 for d in haar lbp; do
   target/debug/fer-device bench-detect .cache/fixtures/astronaut.png --detector $d --iterations 1 >"$e2e/bench-detect-$d.txt"
@@ -100,6 +104,10 @@ assert bench["frames"] == 2 and bench["faces"] == 2, bench
 assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
 assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
 print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
+for name in ("bench.json", "bench-real.json"):
+    c = json.load(open(f"{d}/{name}"))["classifier"]
+    assert c.get("max_abs_diff_vs_onnxruntime", 1.0) < 1e-4, f"{name}: tract's plan vs onnxruntime: {c}"
+    print(f"e2e {name}: classifier plan matches onnxruntime (max |d logits| {c['max_abs_diff_vs_onnxruntime']:.1e})")
 box = load("photo-x86_64.jsonl")[0]["faces"][0]["box"]
 print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w']:.0f} on all targets")
 for t in ("x86_64", "aarch64", "armv7"):

@@ -53,7 +53,7 @@ enum Command {
         poweroff: bool,
     },
     /// Time batch-1 inference of ONNX models in tract (one thread), the models interleaved, and
-    /// print the time per inference of each. Under QEMU with `-icount shift=0` the guest clock
+    /// print the time per inference of each, with the classifier's plan and tract's own. Under QEMU with `-icount shift=0` the guest clock
     /// counts instructions, so the figures are guest instructions (scripts/arm-cost.sh runs this
     /// as PID 1 of an aarch64 VM with --poweroff).
     ///
@@ -73,6 +73,9 @@ enum Command {
         /// Threads for tract's matrix products (as a board's `model.threads`).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Which plans to time: the classifier's (`fer`), tract's own (`tract`), or both.
+        #[arg(long, value_enum, default_value_t = PlanChoice::Both)]
+        plan: PlanChoice,
     },
     /// Time the cascade detector alone on photographs (one thread, median of `--iterations`)
     /// and OpenCV's `detectMultiScale` with the same cascade, parameters and gray image in the
@@ -476,18 +479,23 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> 
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
     let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
     let (tract_ms, ort) = if in_vm {
-        let (plan, input) = bench_plan(&onnx, 1)?;
+        let (plan, input) = bench_plan(&onnx, 1, fer_device::classify::PlanKind::Fer)?;
         (tract_median_ms(&plan, &input, 20)?, Err("a VM's init".into()))
     } else {
         tract_vs_ort(&onnx, 200)?
     };
     let ort_json = match &ort {
-        Ok(ort_ms) => {
+        Ok(OrtComparison { ms: ort_ms, max_abs_diff }) => {
             println!(
-                "classifier alone, batch 1, 1 thread: tract {tract_ms:.3} ms, onnxruntime {ort_ms:.3} ms (onnxruntime/tract = {:.2})",
+                "classifier alone, batch 1, 1 thread: tract {tract_ms:.3} ms, onnxruntime {ort_ms:.3} ms (onnxruntime/tract = {:.2}); outputs differ by at most {max_abs_diff:.2e}",
                 ort_ms / tract_ms
             );
-            serde_json::json!({"tract_ms": tract_ms, "onnxruntime_ms": ort_ms, "onnxruntime_over_tract": ort_ms / tract_ms})
+            serde_json::json!({
+                "tract_ms": tract_ms,
+                "onnxruntime_ms": ort_ms,
+                "onnxruntime_over_tract": ort_ms / tract_ms,
+                "max_abs_diff_vs_onnxruntime": max_abs_diff,
+            })
         }
         Err(why) => {
             println!("classifier alone, batch 1, 1 thread: tract {tract_ms:.3} ms; onnxruntime not compared: {why}");
@@ -534,6 +542,7 @@ mod as_init {
 fn bench_plan(
     p: &Path,
     threads: usize,
+    kind: fer_device::classify::PlanKind,
 ) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>, tract_onnx::prelude::Tensor)> {
     use tract_onnx::prelude::*;
     use tract_onnx::tract_hir::infer::Factoid;
@@ -547,7 +556,7 @@ fn bench_plan(
         _ => bail!("{}: input shape {:?} is not [N, C, H, W]", p.display(), fact.shape),
     };
     let options = fer_device::classify::run_options(threads);
-    let plan = fer_device::classify::optimized_plan(&model, &dims, &options)
+    let plan = fer_device::classify::optimized_plan(&model, &dims, &options, kind)
         .with_context(|| format!("{}: optimizing", p.display()))?;
     let input: Tensor = tract_ndarray::ArrayD::from_elem(dims.to_vec(), 0.1f32).into_tensor();
     plan.run(tvec![input.clone().into()]).with_context(|| format!("{}: running", p.display()))?;
@@ -588,53 +597,132 @@ fn python_reference(script: &str, what: &str, args: &[std::ffi::OsString]) -> st
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// Median batch-1 latency in ms of `onnx` in tract (this process, one thread) and in
-/// onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/ort_reference.py,
-/// one thread), measured back to back. The onnxruntime side is `Err(reason)` where it is missing.
-fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<f64, String>)> {
-    let (plan, input) = bench_plan(model_path, 1)?;
+/// What onnxruntime says of a model, next to tract.
+struct OrtComparison {
+    /// Median batch-1 latency, one thread.
+    ms: f64,
+    /// Largest |tract − onnxruntime| over the model's outputs for one pseudo-random input.
+    max_abs_diff: f32,
+}
+
+/// Median batch-1 latency in ms of `onnx` in tract (this process, one thread, the classifier's
+/// plan) and in onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with
+/// scripts/ort_reference.py, one thread), measured back to back, and how far apart their
+/// outputs are on one pseudo-random input. The onnxruntime side is `Err(reason)` where it is
+/// missing.
+fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<OrtComparison, String>)> {
+    use tract_onnx::prelude::*;
+    let (plan, input) = bench_plan(model_path, 1, fer_device::classify::PlanKind::Fer)?;
     let tract_ms = tract_median_ms(&plan, &input, runs)?;
     let shape = input.shape().to_vec();
     let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), model_path.into()];
     args.extend([shape[1], shape[2], shape[3], runs].map(|v| v.to_string().into()));
-    let ort = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|text| {
+    let ort_ms = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|text| {
         text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
     });
-    Ok((tract_ms, ort))
+    let ort_ms = match ort_ms {
+        Ok(ms) => ms,
+        Err(why) => return Ok((tract_ms, Err(why))),
+    };
+    // Outputs: the same input in both runtimes, values in [0, 1) like a normalised face.
+    let mut seed = 0x2545_f491_u32;
+    let x: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32
+        })
+        .collect();
+    let ours = plan.run(tvec![Tensor::from_shape(&shape, &x)?.into()])?.remove(0);
+    let ours = ours.to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
+    let dir = std::env::temp_dir().join(format!("fer-device-ort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let (inp, out) = (dir.join("in.f32"), dir.join("out.f32"));
+    std::fs::write(&inp, x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+        .with_context(|| format!("{}: cannot write", inp.display()))?;
+    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), model_path.into(), inp.clone().into()];
+    args.extend([1, shape[1], shape[2], shape[3]].map(|v| v.to_string().into()));
+    args.push(out.clone().into());
+    let theirs = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|_| {
+        std::fs::read(&out)
+            .map_err(|e| format!("{}: {e}", out.display()))
+            .map(|b| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let theirs = match theirs {
+        Ok(t) => t,
+        Err(why) => return Ok((tract_ms, Err(why))),
+    };
+    if theirs.len() != ours.len() {
+        bail!("{}: tract gives {} outputs, onnxruntime {}", model_path.display(), ours.len(), theirs.len());
+    }
+    let max_abs_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    Ok((tract_ms, Ok(OrtComparison { ms: ort_ms, max_abs_diff })))
 }
 
-/// `bench-models`: per-inference time of each model, interleaved rounds, median reported.
-fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: usize) -> Result<()> {
+/// `bench-models`: per-inference time of each model and plan, interleaved rounds, median reported.
+fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: usize, plan: PlanChoice) -> Result<()> {
+    use fer_device::classify::PlanKind;
     use tract_onnx::prelude::*;
+    let kinds: &[(PlanKind, &str)] = match plan {
+        PlanChoice::Fer => &[(PlanKind::Fer, "fer")],
+        PlanChoice::Tract => &[(PlanKind::Tract, "tract")],
+        PlanChoice::Both => &[(PlanKind::Fer, "fer"), (PlanKind::Tract, "tract")],
+    };
     let mut plans = Vec::new();
     for p in models {
-        let (plan, input) = bench_plan(p, threads)?;
-        let state = plan.spawn()?;
-        plans.push((p, plan, input, state));
+        for &(kind, name) in kinds {
+            let (plan, input) = bench_plan(p, threads, kind)?;
+            let state = plan.spawn()?;
+            plans.push((p, name, plan, input, state));
+        }
     }
     let mut times: Vec<Vec<u128>> = vec![Vec::with_capacity(iterations); plans.len()];
     for _ in 0..iterations {
-        for (i, (_, _, input, state)) in plans.iter_mut().enumerate() {
+        for (i, (.., input, state)) in plans.iter_mut().enumerate() {
             let t0 = std::time::Instant::now();
             state.run(tvec![input.clone().into()])?;
             times[i].push(t0.elapsed().as_nanos());
         }
     }
-    for ((p, ..), t) in plans.iter().zip(&mut times) {
+    let mut medians = Vec::new();
+    for ((p, name, ..), t) in plans.iter().zip(&mut times) {
         t.sort_unstable();
         let median = t[t.len() / 2];
+        medians.push(median);
         println!(
-            "bench-models {} median_ns {median} min_ns {} iterations {iterations} threads {threads}",
+            "bench-models {} plan {name} median_ns {median} min_ns {} iterations {iterations} threads {threads}",
             p.display(),
             t[0]
         );
     }
+    if kinds.len() == 2 {
+        for (i, p) in models.iter().enumerate() {
+            let (fer, tract) = (medians[2 * i] as f64, medians[2 * i + 1] as f64);
+            println!(
+                "bench-models {} fer/tract {:.3} (tract's own plan takes {:.2}x our time)",
+                p.display(),
+                fer / tract,
+                tract / fer
+            );
+        }
+    }
     if profile {
-        for (p, plan, input, _) in &plans {
-            print_op_profile(p, plan, input, iterations)?;
+        for (p, name, plan, input, _) in &plans {
+            print_op_profile(&format!("{} plan {name}", p.display()), plan, input, iterations)?;
         }
     }
     Ok(())
+}
+
+/// Which tract plans `bench-models` times.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PlanChoice {
+    /// What the classifier runs: tract's optimiser after fer-edge's rewrites and kernels.
+    Fer,
+    /// tract's optimiser alone.
+    Tract,
+    /// Both, interleaved, with the ratio.
+    Both,
 }
 
 /// `bench-detect`: our cascade vs OpenCV's on the same gray images, same parameters.
@@ -706,7 +794,7 @@ fn bench_detect(images: &[PathBuf], cascade: &Path, p: &DetectParams, iterations
 
 /// Median time per node over `iterations` runs, summed per op kind, largest first.
 fn print_op_profile(
-    p: &Path,
+    p: &str,
     plan: &std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>,
     input: &tract_onnx::prelude::Tensor,
     iterations: usize,
@@ -737,7 +825,7 @@ fn print_op_profile(
     let total: u64 = kinds.values().map(|v| v.0).sum();
     let mut rows: Vec<_> = kinds.into_iter().collect();
     rows.sort_by_key(|(_, (ns, _))| std::cmp::Reverse(*ns));
-    println!("profile {} (sum of per-node medians {:.3} ms)", p.display(), total as f64 / 1e6);
+    println!("profile {p} (sum of per-node medians {:.3} ms)", total as f64 / 1e6);
     for (op, (ns, n)) in rows {
         println!("  {op:<28} {n:>3} nodes {:>8.3} ms {:>5.1} %", ns as f64 / 1e6, 100.0 * ns as f64 / total as f64);
     }
@@ -760,11 +848,11 @@ fn run(cli: Cli) -> Result<bool> {
             }
             result
         }
-        Command::BenchModels { models, iterations, poweroff, profile, threads } => {
+        Command::BenchModels { models, iterations, poweroff, profile, threads, plan } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench_models(&models, iterations, profile, threads);
+            let result = bench_models(&models, iterations, profile, threads, plan);
             if let Err(e) = &result {
                 println!("error: {e:#}");
             }

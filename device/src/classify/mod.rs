@@ -26,6 +26,9 @@ use tract_onnx::prelude::*;
 
 use crate::track::Probs;
 
+pub mod kernels;
+pub mod rewrite;
+
 /// Classifier errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
@@ -53,14 +56,29 @@ pub fn run_options(threads: usize) -> RunOptions {
     }
 }
 
+/// How a plan is built from the ONNX model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanKind {
+    /// tract's optimiser after our rewrites ([`rewrite::tune`]): what the classifier runs.
+    Fer,
+    /// tract's optimiser alone (for comparison in `bench-models`).
+    Tract,
+}
+
 /// A tract plan of `model` optimised for the concrete input `shape` (tract runs a concrete-shape
 /// plan ~9x faster than a symbolic-batch one: BENCHMARKS.md).
 pub fn optimized_plan(
     model: &InferenceModel,
     shape: &[usize],
     options: &RunOptions,
+    kind: PlanKind,
 ) -> TractResult<Arc<TypedSimplePlan>> {
-    model.clone().with_input_fact(0, f32::fact(shape).into())?.into_optimized()?.into_runnable_with_options(options)
+    let typed = model.clone().with_input_fact(0, f32::fact(shape).into())?.into_typed()?.into_decluttered()?;
+    let typed = match kind {
+        PlanKind::Fer => rewrite::tune(typed)?,
+        PlanKind::Tract => typed,
+    };
+    typed.into_optimized()?.into_runnable_with_options(options)
 }
 
 /// An ONNX model in tract, optimised once at load.
@@ -131,9 +149,9 @@ impl TractClassifier {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let state =
-                    optimized_plan(&self.model, &shape, &self.options).and_then(|p| p.spawn()).map_err(|e| {
-                        ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") }
-                    })?;
+                    optimized_plan(&self.model, &shape, &self.options, PlanKind::Fer).and_then(|p| p.spawn()).map_err(
+                        |e| ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") },
+                    )?;
                 v.insert(state)
             }
         };

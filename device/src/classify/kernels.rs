@@ -1,0 +1,421 @@
+//! A channel-inner depthwise convolution kernel for tract, registered in tract-linalg's routine
+//! table (tract 0.23.9 ships one for wasm only).
+//!
+//! With a channel-inner kernel present, tract runs depthwise convolutions channel-last: its
+//! declutter moves a depthwise conv of 16 or more channels to NHWC and the neighbouring
+//! pointwise convolutions follow, and [`crate::classify`] moves the narrower ones and the
+//! max-pools the same way. Without one, tract's channel-last depthwise is a generic loop that is
+//! slower than its channel-first one, so it never chooses that layout. BENCHMARKS.md has the
+//! figures.
+//!
+//! The kernel follows tract's contract for [`tract_linalg::routines::DepthwiseCF32`]: output
+//! point `i`, channel `c`, is `bias[c]` plus `kernel[tap_indices[t] * k_stride + c] *
+//! input[i * in_stride + offsets[t] + c]` over the taps `t`. It is one Rust body compiled twice on
+//! x86-64 (plain SSE2, and AVX2 + FMA picked at run time through tract's ISA detection) and once
+//! elsewhere (NEON on aarch64, where it fuses multiply-adds; scalar VFP on armv7 builds without
+//! NEON). Blocks of 8 channels and 4 output points give 4 independent accumulator chains, so a
+//! narrow layer (8 channels, one vector) is not bound by the adder's latency.
+
+use tract_linalg::isa::IsaReq;
+use tract_linalg::routines::{Func, Routine, RoutineFactory};
+
+/// Channels per block (one AVX2 vector, two NEON vectors).
+const LANES: usize = 8;
+/// Output points per block: independent accumulators for each tap's multiply-add.
+const POINTS: usize = 4;
+
+/// The kernel body. `FUSED`: one rounding per multiply-add (only where the target has a
+/// fused multiply-add instruction; elsewhere `mul_add` would be a libm call).
+///
+/// # Safety
+/// tract's contract for `DepthwiseCF32` (see the module documentation).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const FUSED: bool>(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    #[inline(always)]
+    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
+        if FUSED {
+            x.mul_add(k, acc)
+        } else {
+            acc + x * k
+        }
+    }
+    unsafe {
+        let full = channels - channels % LANES;
+        let mut c = 0;
+        while c < full {
+            let b: [f32; LANES] = *(bias.add(c) as *const [f32; LANES]);
+            let mut i = 0;
+            while i + POINTS <= len {
+                let mut acc = [b; POINTS];
+                for (&kix, &off) in tap_indices.iter().zip(offsets) {
+                    let k: [f32; LANES] = *(kernel.add(kix * k_stride + c) as *const [f32; LANES]);
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let x = input.offset((i + p) as isize * in_stride + off).add(c) as *const [f32; LANES];
+                        let x = x.read_unaligned();
+                        for l in 0..LANES {
+                            acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
+                        }
+                    }
+                }
+                for (p, acc) in acc.iter().enumerate() {
+                    (output.offset((i + p) as isize * out_stride).add(c) as *mut [f32; LANES]).write_unaligned(*acc);
+                }
+                i += POINTS;
+            }
+            while i < len {
+                let mut acc = b;
+                for (&kix, &off) in tap_indices.iter().zip(offsets) {
+                    let k: [f32; LANES] = *(kernel.add(kix * k_stride + c) as *const [f32; LANES]);
+                    let x = (input.offset(i as isize * in_stride + off).add(c) as *const [f32; LANES]).read_unaligned();
+                    for l in 0..LANES {
+                        acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
+                    }
+                }
+                (output.offset(i as isize * out_stride).add(c) as *mut [f32; LANES]).write_unaligned(acc);
+                i += 1;
+            }
+            c += LANES;
+        }
+        for c in full..channels {
+            for i in 0..len {
+                let mut acc = *bias.add(c);
+                for (&kix, &off) in tap_indices.iter().zip(offsets) {
+                    let x = *input.offset(i as isize * in_stride + off).add(c);
+                    acc = madd::<FUSED>(acc, x, *kernel.add(kix * k_stride + c));
+                }
+                *output.offset(i as isize * out_stride).add(c) = acc;
+            }
+        }
+    }
+}
+
+/// The portable build of the kernel (fused multiply-adds on aarch64, where they are baseline).
+///
+/// # Safety
+/// tract's contract for `DepthwiseCF32` (see the module documentation).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn depthwise_c_f32_portable(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    const FUSED: bool = cfg!(target_arch = "aarch64");
+    unsafe {
+        body::<FUSED>(input, output, kernel, tap_indices, offsets, bias, channels, k_stride, len, in_stride, out_stride)
+    }
+}
+
+/// The AVX2 + FMA build of the kernel.
+///
+/// # Safety
+/// tract's contract for `DepthwiseCF32`, and a CPU with AVX2 and FMA (tract only picks it on one).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn depthwise_c_f32_avx2_fma(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    unsafe {
+        body::<true>(input, output, kernel, tap_indices, offsets, bias, channels, k_stride, len, in_stride, out_stride)
+    }
+}
+
+/// A safe `fn` item cannot coerce from a `#[target_feature]` one: this wrapper is what tract
+/// calls, and tract only selects it on a CPU with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_fma_entry(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    tap_indices: &[usize],
+    offsets: &[isize],
+    bias: *const f32,
+    channels: usize,
+    k_stride: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    unsafe {
+        depthwise_c_f32_avx2_fma(
+            input,
+            output,
+            kernel,
+            tap_indices,
+            offsets,
+            bias,
+            channels,
+            k_stride,
+            len,
+            in_stride,
+            out_stride,
+        )
+    }
+}
+
+tract_onnx::tract_core::internal::inventory::submit! {
+    Routine {
+        func: Func::DepthwiseC,
+        arch: None,
+        isa: IsaReq::ANY,
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_depthwise_c_f32", run: depthwise_c_f32_portable },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+tract_onnx::tract_core::internal::inventory::submit! {
+    Routine {
+        func: Func::DepthwiseC,
+        arch: Some(tract_linalg::isa::Arch::X86_64),
+        isa: IsaReq::ANY.needing(&[tract_linalg::isa::Isa::X86_64Avx2, tract_linalg::isa::Isa::X86_64Fma]),
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_avx2_fma_depthwise_c_f32", run: avx2_fma_entry },
+    }
+}
+
+/// The channel-inner depthwise kernel tract runs on this machine (ours, by its name), `None`
+/// if the registration did not reach tract's table. Calling it also keeps this module linked.
+pub fn active_depthwise_c() -> Option<&'static str> {
+    let isa = tract_linalg::isa::native();
+    tract_linalg::routines::best_for(Func::DepthwiseC, tract_onnx::prelude::DatumType::F32, &isa).map(|r| r.name())
+}
+
+/// Output points (along a row) and output channels per block of the direct convolution.
+pub const DIRECT_LANES: usize = 8;
+
+/// Shapes of one image's direct convolution (see [`direct_conv`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectGeometry {
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// One image of a dense, unpadded, unit-stride convolution: `out[co, oy, ox] = bias[co] +
+/// Σ packed[(ci, ky, kx), co] · x[ci, oy + ky, ox + kx]`. `packed` is `[ci][ky][kx][co]` with `co`
+/// padded to a multiple of [`DIRECT_LANES`], `bias` padded the same way.
+///
+/// Blocks of 8 output points of a row × 8 output channels stay in registers across all taps
+/// (64 accumulators: 8 AVX2 or 16 NEON registers); each tap loads one run of 8 input points.
+/// A row whose width is not a multiple of 8 ends with a block that overlaps the previous one.
+///
+/// # Panics
+/// If a slice is shorter than the geometry says, or the output row is narrower than 8.
+pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, out: &mut [f32]) {
+    let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
+    assert!(g.ow >= DIRECT_LANES && g.oh + g.kh == g.h + 1 && g.ow + g.kw == g.w + 1);
+    assert!(x.len() >= g.cin * g.h * g.w && out.len() >= g.cout * g.oh * g.ow);
+    assert!(packed.len() >= g.cin * g.kh * g.kw * cpad && bias.len() >= cpad);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present; the asserts above bound every access.
+            unsafe { direct_avx2_fma(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, out.as_mut_ptr()) };
+            return;
+        }
+    }
+    const FUSED: bool = cfg!(target_arch = "aarch64");
+    // SAFETY: the asserts above bound every access.
+    unsafe { direct_body::<FUSED>(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, out.as_mut_ptr()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn direct_avx2_fma(x: *const f32, packed: *const f32, bias: *const f32, g: &DirectGeometry, out: *mut f32) {
+    unsafe { direct_body::<true>(x, packed, bias, g, out) }
+}
+
+#[inline(always)]
+unsafe fn direct_body<const FUSED: bool>(
+    x: *const f32,
+    packed: *const f32,
+    bias: *const f32,
+    g: &DirectGeometry,
+    out: *mut f32,
+) {
+    const L: usize = DIRECT_LANES;
+    #[inline(always)]
+    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
+        if FUSED {
+            x.mul_add(k, acc)
+        } else {
+            acc + x * k
+        }
+    }
+    let cpad = g.cout.div_ceil(L) * L;
+    unsafe {
+        for cb in (0..cpad).step_by(L) {
+            let b: [f32; L] = *(bias.add(cb) as *const [f32; L]);
+            let nco = (g.cout - cb).min(L);
+            for oy in 0..g.oh {
+                let mut ox = 0;
+                loop {
+                    let x0 = ox.min(g.ow - L);
+                    let mut acc = [[0f32; L]; L];
+                    for (co, acc) in acc.iter_mut().enumerate() {
+                        *acc = [b[co]; L];
+                    }
+                    let mut w = packed.add(cb);
+                    for ci in 0..g.cin {
+                        for ky in 0..g.kh {
+                            let row = x.add((ci * g.h + oy + ky) * g.w + x0);
+                            for kx in 0..g.kw {
+                                let xv = (row.add(kx) as *const [f32; L]).read_unaligned();
+                                let wv: [f32; L] = *(w as *const [f32; L]);
+                                for co in 0..L {
+                                    for l in 0..L {
+                                        acc[co][l] = madd::<FUSED>(acc[co][l], xv[l], wv[co]);
+                                    }
+                                }
+                                w = w.add(cpad);
+                            }
+                        }
+                    }
+                    for (co, acc) in acc.iter().enumerate().take(nco) {
+                        (out.add(((cb + co) * g.oh + oy) * g.ow + x0) as *mut [f32; L]).write_unaligned(*acc);
+                    }
+                    if x0 + L >= g.ow {
+                        break;
+                    }
+                    ox += L;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1).
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    type Kernel =
+        unsafe fn(*const f32, *mut f32, *const f32, &[usize], &[isize], *const f32, usize, usize, usize, isize, isize);
+
+    /// Every build of the channel-inner kernel this machine can run, against the contract's
+    /// formula evaluated in f64.
+    #[test]
+    fn depthwise_c_matches_the_contract() {
+        #[allow(unused_mut)] // only x86-64 adds a build
+        let mut builds: Vec<(&str, Kernel)> = vec![("portable", depthwise_c_f32_portable)];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            builds.push(("avx2+fma", avx2_fma_entry));
+        }
+        for (name, kernel) in builds {
+            for channels in [1, 3, 8, 13, 16, 40] {
+                for len in [0, 1, 3, 4, 5, 9] {
+                    for (in_stride, out_stride) in
+                        [(channels as isize, channels as isize), (2 * channels as isize + 3, channels as isize + 1)]
+                    {
+                        // A 3x3 kernel over an image `row` points wide, channel-inner, stride
+                        // `k_stride` between taps (a block of a wider kernel).
+                        let (row, k_stride) = (in_stride as usize * 12, channels + 5);
+                        let tap_indices: Vec<usize> = vec![0, 2, 3, 4, 5, 8]; // a border zone: some taps dropped
+                        let offsets: Vec<isize> = tap_indices
+                            .iter()
+                            .map(|t| ((t / 3) * row + (t % 3) * in_stride as usize) as isize)
+                            .collect();
+                        let input = values(3 * row + in_stride as usize * (len + 3) + channels, 1);
+                        let kern = values(9 * k_stride, 2);
+                        let bias = values(channels, 3);
+                        let out_len = (len.max(1) - 1) * out_stride as usize + channels;
+                        let mut out = vec![f32::NAN; out_len];
+                        unsafe {
+                            kernel(
+                                input.as_ptr(),
+                                out.as_mut_ptr(),
+                                kern.as_ptr(),
+                                &tap_indices,
+                                &offsets,
+                                bias.as_ptr(),
+                                channels,
+                                k_stride,
+                                len,
+                                in_stride,
+                                out_stride,
+                            )
+                        };
+                        for i in 0..len {
+                            for c in 0..channels {
+                                let want = bias[c] as f64
+                                    + tap_indices
+                                        .iter()
+                                        .zip(&offsets)
+                                        .map(|(&t, &o)| {
+                                            kern[t * k_stride + c] as f64
+                                                * input[i * in_stride as usize + o as usize + c] as f64
+                                        })
+                                        .sum::<f64>();
+                                let got = out[i * out_stride as usize + c];
+                                assert!(
+                                    (got as f64 - want).abs() < 1e-5,
+                                    "{name}: channels {channels} len {len} point {i} channel {c}: {got} vs {want}"
+                                );
+                            }
+                        }
+                        if len == 0 {
+                            assert!(out.iter().all(|v| v.is_nan()), "{name}: wrote with len 0");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn our_kernel_is_the_one_tract_runs() {
+        let name = active_depthwise_c().expect("no channel-inner depthwise kernel registered");
+        assert!(name.starts_with("fer_edge_"), "tract picked {name}");
+    }
+}

@@ -1,0 +1,540 @@
+//! Rewrites of a decluttered tract model before it is optimised, each measured against tract's
+//! own plan (BENCHMARKS.md, "Classifier: channel-last depthwise and direct convolutions"):
+//!
+//! - [`direct_convs`]: a dense convolution with few output channels, no padding and unit stride
+//!   (the 3x3 stems of mini-XCEPTION) becomes [`DirectConv`], computed straight from the input
+//!   rows instead of tract's im2col gather and matrix product;
+//! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
+//!   declutters to, one per axis) become one [`Subsample`] that copies the kept points directly and,
+//!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
+//! - [`channel_last`]: depthwise convolutions and max-pools run NHWC (tract's `conv_nhwc`
+//!   transform and the same sandwich for max-pools), where our channel-inner depthwise kernel
+//!   ([`super::kernels`]) and tract's channel-last pool vectorise over channels. tract's declutter
+//!   then cancels the layout moves between neighbours.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::MaxPool;
+use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::Downsample;
+
+use super::kernels;
+
+/// All the rewrites, in order, each followed by tract's declutter (which cancels the layout moves
+/// that meet and lets tract's own channel-last choices for wide depthwise convolutions spread).
+pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
+    let mut model = model;
+    direct_convs(&mut model)?;
+    subsamples(&mut model)?;
+    let mut model = model.into_decluttered()?;
+    channel_last(&mut model)?;
+    model.into_decluttered()
+}
+
+/// Widest output-channel count [`DirectConv`] takes: beyond it tract's matrix product tiles are
+/// full and its im2col pays for itself.
+const DIRECT_MAX_COUT: usize = 16;
+
+/// A dense f32 NCHW convolution with no padding, unit stride and dilation, computed directly:
+/// `y[n, co, oy, ox] = bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy + ky, ox + kx]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectConv {
+    pub cin: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    /// Weights as `[ci][ky][kx][co]`, `co` padded to a multiple of [`kernels::DIRECT_LANES`].
+    pub packed: Arc<Vec<f32>>,
+    /// Bias per output channel, padded like `packed`.
+    pub bias: Arc<Vec<f32>>,
+}
+
+impl Eq for DirectConv {}
+
+impl std::hash::Hash for DirectConv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.cin, self.cout, self.kh, self.kw).hash(state);
+        self.packed.iter().for_each(|v| v.to_bits().hash(state));
+        self.bias.iter().for_each(|v| v.to_bits().hash(state));
+    }
+}
+
+impl DirectConv {
+    /// From OIHW weights and a bias per output channel.
+    pub fn new(cin: usize, cout: usize, kh: usize, kw: usize, oihw: &[f32], bias: &[f32]) -> DirectConv {
+        let lanes = kernels::DIRECT_LANES;
+        let cpad = cout.div_ceil(lanes) * lanes;
+        let mut packed = vec![0.0; cin * kh * kw * cpad];
+        for co in 0..cout {
+            for tap in 0..cin * kh * kw {
+                packed[tap * cpad + co] = oihw[co * cin * kh * kw + tap];
+            }
+        }
+        let mut b = vec![0.0; cpad];
+        b[..cout].copy_from_slice(bias);
+        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b) }
+    }
+
+    fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (oh, ow) = ((h + 1).checked_sub(self.kh)?, (w + 1).checked_sub(self.kw)?);
+        (oh > 0 && ow >= kernels::DIRECT_LANES).then_some((oh, ow))
+    }
+}
+
+impl Op for DirectConv {
+    fn name(&self) -> StaticName {
+        "DirectConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{}x{} {} -> {} channels", self.kh, self.kw, self.cin, self.cout)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DirectConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let &[n, c, h, w] = input.shape() else { bail!("DirectConv: input {:?} is not NCHW", input.shape()) };
+        ensure!(c == self.cin, "DirectConv: {c} input channels, expected {}", self.cin);
+        let Some((oh, ow)) = self.output_hw(h, w) else { bail!("DirectConv: input {h}x{w} too small") };
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        let mut out = Tensor::zero::<f32>(&[n, self.cout, oh, ow])?;
+        {
+            let mut o = out.try_as_plain_ram_mut()?;
+            let o = o.as_slice_mut::<f32>()?;
+            let geo = kernels::DirectGeometry { cin: c, h, w, cout: self.cout, kh: self.kh, kw: self.kw, oh, ow };
+            for (x, o) in x.chunks_exact(c * h * w).zip(o.chunks_exact_mut(self.cout * oh * ow)) {
+                kernels::direct_conv(x, &self.packed, &self.bias, &geo, o);
+            }
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for DirectConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let s = inputs[0].shape.as_concrete().context("DirectConv needs a concrete input shape")?;
+        let &[n, _, h, w] = s else { bail!("DirectConv: input {s:?} is not NCHW") };
+        let (oh, ow) = self.output_hw(h, w).context("DirectConv: input too small")?;
+        Ok(tvec!(f32::fact([n, self.cout, oh, ow])))
+    }
+
+    as_op!();
+}
+
+/// Replaces each convolution [`DirectConv`] handles (f32, NCHW, group 1, OIHW constant weights,
+/// no padding, unit strides and dilations, at most [`DIRECT_MAX_COUT`] output channels, an
+/// output row of at least [`kernels::DIRECT_LANES`]). Returns how many it replaced.
+pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    let ids: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<Conv>()).map(|n| n.id).collect();
+    for id in ids {
+        let node = model.node(id).clone();
+        let op = node.op_as::<Conv>().unwrap();
+        let x = model.outlet_fact(node.inputs[0])?;
+        let Some(shape) = x.shape.as_concrete().map(|s| s.to_vec()) else { continue };
+        let spec = &op.pool_spec;
+        if op.q_params.is_some()
+            || x.datum_type != f32::datum_type()
+            || op.group != 1
+            || op.kernel_fmt != KernelFormat::OIHW
+            || spec.data_format != DataFormat::NCHW
+            || spec.rank() != 2
+            || shape.len() != 4
+            || node.inputs.len() != 3
+            || op.output_channels() > DIRECT_MAX_COUT
+            || (0..2).any(|a| spec.stride(a) != 1 || spec.dilation(a) != 1)
+            || spec.computed_padding(&shape[2..]).iter().any(|p| p.pad_before != 0 || p.pad_after != 0)
+        {
+            continue;
+        }
+        let (Some(k), Some(b)) =
+            (model.outlet_fact(node.inputs[1])?.konst.clone(), model.outlet_fact(node.inputs[2])?.konst.clone())
+        else {
+            continue;
+        };
+        let (cin, cout) = (op.input_channels(), op.output_channels());
+        let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
+        if k.shape() != [cout, cin, kh, kw]
+            || k.datum_type() != f32::datum_type()
+            || b.datum_type() != f32::datum_type()
+        {
+            continue;
+        }
+        let b = b.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+        let bias = match b.len() {
+            1 => vec![b[0]; cout],
+            l if l == cout => b,
+            _ => continue,
+        };
+        let direct = DirectConv::new(cin, cout, kh, kw, k.try_as_plain_ram()?.as_slice::<f32>()?, &bias);
+        if direct.output_hw(shape[2], shape[3]).is_none() {
+            continue;
+        }
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(&node.name, direct, &[input])?;
+        patch.shunt_outside(model, id.into(), y[0])?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// Runs depthwise convolutions and max-pools channel-last: each f32 NCHW one is wrapped in a
+/// move of the channel axis to last and back, and runs NHWC; tract's declutter then cancels the
+/// moves that meet. Dense convolutions keep their layout (channel-last they cost more moves than
+/// they save: face-api.js's dense blocks).
+pub fn channel_last(model: &mut TypedModel) -> TractResult<()> {
+    let ids: Vec<usize> = model.nodes().iter().map(|n| n.id).collect();
+    for id in ids {
+        let node = model.node(id);
+        let Some(x) = node.inputs.first().and_then(|i| model.outlet_fact(*i).ok()) else { continue };
+        if x.datum_type != f32::datum_type() || x.rank() != 4 || node.outputs.len() != 1 {
+            continue;
+        }
+        let nhwc: Box<dyn TypedOp> = if let Some(conv) = node.op_as::<Conv>() {
+            let c = conv.input_channels();
+            if conv.q_params.is_some()
+                || conv.pool_spec.data_format != DataFormat::NCHW
+                || conv.group != c
+                || conv.output_channels() != c
+            {
+                continue;
+            }
+            let mut conv = conv.clone();
+            conv.pool_spec.data_format = DataFormat::NHWC;
+            Box::new(conv)
+        } else if let Some(pool) = node.op_as::<MaxPool>() {
+            if pool.with_index_outputs.is_some() || pool.pool_spec.data_format != DataFormat::NCHW {
+                continue;
+            }
+            let mut pool = pool.clone();
+            pool.pool_spec.data_format = DataFormat::NHWC;
+            Box::new(pool)
+        } else {
+            continue;
+        };
+        let node = node.clone();
+        let mut patch = TypedModelPatch::default();
+        let mut inputs = patch.taps(model, &node.inputs)?;
+        inputs[0] = patch.wire_node(format!("{}.nhwc_in", node.name), AxisOp::Move(1, 3), &inputs[..1])?[0];
+        let y = patch.wire_node(&node.name, nhwc, &inputs)?;
+        let y = patch.wire_node(format!("{}.nhwc_out", node.name), AxisOp::Move(3, 1), &y)?;
+        patch.shunt_outside(model, id.into(), y[0])?;
+        patch.apply(model)?;
+    }
+    Ok(())
+}
+
+/// Keeps every `strides[axis]`-th point along each axis, starting at 0 (f32).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Subsample {
+    pub strides: TVec<usize>,
+}
+
+impl Subsample {
+    fn output_shape(&self, input: &[usize]) -> TVec<usize> {
+        input.iter().zip(&self.strides).map(|(d, s)| d.div_ceil(*s)).collect()
+    }
+}
+
+impl Op for Subsample {
+    fn name(&self) -> StaticName {
+        "Subsample".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("strides {:?}", self.strides)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Subsample {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        ensure!(
+            input.rank() == self.strides.len(),
+            "Subsample: rank {} input, {} strides",
+            input.rank(),
+            self.strides.len()
+        );
+        let shape = input.shape().to_vec();
+        let out_shape = self.output_shape(&shape);
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        let mut in_strides = vec![1usize; shape.len()];
+        for a in (0..shape.len().saturating_sub(1)).rev() {
+            in_strides[a] = in_strides[a + 1] * shape[a + 1];
+        }
+        let mut out = Vec::with_capacity(out_shape.iter().product());
+        /// Appends the kept points of the block at `off` along axes `a..`.
+        fn copy(a: usize, off: usize, x: &[f32], s: &[usize], is: &[usize], os: &[usize], out: &mut Vec<f32>) {
+            if a + 1 == os.len() {
+                if s[a] == 1 {
+                    out.extend_from_slice(&x[off..off + os[a]]);
+                } else {
+                    out.extend((0..os[a]).map(|i| x[off + i * s[a]]));
+                }
+                return;
+            }
+            for i in 0..os[a] {
+                copy(a + 1, off + i * s[a] * is[a], x, s, is, os, out);
+            }
+        }
+        if !out_shape.is_empty() && out_shape.iter().all(|d| *d > 0) {
+            copy(0, 0, x, &self.strides, &in_strides, &out_shape, &mut out);
+        }
+        Ok(tvec!(Tensor::from_shape(&out_shape, &out)?.into_tvalue()))
+    }
+}
+
+impl TypedOp for Subsample {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let s = inputs[0].shape.as_concrete().context("Subsample needs a concrete input shape")?;
+        ensure!(s.len() == self.strides.len());
+        Ok(tvec!(f32::fact(self.output_shape(s))))
+    }
+
+    /// Follows any move, insertion or removal (of an unsampled axis) of its axes: what lets a
+    /// residual branch go channel-last with its block.
+    fn change_axes(
+        &self,
+        model: &TypedModel,
+        node: &TypedNode,
+        _io: InOut,
+        change: &AxisOp,
+    ) -> TractResult<Option<AxisChangeConsequence>> {
+        if matches!(change, AxisOp::Reshape(..)) || matches!(change, AxisOp::Rm(a) if self.strides[*a] != 1) {
+            return Ok(None);
+        }
+        let mut strides = self.strides.clone();
+        change.change_shape_array(&mut strides, false)?;
+        let op = Subsample { strides };
+        Ok(Some(AxisChangeConsequence::new(model, node, Some(Box::new(op)), change)))
+    }
+
+    as_op!();
+}
+
+/// Replaces tract's f32 `Downsample`s (stride > 0, modulo 0), a chain of them by one
+/// [`Subsample`]. Returns how many `Subsample`s it wired.
+pub fn subsamples(model: &mut TypedModel) -> TractResult<usize> {
+    let simple = |n: &TypedNode| n.op_as::<Downsample>().filter(|d| d.stride > 0 && d.modulo == 0).cloned();
+    let mut wired = 0;
+    loop {
+        // A chain's head: a simple Downsample whose input is not one.
+        let head = model.nodes().iter().find(|n| {
+            simple(n).is_some()
+                && simple(model.node(n.inputs[0].node)).is_none()
+                && model
+                    .outlet_fact(n.inputs[0])
+                    .is_ok_and(|f| f.datum_type == f32::datum_type() && f.shape.as_concrete().is_some())
+        });
+        let Some(head) = head else { break };
+        let rank = model.outlet_fact(head.inputs[0])?.rank();
+        let mut strides: TVec<usize> = tvec![1; rank];
+        let mut last = head.id;
+        loop {
+            let d = simple(model.node(last)).unwrap();
+            strides[d.axis] *= d.stride as usize;
+            let succ = &model.node(last).outputs[0].successors;
+            if succ.len() != 1 || model.output_outlets()?.contains(&OutletId::new(last, 0)) {
+                break;
+            }
+            let next = model.node(succ[0].node);
+            if simple(next).is_none() {
+                break;
+            }
+            last = next.id;
+        }
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, head.inputs[0])?;
+        let name = format!("{}.subsample", model.node(head.id).name);
+        let y = patch.wire_node(name, Subsample { strides }, &[x])?;
+        patch.shunt_outside(model, last.into(), y[0])?;
+        patch.apply(model)?;
+        model.compact()?;
+        wired += 1;
+    }
+    Ok(wired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::kernels::tests::values;
+    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+
+    fn tensor(shape: &[usize], seed: u32) -> Tensor {
+        Tensor::from_shape(shape, &values(shape.iter().product(), seed)).unwrap()
+    }
+
+    /// The convolution by its definition, in f64, on NCHW / OIHW arrays.
+    fn conv_reference(
+        x: &[f32],
+        (c, h, w): (usize, usize, usize),
+        k: &[f32],
+        (o, kh, kw): (usize, usize, usize),
+        b: &[f32],
+    ) -> Vec<f32> {
+        let (oh, ow) = (h - kh + 1, w - kw + 1);
+        let mut y = vec![0.0; o * oh * ow];
+        for co in 0..o {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = b[co] as f64;
+                    for ci in 0..c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                s += k[((co * c + ci) * kh + ky) * kw + kx] as f64
+                                    * x[(ci * h + oy + ky) * w + ox + kx] as f64;
+                            }
+                        }
+                    }
+                    y[(co * oh + oy) * ow + ox] = s as f32;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn direct_conv_matches_the_definition() {
+        for (c, h, w, o, kh, kw) in
+            [(1, 12, 10, 8, 3, 3), (8, 9, 17, 8, 3, 3), (3, 6, 8, 5, 1, 1), (2, 5, 13, 16, 2, 3), (4, 7, 11, 11, 3, 2)]
+        {
+            let x = values(c * h * w, 7);
+            let k = values(o * c * kh * kw, 8);
+            let b = values(o, 9);
+            let op = DirectConv::new(c, o, kh, kw, &k, &b);
+            let input = Tensor::from_shape(&[1, c, h, w], &x).unwrap();
+            let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
+            let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+            let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-5, "{c}x{h}x{w} -> {o}, {kh}x{kw}: element {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn subsample_keeps_every_strided_point() {
+        let x = values(2 * 3 * 7 * 5, 4);
+        let op = Subsample { strides: tvec![1, 2, 2, 3] };
+        let input = Tensor::from_shape(&[2, 3, 7, 5], &x).unwrap();
+        let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
+        assert_eq!(got.shape(), &[2, 2, 4, 2]);
+        let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+        let mut want = vec![];
+        for n in 0..2 {
+            for c in (0..3).step_by(2) {
+                for y in (0..7).step_by(2) {
+                    for x_ in (0..5).step_by(3) {
+                        want.push(x[((n * 3 + c) * 7 + y) * 5 + x_]);
+                    }
+                }
+            }
+        }
+        assert_eq!(got, want);
+    }
+
+    fn conv(
+        model: &mut TypedModel,
+        name: &str,
+        x: OutletId,
+        (cin, cout, group, k, stride): (usize, usize, usize, usize, usize),
+        padding: PaddingSpec,
+    ) -> OutletId {
+        let seed = name.bytes().map(u32::from).sum::<u32>();
+        let kernel = model.add_const(format!("{name}.k"), tensor(&[cout, cin / group, k, k], seed)).unwrap();
+        let bias = model.add_const(format!("{name}.b"), tensor(&[cout], seed + 1)).unwrap();
+        let pool_spec = PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec!(k, k),
+            padding,
+            dilations: None,
+            strides: Some(tvec!(stride, stride)),
+            input_channels: cin,
+            output_channels: cout,
+        };
+        let op = Conv { pool_spec, kernel_fmt: KernelFormat::OIHW, group, q_params: None };
+        model.wire_node(name, op, &[x, kernel, bias]).unwrap()[0]
+    }
+
+    /// A mini-XCEPTION in small: two unpadded 3x3 stems, separable blocks (depthwise of 8 and 32
+    /// channels, pointwise), "same" max-pools and strided 1x1 residual branches.
+    fn mini_xception() -> TypedModel {
+        use PaddingSpec::{SameUpper, Valid};
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([1, 1, 24, 24])).unwrap();
+        let x = conv(&mut m, "stem1", x, (1, 8, 1, 3, 1), Valid);
+        let x = conv(&mut m, "stem2", x, (8, 8, 1, 3, 1), Valid);
+        let mut x = x;
+        for (i, (cin, cout)) in [(8, 16), (16, 32)].into_iter().enumerate() {
+            let residual = conv(&mut m, &format!("res{i}"), x, (cin, cout, 1, 1, 2), Valid);
+            let y = conv(&mut m, &format!("dw{i}a"), x, (cin, cin, cin, 3, 1), SameUpper);
+            let y = conv(&mut m, &format!("pw{i}a"), y, (cin, cout, 1, 1, 1), Valid);
+            let y = conv(&mut m, &format!("dw{i}b"), y, (cout, cout, cout, 3, 1), SameUpper);
+            let y = conv(&mut m, &format!("pw{i}b"), y, (cout, cout, 1, 1, 1), Valid);
+            let pool = PoolSpec {
+                data_format: DataFormat::NCHW,
+                kernel_shape: tvec!(3, 3),
+                padding: SameUpper,
+                dilations: None,
+                strides: Some(tvec!(2, 2)),
+                input_channels: cout,
+                output_channels: cout,
+            };
+            let y = m.wire_node(format!("pool{i}"), MaxPool::new(pool, None), &[y]).unwrap()[0];
+            x = m.wire_node(format!("add{i}"), tract_onnx::tract_core::ops::math::add(), &[y, residual]).unwrap()[0];
+        }
+        m.select_output_outlets(&[x]).unwrap();
+        m
+    }
+
+    fn run(model: TypedModel, input: &Tensor) -> (Vec<f32>, Vec<String>) {
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let ops = plan
+            .model()
+            .nodes()
+            .iter()
+            .map(|n| format!("{} {:?}", n.op.name(), n.op.info().unwrap_or_default()))
+            .collect();
+        let y = plan.run(tvec!(input.clone().into_tvalue())).unwrap().remove(0);
+        (y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec(), ops)
+    }
+
+    /// The tuned plan computes what tract's own plan computes, and the rewrites did happen:
+    /// direct stems, one subsample per residual branch, channel-last depthwise convolutions and
+    /// pools, and layout moves only at the edges: one after the (channel-first) stems, and one on
+    /// each branch of the last sum, whose output is channel-first (the model's output).
+    #[test]
+    fn tuned_plan_matches_tracts_plan() {
+        let input = tensor(&[1, 1, 24, 24], 99);
+        let model = mini_xception().into_decluttered().unwrap();
+        let (want, _) = run(model.clone(), &input);
+        let (got, ops) = run(tune(model).unwrap(), &input);
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5 * scale.max(1.0), "max |diff| {worst} (outputs up to {scale})");
+        let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
+        assert_eq!(count("DirectConv"), 2, "{ops:#?}");
+        assert_eq!(count("Subsample"), 2, "{ops:#?}");
+        assert_eq!(count("DepthWiseConv"), 4, "{ops:#?}");
+        assert_eq!(count("OptMaxPool [\"Data format: NHWC"), 2, "{ops:#?}");
+        assert!(count("MoveAxis") <= 3, "layout moves left: {ops:#?}");
+    }
+}
