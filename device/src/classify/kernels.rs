@@ -1,5 +1,6 @@
 //! A channel-inner depthwise convolution kernel for tract, registered in tract-linalg's routine
-//! table (tract 0.23.9 ships one for wasm only).
+//! table. tract 0.23.9 ships one for aarch64 (NEON, which it keeps: an architecture's own kernel
+//! outranks a generic one) and wasm; x86-64 and armv7 had none.
 //!
 //! With a channel-inner kernel present, tract runs depthwise convolutions channel-last: its
 //! declutter moves a depthwise conv of 16 or more channels to NHWC and the neighbouring
@@ -12,8 +13,8 @@
 //! point `i`, channel `c`, is `bias[c]` plus `kernel[tap_indices[t] * k_stride + c] *
 //! input[i * in_stride + offsets[t] + c]` over the taps `t`. It is one Rust body compiled twice on
 //! x86-64 (plain SSE2, and AVX2 + FMA picked at run time through tract's ISA detection) and once
-//! elsewhere (NEON on aarch64, where it fuses multiply-adds; scalar VFP on armv7 builds without
-//! NEON). Blocks of 8 channels and 4 output points give 4 independent accumulator chains, so a
+//! elsewhere (scalar VFP on armv7, whose Rust target has no NEON; on aarch64 it would fuse
+//! multiply-adds, but tract's own kernel runs there). Blocks of 8 channels and 4 output points give 4 independent accumulator chains, so a
 //! narrow layer (8 channels, one vector) is not bound by the adder's latency.
 
 use tract_linalg::isa::IsaReq;
@@ -413,9 +414,19 @@ pub(crate) mod tests {
         }
     }
 
+    /// tract runs a channel-inner kernel everywhere: ours, except on aarch64 where its own NEON
+    /// kernel outranks a generic one; on an x86-64 with AVX2 and FMA, our AVX2 build.
     #[test]
-    fn our_kernel_is_the_one_tract_runs() {
+    fn tract_runs_a_channel_inner_kernel() {
         let name = active_depthwise_c().expect("no channel-inner depthwise kernel registered");
-        assert!(name.starts_with("fer_edge_"), "tract picked {name}");
+        if cfg!(target_arch = "aarch64") {
+            assert_eq!(name, "arm64simd_depthwise_c_f32");
+        } else {
+            assert!(name.starts_with("fer_edge_"), "tract picked {name}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            assert_eq!(name, "fer_edge_avx2_fma_depthwise_c_f32");
+        }
     }
 }

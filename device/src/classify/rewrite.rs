@@ -7,10 +7,10 @@
 //! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
 //!   declutters to, one per axis) become one [`Subsample`] that copies the kept points directly and,
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
-//! - [`channel_last`]: depthwise convolutions and max-pools run NHWC (tract's `conv_nhwc`
-//!   transform and the same sandwich for max-pools), where our channel-inner depthwise kernel
-//!   ([`super::kernels`]) and tract's channel-last pool vectorise over channels. tract's declutter
-//!   then cancels the layout moves between neighbours.
+//! - [`channel_last`]: depthwise convolutions of any width (tract itself only moves those of 16
+//!   channels or more) and max-pools run NHWC, where the channel-inner depthwise kernel (ours,
+//!   [`super::kernels`], or tract's NEON one on aarch64) and tract's channel-last pool vectorise
+//!   over channels. tract's declutter then cancels the layout moves between neighbours.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -33,8 +33,8 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     model.into_decluttered()
 }
 
-/// Widest output-channel count [`DirectConv`] takes: beyond it tract's matrix product tiles are
-/// full and its im2col pays for itself.
+/// Widest output-channel count [`DirectConv`] takes (mini-XCEPTION's stems have 8; wider layers
+/// are left to tract's im2col and matrix product, which fill their tiles).
 const DIRECT_MAX_COUT: usize = 16;
 
 /// A dense f32 NCHW convolution with no padding, unit stride and dilation, computed directly:
