@@ -134,7 +134,7 @@ pub unsafe fn depthwise_c_f32_portable(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn depthwise_c_f32_avx2_fma(
+unsafe fn depthwise_c_f32_avx2_fma(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
@@ -149,40 +149,6 @@ pub unsafe fn depthwise_c_f32_avx2_fma(
 ) {
     unsafe {
         body::<true>(input, output, kernel, tap_indices, offsets, bias, channels, k_stride, len, in_stride, out_stride)
-    }
-}
-
-/// A safe `fn` item cannot coerce from a `#[target_feature]` one: this wrapper is what tract
-/// calls, and tract only selects it on a CPU with AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn avx2_fma_entry(
-    input: *const f32,
-    output: *mut f32,
-    kernel: *const f32,
-    tap_indices: &[usize],
-    offsets: &[isize],
-    bias: *const f32,
-    channels: usize,
-    k_stride: usize,
-    len: usize,
-    in_stride: isize,
-    out_stride: isize,
-) {
-    unsafe {
-        depthwise_c_f32_avx2_fma(
-            input,
-            output,
-            kernel,
-            tap_indices,
-            offsets,
-            bias,
-            channels,
-            k_stride,
-            len,
-            in_stride,
-            out_stride,
-        )
     }
 }
 
@@ -205,7 +171,7 @@ tract_onnx::tract_core::internal::inventory::submit! {
         isa: IsaReq::ANY.needing(&[tract_linalg::isa::Isa::X86_64Avx2, tract_linalg::isa::Isa::X86_64Fma]),
         boost: 0,
         round_trip: false,
-        factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_avx2_fma_depthwise_c_f32", run: avx2_fma_entry },
+        factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_avx2_fma_depthwise_c_f32", run: depthwise_c_f32_avx2_fma },
     }
 }
 
@@ -351,7 +317,7 @@ pub(crate) mod tests {
         let mut builds: Vec<(&str, Kernel)> = vec![("portable", depthwise_c_f32_portable)];
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            builds.push(("avx2+fma", avx2_fma_entry));
+            builds.push(("avx2+fma", depthwise_c_f32_avx2_fma));
         }
         for (name, kernel) in builds {
             for channels in [1, 3, 8, 13, 16, 40] {
