@@ -53,9 +53,9 @@ enum Command {
         poweroff: bool,
     },
     /// Time batch-1 inference of ONNX models in tract (one thread), the models interleaved, and
-    /// print the time per inference of each, with the classifier's plan and tract's own. Under QEMU with `-icount shift=0` the guest clock
-    /// counts instructions, so the figures are guest instructions (scripts/arm-cost.sh runs this
-    /// as PID 1 of an aarch64 VM with --poweroff).
+    /// print the time per inference of each, with the classifier's plan and tract's own. Under
+    /// QEMU with `-icount shift=0` the guest clock counts instructions, so the figures are guest
+    /// instructions (scripts/arm-cost.sh runs this as PID 1 of an aarch64 VM with --poweroff).
     ///
     /// Example: fer-device bench-models models/a/model.onnx models/b/model.onnx --iterations 50
     BenchModels {
@@ -719,7 +719,8 @@ fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: u
 enum PlanChoice {
     /// What the classifier runs: tract's optimiser after fer-edge's rewrites and kernels.
     Fer,
-    /// tract's optimiser alone.
+    /// tract's optimiser without our graph rewrites (where tract itself moves a depthwise
+    /// convolution channel-last, it still runs the channel-inner kernel we register).
     Tract,
     /// Both, interleaved, with the ratio.
     Both,
