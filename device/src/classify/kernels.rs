@@ -1,6 +1,6 @@
 //! A channel-inner depthwise convolution kernel for tract, registered in tract-linalg's routine
-//! table. tract 0.23.9 ships one for aarch64 (NEON, which it keeps: an architecture's own kernel
-//! outranks a generic one) and wasm; x86-64 and armv7 had none.
+//! table. tract 0.23.9 ships one for aarch64 (NEON, one output point at a time) and wasm; x86-64
+//! and armv7 had none.
 //!
 //! With a channel-inner kernel present, tract runs depthwise convolutions channel-last: its
 //! declutter moves a depthwise conv of 16 or more channels to NHWC and the neighbouring
@@ -13,9 +13,11 @@
 //! point `i`, channel `c`, is `bias[c]` plus `kernel[tap_indices[t] * k_stride + c] *
 //! input[i * in_stride + offsets[t] + c]` over the taps `t`. It is one Rust body compiled twice on
 //! x86-64 (plain SSE2, and AVX2 + FMA picked at run time through tract's ISA detection) and once
-//! elsewhere (scalar VFP on armv7, whose Rust target has no NEON; on aarch64 it would fuse
-//! multiply-adds, but tract's own kernel runs there). Blocks of 8 channels and 4 output points give 4 independent accumulator chains, so a
-//! narrow layer (8 channels, one vector) is not bound by the adder's latency.
+//! elsewhere (scalar VFP on armv7, whose Rust target has no NEON; NEON with fused multiply-adds
+//! on aarch64, where it is declared to outrank tract's own kernel: 7.59 vs 8.10 M instructions
+//! for mini-XCEPTION on a Cortex-A72, BENCHMARKS.md). Blocks of 8 channels and 4 output points
+//! give 4 independent accumulator chains, so a narrow layer (8 channels, one vector) is not bound
+//! by the adder's latency.
 
 use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
@@ -25,8 +27,63 @@ const LANES: usize = 8;
 /// Output points per block: independent accumulators for each tap's multiply-add.
 const POINTS: usize = 4;
 
+/// Taps whose (kernel, input) offsets a call keeps on its stack; a larger kernel allocates them.
+const STACK_TAPS: usize = 25;
+
+/// One block of the kernel: `P` output points from point `i`, `W` channels from channel `c`.
+/// `taps` holds each tap's kernel offset (its index times `k_stride`) and input offset.
+///
+/// # Safety
+/// tract's contract for `DepthwiseCF32` (see the module documentation), for these points and
+/// channels.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const FUSED: bool, const W: usize, const P: usize>(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    taps: &[(isize, isize)],
+    bias: *const f32,
+    c: usize,
+    i: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
+    #[inline(always)]
+    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
+        if FUSED {
+            x.mul_add(k, acc)
+        } else {
+            acc + x * k
+        }
+    }
+    unsafe {
+        let input = input.offset(i as isize * in_stride).add(c);
+        let kernel = kernel.add(c);
+        let mut acc = [(bias.add(c) as *const [f32; W]).read_unaligned(); P];
+        for &(k_off, in_off) in taps {
+            let k = (kernel.offset(k_off) as *const [f32; W]).read_unaligned();
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let x = (input.offset(p as isize * in_stride + in_off) as *const [f32; W]).read_unaligned();
+                for l in 0..W {
+                    acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
+                }
+            }
+        }
+        let output = output.offset(i as isize * out_stride).add(c);
+        for (p, acc) in acc.iter().enumerate() {
+            (output.offset(p as isize * out_stride) as *mut [f32; W]).write_unaligned(*acc);
+        }
+    }
+}
+
 /// The kernel body. `FUSED`: one rounding per multiply-add (only where the target has a
 /// fused multiply-add instruction; elsewhere `mul_add` would be a libm call).
+///
+/// Runs of `POINTS` output points go through blocks of `LANES` channels (independent chains,
+/// each tap's kernel vector loaded once per block); the points left over (tract calls once per
+/// row and zone, so a short border zone is all leftovers) through blocks of `2 * LANES`
+/// channels of one point, then `LANES`; the channels left over one at a time.
 ///
 /// # Safety
 /// tract's contract for `DepthwiseCF32` (see the module documentation).
@@ -45,59 +102,40 @@ unsafe fn body<const FUSED: bool>(
     in_stride: isize,
     out_stride: isize,
 ) {
-    #[inline(always)]
-    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
-        if FUSED {
-            x.mul_add(k, acc)
-        } else {
-            acc + x * k
+    let n_taps = tap_indices.len().min(offsets.len());
+    let tap = |t: usize| ((tap_indices[t] * k_stride) as isize, offsets[t]);
+    let mut stack = [(0isize, 0isize); STACK_TAPS];
+    let heap: Vec<(isize, isize)>;
+    let taps: &[(isize, isize)] = if n_taps <= STACK_TAPS {
+        for (t, slot) in stack[..n_taps].iter_mut().enumerate() {
+            *slot = tap(t);
         }
-    }
+        &stack[..n_taps]
+    } else {
+        heap = (0..n_taps).map(tap).collect();
+        &heap
+    };
+    let full = channels - channels % LANES;
+    let blocked = len - len % POINTS;
     unsafe {
-        let full = channels - channels % LANES;
-        let mut c = 0;
-        while c < full {
-            let b: [f32; LANES] = *(bias.add(c) as *const [f32; LANES]);
-            let mut i = 0;
-            while i + POINTS <= len {
-                let mut acc = [b; POINTS];
-                for (&kix, &off) in tap_indices.iter().zip(offsets) {
-                    let k: [f32; LANES] = *(kernel.add(kix * k_stride + c) as *const [f32; LANES]);
-                    for (p, acc) in acc.iter_mut().enumerate() {
-                        let x = input.offset((i + p) as isize * in_stride + off).add(c) as *const [f32; LANES];
-                        let x = x.read_unaligned();
-                        for l in 0..LANES {
-                            acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
-                        }
-                    }
-                }
-                for (p, acc) in acc.iter().enumerate() {
-                    (output.offset((i + p) as isize * out_stride).add(c) as *mut [f32; LANES]).write_unaligned(*acc);
-                }
-                i += POINTS;
+        for c in (0..full).step_by(LANES) {
+            for i in (0..blocked).step_by(POINTS) {
+                block::<FUSED, LANES, POINTS>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
             }
-            while i < len {
-                let mut acc = b;
-                for (&kix, &off) in tap_indices.iter().zip(offsets) {
-                    let k: [f32; LANES] = *(kernel.add(kix * k_stride + c) as *const [f32; LANES]);
-                    let x = (input.offset(i as isize * in_stride + off).add(c) as *const [f32; LANES]).read_unaligned();
-                    for l in 0..LANES {
-                        acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
-                    }
-                }
-                (output.offset(i as isize * out_stride).add(c) as *mut [f32; LANES]).write_unaligned(acc);
-                i += 1;
+        }
+        for i in blocked..len {
+            let mut c = 0;
+            while c + 2 * LANES <= full {
+                block::<FUSED, { 2 * LANES }, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+                c += 2 * LANES;
             }
-            c += LANES;
+            if c < full {
+                block::<FUSED, LANES, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+            }
         }
         for c in full..channels {
             for i in 0..len {
-                let mut acc = *bias.add(c);
-                for (&kix, &off) in tap_indices.iter().zip(offsets) {
-                    let x = *input.offset(i as isize * in_stride + off).add(c);
-                    acc = madd::<FUSED>(acc, x, *kernel.add(kix * k_stride + c));
-                }
-                *output.offset(i as isize * out_stride).add(c) = acc;
+                block::<FUSED, 1, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
             }
         }
     }
@@ -160,6 +198,21 @@ tract_onnx::tract_core::internal::inventory::submit! {
         boost: 0,
         round_trip: false,
         factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_depthwise_c_f32", run: depthwise_c_f32_portable },
+    }
+}
+
+/// On aarch64 the same build (NEON there, with fused multiply-adds) declared as an architecture
+/// kernel with a boost, so that it outranks tract's own `arm64simd_depthwise_c_f32`, which
+/// blocks 16 channels of one output point and reloads the taps for every point.
+#[cfg(target_arch = "aarch64")]
+tract_onnx::tract_core::internal::inventory::submit! {
+    Routine {
+        func: Func::DepthwiseC,
+        arch: Some(tract_linalg::isa::Arch::Aarch64),
+        isa: IsaReq::ANY,
+        boost: 1,
+        round_trip: false,
+        factory: RoutineFactory::DepthwiseCF32 { name: "fer_edge_neon_depthwise_c_f32", run: depthwise_c_f32_portable },
     }
 }
 
@@ -380,13 +433,13 @@ pub(crate) mod tests {
         }
     }
 
-    /// tract runs a channel-inner kernel everywhere: ours, except on aarch64 where its own NEON
-    /// kernel outranks a generic one; on an x86-64 with AVX2 and FMA, our AVX2 build.
+    /// tract runs our channel-inner kernel everywhere (on aarch64 over its own NEON kernel; on an
+    /// x86-64 with AVX2 and FMA, our AVX2 build).
     #[test]
     fn tract_runs_a_channel_inner_kernel() {
         let name = active_depthwise_c().expect("no channel-inner depthwise kernel registered");
         if cfg!(target_arch = "aarch64") {
-            assert_eq!(name, "arm64simd_depthwise_c_f32");
+            assert_eq!(name, "fer_edge_neon_depthwise_c_f32");
         } else {
             assert!(name.starts_with("fer_edge_"), "tract picked {name}");
         }

@@ -9,7 +9,7 @@
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
 //! - [`channel_last`]: depthwise convolutions of any width (tract itself only moves those of 16
 //!   channels or more) and max-pools run NHWC, where the channel-inner depthwise kernel (ours,
-//!   [`super::kernels`], or tract's NEON one on aarch64) and tract's channel-last pool vectorise
+//!   [`super::kernels`]) and tract's channel-last pool vectorise
 //!   over channels. tract's declutter then cancels the layout moves between neighbours.
 
 use tract_onnx::prelude::*;
