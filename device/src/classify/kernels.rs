@@ -344,6 +344,176 @@ unsafe fn direct_body<const FUSED: bool>(
     }
 }
 
+/// Output channels per block of the pointwise convolution (two AVX2 vectors, four NEON ones).
+const POINTWISE_LANES: usize = 16;
+/// Points per block of the pointwise convolution.
+const POINTWISE_POINTS: usize = 4;
+
+/// Shapes and input strides of a pointwise (1x1) convolution (see [`pointwise_conv`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PointwiseGeometry {
+    pub points: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// Input elements between neighbouring points: `cin` channel-last, 1 channel-first.
+    pub point_stride: usize,
+    /// Input elements between neighbouring channels: 1 channel-last, `points` channel-first.
+    pub channel_stride: usize,
+    /// Whether the output is channel-first (`[co][p]`) rather than channel-last (`[p][co]`).
+    pub out_channel_first: bool,
+}
+
+/// A pointwise convolution with bias and clamp fused: `out[p * cout + co]` (channel-last output;
+/// `out[co * points + p]` channel-first) `= clamp(bias[co] + Σ w[ci * cout + co] · x[p *
+/// point_stride + ci * channel_stride], lo, hi)`. `w` is `[ci][co]`.
+///
+/// Blocks of 4 points × 16 output channels stay in registers across all input channels; each
+/// input channel loads one run of 16 weights and broadcasts one input value per point. Unlike a
+/// matrix product it packs nothing per run: the weights are laid out once, when the plan is made,
+/// and the input is read where it lies.
+///
+/// # Panics
+/// If a slice is shorter than the geometry says.
+pub fn pointwise_conv(x: &[f32], w: &[f32], bias: &[f32], g: &PointwiseGeometry, clamp: (f32, f32), out: &mut [f32]) {
+    if g.points == 0 || g.cout == 0 {
+        return;
+    }
+    let last = (g.points - 1) * g.point_stride + g.cin.saturating_sub(1) * g.channel_stride;
+    assert!(g.cin == 0 || x.len() > last, "pointwise input too short");
+    assert!(w.len() >= g.cin * g.cout && bias.len() >= g.cout && out.len() >= g.points * g.cout);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present; the asserts above bound every access.
+            unsafe { pointwise_avx2_fma(x.as_ptr(), w.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) };
+            return;
+        }
+    }
+    const FUSED: bool = cfg!(target_arch = "aarch64");
+    // SAFETY: the asserts above bound every access.
+    unsafe { pointwise_body::<FUSED>(x.as_ptr(), w.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pointwise_avx2_fma(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { pointwise_body::<true>(x, w, bias, g, clamp, out) }
+}
+
+#[inline(always)]
+unsafe fn pointwise_body<const FUSED: bool>(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    const P: usize = POINTWISE_POINTS;
+    let blocked = g.points - g.points % P;
+    unsafe {
+        for p in (0..blocked).step_by(P) {
+            pointwise_points::<FUSED, P>(x, w, bias, g, clamp, out, p);
+        }
+        for p in blocked..g.points {
+            pointwise_points::<FUSED, 1>(x, w, bias, g, clamp, out, p);
+        }
+    }
+}
+
+/// Every output channel of `P` points from point `p` of [`pointwise_conv`]: blocks of 16
+/// channels, then 8, then one at a time. (A function, not a closure: a closure inside a
+/// `#[target_feature]` function does not get its features, and `mul_add` there would be a call
+/// to the C library's software `fmaf`.)
+#[inline(always)]
+unsafe fn pointwise_points<const FUSED: bool, const P: usize>(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+    p: usize,
+) {
+    const W: usize = POINTWISE_LANES;
+    let wide = g.cout - g.cout % W;
+    let half = g.cout - g.cout % (W / 2);
+    unsafe {
+        let mut c = 0;
+        while c < wide {
+            pointwise_block::<FUSED, W, P>(x, w, bias, g, clamp, out, p, c);
+            c += W;
+        }
+        if c < half {
+            pointwise_block::<FUSED, { W / 2 }, P>(x, w, bias, g, clamp, out, p, c);
+        }
+        for c in half..g.cout {
+            for p in p..p + P {
+                pointwise_block::<FUSED, 1, 1>(x, w, bias, g, clamp, out, p, c);
+            }
+        }
+    }
+}
+
+/// `P` points from point `p` × `N` output channels from channel `c` of [`pointwise_conv`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    (lo, hi): (f32, f32),
+    out: *mut f32,
+    p: usize,
+    c: usize,
+) {
+    #[inline(always)]
+    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
+        if FUSED {
+            x.mul_add(k, acc)
+        } else {
+            acc + x * k
+        }
+    }
+    unsafe {
+        let mut acc = [(bias.add(c) as *const [f32; N]).read_unaligned(); P];
+        let x = x.add(p * g.point_stride);
+        let mut wp = w.add(c);
+        for ci in 0..g.cin {
+            let wv = (wp as *const [f32; N]).read_unaligned();
+            let xc = x.add(ci * g.channel_stride);
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let xv = *xc.add(q * g.point_stride);
+                for l in 0..N {
+                    acc[l] = madd::<FUSED>(acc[l], xv, wv[l]);
+                }
+            }
+            wp = wp.add(g.cout);
+        }
+        for (q, acc) in acc.iter().enumerate() {
+            let mut v = *acc;
+            for v in v.iter_mut() {
+                *v = v.max(lo).min(hi);
+            }
+            if g.out_channel_first {
+                for (l, v) in v.iter().enumerate() {
+                    *out.add((c + l) * g.points + p + q) = *v;
+                }
+            } else {
+                (out.add((p + q) * g.cout + c) as *mut [f32; N]).write_unaligned(v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -357,6 +527,43 @@ pub(crate) mod tests {
                 (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
             })
             .collect()
+    }
+
+    /// The pointwise convolution against its definition in f64, channel-last and channel-first
+    /// input and output, every block shape and leftover, with and without a clamp.
+    #[test]
+    fn pointwise_conv_matches_the_definition() {
+        for (points, cin, cout) in [(1, 1, 1), (5, 3, 7), (9, 8, 16), (4, 16, 24), (7, 13, 40), (13, 32, 31)] {
+            for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
+                for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
+                    let (point_stride, channel_stride) = if channel_last { (cin, 1) } else { (1, points) };
+                    let g = PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first };
+                    let x = values(points * cin, 7);
+                    let w = values(cin * cout, 8);
+                    let bias = values(cout, 9);
+                    let mut out = vec![f32::NAN; points * cout + 3];
+                    pointwise_conv(&x, &w, &bias, &g, clamp, &mut out);
+                    for p in 0..points {
+                        for co in 0..cout {
+                            let sum = bias[co] as f64
+                                + (0..cin)
+                                    .map(|ci| {
+                                        w[ci * cout + co] as f64 * x[p * point_stride + ci * channel_stride] as f64
+                                    })
+                                    .sum::<f64>();
+                            let want = sum.max(clamp.0 as f64).min(clamp.1 as f64);
+                            let got = out[if out_channel_first { co * points + p } else { p * cout + co }];
+                            assert!(
+                                (got as f64 - want).abs() < 1e-5,
+                                "{points}x{cin}->{cout} channel_last {channel_last} out_channel_first {out_channel_first} \
+                                 clamp {clamp:?}: point {p} channel {co}: {got} vs {want}"
+                            );
+                        }
+                    }
+                    assert!(out[points * cout..].iter().all(|v| v.is_nan()), "wrote past the output");
+                }
+            }
+        }
     }
 
     type Kernel =

@@ -9,14 +9,21 @@
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
 //! - [`channel_last`]: depthwise convolutions of any width (tract itself only moves those of 16
 //!   channels or more) and max-pools run NHWC, where the channel-inner depthwise kernel (ours,
-//!   [`super::kernels`]) and tract's channel-last pool vectorise
-//!   over channels. tract's declutter then cancels the layout moves between neighbours.
+//!   [`super::kernels`]) and tract's channel-last pool vectorise over channels. tract's declutter
+//!   then cancels the layout moves between neighbours;
+//! - [`pointwise_convs`], last: each 1x1 convolution (a matrix-product `EinSum` once decluttered)
+//!   becomes [`PointwiseConv`], which reads its input where it lies in whatever layout tract left
+//!   it (tract packs it into panels for every run) and fuses the bias and a following ReLU or
+//!   ReLU6.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::cnn::MaxPool;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::{Add, Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 use tract_onnx::tract_core::ops::Downsample;
 
@@ -30,7 +37,9 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     subsamples(&mut model)?;
     let mut model = model.into_decluttered()?;
     channel_last(&mut model)?;
-    model.into_decluttered()
+    let mut model = model.into_decluttered()?;
+    pointwise_convs(&mut model)?;
+    Ok(model)
 }
 
 /// Widest output-channel count [`DirectConv`] takes (mini-XCEPTION's stems have 8; wider layers
@@ -186,6 +195,234 @@ pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
         replaced += 1;
     }
     Ok(replaced)
+}
+
+/// A pointwise (1x1) f32 convolution with its bias and a clamp (ReLU, ReLU6) fused:
+/// [`kernels::pointwise_conv`] on the input where it lies and into the output layout tract
+/// chose, each channel-last or channel-first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointwiseConv {
+    pub geometry: kernels::PointwiseGeometry,
+    /// Weights as `[ci][co]`.
+    pub weights: Arc<Vec<f32>>,
+    pub bias: Arc<Vec<f32>>,
+    /// Lower and upper bound of the output (infinite when nothing is fused).
+    pub clamp: (f32, f32),
+    /// The output's shape (the points' axes and the output channels, in either order).
+    pub output_shape: TVec<usize>,
+    /// The output channels' axis in `output_shape`.
+    pub channel_axis: usize,
+}
+
+impl Eq for PointwiseConv {}
+
+impl std::hash::Hash for PointwiseConv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.geometry, &self.output_shape, self.channel_axis, self.clamp.0.to_bits(), self.clamp.1.to_bits())
+            .hash(state);
+        self.weights.iter().chain(self.bias.iter()).for_each(|v| v.to_bits().hash(state));
+    }
+}
+
+impl Op for PointwiseConv {
+    fn name(&self) -> StaticName {
+        "PointwiseConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let g = &self.geometry;
+        let layout = |first: bool| if first { "channel-first" } else { "channel-last" };
+        Ok(vec![format!(
+            "{} points, {} -> {} channels, {} input, {} output, clamp {:?}",
+            g.points,
+            g.cin,
+            g.cout,
+            layout(g.channel_stride != 1),
+            layout(g.out_channel_first),
+            self.clamp
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PointwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let g = &self.geometry;
+        ensure!(
+            input.len() == g.points * g.cin,
+            "PointwiseConv: input {:?}, expected {} points of {} channels",
+            input.shape(),
+            g.points,
+            g.cin
+        );
+        let x = input.try_as_plain_ram()?;
+        let mut out = Tensor::zero::<f32>(&self.output_shape)?;
+        {
+            let mut o = out.try_as_plain_ram_mut()?;
+            kernels::pointwise_conv(x.as_slice::<f32>()?, &self.weights, &self.bias, g, self.clamp, o.as_slice_mut()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for PointwiseConv {
+    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(&*self.output_shape)))
+    }
+
+    as_op!();
+}
+
+/// The constant scalar (or all-ones-shaped tensor of one value) on the other side of `node`, a
+/// binary op on `from`.
+fn scalar_operand(model: &TypedModel, node: &TypedNode, from: OutletId) -> Option<f32> {
+    let other = *node.inputs.iter().find(|i| **i != from)?;
+    let k = model.outlet_fact(other).ok()?.konst.clone()?;
+    (k.datum_type() == f32::datum_type() && k.len() == 1)
+        .then(|| k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.first().copied())?
+}
+
+/// Replaces each f32 matrix-product `EinSum` that is a pointwise convolution with a constant
+/// weight matrix by [`PointwiseConv`], fusing the bias `Add`, `Max` and `Min` with constants
+/// that follow it alone. Input and output may each be channel-last or channel-first (size-1 axes
+/// aside). Returns how many it replaced.
+pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    let ids: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<EinSum>()).map(|n| n.id).collect();
+    for id in ids {
+        let Some(op) = pointwise_of(model, id)? else { continue };
+        let node = model.node(id).clone();
+        let mut op = op;
+        // Fuse the bias, then the clamp, where nothing else reads the value in between.
+        let mut end = OutletId::new(id, 0);
+        let mut bias_done = false;
+        loop {
+            let next = model.outlet_successors(end);
+            if next.len() != 1 || model.output_outlets()?.contains(&end) {
+                break;
+            }
+            let succ = model.node(next[0].node);
+            let Some(bin) = succ.op_as::<TypedBinOp>() else { break };
+            if succ.inputs.len() != 2 || succ.outputs.len() != 1 {
+                break;
+            }
+            if bin.0.is::<Add>() && !bias_done && op.clamp == (f32::NEG_INFINITY, f32::INFINITY) {
+                let other = succ.inputs[1 - next[0].slot];
+                let Some(k) = model.outlet_fact(other)?.konst.clone() else { break };
+                let cout = op.geometry.cout;
+                // One value, or one per output channel along the output's channel axis.
+                let rank = op.output_shape.len();
+                let shape_ok = k.rank() <= rank
+                    && k.shape()
+                        .iter()
+                        .enumerate()
+                        .all(|(a, d)| *d == 1 || (rank - k.rank() + a == op.channel_axis && *d == cout));
+                if k.datum_type() != f32::datum_type() || !shape_ok {
+                    break;
+                }
+                let k = k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+                let bias: Vec<f32> = (0..cout).map(|c| op.bias[c] + k[if k.len() == 1 { 0 } else { c }]).collect();
+                op.bias = Arc::new(bias);
+                bias_done = true;
+            } else if bin.0.is::<Max>() {
+                let Some(v) = scalar_operand(model, succ, end) else { break };
+                op.clamp.0 = op.clamp.0.max(v);
+                op.clamp.1 = op.clamp.1.max(v);
+            } else if bin.0.is::<Min>() {
+                let Some(v) = scalar_operand(model, succ, end) else { break };
+                op.clamp.0 = op.clamp.0.min(v);
+                op.clamp.1 = op.clamp.1.min(v);
+            } else {
+                break;
+            }
+            if model.outlet_fact(OutletId::new(succ.id, 0))?.shape.as_concrete() != Some(&op.output_shape[..]) {
+                break;
+            }
+            end = OutletId::new(succ.id, 0);
+        }
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(&node.name, op, &[input])?;
+        patch.shunt_outside(model, end, y[0])?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// The [`PointwiseConv`] an `EinSum` node is (no bias or clamp yet), if it is one.
+fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseConv>> {
+    let node = model.node(id);
+    let op = node.op_as::<EinSum>().unwrap();
+    if op.q_params.is_some() || op.operating_dt != f32::datum_type() || node.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let x = model.outlet_fact(node.inputs[0])?;
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let (Some(xs), Some(os), Some(k)) =
+        (x.shape.as_concrete(), out.shape.as_concrete(), model.outlet_fact(node.inputs[1])?.konst.clone())
+    else {
+        return Ok(None);
+    };
+    if x.datum_type != f32::datum_type() || k.datum_type() != f32::datum_type() || k.rank() != 2 || os.is_empty() {
+        return Ok(None);
+    }
+    // One contracted axis (input channels), one axis only the weights and the output have (output
+    // channels), and the points' axes, in the same order on both sides.
+    let (mut contracted, mut produced, mut shared) = (None, None, vec![]);
+    for axis in op.axes.iter_all_axes() {
+        let (a, b, o) = (&axis.inputs[0], &axis.inputs[1], &axis.outputs[0]);
+        match (a.len(), b.len(), o.len()) {
+            (1, 1, 0) if contracted.is_none() => contracted = Some((a[0], b[0])),
+            (0, 1, 1) if produced.is_none() => produced = Some((b[0], o[0])),
+            (1, 0, 1) => shared.push((a[0], o[0])),
+            (1, 0, 0) if xs[a[0]] == 1 => {}
+            (0, 0, 1) if os[o[0]] == 1 => {}
+            _ => return Ok(None),
+        }
+    }
+    let (Some((ci_x, ci_k)), Some((co_k, co_o))) = (contracted, produced) else { return Ok(None) };
+    let out_channel_first = co_o != os.len() - 1;
+    if (out_channel_first && os[..co_o].iter().any(|d| *d != 1)) || ci_k == co_k {
+        return Ok(None);
+    }
+    shared.retain(|&(a, _)| xs[a] != 1);
+    shared.sort();
+    if shared.windows(2).any(|w| w[0].1 > w[1].1) || shared.iter().any(|&(a, o)| xs[a] != os[o]) {
+        return Ok(None);
+    }
+    let (cin, cout) = (xs[ci_x], os[co_o]);
+    let points: usize = os.iter().product::<usize>() / cout.max(1);
+    if points * cin != xs.iter().product::<usize>() || k.shape()[ci_k] != cin || k.shape()[co_k] != cout {
+        return Ok(None);
+    }
+    let (point_stride, channel_stride) = if ci_x == xs.len() - 1 {
+        (cin, 1)
+    } else if xs[..ci_x].iter().all(|d| *d == 1) {
+        (1, points)
+    } else {
+        return Ok(None);
+    };
+    let k = k.try_as_plain_ram()?;
+    let k = k.as_slice::<f32>()?;
+    let mut weights = vec![0.0; cin * cout];
+    for ci in 0..cin {
+        for co in 0..cout {
+            weights[ci * cout + co] = if ci_k == 1 { k[co * cin + ci] } else { k[ci * cout + co] };
+        }
+    }
+    Ok(Some(PointwiseConv {
+        geometry: kernels::PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first },
+        weights: Arc::new(weights),
+        bias: Arc::new(vec![0.0; cout]),
+        clamp: (f32::NEG_INFINITY, f32::INFINITY),
+        output_shape: os.into(),
+        channel_axis: co_o,
+    }))
 }
 
 /// Runs depthwise convolutions and max-pools channel-last: each f32 NCHW one is wrapped in a
@@ -380,6 +617,10 @@ mod tests {
         Tensor::from_shape(shape, &values(shape.iter().product(), seed)).unwrap()
     }
 
+    fn tensor1(shape: &[usize], v: f32) -> Tensor {
+        Tensor::from_shape(shape, &vec![v; shape.iter().product()]).unwrap()
+    }
+
     /// The convolution by its definition, in f64, on NCHW / OIHW arrays.
     fn conv_reference(
         x: &[f32],
@@ -485,7 +726,18 @@ mod tests {
         for (i, (cin, cout)) in [(8, 16), (16, 32)].into_iter().enumerate() {
             let residual = conv(&mut m, &format!("res{i}"), x, (cin, cout, 1, 1, 2), Valid);
             let y = conv(&mut m, &format!("dw{i}a"), x, (cin, cin, cin, 3, 1), SameUpper);
-            let y = conv(&mut m, &format!("pw{i}a"), y, (cin, cout, 1, 1, 1), Valid);
+            let mut y = conv(&mut m, &format!("pw{i}a"), y, (cin, cout, 1, 1, 1), Valid);
+            // ReLU6 after the first block's first pointwise convolution, ReLU after the second's.
+            let bounds: &[(f32, bool)] = if i == 0 { &[(0.0, true), (6.0, false)] } else { &[(0.0, true)] };
+            for (j, &(v, is_max)) in bounds.iter().enumerate() {
+                let k = m.add_const(format!("act{i}.{j}.k"), tensor1(&[1, 1, 1, 1], v)).unwrap();
+                let op = if is_max {
+                    tract_onnx::tract_core::ops::math::max()
+                } else {
+                    tract_onnx::tract_core::ops::math::min()
+                };
+                y = m.wire_node(format!("act{i}.{j}"), op, &[y, k]).unwrap()[0];
+            }
             let y = conv(&mut m, &format!("dw{i}b"), y, (cout, cout, cout, 3, 1), SameUpper);
             let y = conv(&mut m, &format!("pw{i}b"), y, (cout, cout, 1, 1, 1), Valid);
             let pool = PoolSpec {
@@ -534,6 +786,18 @@ mod tests {
         assert_eq!(count("DirectConv"), 2, "{ops:#?}");
         assert_eq!(count("Subsample"), 2, "{ops:#?}");
         assert_eq!(count("DepthWiseConv"), 4, "{ops:#?}");
+        // Every pointwise convolution (two per separable pair, one per residual branch), with the
+        // ReLU6 and the ReLU after the first of each pair fused, and no matrix product left.
+        assert_eq!(count("PointwiseConv"), 6, "{ops:#?}");
+        for clamp in ["clamp (0.0, 6.0)", "clamp (0.0, inf)"] {
+            assert_eq!(
+                ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains(clamp)).count(),
+                1,
+                "{ops:#?}"
+            );
+        }
+        assert_eq!(count("OptBinByScalar") + count("OptMaxByScalar") + count("OptMinByScalar"), 0, "{ops:#?}");
+        assert_eq!(count("OptMatMul"), 0, "{ops:#?}");
         assert_eq!(count("OptMaxPool [\"Data format: NHWC"), 2, "{ops:#?}");
         assert!(count("MoveAxis") <= 3, "layout moves left: {ops:#?}");
     }
