@@ -201,9 +201,9 @@ tract_onnx::tract_core::internal::inventory::submit! {
     }
 }
 
-/// On aarch64 the same build (NEON there, with fused multiply-adds) declared as an architecture
-/// kernel with a boost, so that it outranks tract's own `arm64simd_depthwise_c_f32`, which
-/// blocks 16 channels of one output point and reloads the taps for every point.
+// On aarch64 the same build (NEON there, with fused multiply-adds) declared as an architecture
+// kernel with a boost, so that it outranks tract's own `arm64simd_depthwise_c_f32`, which
+// blocks 16 channels of one output point and reloads the taps for every point.
 #[cfg(target_arch = "aarch64")]
 tract_onnx::tract_core::internal::inventory::submit! {
     Routine {
@@ -344,8 +344,6 @@ unsafe fn direct_body<const FUSED: bool>(
     }
 }
 
-/// Output channels per block of the pointwise convolution (two AVX2 vectors, four NEON ones).
-const POINTWISE_LANES: usize = 16;
 /// Points per block of the pointwise convolution.
 const POINTWISE_POINTS: usize = 4;
 
@@ -367,31 +365,108 @@ pub struct PointwiseGeometry {
 /// `out[co * points + p]` channel-first) `= clamp(bias[co] + Σ w[ci * cout + co] · x[p *
 /// point_stride + ci * channel_stride], lo, hi)`. `w` is `[ci][co]`.
 ///
-/// Blocks of 4 points × 16 output channels stay in registers across all input channels; each
-/// input channel loads one run of 16 weights and broadcasts one input value per point. Unlike a
-/// matrix product it packs nothing per run: the weights are laid out once, when the plan is made,
-/// and the input is read where it lies.
+/// Blocks of 4 points × 16 output channels (32 in the AVX-512 build) stay in registers across
+/// all input channels; each input channel loads one run of weights and broadcasts one input
+/// value per point. Unlike a matrix product it packs nothing per run: the weights are laid out
+/// once, when the plan is made, and the input is read where it lies.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
 pub fn pointwise_conv(x: &[f32], w: &[f32], bias: &[f32], g: &PointwiseGeometry, clamp: (f32, f32), out: &mut [f32]) {
+    pointwise_conv_in(pointwise_build(), x, w, bias, g, clamp, out)
+}
+
+/// [`pointwise_conv`] in a given build.
+///
+/// # Panics
+/// As [`pointwise_conv`], and if this machine lacks the build's instruction sets.
+fn pointwise_conv_in(
+    build: PointwiseBuild,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    out: &mut [f32],
+) {
+    assert!(build.available(), "{build:?} needs instructions this machine lacks");
     if g.points == 0 || g.cout == 0 {
         return;
     }
     let last = (g.points - 1) * g.point_stride + g.cin.saturating_sub(1) * g.channel_stride;
     assert!(g.cin == 0 || x.len() > last, "pointwise input too short");
     assert!(w.len() >= g.cin * g.cout && bias.len() >= g.cout && out.len() >= g.points * g.cout);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present; the asserts above bound every access.
-            unsafe { pointwise_avx2_fma(x.as_ptr(), w.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) };
-            return;
+    let (x, w, bias, out) = (x.as_ptr(), w.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+    match build {
+        // SAFETY (all three): the build's features are present; the asserts above bound every
+        // access.
+        #[cfg(target_arch = "x86_64")]
+        PointwiseBuild::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, out) },
+        #[cfg(target_arch = "x86_64")]
+        PointwiseBuild::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, out) },
+        PointwiseBuild::Portable => {
+            const FUSED: bool = cfg!(target_arch = "aarch64");
+            unsafe { pointwise_body::<FUSED, 16, 8, 4>(x, w, bias, g, clamp, out) }
         }
     }
-    const FUSED: bool = cfg!(target_arch = "aarch64");
-    // SAFETY: the asserts above bound every access.
-    unsafe { pointwise_body::<FUSED>(x.as_ptr(), w.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) }
+}
+
+/// The builds of [`pointwise_conv`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointwiseBuild {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    Portable,
+}
+
+impl PointwiseBuild {
+    /// Whether this machine has the build's instruction sets.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            PointwiseBuild::Avx512 => PointwiseBuild::Avx2Fma.available() && is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            PointwiseBuild::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            PointwiseBuild::Portable => true,
+        }
+    }
+
+    /// Every build, best first.
+    pub fn all() -> &'static [PointwiseBuild] {
+        #[cfg(target_arch = "x86_64")]
+        return &[PointwiseBuild::Avx512, PointwiseBuild::Avx2Fma, PointwiseBuild::Portable];
+        #[cfg(not(target_arch = "x86_64"))]
+        return &[PointwiseBuild::Portable];
+    }
+}
+
+/// The build of [`pointwise_conv`] this machine runs: its best, or the one the environment
+/// variable `FER_POINTWISE` names (`avx512`, `avx2fma`, `portable`; for comparisons), or the
+/// next available after it.
+pub fn pointwise_build() -> PointwiseBuild {
+    static BUILD: std::sync::OnceLock<PointwiseBuild> = std::sync::OnceLock::new();
+    *BUILD.get_or_init(|| {
+        let wanted = std::env::var("FER_POINTWISE").unwrap_or_default().to_lowercase();
+        let builds = PointwiseBuild::all().iter().filter(|b| b.available());
+        let mut builds =
+            builds.skip_while(|b| !wanted.is_empty() && !format!("{b:?}").to_lowercase().starts_with(&wanted));
+        builds.next().copied().unwrap_or(PointwiseBuild::Portable)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pointwise_avx512(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { pointwise_body::<true, 32, 16, 8>(x, w, bias, g, clamp, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -404,11 +479,13 @@ unsafe fn pointwise_avx2_fma(
     clamp: (f32, f32),
     out: *mut f32,
 ) {
-    unsafe { pointwise_body::<true>(x, w, bias, g, clamp, out) }
+    unsafe { pointwise_body::<true, 16, 8, 4>(x, w, bias, g, clamp, out) }
 }
 
 #[inline(always)]
-unsafe fn pointwise_body<const FUSED: bool>(
+/// [`pointwise_conv`] in blocks of `W` output channels, then `H` (`W / 2`) and `Q` (`W / 4`)
+/// for the channels left over, then one at a time.
+unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, const Q: usize>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
@@ -420,20 +497,21 @@ unsafe fn pointwise_body<const FUSED: bool>(
     let blocked = g.points - g.points % P;
     unsafe {
         for p in (0..blocked).step_by(P) {
-            pointwise_points::<FUSED, P>(x, w, bias, g, clamp, out, p);
+            pointwise_points::<FUSED, W, H, Q, P>(x, w, bias, g, clamp, out, p);
         }
         for p in blocked..g.points {
-            pointwise_points::<FUSED, 1>(x, w, bias, g, clamp, out, p);
+            pointwise_points::<FUSED, W, H, Q, 1>(x, w, bias, g, clamp, out, p);
         }
     }
 }
 
-/// Every output channel of `P` points from point `p` of [`pointwise_conv`]: blocks of 16
-/// channels, then 8, then one at a time. (A function, not a closure: a closure inside a
-/// `#[target_feature]` function does not get its features, and `mul_add` there would be a call
-/// to the C library's software `fmaf`.)
+/// Every output channel of `P` points from point `p` of [`pointwise_conv`] (see
+/// [`pointwise_body`]). (A function, not a closure: a closure inside a `#[target_feature]`
+/// function does not get its features, and `mul_add` there would be a call to the C library's
+/// software `fmaf`.)
 #[inline(always)]
-unsafe fn pointwise_points<const FUSED: bool, const P: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, const Q: usize, const P: usize>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
@@ -442,19 +520,21 @@ unsafe fn pointwise_points<const FUSED: bool, const P: usize>(
     out: *mut f32,
     p: usize,
 ) {
-    const W: usize = POINTWISE_LANES;
-    let wide = g.cout - g.cout % W;
-    let half = g.cout - g.cout % (W / 2);
     unsafe {
         let mut c = 0;
-        while c < wide {
+        while c + W <= g.cout {
             pointwise_block::<FUSED, W, P>(x, w, bias, g, clamp, out, p, c);
             c += W;
         }
-        if c < half {
-            pointwise_block::<FUSED, { W / 2 }, P>(x, w, bias, g, clamp, out, p, c);
+        if c + H <= g.cout {
+            pointwise_block::<FUSED, H, P>(x, w, bias, g, clamp, out, p, c);
+            c += H;
         }
-        for c in half..g.cout {
+        if c + Q <= g.cout {
+            pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, out, p, c);
+            c += Q;
+        }
+        for c in c..g.cout {
             for p in p..p + P {
                 pointwise_block::<FUSED, 1, 1>(x, w, bias, g, clamp, out, p, c);
             }
@@ -529,11 +609,14 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// The pointwise convolution against its definition in f64, channel-last and channel-first
-    /// input and output, every block shape and leftover, with and without a clamp.
+    /// Every build of the pointwise convolution this machine has, against its definition in f64:
+    /// channel-last and channel-first input and output, every block shape and leftover, with and
+    /// without a clamp.
     #[test]
     fn pointwise_conv_matches_the_definition() {
-        for (points, cin, cout) in [(1, 1, 1), (5, 3, 7), (9, 8, 16), (4, 16, 24), (7, 13, 40), (13, 32, 31)] {
+        for (points, cin, cout) in
+            [(1, 1, 1), (5, 3, 7), (9, 8, 16), (4, 16, 24), (7, 13, 40), (13, 32, 31), (6, 5, 60)]
+        {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
                 for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
                     let (point_stride, channel_stride) = if channel_last { (cin, 1) } else { (1, points) };
@@ -541,26 +624,28 @@ pub(crate) mod tests {
                     let x = values(points * cin, 7);
                     let w = values(cin * cout, 8);
                     let bias = values(cout, 9);
-                    let mut out = vec![f32::NAN; points * cout + 3];
-                    pointwise_conv(&x, &w, &bias, &g, clamp, &mut out);
-                    for p in 0..points {
-                        for co in 0..cout {
-                            let sum = bias[co] as f64
-                                + (0..cin)
-                                    .map(|ci| {
-                                        w[ci * cout + co] as f64 * x[p * point_stride + ci * channel_stride] as f64
-                                    })
-                                    .sum::<f64>();
-                            let want = sum.max(clamp.0 as f64).min(clamp.1 as f64);
-                            let got = out[if out_channel_first { co * points + p } else { p * cout + co }];
-                            assert!(
+                    for &build in PointwiseBuild::all().iter().filter(|b| b.available()) {
+                        let mut out = vec![f32::NAN; points * cout + 3];
+                        pointwise_conv_in(build, &x, &w, &bias, &g, clamp, &mut out);
+                        for p in 0..points {
+                            for co in 0..cout {
+                                let sum = bias[co] as f64
+                                    + (0..cin)
+                                        .map(|ci| {
+                                            w[ci * cout + co] as f64 * x[p * point_stride + ci * channel_stride] as f64
+                                        })
+                                        .sum::<f64>();
+                                let want = sum.max(clamp.0 as f64).min(clamp.1 as f64);
+                                let got = out[if out_channel_first { co * points + p } else { p * cout + co }];
+                                assert!(
                                 (got as f64 - want).abs() < 1e-5,
-                                "{points}x{cin}->{cout} channel_last {channel_last} out_channel_first {out_channel_first} \
+                                "{build:?} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first {out_channel_first} \
                                  clamp {clamp:?}: point {p} channel {co}: {got} vs {want}"
                             );
+                            }
                         }
+                        assert!(out[points * cout..].iter().all(|v| v.is_nan()), "{build:?} wrote past the output");
                     }
-                    assert!(out[points * cout..].iter().all(|v| v.is_nan()), "wrote past the output");
                 }
             }
         }

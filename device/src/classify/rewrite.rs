@@ -260,7 +260,8 @@ impl EvalOp for PointwiseConv {
             g.cin
         );
         let x = input.try_as_plain_ram()?;
-        let mut out = Tensor::zero::<f32>(&self.output_shape)?;
+        // SAFETY: the kernel writes every element.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
             let mut o = out.try_as_plain_ram_mut()?;
             kernels::pointwise_conv(x.as_slice::<f32>()?, &self.weights, &self.bias, g, self.clamp, o.as_slice_mut()?);
