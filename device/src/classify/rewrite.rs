@@ -212,13 +212,23 @@ pub struct PointwiseConv {
     pub output_shape: TVec<usize>,
     /// The output channels' axis in `output_shape`.
     pub channel_axis: usize,
+    /// Images, one after the other in input and output, each `geometry` (1 where channel-last
+    /// data lets the batch run as more points).
+    pub batch: usize,
 }
 
 impl Eq for PointwiseConv {}
 
 impl std::hash::Hash for PointwiseConv {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.geometry, &self.output_shape, self.channel_axis, self.clamp.0.to_bits(), self.clamp.1.to_bits())
+        (
+            self.geometry,
+            &self.output_shape,
+            self.channel_axis,
+            self.batch,
+            self.clamp.0.to_bits(),
+            self.clamp.1.to_bits(),
+        )
             .hash(state);
         self.weights.iter().chain(self.bias.iter()).for_each(|v| v.to_bits().hash(state));
     }
@@ -233,7 +243,8 @@ impl Op for PointwiseConv {
         let g = &self.geometry;
         let layout = |first: bool| if first { "channel-first" } else { "channel-last" };
         Ok(vec![format!(
-            "{} points, {} -> {} channels, {} input, {} output, clamp {:?}",
+            "{} x {} points, {} -> {} channels, {} input, {} output, clamp {:?}",
+            self.batch,
             g.points,
             g.cin,
             g.cout,
@@ -253,9 +264,10 @@ impl EvalOp for PointwiseConv {
         let input = args_1!(inputs);
         let g = &self.geometry;
         ensure!(
-            input.len() == g.points * g.cin,
-            "PointwiseConv: input {:?}, expected {} points of {} channels",
+            input.len() == self.batch * g.points * g.cin,
+            "PointwiseConv: input {:?}, expected {} x {} points of {} channels",
             input.shape(),
+            self.batch,
             g.points,
             g.cin
         );
@@ -264,7 +276,11 @@ impl EvalOp for PointwiseConv {
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
             let mut o = out.try_as_plain_ram_mut()?;
-            kernels::pointwise_conv(x.as_slice::<f32>()?, &self.weights, &self.bias, g, self.clamp, o.as_slice_mut()?);
+            let (x, o) = (x.as_slice::<f32>()?, o.as_slice_mut::<f32>()?);
+            let (xn, on) = (g.points * g.cin, g.points * g.cout);
+            for (x, o) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))) {
+                kernels::pointwise_conv(x, &self.weights, &self.bias, g, self.clamp, o);
+            }
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -387,8 +403,8 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         }
     }
     let (Some((ci_x, ci_k)), Some((co_k, co_o))) = (contracted, produced) else { return Ok(None) };
-    let out_channel_first = co_o != os.len() - 1;
-    if (out_channel_first && os[..co_o].iter().any(|d| *d != 1)) || ci_k == co_k {
+    let (in_channel_first, out_channel_first) = (ci_x != xs.len() - 1, co_o != os.len() - 1);
+    if ci_k == co_k {
         return Ok(None);
     }
     shared.retain(|&(a, _)| xs[a] != 1);
@@ -396,18 +412,20 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
     if shared.windows(2).any(|w| w[0].1 > w[1].1) || shared.iter().any(|&(a, o)| xs[a] != os[o]) {
         return Ok(None);
     }
+    // Channel-first data may have one axis before its channels: the outermost of the points' axes
+    // (a batch), run image by image.
+    let leading = |dims: &[usize], first: bool| if first { dims.iter().filter(|d| **d != 1).count() } else { 0 };
+    let batch = match leading(&xs[..ci_x], in_channel_first).max(leading(&os[..co_o], out_channel_first)) {
+        0 => 1,
+        1 => xs[shared[0].0],
+        _ => return Ok(None),
+    };
     let (cin, cout) = (xs[ci_x], os[co_o]);
-    let points: usize = os.iter().product::<usize>() / cout.max(1);
-    if points * cin != xs.iter().product::<usize>() || k.shape()[ci_k] != cin || k.shape()[co_k] != cout {
+    let points: usize = os.iter().product::<usize>() / (cout * batch).max(1);
+    if batch * points * cin != xs.iter().product::<usize>() || k.shape()[ci_k] != cin || k.shape()[co_k] != cout {
         return Ok(None);
     }
-    let (point_stride, channel_stride) = if ci_x == xs.len() - 1 {
-        (cin, 1)
-    } else if xs[..ci_x].iter().all(|d| *d == 1) {
-        (1, points)
-    } else {
-        return Ok(None);
-    };
+    let (point_stride, channel_stride) = if in_channel_first { (1, points) } else { (cin, 1) };
     let k = k.try_as_plain_ram()?;
     let k = k.as_slice::<f32>()?;
     let mut weights = vec![0.0; cin * cout];
@@ -423,6 +441,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         clamp: (f32::NEG_INFINITY, f32::INFINITY),
         output_shape: os.into(),
         channel_axis: co_o,
+        batch,
     }))
 }
 
@@ -717,10 +736,10 @@ mod tests {
 
     /// A mini-XCEPTION in small: two unpadded 3x3 stems, separable blocks (depthwise of 8 and 32
     /// channels, pointwise), "same" max-pools and strided 1x1 residual branches.
-    fn mini_xception() -> TypedModel {
+    fn mini_xception(batch: usize) -> TypedModel {
         use PaddingSpec::{SameUpper, Valid};
         let mut m = TypedModel::default();
-        let x = m.add_source("x", f32::fact([1, 1, 24, 24])).unwrap();
+        let x = m.add_source("x", f32::fact([batch, 1, 24, 24])).unwrap();
         let x = conv(&mut m, "stem1", x, (1, 8, 1, 3, 1), Valid);
         let x = conv(&mut m, "stem2", x, (8, 8, 1, 3, 1), Valid);
         let mut x = x;
@@ -776,7 +795,7 @@ mod tests {
     #[test]
     fn tuned_plan_matches_tracts_plan() {
         let input = tensor(&[1, 1, 24, 24], 99);
-        let model = mini_xception().into_decluttered().unwrap();
+        let model = mini_xception(1).into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
         let (got, ops) = run(tune(model).unwrap(), &input);
         assert_eq!(got.len(), want.len());
@@ -801,5 +820,24 @@ mod tests {
         assert_eq!(count("OptMatMul"), 0, "{ops:#?}");
         assert_eq!(count("OptMaxPool [\"Data format: NHWC"), 2, "{ops:#?}");
         assert!(count("MoveAxis") <= 3, "layout moves left: {ops:#?}");
+    }
+
+    /// A batch of three: the same outputs as tract's plan, every 1x1 convolution still rewritten
+    /// (channel-first data with a batch axis in front runs image by image).
+    #[test]
+    fn tuned_plan_of_a_batch_matches_tracts_plan() {
+        let input = tensor(&[3, 1, 24, 24], 98);
+        let model = mini_xception(3).into_decluttered().unwrap();
+        let (want, _) = run(model.clone(), &input);
+        let (got, ops) = run(tune(model).unwrap(), &input);
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5 * scale.max(1.0), "max |diff| {worst} (outputs up to {scale})");
+        let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
+        assert_eq!(count("DirectConv"), 2, "{ops:#?}");
+        assert_eq!(count("PointwiseConv"), 6, "{ops:#?}");
+        assert!(ops.iter().any(|o| o.starts_with("PointwiseConv [\"3 x ")), "{ops:#?}");
+        assert_eq!(count("OptMatMul"), 0, "{ops:#?}");
     }
 }
