@@ -27,6 +27,17 @@ const LANES: usize = 8;
 /// Output points per block: independent accumulators for each tap's multiply-add.
 const POINTS: usize = 4;
 
+/// `acc + x * k`; with `FUSED`, one rounding (only where the target has a fused multiply-add
+/// instruction; elsewhere `mul_add` would be a call to the C library's software `fmaf`).
+#[inline(always)]
+fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
+    if FUSED {
+        x.mul_add(k, acc)
+    } else {
+        acc + x * k
+    }
+}
+
 /// Taps whose (kernel, input) offsets a call keeps on its stack; a larger kernel allocates them.
 const STACK_TAPS: usize = 25;
 
@@ -49,14 +60,6 @@ unsafe fn block<const FUSED: bool, const W: usize, const P: usize>(
     in_stride: isize,
     out_stride: isize,
 ) {
-    #[inline(always)]
-    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
-        if FUSED {
-            x.mul_add(k, acc)
-        } else {
-            acc + x * k
-        }
-    }
     unsafe {
         let input = input.offset(i as isize * in_stride).add(c);
         let kernel = kernel.add(c);
@@ -294,14 +297,6 @@ unsafe fn direct_body<const FUSED: bool>(
     out: *mut f32,
 ) {
     const L: usize = DIRECT_LANES;
-    #[inline(always)]
-    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
-        if FUSED {
-            x.mul_add(k, acc)
-        } else {
-            acc + x * k
-        }
-    }
     let cpad = g.cout.div_ceil(L) * L;
     unsafe {
         for cb in (0..cpad).step_by(L) {
@@ -456,35 +451,30 @@ pub fn pointwise_build() -> PointwiseBuild {
     })
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn pointwise_avx512(
-    x: *const f32,
-    w: *const f32,
-    bias: *const f32,
-    g: &PointwiseGeometry,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { pointwise_body::<true, 32, 16, 8>(x, w, bias, g, clamp, out) }
+/// An x86-64 build of [`pointwise_body`]: its target features and block widths.
+macro_rules! pointwise_x86_build {
+    ($name:ident, $features:literal, $w:literal, $h:literal, $q:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            x: *const f32,
+            w: *const f32,
+            bias: *const f32,
+            g: &PointwiseGeometry,
+            clamp: (f32, f32),
+            out: *mut f32,
+        ) {
+            unsafe { pointwise_body::<true, $w, $h, $q>(x, w, bias, g, clamp, out) }
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pointwise_avx2_fma(
-    x: *const f32,
-    w: *const f32,
-    bias: *const f32,
-    g: &PointwiseGeometry,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { pointwise_body::<true, 16, 8, 4>(x, w, bias, g, clamp, out) }
-}
+pointwise_x86_build!(pointwise_avx512, "avx512f,avx2,fma", 32, 16, 8);
+pointwise_x86_build!(pointwise_avx2_fma, "avx2,fma", 16, 8, 4);
 
-#[inline(always)]
 /// [`pointwise_conv`] in blocks of `W` output channels, then `H` (`W / 2`) and `Q` (`W / 4`)
 /// for the channels left over, then one at a time.
+#[inline(always)]
 unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, const Q: usize>(
     x: *const f32,
     w: *const f32,
@@ -555,14 +545,6 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
     p: usize,
     c: usize,
 ) {
-    #[inline(always)]
-    fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
-        if FUSED {
-            x.mul_add(k, acc)
-        } else {
-            acc + x * k
-        }
-    }
     unsafe {
         let mut acc = [(bias.add(c) as *const [f32; N]).read_unaligned(); P];
         let x = x.add(p * g.point_stride);

@@ -788,20 +788,27 @@ mod tests {
         (y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec(), ops)
     }
 
+    /// Runs the small mini-XCEPTION for `batch` images through tract's own plan and the tuned
+    /// one, asserts they agree, and returns the tuned plan's ops.
+    fn tuned_ops_checked_against_tract(batch: usize) -> Vec<String> {
+        let input = tensor(&[batch, 1, 24, 24], 99);
+        let model = mini_xception(batch).into_decluttered().unwrap();
+        let (want, _) = run(model.clone(), &input);
+        let (got, ops) = run(tune(model).unwrap(), &input);
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5 * scale.max(1.0), "batch {batch}: max |diff| {worst} (outputs up to {scale})");
+        ops
+    }
+
     /// The tuned plan computes what tract's own plan computes, and the rewrites did happen:
     /// direct stems, one subsample per residual branch, channel-last depthwise convolutions and
     /// pools, and layout moves only at the edges: one after the (channel-first) stems, and one on
     /// each branch of the last sum, whose output is channel-first (the model's output).
     #[test]
     fn tuned_plan_matches_tracts_plan() {
-        let input = tensor(&[1, 1, 24, 24], 99);
-        let model = mini_xception(1).into_decluttered().unwrap();
-        let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune(model).unwrap(), &input);
-        assert_eq!(got.len(), want.len());
-        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
-        let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-5 * scale.max(1.0), "max |diff| {worst} (outputs up to {scale})");
+        let ops = tuned_ops_checked_against_tract(1);
         let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         assert_eq!(count("DirectConv"), 2, "{ops:#?}");
         assert_eq!(count("Subsample"), 2, "{ops:#?}");
@@ -826,14 +833,7 @@ mod tests {
     /// (channel-first data with a batch axis in front runs image by image).
     #[test]
     fn tuned_plan_of_a_batch_matches_tracts_plan() {
-        let input = tensor(&[3, 1, 24, 24], 98);
-        let model = mini_xception(3).into_decluttered().unwrap();
-        let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune(model).unwrap(), &input);
-        assert_eq!(got.len(), want.len());
-        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
-        let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-5 * scale.max(1.0), "max |diff| {worst} (outputs up to {scale})");
+        let ops = tuned_ops_checked_against_tract(3);
         let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         assert_eq!(count("DirectConv"), 2, "{ops:#?}");
         assert_eq!(count("PointwiseConv"), 6, "{ops:#?}");
