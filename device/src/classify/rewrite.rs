@@ -324,7 +324,11 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
             }
             let succ = model.node(next[0].node);
             let Some(bin) = succ.op_as::<TypedBinOp>() else { break };
-            if succ.inputs.len() != 2 || succ.outputs.len() != 1 {
+            // Only what keeps the shape (checked before anything is fused into `op`).
+            if succ.inputs.len() != 2
+                || succ.outputs.len() != 1
+                || model.outlet_fact(OutletId::new(succ.id, 0))?.shape.as_concrete() != Some(&op.output_shape[..])
+            {
                 break;
             }
             if bin.0.is::<Add>() && !bias_done && op.clamp == (f32::NEG_INFINITY, f32::INFINITY) {
@@ -354,9 +358,6 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
                 op.clamp.0 = op.clamp.0.min(v);
                 op.clamp.1 = op.clamp.1.min(v);
             } else {
-                break;
-            }
-            if model.outlet_fact(OutletId::new(succ.id, 0))?.shape.as_concrete() != Some(&op.output_shape[..]) {
                 break;
             }
             end = OutletId::new(succ.id, 0);
