@@ -42,19 +42,22 @@ fn madd<const FUSED: bool>(acc: f32, x: f32, k: f32) -> f32 {
 const STACK_TAPS: usize = 25;
 
 /// One block of the kernel: `P` output points from point `i`, `W` channels from channel `c`.
-/// `taps` holds each tap's kernel offset (its index times `k_stride`) and input offset.
+/// `taps` holds each tap's kernel offset (its index times `k_stride`) and input offset. With
+/// `POOL`, the block is a max-pool's instead: the maximum of the taps' inputs (`kernel` and
+/// `bias` are not read). The result is clamped to `lo..=hi` (ReLU, ReLU6 fused).
 ///
 /// # Safety
 /// tract's contract for `DepthwiseCF32` (see the module documentation), for these points and
 /// channels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const FUSED: bool, const W: usize, const P: usize>(
+unsafe fn block<const FUSED: bool, const POOL: bool, const W: usize, const P: usize>(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
     taps: &[(isize, isize)],
     bias: *const f32,
+    (lo, hi): (f32, f32),
     c: usize,
     i: usize,
     in_stride: isize,
@@ -62,20 +65,24 @@ unsafe fn block<const FUSED: bool, const W: usize, const P: usize>(
 ) {
     unsafe {
         let input = input.offset(i as isize * in_stride).add(c);
-        let kernel = kernel.add(c);
-        let mut acc = [(bias.add(c) as *const [f32; W]).read_unaligned(); P];
+        let init = if POOL { [f32::NEG_INFINITY; W] } else { (bias.add(c) as *const [f32; W]).read_unaligned() };
+        let mut acc = [init; P];
         for &(k_off, in_off) in taps {
-            let k = (kernel.offset(k_off) as *const [f32; W]).read_unaligned();
+            let k = if POOL { [0.0; W] } else { (kernel.add(c).offset(k_off) as *const [f32; W]).read_unaligned() };
             for (p, acc) in acc.iter_mut().enumerate() {
                 let x = (input.offset(p as isize * in_stride + in_off) as *const [f32; W]).read_unaligned();
                 for l in 0..W {
-                    acc[l] = madd::<FUSED>(acc[l], x[l], k[l]);
+                    acc[l] = if POOL { acc[l].max(x[l]) } else { madd::<FUSED>(acc[l], x[l], k[l]) };
                 }
             }
         }
         let output = output.offset(i as isize * out_stride).add(c);
         for (p, acc) in acc.iter().enumerate() {
-            (output.offset(p as isize * out_stride) as *mut [f32; W]).write_unaligned(*acc);
+            let mut v = *acc;
+            for v in v.iter_mut() {
+                *v = v.max(lo).min(hi);
+            }
+            (output.offset(p as isize * out_stride) as *mut [f32; W]).write_unaligned(v);
         }
     }
 }
@@ -92,13 +99,14 @@ unsafe fn block<const FUSED: bool, const W: usize, const P: usize>(
 /// tract's contract for `DepthwiseCF32` (see the module documentation).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn body<const FUSED: bool>(
+unsafe fn body<const FUSED: bool, const POOL: bool>(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
     tap_indices: &[usize],
     offsets: &[isize],
     bias: *const f32,
+    clamp: (f32, f32),
     channels: usize,
     k_stride: usize,
     len: usize,
@@ -123,22 +131,26 @@ unsafe fn body<const FUSED: bool>(
     unsafe {
         for c in (0..full).step_by(LANES) {
             for i in (0..blocked).step_by(POINTS) {
-                block::<FUSED, LANES, POINTS>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, LANES, POINTS>(
+                    input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
+                );
             }
         }
         for i in blocked..len {
             let mut c = 0;
             while c + 2 * LANES <= full {
-                block::<FUSED, { 2 * LANES }, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, { 2 * LANES }, 1>(
+                    input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
+                );
                 c += 2 * LANES;
             }
             if c < full {
-                block::<FUSED, LANES, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, LANES, 1>(input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride);
             }
         }
         for c in full..channels {
             for i in 0..len {
-                block::<FUSED, 1, 1>(input, output, kernel, taps, bias, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, 1, 1>(input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride);
             }
         }
     }
@@ -164,7 +176,21 @@ pub unsafe fn depthwise_c_f32_portable(
 ) {
     const FUSED: bool = cfg!(target_arch = "aarch64");
     unsafe {
-        body::<FUSED>(input, output, kernel, tap_indices, offsets, bias, channels, k_stride, len, in_stride, out_stride)
+        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        body::<FUSED, false>(
+            input,
+            output,
+            kernel,
+            tap_indices,
+            offsets,
+            bias,
+            clamp,
+            channels,
+            k_stride,
+            len,
+            in_stride,
+            out_stride,
+        )
     }
 }
 
@@ -189,7 +215,21 @@ unsafe fn depthwise_c_f32_avx2_fma(
     out_stride: isize,
 ) {
     unsafe {
-        body::<true>(input, output, kernel, tap_indices, offsets, bias, channels, k_stride, len, in_stride, out_stride)
+        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        body::<true, false>(
+            input,
+            output,
+            kernel,
+            tap_indices,
+            offsets,
+            bias,
+            clamp,
+            channels,
+            k_stride,
+            len,
+            in_stride,
+            out_stride,
+        )
     }
 }
 
@@ -238,6 +278,337 @@ pub fn active_depthwise_c() -> Option<&'static str> {
     tract_linalg::routines::best_for(Func::DepthwiseC, tract_onnx::prelude::DatumType::F32, &isa).map(|r| r.name())
 }
 
+/// Shapes of one image of a channel-last (HWC) window operation: a depthwise convolution
+/// ([`depthwise_hwc`]) or a max-pool ([`max_pool_hwc`]), any kernel size, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowGeometry {
+    pub h: usize,
+    pub w: usize,
+    /// Channels (of input and output).
+    pub c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    /// Strides along rows and columns.
+    pub sh: usize,
+    pub sw: usize,
+    /// Padding rows above and columns left of the image (the padding after it follows from
+    /// `oh` and `ow`); padded points are left out (zero for a convolution, ignored by a pool).
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl WindowGeometry {
+    /// Whether the kernels take it: non-zero kernel and strides, every window starting inside
+    /// the padded image.
+    pub fn is_valid(&self) -> bool {
+        self.sh > 0
+            && self.sw > 0
+            && self.kh > 0
+            && self.kw > 0
+            && (self.oh == 0 || (self.oh - 1) * self.sh < self.h + self.pad_top)
+            && (self.ow == 0 || (self.ow - 1) * self.sw < self.w + self.pad_left)
+    }
+
+    /// Asserts the slices' lengths and [`Self::is_valid`].
+    fn check(&self, x: usize, out: usize) {
+        assert!(x >= self.h * self.w * self.c && out >= self.oh * self.ow * self.c, "window slices too short");
+        assert!(self.is_valid(), "window geometry {self:?}");
+    }
+}
+
+/// One image of a channel-last depthwise convolution with its bias and a clamp fused:
+/// `out[oy, ox, c] = clamp(bias[c] + Σ k[ky, kx, c] · x[oy·sh + ky − pad_top, ox·sw + kx −
+/// pad_left, c], lo, hi)` over the taps inside the image. `k` is `[ky][kx][c]`.
+///
+/// # Panics
+/// If a slice is shorter than the geometry says.
+pub fn depthwise_hwc(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
+    assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
+    window::<false>(x, k.as_ptr(), bias.as_ptr(), g, clamp, out)
+}
+
+/// One image of a channel-last max-pool, clamped: `out[oy, ox, c] = clamp(max x[oy·sh + ky −
+/// pad_top, ox·sw + kx − pad_left, c], lo, hi)` over the taps inside the image.
+///
+/// # Panics
+/// If a slice is shorter than the geometry says.
+pub fn max_pool_hwc(x: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
+    window::<true>(x, std::ptr::null(), std::ptr::null(), g, clamp, out)
+}
+
+fn window<const POOL: bool>(
+    x: &[f32],
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    out: &mut [f32],
+) {
+    g.check(x.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present; `check` and the callers' asserts bound every access.
+            unsafe { window_avx2_fma::<POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) };
+            return;
+        }
+    }
+    const FUSED: bool = cfg!(target_arch = "aarch64");
+    // SAFETY: `check` and the callers' asserts bound every access.
+    unsafe { window_body::<FUSED, POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn window_avx2_fma<const POOL: bool>(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { window_body::<true, POOL>(x, k, bias, g, clamp, out) }
+}
+
+/// The taps `ky × kx` of the window at row `iy0`, column `ix0` (either may be outside the
+/// image): their indices and input offsets from the image's first point, less `ix0` columns.
+fn window_taps(
+    g: &WindowGeometry,
+    ky: std::ops::Range<usize>,
+    kx: std::ops::Range<usize>,
+    iy0: isize,
+    ix0: isize,
+    tap_indices: &mut Vec<usize>,
+    offsets: &mut Vec<isize>,
+) {
+    tap_indices.clear();
+    offsets.clear();
+    for ky in ky {
+        for kx in kx.clone() {
+            tap_indices.push(ky * g.kw + kx);
+            offsets.push(((iy0 + ky as isize) * g.w as isize + ix0 + kx as isize) * g.c as isize);
+        }
+    }
+}
+
+/// Row by row: the run of output points whose windows lie inside the image in one call of the
+/// channel-inner [`body`] (blocks of points × channels), each point of the left and right
+/// borders in a call of its own with its taps.
+#[inline(always)]
+unsafe fn window_body<const FUSED: bool, const POOL: bool>(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    let c = g.c;
+    // Output columns whose every tap lies inside the image.
+    let ox_lo = g.pad_left.div_ceil(g.sw).min(g.ow);
+    let ox_hi = match (g.w + g.pad_left).checked_sub(g.kw) {
+        Some(last) => (last / g.sw + 1).clamp(ox_lo, g.ow),
+        None => ox_lo,
+    };
+    let mut tap_indices = Vec::with_capacity(g.kh * g.kw);
+    let mut offsets = Vec::with_capacity(g.kh * g.kw);
+    unsafe {
+        for oy in 0..g.oh {
+            let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
+            let ky_lo = (-iy0).max(0) as usize;
+            let ky_hi = (g.h as isize - iy0).clamp(0, g.kh as isize) as usize;
+            let out_row = out.add(oy * g.ow * c);
+            // (Loops, not closures: a closure inside a `#[target_feature]` function does not get
+            // its features.)
+            for ox in (0..ox_lo).chain(ox_hi..g.ow) {
+                let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
+                let kx_lo = (-ix0).max(0) as usize;
+                let kx_hi = (g.w as isize - ix0).clamp(0, g.kw as isize) as usize;
+                window_taps(g, ky_lo..ky_hi, kx_lo..kx_hi, iy0, ix0, &mut tap_indices, &mut offsets);
+                let o = out_row.add(ox * c);
+                body::<FUSED, POOL>(x, o, k, &tap_indices, &offsets, bias, clamp, c, c, 1, 0, 0);
+            }
+            if ox_lo < ox_hi {
+                let ix0 = (ox_lo * g.sw - g.pad_left) as isize;
+                window_taps(g, ky_lo..ky_hi, 0..g.kw, iy0, 0, &mut tap_indices, &mut offsets);
+                let (input, o) = (x.offset(ix0 * c as isize), out_row.add(ox_lo * c));
+                let (in_stride, len) = ((g.sw * c) as isize, ox_hi - ox_lo);
+                body::<FUSED, POOL>(input, o, k, &tap_indices, &offsets, bias, clamp, c, c, len, in_stride, c as isize);
+            }
+        }
+    }
+}
+
+/// Output points along a row per vector of the channel-first depthwise convolution.
+const CHW_LANES: usize = 8;
+
+/// One image of a channel-first depthwise convolution with its bias and a clamp fused:
+/// `out[c, oy, ox] = clamp(bias[c] + Σ k[c, ky, kx] · x[c, oy·sh + ky − pad_top, ox·sw + kx −
+/// pad_left], lo, hi)` over the taps inside the image. `k` is `[c][ky][kx]` (ONNX's own order).
+///
+/// Each channel's plane is convolved on its own: runs of 8 output points of a row (up to 8 runs
+/// at once, independent accumulator chains) whose windows lie inside the image, each tap a multiply-add of 8
+/// input points by one weight; the border points one at a time.
+///
+/// # Panics
+/// If a slice is shorter than the geometry says.
+pub fn depthwise_chw(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
+    g.check(x.len(), out.len());
+    assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
+    let (x, k, bias, out) = (x.as_ptr(), k.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present; the asserts above bound every access.
+            unsafe { depthwise_chw_avx2_fma(x, k, bias, g, clamp, out) };
+            return;
+        }
+    }
+    const FUSED: bool = cfg!(target_arch = "aarch64");
+    // SAFETY: the asserts above bound every access.
+    unsafe { depthwise_chw_body::<FUSED>(x, k, bias, g, clamp, out) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_chw_avx2_fma(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { depthwise_chw_body::<true>(x, k, bias, g, clamp, out) }
+}
+
+#[inline(always)]
+unsafe fn depthwise_chw_body<const FUSED: bool>(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    const L: usize = CHW_LANES;
+    let ox_lo = g.pad_left.div_ceil(g.sw).min(g.ow);
+    let ox_hi = match (g.w + g.pad_left).checked_sub(g.kw) {
+        Some(last) => (last / g.sw + 1).clamp(ox_lo, g.ow),
+        None => ox_lo,
+    };
+    // A run shorter than a vector goes point by point.
+    let (vec_lo, vec_hi) = if ox_hi - ox_lo >= L { (ox_lo, ox_hi) } else { (ox_hi, ox_hi) };
+    unsafe {
+        for c in 0..g.c {
+            let plane = x.add(c * g.h * g.w);
+            let kc = k.add(c * g.kh * g.kw);
+            let b = *bias.add(c);
+            let out_plane = out.add(c * g.oh * g.ow);
+            for oy in 0..g.oh {
+                let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
+                let ky_lo = (-iy0).max(0) as usize;
+                let ky_hi = (g.h as isize - iy0).clamp(0, g.kh as isize) as usize;
+                let out_row = out_plane.add(oy * g.ow);
+                for ox in (0..vec_lo).chain(vec_hi..g.ow) {
+                    let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
+                    let kx_lo = (-ix0).max(0) as usize;
+                    let kx_hi = (g.w as isize - ix0).clamp(0, g.kw as isize) as usize;
+                    let mut acc = b;
+                    for ky in ky_lo..ky_hi {
+                        let row = plane.offset((iy0 + ky as isize) * g.w as isize + ix0);
+                        for kx in kx_lo..kx_hi {
+                            acc = madd::<FUSED>(acc, *row.add(kx), *kc.add(ky * g.kw + kx));
+                        }
+                    }
+                    *out_row.add(ox) = acc.max(clamp.0).min(clamp.1);
+                }
+                let ky = ky_lo..ky_hi;
+                let mut ox = vec_lo;
+                while ox < vec_hi {
+                    // As many vectors at once as the run holds (up to 8 chains); the last block
+                    // may overlap the previous one.
+                    let (run, rem) = (vec_hi - vec_lo, vec_hi - ox);
+                    let v = [8, 4, 2, 1].into_iter().find(|v| v * L <= run && (v * L <= rem || *v == 1)).unwrap_or(1);
+                    let v = if v > 1 && rem.div_ceil(L) <= v / 2 { v / 2 } else { v };
+                    let o = ox.min(vec_hi - v * L);
+                    let (p, r) = (plane, out_row);
+                    match (v, g.sw) {
+                        (8, 1) => chw_block::<FUSED, 8, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (4, 1) => chw_block::<FUSED, 4, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (2, 1) => chw_block::<FUSED, 2, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (_, 1) => chw_block::<FUSED, 1, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (8, 2) => chw_block::<FUSED, 8, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (4, 2) => chw_block::<FUSED, 4, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (2, 2) => chw_block::<FUSED, 2, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (_, 2) => chw_block::<FUSED, 1, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (8, _) => chw_block::<FUSED, 8, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (4, _) => chw_block::<FUSED, 4, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        (2, _) => chw_block::<FUSED, 2, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                        _ => chw_block::<FUSED, 1, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
+                    }
+                    ox = o + v * L;
+                }
+            }
+        }
+    }
+}
+
+/// `V` vectors of [`CHW_LANES`] output points of one row and channel from column `ox`, every
+/// window inside the image's columns; `STRIDE` is the column stride when it is 1 or 2, 0 for
+/// any (`g.sw`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chw_block<const FUSED: bool, const V: usize, const STRIDE: usize>(
+    plane: *const f32,
+    kc: *const f32,
+    b: f32,
+    g: &WindowGeometry,
+    (lo, hi): (f32, f32),
+    out_row: *mut f32,
+    iy0: isize,
+    ky: std::ops::Range<usize>,
+    ox: usize,
+) {
+    const L: usize = CHW_LANES;
+    unsafe {
+        let mut acc = [[b; L]; V];
+        let ix0 = ox * g.sw - g.pad_left;
+        for ky in ky {
+            let row = plane.offset((iy0 + ky as isize) * g.w as isize).add(ix0);
+            for kx in 0..g.kw {
+                let kv = *kc.add(ky * g.kw + kx);
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    let first = row.add(v * L * g.sw + kx);
+                    let xv: [f32; L] = match STRIDE {
+                        1 => (first as *const [f32; L]).read_unaligned(),
+                        // Every other point of 15 (a shuffle, not 8 loads): the last lane's
+                        // tap is the 15th, inside the row.
+                        2 => {
+                            let x2 = (first as *const [f32; 2 * L - 1]).read_unaligned();
+                            std::array::from_fn(|l| x2[2 * l])
+                        }
+                        _ => std::array::from_fn(|l| *first.add(l * g.sw)),
+                    };
+                    for l in 0..L {
+                        acc[l] = madd::<FUSED>(acc[l], xv[l], kv);
+                    }
+                }
+            }
+        }
+        for (v, acc) in acc.iter().enumerate() {
+            let mut r = *acc;
+            for r in r.iter_mut() {
+                *r = r.max(lo).min(hi);
+            }
+            (out_row.add(ox + v * L) as *mut [f32; L]).write_unaligned(r);
+        }
+    }
+}
+
 /// Output points (along a row) and output channels per block of the direct convolution.
 pub const DIRECT_LANES: usize = 8;
 
@@ -264,7 +635,7 @@ pub struct DirectGeometry {
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says, or the output row is narrower than 8.
-pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, out: &mut [f32]) {
+pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, clamp: (f32, f32), out: &mut [f32]) {
     let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
     assert!(g.ow >= DIRECT_LANES && g.oh + g.kh == g.h + 1 && g.ow + g.kw == g.w + 1);
     assert!(x.len() >= g.cin * g.h * g.w && out.len() >= g.cout * g.oh * g.ow);
@@ -273,19 +644,26 @@ pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, 
     {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the features are present; the asserts above bound every access.
-            unsafe { direct_avx2_fma(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, out.as_mut_ptr()) };
+            unsafe { direct_avx2_fma(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) };
             return;
         }
     }
     const FUSED: bool = cfg!(target_arch = "aarch64");
     // SAFETY: the asserts above bound every access.
-    unsafe { direct_body::<FUSED>(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, out.as_mut_ptr()) }
+    unsafe { direct_body::<FUSED>(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn direct_avx2_fma(x: *const f32, packed: *const f32, bias: *const f32, g: &DirectGeometry, out: *mut f32) {
-    unsafe { direct_body::<true>(x, packed, bias, g, out) }
+unsafe fn direct_avx2_fma(
+    x: *const f32,
+    packed: *const f32,
+    bias: *const f32,
+    g: &DirectGeometry,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { direct_body::<true>(x, packed, bias, g, clamp, out) }
 }
 
 #[inline(always)]
@@ -294,6 +672,7 @@ unsafe fn direct_body<const FUSED: bool>(
     packed: *const f32,
     bias: *const f32,
     g: &DirectGeometry,
+    (lo, hi): (f32, f32),
     out: *mut f32,
 ) {
     const L: usize = DIRECT_LANES;
@@ -327,7 +706,11 @@ unsafe fn direct_body<const FUSED: bool>(
                         }
                     }
                     for (co, acc) in acc.iter().enumerate().take(nco) {
-                        (out.add(((cb + co) * g.oh + oy) * g.ow + x0) as *mut [f32; L]).write_unaligned(*acc);
+                        let mut v = *acc;
+                        for v in v.iter_mut() {
+                            *v = v.max(lo).min(hi);
+                        }
+                        (out.add(((cb + co) * g.oh + oy) * g.ow + x0) as *mut [f32; L]).write_unaligned(v);
                     }
                     if x0 + L >= g.ow {
                         break;
@@ -628,6 +1011,105 @@ pub(crate) mod tests {
                         }
                         assert!(out[points * cout..].iter().all(|v| v.is_nan()), "{build:?} wrote past the output");
                     }
+                }
+            }
+        }
+    }
+
+    /// The depthwise convolution (`k` as `[c][ky][kx]`) or, without `k`, the max-pool of one
+    /// image, by its definition in f64, channel-last or channel-first.
+    fn window_reference(
+        x: &[f32],
+        k: Option<(&[f32], &[f32])>,
+        g: &WindowGeometry,
+        clamp: (f32, f32),
+        channel_first: bool,
+    ) -> Vec<f32> {
+        let at = |c: usize, y: usize, xx: usize, h: usize, w: usize| {
+            if channel_first {
+                (c * h + y) * w + xx
+            } else {
+                (y * w + xx) * g.c + c
+            }
+        };
+        let mut out = vec![0.0; g.oh * g.ow * g.c];
+        for c in 0..g.c {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = match k {
+                        Some((_, b)) => b[c] as f64,
+                        None => f64::NEG_INFINITY,
+                    };
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let iy = (oy * g.sh + ky) as isize - g.pad_top as isize;
+                            let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
+                            if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                continue;
+                            }
+                            let v = x[at(c, iy as usize, ix as usize, g.h, g.w)] as f64;
+                            acc = match k {
+                                Some((k, _)) => acc + k[(c * g.kh + ky) * g.kw + kx] as f64 * v,
+                                None => acc.max(v),
+                            };
+                        }
+                    }
+                    out[at(c, oy, ox, g.oh, g.ow)] = acc.max(clamp.0 as f64).min(clamp.1 as f64) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    /// The channel-last depthwise convolution and max-pool and the channel-first depthwise
+    /// convolution against their definitions: kernel sizes, strides (1, 2, 3), paddings (none,
+    /// "same", lopsided), rows narrower and wider than the vector blocks, channel counts around
+    /// the blocks' widths, with and without a clamp.
+    #[test]
+    fn window_kernels_match_the_definition() {
+        // (h, w, kh, kw, sh, sw, pad_top, pad_left, pad_bottom, pad_right)
+        let shapes = [
+            (6, 7, 3, 3, 1, 1, 1, 1, 1, 1),
+            (9, 40, 3, 3, 1, 1, 1, 1, 1, 1),
+            (11, 75, 3, 3, 2, 2, 0, 0, 1, 1),
+            (8, 37, 3, 3, 2, 2, 1, 1, 1, 1),
+            (5, 23, 2, 5, 1, 3, 0, 2, 1, 2),
+            (4, 4, 3, 3, 1, 1, 0, 0, 0, 0),
+            (3, 70, 1, 1, 1, 1, 0, 0, 0, 0),
+            (15, 15, 3, 3, 2, 2, 1, 1, 1, 1),
+        ];
+        for (h, w, kh, kw, sh, sw, pt, pl, pb, pr) in shapes {
+            for c in [1, 3, 8, 13, 16, 40] {
+                let (oh, ow) = ((h + pt + pb - kh) / sh + 1, (w + pl + pr - kw) / sw + 1);
+                let g = WindowGeometry { h, w, c, kh, kw, sh, sw, pad_top: pt, pad_left: pl, oh, ow };
+                assert!(g.is_valid(), "{g:?}");
+                let x = values(h * w * c, 11);
+                let k = values(c * kh * kw, 12);
+                let b = values(c, 13);
+                // The channel-last kernel takes its weights as [ky][kx][c].
+                let mut k_hwc = vec![0.0; k.len()];
+                for ch in 0..c {
+                    for t in 0..kh * kw {
+                        k_hwc[t * c + ch] = k[ch * kh * kw + t];
+                    }
+                }
+                for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.6)] {
+                    let n = oh * ow * c;
+                    let check = |name: &str, got: &[f32], want: &[f32]| {
+                        for (i, (g_, w_)) in got[..n].iter().zip(want).enumerate() {
+                            assert!((g_ - w_).abs() < 1e-5, "{name} {g:?} clamp {clamp:?}: element {i}: {g_} vs {w_}");
+                        }
+                        assert!(got[n..].iter().all(|v| v.is_nan()), "{name} {g:?}: wrote past the output");
+                    };
+                    let mut out = vec![f32::NAN; n + 3];
+                    depthwise_hwc(&x, &k_hwc, &b, &g, clamp, &mut out);
+                    check("depthwise_hwc", &out, &window_reference(&x, Some((&k, &b)), &g, clamp, false));
+                    let mut out = vec![f32::NAN; n + 3];
+                    max_pool_hwc(&x, &g, clamp, &mut out);
+                    check("max_pool_hwc", &out, &window_reference(&x, None, &g, clamp, false));
+                    let mut out = vec![f32::NAN; n + 3];
+                    depthwise_chw(&x, &k, &b, &g, clamp, &mut out);
+                    check("depthwise_chw", &out, &window_reference(&x, Some((&k, &b)), &g, clamp, true));
                 }
             }
         }

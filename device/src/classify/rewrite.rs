@@ -38,6 +38,7 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_decluttered()?;
     channel_last(&mut model)?;
     let mut model = model.into_decluttered()?;
+    sliding_windows(&mut model)?;
     pointwise_convs(&mut model)?;
     Ok(model)
 }
@@ -47,7 +48,8 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
 const DIRECT_MAX_COUT: usize = 16;
 
 /// A dense f32 NCHW convolution with no padding, unit stride and dilation, computed directly:
-/// `y[n, co, oy, ox] = bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy + ky, ox + kx]`.
+/// `y[n, co, oy, ox] = clamp(bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy + ky, ox + kx])`, the clamp
+/// (ReLU) that follows fused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectConv {
     pub cin: usize,
@@ -58,13 +60,15 @@ pub struct DirectConv {
     pub packed: Arc<Vec<f32>>,
     /// Bias per output channel, padded like `packed`.
     pub bias: Arc<Vec<f32>>,
+    /// Lower and upper bound of the output (infinite when nothing is fused).
+    pub clamp: (f32, f32),
 }
 
 impl Eq for DirectConv {}
 
 impl std::hash::Hash for DirectConv {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.cin, self.cout, self.kh, self.kw).hash(state);
+        (self.cin, self.cout, self.kh, self.kw, self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
         self.packed.iter().for_each(|v| v.to_bits().hash(state));
         self.bias.iter().for_each(|v| v.to_bits().hash(state));
     }
@@ -83,7 +87,8 @@ impl DirectConv {
         }
         let mut b = vec![0.0; cpad];
         b[..cout].copy_from_slice(bias);
-        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b) }
+        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b), clamp }
     }
 
     fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
@@ -98,7 +103,7 @@ impl Op for DirectConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{}x{} {} -> {} channels", self.kh, self.kw, self.cin, self.cout)])
+        Ok(vec![format!("{}x{} {} -> {} channels, clamp {:?}", self.kh, self.kw, self.cin, self.cout, self.clamp)])
     }
 
     op_as_typed_op!();
@@ -114,13 +119,14 @@ impl EvalOp for DirectConv {
         let Some((oh, ow)) = self.output_hw(h, w) else { bail!("DirectConv: input {h}x{w} too small") };
         let x = input.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
-        let mut out = Tensor::zero::<f32>(&[n, self.cout, oh, ow])?;
+        // SAFETY: the kernel writes every element.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&[n, self.cout, oh, ow])? };
         {
             let mut o = out.try_as_plain_ram_mut()?;
             let o = o.as_slice_mut::<f32>()?;
             let geo = kernels::DirectGeometry { cin: c, h, w, cout: self.cout, kh: self.kh, kw: self.kw, oh, ow };
             for (x, o) in x.chunks_exact(c * h * w).zip(o.chunks_exact_mut(self.cout * oh * ow)) {
-                kernels::direct_conv(x, &self.packed, &self.bias, &geo, o);
+                kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, o);
             }
         }
         Ok(tvec!(out.into_tvalue()))
@@ -183,14 +189,13 @@ pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
             l if l == cout => b,
             _ => continue,
         };
-        let direct = DirectConv::new(cin, cout, kh, kw, k.try_as_plain_ram()?.as_slice::<f32>()?, &bias);
-        if direct.output_hw(shape[2], shape[3]).is_none() {
-            continue;
-        }
+        let mut direct = DirectConv::new(cin, cout, kh, kw, k.try_as_plain_ram()?.as_slice::<f32>()?, &bias);
+        let Some((oh, ow)) = direct.output_hw(shape[2], shape[3]) else { continue };
+        let end = fuse_epilogue(model, id.into(), &[shape[0], cout, oh, ow], 1, None, &mut direct.clamp)?;
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
         let y = patch.wire_node(&node.name, direct, &[input])?;
-        patch.shunt_outside(model, id.into(), y[0])?;
+        patch.shunt_outside(model, end, y[0])?;
         patch.apply(model)?;
         replaced += 1;
     }
@@ -303,6 +308,66 @@ fn scalar_operand(model: &TypedModel, node: &TypedNode, from: OutletId) -> Optio
         .then(|| k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.first().copied())?
 }
 
+/// Fuses the `Add` of a constant (one value or one per channel along `channel_axis`; only where
+/// `bias` is given, before any clamp) and `Max` / `Min` with constant scalars that follow `from`
+/// alone and keep its `shape` into `bias` and `clamp`. Returns the outlet the fused op replaces.
+fn fuse_epilogue(
+    model: &TypedModel,
+    from: OutletId,
+    shape: &[usize],
+    channel_axis: usize,
+    mut bias: Option<&mut Vec<f32>>,
+    clamp: &mut (f32, f32),
+) -> TractResult<OutletId> {
+    let mut end = from;
+    loop {
+        let next = model.outlet_successors(end);
+        if next.len() != 1 || model.output_outlets()?.contains(&end) {
+            return Ok(end);
+        }
+        let succ = model.node(next[0].node);
+        let Some(bin) = succ.op_as::<TypedBinOp>() else { return Ok(end) };
+        // Only what keeps the shape (checked before anything is fused).
+        if succ.inputs.len() != 2
+            || succ.outputs.len() != 1
+            || model.outlet_fact(OutletId::new(succ.id, 0))?.shape.as_concrete() != Some(shape)
+        {
+            return Ok(end);
+        }
+        if bin.0.is::<Add>() && bias.is_some() && *clamp == (f32::NEG_INFINITY, f32::INFINITY) {
+            let other = succ.inputs[1 - next[0].slot];
+            let Some(k) = model.outlet_fact(other)?.konst.clone() else { return Ok(end) };
+            let b = bias.take().unwrap();
+            let cout = b.len();
+            // One value, or one per output channel along the output's channel axis.
+            let rank = shape.len();
+            let shape_ok = k.rank() <= rank
+                && k.shape()
+                    .iter()
+                    .enumerate()
+                    .all(|(a, d)| *d == 1 || (rank - k.rank() + a == channel_axis && *d == cout));
+            if k.datum_type() != f32::datum_type() || !shape_ok {
+                return Ok(end);
+            }
+            let k = k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            for (c, b) in b.iter_mut().enumerate() {
+                *b += k[if k.len() == 1 { 0 } else { c }];
+            }
+        } else if bin.0.is::<Max>() {
+            let Some(v) = scalar_operand(model, succ, end) else { return Ok(end) };
+            clamp.0 = clamp.0.max(v);
+            clamp.1 = clamp.1.max(v);
+        } else if bin.0.is::<Min>() {
+            let Some(v) = scalar_operand(model, succ, end) else { return Ok(end) };
+            clamp.0 = clamp.0.min(v);
+            clamp.1 = clamp.1.min(v);
+        } else {
+            return Ok(end);
+        }
+        end = OutletId::new(succ.id, 0);
+    }
+}
+
 /// Replaces each f32 matrix-product `EinSum` that is a pointwise convolution with a constant
 /// weight matrix by [`PointwiseConv`], fusing the bias `Add`, `Max` and `Min` with constants
 /// that follow it alone. Input and output may each be channel-last or channel-first (size-1 axes
@@ -314,54 +379,9 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
         let Some(op) = pointwise_of(model, id)? else { continue };
         let node = model.node(id).clone();
         let mut op = op;
-        // Fuse the bias, then the clamp, where nothing else reads the value in between.
-        let mut end = OutletId::new(id, 0);
-        let mut bias_done = false;
-        loop {
-            let next = model.outlet_successors(end);
-            if next.len() != 1 || model.output_outlets()?.contains(&end) {
-                break;
-            }
-            let succ = model.node(next[0].node);
-            let Some(bin) = succ.op_as::<TypedBinOp>() else { break };
-            // Only what keeps the shape (checked before anything is fused into `op`).
-            if succ.inputs.len() != 2
-                || succ.outputs.len() != 1
-                || model.outlet_fact(OutletId::new(succ.id, 0))?.shape.as_concrete() != Some(&op.output_shape[..])
-            {
-                break;
-            }
-            if bin.0.is::<Add>() && !bias_done && op.clamp == (f32::NEG_INFINITY, f32::INFINITY) {
-                let other = succ.inputs[1 - next[0].slot];
-                let Some(k) = model.outlet_fact(other)?.konst.clone() else { break };
-                let cout = op.geometry.cout;
-                // One value, or one per output channel along the output's channel axis.
-                let rank = op.output_shape.len();
-                let shape_ok = k.rank() <= rank
-                    && k.shape()
-                        .iter()
-                        .enumerate()
-                        .all(|(a, d)| *d == 1 || (rank - k.rank() + a == op.channel_axis && *d == cout));
-                if k.datum_type() != f32::datum_type() || !shape_ok {
-                    break;
-                }
-                let k = k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-                let bias: Vec<f32> = (0..cout).map(|c| op.bias[c] + k[if k.len() == 1 { 0 } else { c }]).collect();
-                op.bias = Arc::new(bias);
-                bias_done = true;
-            } else if bin.0.is::<Max>() {
-                let Some(v) = scalar_operand(model, succ, end) else { break };
-                op.clamp.0 = op.clamp.0.max(v);
-                op.clamp.1 = op.clamp.1.max(v);
-            } else if bin.0.is::<Min>() {
-                let Some(v) = scalar_operand(model, succ, end) else { break };
-                op.clamp.0 = op.clamp.0.min(v);
-                op.clamp.1 = op.clamp.1.min(v);
-            } else {
-                break;
-            }
-            end = OutletId::new(succ.id, 0);
-        }
+        let mut bias = op.bias.to_vec();
+        let end = fuse_epilogue(model, id.into(), &op.output_shape, op.channel_axis, Some(&mut bias), &mut op.clamp)?;
+        op.bias = Arc::new(bias);
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
         let y = patch.wire_node(&node.name, op, &[input])?;
@@ -490,6 +510,222 @@ pub fn channel_last(model: &mut TypedModel) -> TractResult<()> {
         patch.apply(model)?;
     }
     Ok(())
+}
+
+/// An f32 depthwise convolution (with its bias) or max-pool, with a clamp (ReLU, ReLU6) fused,
+/// image by image: channel-last [`kernels::depthwise_hwc`] or [`kernels::max_pool_hwc`], or
+/// channel-first [`kernels::depthwise_chw`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlidingWindow {
+    pub geometry: kernels::WindowGeometry,
+    pub batch: usize,
+    /// Whether input and output have a batch axis (NHWC, NCHW) or not (HWC, CHW: one image).
+    pub batch_axis: bool,
+    /// Channel-first (NCHW, CHW: depthwise convolutions only) rather than channel-last.
+    pub channel_first: bool,
+    /// A depthwise convolution's weights (`[ky][kx][c]`) and bias; `None` for a max-pool.
+    pub conv: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
+    /// Lower and upper bound of the output (infinite when nothing is fused).
+    pub clamp: (f32, f32),
+}
+
+impl Eq for SlidingWindow {}
+
+impl std::hash::Hash for SlidingWindow {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.geometry, self.batch, self.batch_axis, self.channel_first).hash(state);
+        (self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
+        if let Some((k, b)) = &self.conv {
+            k.iter().chain(b.iter()).for_each(|v| v.to_bits().hash(state));
+        }
+    }
+}
+
+impl SlidingWindow {
+    fn shape(&self, h: usize, w: usize) -> TVec<usize> {
+        let c = self.geometry.c;
+        let mut s: TVec<usize> = if self.channel_first { tvec![c, h, w] } else { tvec![h, w, c] };
+        if self.batch_axis {
+            s.insert(0, self.batch);
+        }
+        s
+    }
+
+    fn output_shape(&self) -> TVec<usize> {
+        self.shape(self.geometry.oh, self.geometry.ow)
+    }
+}
+
+impl Op for SlidingWindow {
+    fn name(&self) -> StaticName {
+        match (self.conv.is_some(), self.channel_first) {
+            (true, false) => "DepthwiseNhwc",
+            (true, true) => "DepthwiseNchw",
+            (false, _) => "MaxPoolNhwc",
+        }
+        .into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let g = &self.geometry;
+        Ok(vec![format!(
+            "{} x {}x{}x{}, {}x{} window, strides {}x{}, padding {}x{} before, clamp {:?}",
+            self.batch, g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, self.clamp
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for SlidingWindow {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let g = &self.geometry;
+        let want = self.shape(g.h, g.w);
+        ensure!(input.shape() == &*want, "{}: input {:?}, expected {want:?}", self.name(), input.shape());
+        let x = input.try_as_plain_ram()?;
+        // SAFETY: the kernels write every element.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape())? };
+        {
+            let mut o = out.try_as_plain_ram_mut()?;
+            let (x, o) = (x.as_slice::<f32>()?, o.as_slice_mut::<f32>()?);
+            let (xn, on) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
+            for (x, o) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))) {
+                match &self.conv {
+                    Some((k, b)) if self.channel_first => kernels::depthwise_chw(x, k, b, g, self.clamp, o),
+                    Some((k, b)) => kernels::depthwise_hwc(x, k, b, g, self.clamp, o),
+                    None => kernels::max_pool_hwc(x, g, self.clamp, o),
+                }
+            }
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for SlidingWindow {
+    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(&*self.output_shape())))
+    }
+
+    as_op!();
+}
+
+/// Replaces each f32 depthwise convolution (constant OIHW weights and bias, no dilation) and
+/// channel-last max-pool (no index output, no dilation) by a [`SlidingWindow`], fusing the clamps
+/// that follow it. Returns how many it replaced.
+pub fn sliding_windows(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    let ids: Vec<usize> = model.nodes().iter().map(|n| n.id).collect();
+    for id in ids {
+        let node = model.node(id);
+        let Some(x) = node.inputs.first().and_then(|i| model.outlet_fact(*i).ok()) else { continue };
+        // With or without a batch axis (tract removes it from a single image's data).
+        let (batch_axis, (n, dims)) = match x.shape.as_concrete() {
+            Some(&[n, a, b, c]) => (true, (n, [a, b, c])),
+            Some(&[a, b, c]) => (false, (1, [a, b, c])),
+            _ => continue,
+        };
+        let format = |first: bool| match (batch_axis, first) {
+            (true, false) => DataFormat::NHWC,
+            (true, true) => DataFormat::NCHW,
+            (false, false) => DataFormat::HWC,
+            (false, true) => DataFormat::CHW,
+        };
+        let Some(channel_first) = [false, true].into_iter().find(|first| {
+            let spec = node.op_as::<Conv>().map(|c| &c.pool_spec).or(node.op_as::<MaxPool>().map(|p| &p.pool_spec));
+            spec.is_some_and(|s| s.data_format == format(*first))
+        }) else {
+            continue;
+        };
+        let [h, w, c] = if channel_first { [dims[1], dims[2], dims[0]] } else { dims };
+        if x.datum_type != f32::datum_type() || node.outputs.len() != 1 {
+            continue;
+        }
+        let (spec, conv) = if let Some(conv) = node.op_as::<Conv>() {
+            if conv.q_params.is_some()
+                || conv.group != c
+                || conv.output_channels() != c
+                || conv.kernel_fmt != KernelFormat::OIHW
+                || node.inputs.len() != 3
+            {
+                continue;
+            }
+            let (Some(k), Some(b)) =
+                (model.outlet_fact(node.inputs[1])?.konst.clone(), model.outlet_fact(node.inputs[2])?.konst.clone())
+            else {
+                continue;
+            };
+            let (kh, kw) = (conv.pool_spec.kernel_shape[0], conv.pool_spec.kernel_shape[1]);
+            if k.shape() != [c, 1, kh, kw] || k.datum_type() != f32::datum_type() || b.datum_type() != f32::datum_type()
+            {
+                continue;
+            }
+            let k = k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            let b = b.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            let bias = match b.len() {
+                1 => vec![b[0]; c],
+                l if l == c => b,
+                _ => continue,
+            };
+            // `[c][ky][kx]` as it comes for channel-first data, `[ky][kx][c]` for channel-last.
+            let k = if channel_first {
+                k
+            } else {
+                let mut hwc = vec![0.0; c * kh * kw];
+                for ch in 0..c {
+                    for tap in 0..kh * kw {
+                        hwc[tap * c + ch] = k[ch * kh * kw + tap];
+                    }
+                }
+                hwc
+            };
+            (&conv.pool_spec, Some((Arc::new(k), Arc::new(bias))))
+        } else if let Some(pool) = node.op_as::<MaxPool>() {
+            // (Channel-first max-pools stay tract's.)
+            if pool.with_index_outputs.is_some() || channel_first {
+                continue;
+            }
+            (&pool.pool_spec, None)
+        } else {
+            continue;
+        };
+        if spec.rank() != 2 || (0..2).any(|a| spec.dilation(a) != 1) {
+            continue;
+        }
+        let pad = spec.computed_padding(&[h, w]);
+        let geometry = kernels::WindowGeometry {
+            h,
+            w,
+            c,
+            kh: spec.kernel_shape[0],
+            kw: spec.kernel_shape[1],
+            sh: spec.stride(0),
+            sw: spec.stride(1),
+            pad_top: pad[0].pad_before,
+            pad_left: pad[1].pad_before,
+            oh: pad[0].convoluted,
+            ow: pad[1].convoluted,
+        };
+        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        let mut op = SlidingWindow { geometry, batch: n, batch_axis, channel_first, conv, clamp };
+        if !geometry.is_valid() || model.outlet_fact(id.into())?.shape.as_concrete() != Some(&op.output_shape()[..]) {
+            continue;
+        }
+        let input = node.inputs[0];
+        let name = node.name.clone();
+        let shape = op.output_shape();
+        let channel_axis = if channel_first { shape.len() - 3 } else { shape.len() - 1 };
+        let end = fuse_epilogue(model, id.into(), &shape, channel_axis, None, &mut op.clamp)?;
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, input)?;
+        let y = patch.wire_node(name, op, &[input])?;
+        patch.shunt_outside(model, end, y[0])?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
 }
 
 /// Keeps every `strides[axis]`-th point along each axis, starting at 0 (f32).
@@ -679,14 +915,18 @@ mod tests {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
             let b = values(o, 9);
-            let op = DirectConv::new(c, o, kh, kw, &k, &b);
-            let input = Tensor::from_shape(&[1, c, h, w], &x).unwrap();
-            let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
-            let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
-            let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b);
-            assert_eq!(got.len(), want.len());
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() < 1e-5, "{c}x{h}x{w} -> {o}, {kh}x{kw}: element {i}: {g} vs {w}");
+            for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
+                let mut op = DirectConv::new(c, o, kh, kw, &k, &b);
+                op.clamp = clamp;
+                let input = Tensor::from_shape(&[1, c, h, w], &x).unwrap();
+                let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
+                let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+                let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b);
+                assert_eq!(got.len(), want.len());
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let w = w.max(clamp.0).min(clamp.1);
+                    assert!((g - w).abs() < 1e-5, "{c}x{h}x{w} -> {o}, {kh}x{kw} {clamp:?}: element {i}: {g} vs {w}");
+                }
             }
         }
     }
@@ -735,18 +975,27 @@ mod tests {
         model.wire_node(name, op, &[x, kernel, bias]).unwrap()[0]
     }
 
-    /// A mini-XCEPTION in small: two unpadded 3x3 stems, separable blocks (depthwise of 8 and 32
-    /// channels, pointwise), "same" max-pools and strided 1x1 residual branches.
+    fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
+        let zero = model.add_const(format!("{name}.k"), tensor1(&[1, 1, 1, 1], 0.0)).unwrap();
+        model.wire_node(name, tract_onnx::tract_core::ops::math::max(), &[x, zero]).unwrap()[0]
+    }
+
+    /// A mini-XCEPTION in small: two unpadded 3x3 stems (a ReLU after the second), separable
+    /// blocks (depthwise of 8 and 32 channels, a ReLU after the second block's first, pointwise),
+    /// "same" max-pools and strided 1x1 residual branches.
     fn mini_xception(batch: usize) -> TypedModel {
         use PaddingSpec::{SameUpper, Valid};
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact([batch, 1, 24, 24])).unwrap();
         let x = conv(&mut m, "stem1", x, (1, 8, 1, 3, 1), Valid);
         let x = conv(&mut m, "stem2", x, (8, 8, 1, 3, 1), Valid);
-        let mut x = x;
+        let mut x = relu(&mut m, "stem2.relu", x);
         for (i, (cin, cout)) in [(8, 16), (16, 32)].into_iter().enumerate() {
             let residual = conv(&mut m, &format!("res{i}"), x, (cin, cout, 1, 1, 2), Valid);
-            let y = conv(&mut m, &format!("dw{i}a"), x, (cin, cin, cin, 3, 1), SameUpper);
+            let mut y = conv(&mut m, &format!("dw{i}a"), x, (cin, cin, cin, 3, 1), SameUpper);
+            if i == 1 {
+                y = relu(&mut m, "dw1a.relu", y);
+            }
             let mut y = conv(&mut m, &format!("pw{i}a"), y, (cin, cout, 1, 1, 1), Valid);
             // ReLU6 after the first block's first pointwise convolution, ReLU after the second's.
             let bounds: &[(f32, bool)] = if i == 0 { &[(0.0, true), (6.0, false)] } else { &[(0.0, true)] };
@@ -812,8 +1061,17 @@ mod tests {
         let ops = tuned_ops_checked_against_tract(1);
         let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         assert_eq!(count("DirectConv"), 2, "{ops:#?}");
+        assert_eq!(count("DirectConv [\"3x3 8 -> 8 channels, clamp (0.0, inf)"), 1, "stem ReLU fused: {ops:#?}");
         assert_eq!(count("Subsample"), 2, "{ops:#?}");
-        assert_eq!(count("DepthWiseConv"), 4, "{ops:#?}");
+        // Every depthwise convolution and max-pool is a `SlidingWindow`, the ReLU fused.
+        assert_eq!(count("DepthwiseNhwc") + count("DepthwiseNchw"), 4, "{ops:#?}");
+        assert_eq!(count("DepthWiseConv"), 0, "{ops:#?}");
+        assert_eq!(
+            ops.iter().filter(|o| o.starts_with("Depthwise") && o.contains("clamp (0.0, inf)")).count(),
+            1,
+            "{ops:#?}"
+        );
+        assert_eq!(count("MaxPoolNhwc"), 2, "{ops:#?}");
         // Every pointwise convolution (two per separable pair, one per residual branch), with the
         // ReLU6 and the ReLU after the first of each pair fused, and no matrix product left.
         assert_eq!(count("PointwiseConv"), 6, "{ops:#?}");
@@ -826,7 +1084,7 @@ mod tests {
         }
         assert_eq!(count("OptBinByScalar") + count("OptMaxByScalar") + count("OptMinByScalar"), 0, "{ops:#?}");
         assert_eq!(count("OptMatMul"), 0, "{ops:#?}");
-        assert_eq!(count("OptMaxPool [\"Data format: NHWC"), 2, "{ops:#?}");
+        assert_eq!(count("OptMaxPool"), 0, "{ops:#?}");
         assert!(count("MoveAxis") <= 3, "layout moves left: {ops:#?}");
     }
 
