@@ -18,6 +18,12 @@
 //! for mini-XCEPTION on a Cortex-A72, BENCHMARKS.md). Blocks of 8 channels and 4 output points
 //! give 4 independent accumulator chains, so a narrow layer (8 channels, one vector) is not bound
 //! by the adder's latency.
+//!
+//! The same blocks also drive [`depthwise_hwc`] and [`max_pool_hwc`], whole channel-last images
+//! with any padding and stride and a clamp fused, which the classifier's plan runs instead of
+//! tract's depthwise convolution and max-pool ops; [`depthwise_chw`] is its channel-first
+//! counterpart (vectorised along rows), and [`direct_conv`] and [`pointwise_conv`] are the
+//! dense stems and the 1x1 convolutions.
 
 use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};

@@ -3,7 +3,7 @@
 //!
 //! - [`direct_convs`]: a dense convolution with few output channels, no padding and unit stride
 //!   (the 3x3 stems of mini-XCEPTION) becomes [`DirectConv`], computed straight from the input
-//!   rows instead of tract's im2col gather and matrix product;
+//!   rows instead of tract's im2col gather and matrix product, with the ReLU that follows fused;
 //! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
 //!   declutters to, one per axis) become one [`Subsample`] that copies the kept points directly and,
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
@@ -11,6 +11,10 @@
 //!   channels or more) and max-pools run NHWC, where the channel-inner depthwise kernel (ours,
 //!   [`super::kernels`]) and tract's channel-last pool vectorise over channels. tract's declutter
 //!   then cancels the layout moves between neighbours;
+//! - [`sliding_windows`]: every depthwise convolution (channel-last, or channel-first where
+//!   tract kept it so) and channel-last max-pool becomes a [`SlidingWindow`] that runs the
+//!   whole image itself (tract's own runs a kernel per row and border zone, and its max-pool
+//!   is a generic loop) and fuses the ReLU / ReLU6 that follows;
 //! - [`pointwise_convs`], last: each 1x1 convolution (a matrix-product `EinSum` once decluttered)
 //!   becomes [`PointwiseConv`], which reads its input where it lies in whatever layout tract left
 //!   it (tract packs it into panels for every run) and fuses the bias and a following ReLU or
