@@ -366,18 +366,26 @@ fn window<const POOL: bool>(
     unsafe { window_body::<FUSED, POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn window_avx2_fma<const POOL: bool>(
-    x: *const f32,
-    k: *const f32,
-    bias: *const f32,
-    g: &WindowGeometry,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { window_body::<true, POOL>(x, k, bias, g, clamp, out) }
+/// The AVX2 + FMA build of an image kernel `body(x, weights, bias, geometry, clamp, out)`
+/// (`$generics`: its const parameters after `FUSED`).
+macro_rules! avx2_fma_build {
+    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $name$(<$(const $p: $t),*>)?(
+            x: *const f32,
+            weights: *const f32,
+            bias: *const f32,
+            g: &$geometry,
+            clamp: (f32, f32),
+            out: *mut f32,
+        ) {
+            unsafe { $body::<true $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
+        }
+    };
 }
+
+avx2_fma_build!(window_avx2_fma<const POOL: bool>, window_body, WindowGeometry);
 
 /// The taps `ky × kx` of the window at row `iy0`, column `ix0` (either may be outside the
 /// image): their indices and input offsets from the image's first point, less `ix0` columns.
@@ -478,18 +486,7 @@ pub fn depthwise_chw(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, cla
     unsafe { depthwise_chw_body::<FUSED>(x, k, bias, g, clamp, out) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn depthwise_chw_avx2_fma(
-    x: *const f32,
-    k: *const f32,
-    bias: *const f32,
-    g: &WindowGeometry,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { depthwise_chw_body::<true>(x, k, bias, g, clamp, out) }
-}
+avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_body, WindowGeometry);
 
 #[inline(always)]
 unsafe fn depthwise_chw_body<const FUSED: bool>(
@@ -660,18 +657,7 @@ pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, 
     unsafe { direct_body::<FUSED>(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), g, clamp, out.as_mut_ptr()) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn direct_avx2_fma(
-    x: *const f32,
-    packed: *const f32,
-    bias: *const f32,
-    g: &DirectGeometry,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { direct_body::<true>(x, packed, bias, g, clamp, out) }
-}
+avx2_fma_build!(direct_avx2_fma, direct_body, DirectGeometry);
 
 #[inline(always)]
 unsafe fn direct_body<const FUSED: bool>(

@@ -527,10 +527,18 @@ pub struct SlidingWindow {
     pub batch_axis: bool,
     /// Channel-first (NCHW, CHW: depthwise convolutions only) rather than channel-last.
     pub channel_first: bool,
-    /// A depthwise convolution's weights (`[ky][kx][c]`) and bias; `None` for a max-pool.
-    pub conv: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
+    /// A depthwise convolution's weights; `None` for a max-pool.
+    pub conv: Option<DepthwiseWeights>,
     /// Lower and upper bound of the output (infinite when nothing is fused).
     pub clamp: (f32, f32),
+}
+
+/// A depthwise convolution's kernel (`[ky][kx][c]` for channel-last data, `[c][ky][kx]` for
+/// channel-first) and bias.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthwiseWeights {
+    pub kernel: Arc<Vec<f32>>,
+    pub bias: Arc<Vec<f32>>,
 }
 
 impl Eq for SlidingWindow {}
@@ -539,8 +547,8 @@ impl std::hash::Hash for SlidingWindow {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (self.geometry, self.batch, self.batch_axis, self.channel_first).hash(state);
         (self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
-        if let Some((k, b)) = &self.conv {
-            k.iter().chain(b.iter()).for_each(|v| v.to_bits().hash(state));
+        if let Some(DepthwiseWeights { kernel, bias }) = &self.conv {
+            kernel.iter().chain(bias.iter()).for_each(|v| v.to_bits().hash(state));
         }
     }
 }
@@ -598,8 +606,10 @@ impl EvalOp for SlidingWindow {
             let (xn, on) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
             for (x, o) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))) {
                 match &self.conv {
-                    Some((k, b)) if self.channel_first => kernels::depthwise_chw(x, k, b, g, self.clamp, o),
-                    Some((k, b)) => kernels::depthwise_hwc(x, k, b, g, self.clamp, o),
+                    Some(DepthwiseWeights { kernel: k, bias: b }) if self.channel_first => {
+                        kernels::depthwise_chw(x, k, b, g, self.clamp, o)
+                    }
+                    Some(DepthwiseWeights { kernel: k, bias: b }) => kernels::depthwise_hwc(x, k, b, g, self.clamp, o),
                     None => kernels::max_pool_hwc(x, g, self.clamp, o),
                 }
             }
@@ -685,7 +695,7 @@ pub fn sliding_windows(model: &mut TypedModel) -> TractResult<usize> {
                 }
                 hwc
             };
-            (&conv.pool_spec, Some((Arc::new(k), Arc::new(bias))))
+            (&conv.pool_spec, Some(DepthwiseWeights { kernel: Arc::new(k), bias: Arc::new(bias) }))
         } else if let Some(pool) = node.op_as::<MaxPool>() {
             // (Channel-first max-pools stay tract's.)
             if pool.with_index_outputs.is_some() || channel_first {
