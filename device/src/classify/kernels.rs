@@ -28,6 +28,9 @@
 use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
+/// The clamp of an op with nothing fused: no bounds.
+pub const NO_CLAMP: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);
+
 /// Channels per block (one AVX2 vector, two NEON vectors).
 const LANES: usize = 8;
 /// Output points per block: independent accumulators for each tap's multiply-add.
@@ -182,7 +185,7 @@ pub unsafe fn depthwise_c_f32_portable(
 ) {
     const FUSED: bool = cfg!(target_arch = "aarch64");
     unsafe {
-        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        let clamp = NO_CLAMP;
         body::<FUSED, false>(
             input,
             output,
@@ -221,7 +224,7 @@ unsafe fn depthwise_c_f32_avx2_fma(
     out_stride: isize,
 ) {
     unsafe {
-        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        let clamp = NO_CLAMP;
         body::<true, false>(
             input,
             output,
@@ -976,7 +979,7 @@ pub(crate) mod tests {
             [(1, 1, 1), (5, 3, 7), (9, 8, 16), (4, 16, 24), (7, 13, 40), (13, 32, 31), (6, 5, 60)]
         {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
-                for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
+                for clamp in [NO_CLAMP, (0.0, 0.5)] {
                     let (point_stride, channel_stride) = if channel_last { (cin, 1) } else { (1, points) };
                     let g = PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first };
                     let x = values(points * cin, 7);
@@ -1086,7 +1089,7 @@ pub(crate) mod tests {
                         k_hwc[t * c + ch] = k[ch * kh * kw + t];
                     }
                 }
-                for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.6)] {
+                for clamp in [NO_CLAMP, (0.0, 0.6)] {
                     let n = oh * ow * c;
                     let check = |name: &str, got: &[f32], want: &[f32]| {
                         for (i, (g_, w_)) in got[..n].iter().zip(want).enumerate() {

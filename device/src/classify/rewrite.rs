@@ -91,8 +91,7 @@ impl DirectConv {
         }
         let mut b = vec![0.0; cpad];
         b[..cout].copy_from_slice(bias);
-        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
-        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b), clamp }
+        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b), clamp: kernels::NO_CLAMP }
     }
 
     fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
@@ -338,7 +337,7 @@ fn fuse_epilogue(
         {
             return Ok(end);
         }
-        if bin.0.is::<Add>() && bias.is_some() && *clamp == (f32::NEG_INFINITY, f32::INFINITY) {
+        if bin.0.is::<Add>() && bias.is_some() && *clamp == kernels::NO_CLAMP {
             let other = succ.inputs[1 - next[0].slot];
             let Some(k) = model.outlet_fact(other)?.konst.clone() else { return Ok(end) };
             let b = bias.take().unwrap();
@@ -463,7 +462,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         geometry: kernels::PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first },
         weights: Arc::new(weights),
         bias: Arc::new(vec![0.0; cout]),
-        clamp: (f32::NEG_INFINITY, f32::INFINITY),
+        clamp: kernels::NO_CLAMP,
         output_shape: os.into(),
         channel_axis: co_o,
         batch,
@@ -722,7 +721,7 @@ pub fn sliding_windows(model: &mut TypedModel) -> TractResult<usize> {
             oh: pad[0].convoluted,
             ow: pad[1].convoluted,
         };
-        let clamp = (f32::NEG_INFINITY, f32::INFINITY);
+        let clamp = kernels::NO_CLAMP;
         let mut op = SlidingWindow { geometry, batch: n, batch_axis, channel_first, conv, clamp };
         if !geometry.is_valid() || model.outlet_fact(id.into())?.shape.as_concrete() != Some(&op.output_shape()[..]) {
             continue;
@@ -929,7 +928,7 @@ mod tests {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
             let b = values(o, 9);
-            for clamp in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
+            for clamp in [kernels::NO_CLAMP, (0.0, 0.5)] {
                 let mut op = DirectConv::new(c, o, kh, kw, &k, &b);
                 op.clamp = clamp;
                 let input = Tensor::from_shape(&[1, c, h, w], &x).unwrap();
