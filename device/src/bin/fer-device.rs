@@ -793,7 +793,8 @@ fn bench_detect(images: &[PathBuf], cascade: &Path, p: &DetectParams, iterations
     Ok(())
 }
 
-/// Median time per node over `iterations` runs, summed per op kind, largest first.
+/// Median time per node over `iterations` runs, summed per op kind, largest first, then the
+/// slowest nodes with what each computes.
 fn print_op_profile(
     p: &str,
     plan: &std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>,
@@ -813,6 +814,7 @@ fn print_op_profile(
         })?;
     }
     let mut kinds: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+    let mut slowest = Vec::new();
     for (id, t) in per_node.iter_mut().enumerate() {
         if t.is_empty() {
             continue;
@@ -822,6 +824,7 @@ fn print_op_profile(
         let e = kinds.entry(op).or_default();
         e.0 += t[t.len() / 2];
         e.1 += 1;
+        slowest.push((t[t.len() / 2], id));
     }
     let total: u64 = kinds.values().map(|v| v.0).sum();
     let mut rows: Vec<_> = kinds.into_iter().collect();
@@ -829,6 +832,13 @@ fn print_op_profile(
     println!("profile {p} (sum of per-node medians {:.3} ms)", total as f64 / 1e6);
     for (op, (ns, n)) in rows {
         println!("  {op:<28} {n:>3} nodes {:>8.3} ms {:>5.1} %", ns as f64 / 1e6, 100.0 * ns as f64 / total as f64);
+    }
+    slowest.sort_unstable_by_key(|&(ns, _)| std::cmp::Reverse(ns));
+    println!("  slowest nodes:");
+    for (ns, id) in slowest.into_iter().take(12) {
+        let node = plan.model().node(id);
+        let info = node.op().info().unwrap_or_default().join("; ");
+        println!("  {:>8.3} ms  {} ({}): {info}", ns as f64 / 1e6, node.name, node.op().name());
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Rewrites of a decluttered tract model before it is optimised, each measured against tract's
 //! own plan (BENCHMARKS.md, "Classifier: channel-last depthwise and direct convolutions"):
 //!
-//! - [`direct_convs`]: a dense convolution with few output channels, no padding and unit stride
-//!   (the 3x3 stems of mini-XCEPTION) becomes [`DirectConv`], computed straight from the input
-//!   rows instead of tract's im2col gather and matrix product, with the ReLU that follows fused;
+//! - [`direct_convs`]: a dense convolution with few output channels (the 3x3 stems of
+//!   mini-XCEPTION, and MobileNetV2's strided, padded one) becomes [`DirectConv`], computed
+//!   straight from the input rows instead of tract's im2col gather and matrix product, with the
+//!   ReLU or ReLU6 that follows fused;
 //! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
 //!   declutters to, one per axis) become one [`Subsample`] that copies the kept points directly and,
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
@@ -51,15 +52,19 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
 /// are left to tract's im2col and matrix product, which fill their tiles).
 const DIRECT_MAX_COUT: usize = 16;
 
-/// A dense f32 NCHW convolution with no padding, unit stride and dilation, computed directly:
-/// `y[n, co, oy, ox] = clamp(bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy + ky, ox + kx])`, the clamp
-/// (ReLU) that follows fused.
+/// A dense f32 NCHW convolution with unit dilation, computed directly: `y[n, co, oy, ox] =
+/// clamp(bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy·sh + ky − top, ox·sw + kx − left])`, zero
+/// padding, the clamp (ReLU, ReLU6) that follows fused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectConv {
     pub cin: usize,
     pub cout: usize,
     pub kh: usize,
     pub kw: usize,
+    /// Strides along rows and columns.
+    pub strides: (usize, usize),
+    /// Zero padding: rows above and below, columns left and right.
+    pub pads: [usize; 4],
     /// Weights as `[ci][ky][kx][co]`, `co` padded to a multiple of [`kernels::DIRECT_LANES`].
     pub packed: Arc<Vec<f32>>,
     /// Bias per output channel, padded like `packed`.
@@ -72,14 +77,16 @@ impl Eq for DirectConv {}
 
 impl std::hash::Hash for DirectConv {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.cin, self.cout, self.kh, self.kw, self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
+        (self.cin, self.cout, self.kh, self.kw, self.strides, self.pads).hash(state);
+        (self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
         self.packed.iter().for_each(|v| v.to_bits().hash(state));
         self.bias.iter().for_each(|v| v.to_bits().hash(state));
     }
 }
 
 impl DirectConv {
-    /// From OIHW weights and a bias per output channel.
+    /// From OIHW weights and a bias per output channel, unit strides, no padding (see
+    /// [`Self::strides`], [`Self::pads`]).
     pub fn new(cin: usize, cout: usize, kh: usize, kw: usize, oihw: &[f32], bias: &[f32]) -> DirectConv {
         let lanes = kernels::DIRECT_LANES;
         let cpad = cout.div_ceil(lanes) * lanes;
@@ -91,12 +98,20 @@ impl DirectConv {
         }
         let mut b = vec![0.0; cpad];
         b[..cout].copy_from_slice(bias);
-        DirectConv { cin, cout, kh, kw, packed: Arc::new(packed), bias: Arc::new(b), clamp: kernels::NO_CLAMP }
+        let (strides, pads, clamp) = ((1, 1), [0; 4], kernels::NO_CLAMP);
+        DirectConv { cin, cout, kh, kw, strides, pads, packed: Arc::new(packed), bias: Arc::new(b), clamp }
     }
 
-    fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let (oh, ow) = ((h + 1).checked_sub(self.kh)?, (w + 1).checked_sub(self.kw)?);
-        (oh > 0 && ow >= kernels::DIRECT_LANES).then_some((oh, ow))
+    /// The kernel's geometry for an `h` x `w` input, if it takes it.
+    fn geometry(&self, h: usize, w: usize) -> Option<kernels::DirectGeometry> {
+        let [top, bottom, left, right] = self.pads;
+        let (sh, sw) = self.strides;
+        let oh = (h + top + bottom).checked_sub(self.kh)? / sh.max(1) + 1;
+        let ow = (w + left + right).checked_sub(self.kw)? / sw.max(1) + 1;
+        let (cin, cout, kh, kw) = (self.cin, self.cout, self.kh, self.kw);
+        (sh > 0 && sw > 0 && kw <= kernels::DIRECT_MAX_KW && ow >= kernels::DIRECT_LANES).then_some(
+            kernels::DirectGeometry { cin, h, w, cout, kh, kw, sh, sw, pad_top: top, pad_left: left, oh, ow },
+        )
     }
 }
 
@@ -106,7 +121,10 @@ impl Op for DirectConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{}x{} {} -> {} channels, clamp {:?}", self.kh, self.kw, self.cin, self.cout, self.clamp)])
+        Ok(vec![format!(
+            "{}x{} {} -> {} channels, strides {:?}, padding {:?}, clamp {:?}",
+            self.kh, self.kw, self.cin, self.cout, self.strides, self.pads, self.clamp
+        )])
     }
 
     op_as_typed_op!();
@@ -119,7 +137,8 @@ impl EvalOp for DirectConv {
         let input = args_1!(inputs);
         let &[n, c, h, w] = input.shape() else { bail!("DirectConv: input {:?} is not NCHW", input.shape()) };
         ensure!(c == self.cin, "DirectConv: {c} input channels, expected {}", self.cin);
-        let Some((oh, ow)) = self.output_hw(h, w) else { bail!("DirectConv: input {h}x{w} too small") };
+        let Some(geo) = self.geometry(h, w) else { bail!("DirectConv: input {h}x{w} too small") };
+        let (oh, ow) = (geo.oh, geo.ow);
         let x = input.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
         // SAFETY: the kernel writes every element.
@@ -127,7 +146,6 @@ impl EvalOp for DirectConv {
         {
             let mut o = out.try_as_plain_ram_mut()?;
             let o = o.as_slice_mut::<f32>()?;
-            let geo = kernels::DirectGeometry { cin: c, h, w, cout: self.cout, kh: self.kh, kw: self.kw, oh, ow };
             for (x, o) in x.chunks_exact(c * h * w).zip(o.chunks_exact_mut(self.cout * oh * ow)) {
                 kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, o);
             }
@@ -140,16 +158,16 @@ impl TypedOp for DirectConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let s = inputs[0].shape.as_concrete().context("DirectConv needs a concrete input shape")?;
         let &[n, _, h, w] = s else { bail!("DirectConv: input {s:?} is not NCHW") };
-        let (oh, ow) = self.output_hw(h, w).context("DirectConv: input too small")?;
-        Ok(tvec!(f32::fact([n, self.cout, oh, ow])))
+        let g = self.geometry(h, w).context("DirectConv: input too small")?;
+        Ok(tvec!(f32::fact([n, self.cout, g.oh, g.ow])))
     }
 
     as_op!();
 }
 
 /// Replaces each convolution [`DirectConv`] handles (f32, NCHW, group 1, OIHW constant weights,
-/// no padding, unit strides and dilations, at most [`DIRECT_MAX_COUT`] output channels, an
-/// output row of at least [`kernels::DIRECT_LANES`]). Returns how many it replaced.
+/// unit dilations, at most [`DIRECT_MAX_COUT`] output channels, an output row of at least
+/// [`kernels::DIRECT_LANES`]). Returns how many it replaced.
 pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     let ids: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<Conv>()).map(|n| n.id).collect();
@@ -168,8 +186,7 @@ pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
             || shape.len() != 4
             || node.inputs.len() != 3
             || op.output_channels() > DIRECT_MAX_COUT
-            || (0..2).any(|a| spec.stride(a) != 1 || spec.dilation(a) != 1)
-            || spec.computed_padding(&shape[2..]).iter().any(|p| p.pad_before != 0 || p.pad_after != 0)
+            || (0..2).any(|a| spec.dilation(a) != 1)
         {
             continue;
         }
@@ -193,8 +210,14 @@ pub fn direct_convs(model: &mut TypedModel) -> TractResult<usize> {
             _ => continue,
         };
         let mut direct = DirectConv::new(cin, cout, kh, kw, k.try_as_plain_ram()?.as_slice::<f32>()?, &bias);
-        let Some((oh, ow)) = direct.output_hw(shape[2], shape[3]) else { continue };
-        let end = fuse_epilogue(model, id.into(), &[shape[0], cout, oh, ow], 1, None, &mut direct.clamp)?;
+        let pad = spec.computed_padding(&shape[2..]);
+        direct.strides = (spec.stride(0), spec.stride(1));
+        direct.pads = [pad[0].pad_before, pad[0].pad_after, pad[1].pad_before, pad[1].pad_after];
+        let Some(g) = direct.geometry(shape[2], shape[3]) else { continue };
+        if (g.oh, g.ow) != (pad[0].convoluted, pad[1].convoluted) {
+            continue;
+        }
+        let end = fuse_epilogue(model, id.into(), &[shape[0], cout, g.oh, g.ow], 1, None, &mut direct.clamp)?;
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
         let y = patch.wire_node(&node.name, direct, &[input])?;
@@ -891,15 +914,18 @@ mod tests {
         Tensor::from_shape(shape, &vec![v; shape.iter().product()]).unwrap()
     }
 
-    /// The convolution by its definition, in f64, on NCHW / OIHW arrays.
+    /// The convolution by its definition, in f64, on NCHW / OIHW arrays: strides `(sh, sw)`,
+    /// zero padding `[top, bottom, left, right]`.
     fn conv_reference(
         x: &[f32],
         (c, h, w): (usize, usize, usize),
         k: &[f32],
         (o, kh, kw): (usize, usize, usize),
         b: &[f32],
+        (sh, sw): (usize, usize),
+        [top, bottom, left, right]: [usize; 4],
     ) -> Vec<f32> {
-        let (oh, ow) = (h - kh + 1, w - kw + 1);
+        let (oh, ow) = ((h + top + bottom - kh) / sh + 1, (w + left + right - kw) / sw + 1);
         let mut y = vec![0.0; o * oh * ow];
         for co in 0..o {
             for oy in 0..oh {
@@ -908,8 +934,11 @@ mod tests {
                     for ci in 0..c {
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                s += k[((co * c + ci) * kh + ky) * kw + kx] as f64
-                                    * x[(ci * h + oy + ky) * w + ox + kx] as f64;
+                                let (iy, ix) = ((oy * sh + ky).wrapping_sub(top), (ox * sw + kx).wrapping_sub(left));
+                                if iy < h && ix < w {
+                                    s += k[((co * c + ci) * kh + ky) * kw + kx] as f64
+                                        * x[(ci * h + iy) * w + ix] as f64;
+                                }
                             }
                         }
                     }
@@ -922,23 +951,36 @@ mod tests {
 
     #[test]
     fn direct_conv_matches_the_definition() {
-        for (c, h, w, o, kh, kw) in
-            [(1, 12, 10, 8, 3, 3), (8, 9, 17, 8, 3, 3), (3, 6, 8, 5, 1, 1), (2, 5, 13, 16, 2, 3), (4, 7, 11, 11, 3, 2)]
-        {
+        let unpadded = ((1, 1), [0; 4]);
+        for ((c, h, w, o, kh, kw), (strides, pads)) in [
+            ((1, 12, 10, 8, 3, 3), unpadded),
+            ((8, 9, 17, 8, 3, 3), unpadded),
+            ((3, 6, 8, 5, 1, 1), unpadded),
+            ((2, 5, 13, 16, 2, 3), unpadded),
+            ((4, 7, 11, 11, 3, 2), unpadded),
+            // MobileNetV2's stem, then lopsided padding and strides.
+            ((1, 48, 48, 16, 3, 3), ((2, 2), [1, 1, 1, 1])),
+            ((3, 17, 25, 5, 3, 3), ((2, 3), [0, 1, 2, 1])),
+            ((2, 9, 20, 8, 5, 5), ((1, 2), [2, 2, 2, 2])),
+            ((1, 6, 9, 9, 2, 2), ((3, 1), [1, 0, 0, 0])),
+        ] {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
             let b = values(o, 9);
             for clamp in [kernels::NO_CLAMP, (0.0, 0.5)] {
                 let mut op = DirectConv::new(c, o, kh, kw, &k, &b);
-                op.clamp = clamp;
+                (op.clamp, op.strides, op.pads) = (clamp, strides, pads);
                 let input = Tensor::from_shape(&[1, c, h, w], &x).unwrap();
                 let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
                 let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
-                let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b);
+                let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b, strides, pads);
                 assert_eq!(got.len(), want.len());
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     let w = w.max(clamp.0).min(clamp.1);
-                    assert!((g - w).abs() < 1e-5, "{c}x{h}x{w} -> {o}, {kh}x{kw} {clamp:?}: element {i}: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() < 1e-5,
+                        "{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}: element {i}: {g} vs {w}"
+                    );
                 }
             }
         }
@@ -993,14 +1035,18 @@ mod tests {
         model.wire_node(name, tract_onnx::tract_core::ops::math::max(), &[x, zero]).unwrap()[0]
     }
 
-    /// A mini-XCEPTION in small: two unpadded 3x3 stems (a ReLU after the second), separable
+    /// A mini-XCEPTION in small: two 3x3 stems (the first strided and padded like MobileNetV2's,
+    /// with a ReLU6 after it, the second unpadded with a ReLU after it), separable
     /// blocks (depthwise of 8 and 32 channels, a ReLU after the second block's first, pointwise),
     /// "same" max-pools and strided 1x1 residual branches.
     fn mini_xception(batch: usize) -> TypedModel {
         use PaddingSpec::{SameUpper, Valid};
         let mut m = TypedModel::default();
-        let x = m.add_source("x", f32::fact([batch, 1, 24, 24])).unwrap();
-        let x = conv(&mut m, "stem1", x, (1, 8, 1, 3, 1), Valid);
+        let x = m.add_source("x", f32::fact([batch, 1, 44, 44])).unwrap();
+        let x = conv(&mut m, "stem1", x, (1, 8, 1, 3, 2), PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1]));
+        let x = relu(&mut m, "stem1.relu", x);
+        let six = m.add_const("stem1.six", tensor1(&[1, 1, 1, 1], 6.0)).unwrap();
+        let x = m.wire_node("stem1.relu6", tract_onnx::tract_core::ops::math::min(), &[x, six]).unwrap()[0];
         let x = conv(&mut m, "stem2", x, (8, 8, 1, 3, 1), Valid);
         let mut x = relu(&mut m, "stem2.relu", x);
         for (i, (cin, cout)) in [(8, 16), (16, 32)].into_iter().enumerate() {
@@ -1054,7 +1100,7 @@ mod tests {
     /// Runs the small mini-XCEPTION for `batch` images through tract's own plan and the tuned
     /// one, asserts they agree, and returns the tuned plan's ops.
     fn tuned_ops_checked_against_tract(batch: usize) -> Vec<String> {
-        let input = tensor(&[batch, 1, 24, 24], 99);
+        let input = tensor(&[batch, 1, 44, 44], 99);
         let model = mini_xception(batch).into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
         let (got, ops) = run(tune(model).unwrap(), &input);
@@ -1074,7 +1120,10 @@ mod tests {
         let ops = tuned_ops_checked_against_tract(1);
         let count = |what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         assert_eq!(count("DirectConv"), 2, "{ops:#?}");
-        assert_eq!(count("DirectConv [\"3x3 8 -> 8 channels, clamp (0.0, inf)"), 1, "stem ReLU fused: {ops:#?}");
+        let stem1 = "DirectConv [\"3x3 1 -> 8 channels, strides (2, 2), padding [1, 1, 1, 1], clamp (0.0, 6.0)";
+        assert_eq!(count(stem1), 1, "strided, padded stem, ReLU6 fused: {ops:#?}");
+        let stem2 = "DirectConv [\"3x3 8 -> 8 channels, strides (1, 1), padding [0, 0, 0, 0], clamp (0.0, inf)";
+        assert_eq!(count(stem2), 1, "stem ReLU fused: {ops:#?}");
         assert_eq!(count("Subsample"), 2, "{ops:#?}");
         // Every depthwise convolution and max-pool is a `SlidingWindow`, the ReLU fused.
         assert_eq!(count("DepthwiseNhwc") + count("DepthwiseNchw"), 4, "{ops:#?}");
