@@ -466,152 +466,197 @@ const CHW_LANES: usize = 8;
 /// `out[c, oy, ox] = clamp(bias[c] + Σ k[c, ky, kx] · x[c, oy·sh + ky − pad_top, ox·sw + kx −
 /// pad_left], lo, hi)` over the taps inside the image. `k` is `[c][ky][kx]` (ONNX's own order).
 ///
-/// Each channel's plane is convolved on its own: runs of 8 output points of a row (up to 8 runs
-/// at once, independent accumulator chains) whose windows lie inside the image, each tap a multiply-add of 8
-/// input points by one weight; the border points one at a time.
+/// Each channel's plane is convolved on its own, from a zero-padded copy when the geometry pads
+/// (so that no window needs bounds: border points cost as much as the others). Each block is a
+/// row's runs of 8 output points (up to 8 vectors; a last vector that would overrun the row
+/// overlaps the one before it), two rows at once where a row has 4 vectors or fewer: every tap
+/// is a multiply-add of 8 input points by one weight, on 4 to 8 independent accumulator chains
+/// (MobileNetV2's 24-point rows: 3 vectors x 2 rows). A row narrower than 8 goes point by point.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
 pub fn depthwise_chw(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
     g.check(x.len(), out.len());
     assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
+    let plane = ChwPlane::of(g);
+    let mut scratch = if plane.in_place { Vec::new() } else { vec![0.0; plane.rows * plane.cols] };
     let (x, k, bias, out) = (x.as_ptr(), k.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present; the asserts above bound every access.
-            unsafe { depthwise_chw_avx2_fma(x, k, bias, g, clamp, out) };
-            return;
+    for c in 0..g.c {
+        // SAFETY: `g.check` bounds the channel's plane in `x` and `out`; `ChwPlane::of` sizes
+        // the padded copy for every window.
+        unsafe {
+            let src = x.add(c * g.h * g.w);
+            let src = if plane.in_place { src } else { plane.copy(src, &mut scratch) };
+            let (kc, b, dst) = (k.add(c * g.kh * g.kw), *bias.add(c), out.add(c * g.oh * g.ow));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    depthwise_chw_avx2_fma(src, kc, b, &plane, clamp, dst);
+                    continue;
+                }
+            }
+            depthwise_chw_plane::<{ cfg!(target_arch = "aarch64") }>(src, kc, b, &plane, clamp, dst);
         }
     }
-    const FUSED: bool = cfg!(target_arch = "aarch64");
-    // SAFETY: the asserts above bound every access.
-    unsafe { depthwise_chw_body::<FUSED>(x, k, bias, g, clamp, out) }
 }
 
-avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_body, WindowGeometry);
+/// One channel of [`depthwise_chw`]: the geometry and the plane the kernel reads (the input
+/// plane itself, or its zero-padded copy of `rows` x `cols`, every window inside).
+struct ChwPlane {
+    g: WindowGeometry,
+    in_place: bool,
+    rows: usize,
+    cols: usize,
+}
 
-#[inline(always)]
-unsafe fn depthwise_chw_body<const FUSED: bool>(
+impl ChwPlane {
+    fn of(g: &WindowGeometry) -> ChwPlane {
+        // Rows and columns every window reads, plus the overreach of a stride-2 vector load.
+        let rows = (g.oh.max(1) - 1) * g.sh + g.kh;
+        let cols = (g.ow.max(1) - 1) * g.sw + g.kw + if g.sw == 2 { CHW_LANES } else { 0 };
+        let in_place = g.pad_top == 0 && g.pad_left == 0 && rows <= g.h && cols <= g.w;
+        let (rows, cols) = if in_place { (g.h, g.w) } else { (rows, cols) };
+        ChwPlane { g: *g, in_place, rows, cols }
+    }
+
+    /// Copies the plane at `src` into `scratch` (its zero border stays zero from one channel to
+    /// the next) and returns where the copy starts.
+    unsafe fn copy(&self, src: *const f32, scratch: &mut [f32]) -> *const f32 {
+        let g = &self.g;
+        let w = g.w.min(self.cols - g.pad_left.min(self.cols));
+        for y in 0..g.h.min(self.rows.saturating_sub(g.pad_top)) {
+            let dst = &mut scratch[(g.pad_top + y) * self.cols + g.pad_left..][..w];
+            // SAFETY: the caller passes a plane of `g.h` x `g.w`.
+            dst.copy_from_slice(unsafe { std::slice::from_raw_parts(src.add(y * g.w), w) });
+        }
+        scratch.as_ptr()
+    }
+}
+
+/// The AVX2 + FMA build of [`depthwise_chw_plane`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_chw_avx2_fma(
     x: *const f32,
     k: *const f32,
-    bias: *const f32,
-    g: &WindowGeometry,
+    b: f32,
+    plane: &ChwPlane,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    unsafe { depthwise_chw_plane::<true>(x, k, b, plane, clamp, out) }
+}
+
+#[inline(always)]
+unsafe fn depthwise_chw_plane<const FUSED: bool>(
+    x: *const f32,
+    k: *const f32,
+    b: f32,
+    plane: &ChwPlane,
     clamp: (f32, f32),
     out: *mut f32,
 ) {
     const L: usize = CHW_LANES;
-    let ox_lo = g.pad_left.div_ceil(g.sw).min(g.ow);
-    let ox_hi = match (g.w + g.pad_left).checked_sub(g.kw) {
-        Some(last) => (last / g.sw + 1).clamp(ox_lo, g.ow),
-        None => ox_lo,
-    };
-    // A run shorter than a vector goes point by point.
-    let (vec_lo, vec_hi) = if ox_hi - ox_lo >= L { (ox_lo, ox_hi) } else { (ox_hi, ox_hi) };
+    let g = &plane.g;
+    // Where the window of output (0, 0) starts (the padded copy's first point).
+    let origin = x;
     unsafe {
-        for c in 0..g.c {
-            let plane = x.add(c * g.h * g.w);
-            let kc = k.add(c * g.kh * g.kw);
-            let b = *bias.add(c);
-            let out_plane = out.add(c * g.oh * g.ow);
+        if g.ow < L {
             for oy in 0..g.oh {
-                let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
-                let ky_lo = (-iy0).max(0) as usize;
-                let ky_hi = (g.h as isize - iy0).clamp(0, g.kh as isize) as usize;
-                let out_row = out_plane.add(oy * g.ow);
-                for ox in (0..vec_lo).chain(vec_hi..g.ow) {
-                    let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
-                    let kx_lo = (-ix0).max(0) as usize;
-                    let kx_hi = (g.w as isize - ix0).clamp(0, g.kw as isize) as usize;
+                for ox in 0..g.ow {
                     let mut acc = b;
-                    for ky in ky_lo..ky_hi {
-                        let row = plane.offset((iy0 + ky as isize) * g.w as isize + ix0);
-                        for kx in kx_lo..kx_hi {
-                            acc = madd::<FUSED>(acc, *row.add(kx), *kc.add(ky * g.kw + kx));
+                    for ky in 0..g.kh {
+                        let row = origin.add((oy * g.sh + ky) * plane.cols + ox * g.sw);
+                        for kx in 0..g.kw {
+                            acc = madd::<FUSED>(acc, *row.add(kx), *k.add(ky * g.kw + kx));
                         }
                     }
-                    *out_row.add(ox) = acc.max(clamp.0).min(clamp.1);
-                }
-                let ky = ky_lo..ky_hi;
-                let mut ox = vec_lo;
-                while ox < vec_hi {
-                    // As many vectors at once as the run holds (up to 8 chains); the last block
-                    // may overlap the previous one.
-                    // (58 points: 32 + 32 overlapping by 6, not 32 + 16 + 8 + 8.)
-                    let (run, rem) = (vec_hi - vec_lo, vec_hi - ox);
-                    let v = rem.div_ceil(L).next_power_of_two().min(8);
-                    let v = if v * L > run { v / 2 } else { v };
-                    let o = ox.min(vec_hi - v * L);
-                    let (p, r) = (plane, out_row);
-                    match (v, g.sw) {
-                        (8, 1) => chw_block::<FUSED, 8, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (4, 1) => chw_block::<FUSED, 4, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (2, 1) => chw_block::<FUSED, 2, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (_, 1) => chw_block::<FUSED, 1, 1>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (8, 2) => chw_block::<FUSED, 8, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (4, 2) => chw_block::<FUSED, 4, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (2, 2) => chw_block::<FUSED, 2, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (_, 2) => chw_block::<FUSED, 1, 2>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (8, _) => chw_block::<FUSED, 8, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (4, _) => chw_block::<FUSED, 4, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        (2, _) => chw_block::<FUSED, 2, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                        _ => chw_block::<FUSED, 1, 0>(p, kc, b, g, clamp, r, iy0, ky.clone(), o),
-                    }
-                    ox = o + v * L;
+                    *out.add(oy * g.ow + ox) = acc.max(clamp.0).min(clamp.1);
                 }
             }
+            return;
+        }
+        let vectors = g.ow.div_ceil(L);
+        let mut oy = 0;
+        while oy < g.oh {
+            let pair = vectors <= 4 && oy + 1 < g.oh;
+            let mut v0 = 0;
+            while v0 < vectors {
+                let v = (vectors - v0).min(8);
+                macro_rules! block {
+                    ($($n:literal)*) => {
+                        match (v, pair) {
+                            $(($n, false) => chw_rows::<FUSED, $n, 1>(origin, k, b, plane, clamp, out, oy, v0),)*
+                            (1, true) => chw_rows::<FUSED, 1, 2>(origin, k, b, plane, clamp, out, oy, v0),
+                            (2, true) => chw_rows::<FUSED, 2, 2>(origin, k, b, plane, clamp, out, oy, v0),
+                            (3, true) => chw_rows::<FUSED, 3, 2>(origin, k, b, plane, clamp, out, oy, v0),
+                            _ => chw_rows::<FUSED, 4, 2>(origin, k, b, plane, clamp, out, oy, v0),
+                        }
+                    };
+                }
+                block!(1 2 3 4 5 6 7 8);
+                v0 += v;
+            }
+            oy += if pair { 2 } else { 1 };
         }
     }
 }
 
-/// `V` vectors of [`CHW_LANES`] output points of one row and channel from column `ox`, every
-/// window inside the image's columns; `STRIDE` is the column stride when it is 1 or 2, 0 for
-/// any (`g.sw`).
+/// `R` output rows from `oy` × `V` vectors of [`CHW_LANES`] points from vector `v0` of one
+/// channel of [`depthwise_chw`] (a vector that would overrun the row is moved back to end at
+/// its last point, overlapping the one before).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn chw_block<const FUSED: bool, const V: usize, const STRIDE: usize>(
-    plane: *const f32,
-    kc: *const f32,
+unsafe fn chw_rows<const FUSED: bool, const V: usize, const R: usize>(
+    origin: *const f32,
+    k: *const f32,
     b: f32,
-    g: &WindowGeometry,
+    plane: &ChwPlane,
     (lo, hi): (f32, f32),
-    out_row: *mut f32,
-    iy0: isize,
-    ky: std::ops::Range<usize>,
-    ox: usize,
+    out: *mut f32,
+    oy: usize,
+    v0: usize,
 ) {
     const L: usize = CHW_LANES;
+    let g = &plane.g;
+    // Vectors start `L` points apart, but for a last one that would overrun the row (written
+    // out per vector so that, unrolled, each load is the row's base plus a constant).
+    let last = ((v0 + V - 1) * L).min(g.ow - L);
+    let start = |v: usize| if v + 1 == V { last } else { (v0 + v) * L };
     unsafe {
-        let mut acc = [[b; L]; V];
-        let ix0 = ox * g.sw - g.pad_left;
-        for ky in ky {
-            let row = plane.offset((iy0 + ky as isize) * g.w as isize).add(ix0);
+        let mut acc = [[[b; L]; V]; R];
+        for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let kv = *kc.add(ky * g.kw + kx);
-                for (v, acc) in acc.iter_mut().enumerate() {
-                    let first = row.add(v * L * g.sw + kx);
-                    let xv: [f32; L] = match STRIDE {
-                        1 => (first as *const [f32; L]).read_unaligned(),
-                        // Every other point of 15 (a shuffle, not 8 loads): the last lane's
-                        // tap is the 15th, inside the row.
-                        2 => {
-                            let x2 = (first as *const [f32; 2 * L - 1]).read_unaligned();
-                            std::array::from_fn(|l| x2[2 * l])
+                let kv = *k.add(ky * g.kw + kx);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let row = origin.add(((oy + r) * g.sh + ky) * plane.cols + kx);
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        let first = row.add(start(v) * g.sw);
+                        let xv: [f32; L] = match g.sw {
+                            1 => (first as *const [f32; L]).read_unaligned(),
+                            // Every other point of 15 (a shuffle, not 8 loads): the copy's
+                            // columns reach that far.
+                            2 => {
+                                let x2 = (first as *const [f32; 2 * L - 1]).read_unaligned();
+                                std::array::from_fn(|l| x2[2 * l])
+                            }
+                            _ => std::array::from_fn(|l| *first.add(l * g.sw)),
+                        };
+                        for l in 0..L {
+                            acc[l] = madd::<FUSED>(acc[l], xv[l], kv);
                         }
-                        _ => std::array::from_fn(|l| *first.add(l * g.sw)),
-                    };
-                    for l in 0..L {
-                        acc[l] = madd::<FUSED>(acc[l], xv[l], kv);
                     }
                 }
             }
         }
-        for (v, acc) in acc.iter().enumerate() {
-            let mut r = *acc;
-            for r in r.iter_mut() {
-                *r = r.max(lo).min(hi);
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate() {
+                let mut y = *acc;
+                for y in y.iter_mut() {
+                    *y = y.max(lo).min(hi);
+                }
+                (out.add((oy + r) * g.ow + start(v)) as *mut [f32; L]).write_unaligned(y);
             }
-            (out_row.add(ox + v * L) as *mut [f32; L]).write_unaligned(r);
         }
     }
 }
@@ -1200,6 +1245,8 @@ pub(crate) mod tests {
             (4, 4, 3, 3, 1, 1, 0, 0, 0, 0),
             (3, 70, 1, 1, 1, 1, 0, 0, 0, 0),
             (15, 15, 3, 3, 2, 2, 1, 1, 1, 1),
+            (7, 24, 3, 3, 1, 1, 1, 1, 1, 1),
+            (5, 130, 3, 3, 1, 1, 1, 1, 1, 1),
         ];
         for (h, w, kh, kw, sh, sw, pt, pl, pb, pr) in shapes {
             for c in [1, 3, 8, 13, 16, 40] {
