@@ -99,8 +99,9 @@ unsafe fn block<const FUSED: bool, const POOL: bool, const W: usize, const P: us
 /// The kernel body. `FUSED`: one rounding per multiply-add (only where the target has a
 /// fused multiply-add instruction; elsewhere `mul_add` would be a libm call).
 ///
-/// Runs of `POINTS` output points go through blocks of `LANES` channels (independent chains,
-/// each tap's kernel vector loaded once per block); the points left over (tract calls once per
+/// Runs of `POINTS` output points go through blocks of `2 * LANES` channels, then `LANES`
+/// (8 or 4 independent chains, each tap's kernel vectors loaded once per block: 4 chains left
+/// a 16-channel layer bound by the adder's latency); the points left over (tract calls once per
 /// row and zone, so a short border zone is all leftovers) through blocks of `2 * LANES`
 /// channels of one point, then `LANES`; the channels left over one at a time.
 ///
@@ -136,9 +137,17 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
         &heap
     };
     let full = channels - channels % LANES;
+    let wide = channels - channels % (2 * LANES);
     let blocked = len - len % POINTS;
     unsafe {
-        for c in (0..full).step_by(LANES) {
+        for c in (0..wide).step_by(2 * LANES) {
+            for i in (0..blocked).step_by(POINTS) {
+                block::<FUSED, POOL, { 2 * LANES }, POINTS>(
+                    input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
+                );
+            }
+        }
+        for c in (wide..full).step_by(LANES) {
             for i in (0..blocked).step_by(POINTS) {
                 block::<FUSED, POOL, LANES, POINTS>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
