@@ -988,23 +988,30 @@ mod tests {
 
     #[test]
     fn subsample_keeps_every_strided_point() {
-        let x = values(2 * 3 * 7 * 5, 4);
-        let op = Subsample { strides: tvec![1, 2, 2, 3] };
-        let input = Tensor::from_shape(&[2, 3, 7, 5], &x).unwrap();
-        let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
-        assert_eq!(got.shape(), &[2, 2, 4, 2]);
-        let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
-        let mut want = vec![];
-        for n in 0..2 {
-            for c in (0..3).step_by(2) {
-                for y in (0..7).step_by(2) {
-                    for x_ in (0..5).step_by(3) {
-                        want.push(x[((n * 3 + c) * 7 + y) * 5 + x_]);
+        // Channel-first with a strided last axis; channel-last with runs of channels that are
+        // and are not a multiple of 8.
+        for (shape, strides) in
+            [([2, 3, 7, 5], [1, 2, 2, 3]), ([1, 7, 6, 13], [1, 2, 2, 1]), ([2, 5, 5, 16], [1, 2, 3, 1])]
+        {
+            let x = values(shape.iter().product(), 4);
+            let op = Subsample { strides: strides.into_iter().collect() };
+            let input = Tensor::from_shape(&shape, &x).unwrap();
+            let got = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue())).unwrap().remove(0);
+            let out: Vec<usize> = shape.iter().zip(strides).map(|(d, s)| d.div_ceil(s)).collect();
+            assert_eq!(got.shape(), &out[..]);
+            let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+            let mut want = vec![];
+            for a in (0..shape[0]).step_by(strides[0]) {
+                for b in (0..shape[1]).step_by(strides[1]) {
+                    for c in (0..shape[2]).step_by(strides[2]) {
+                        for d in (0..shape[3]).step_by(strides[3]) {
+                            want.push(x[((a * shape[1] + b) * shape[2] + c) * shape[3] + d]);
+                        }
                     }
                 }
             }
+            assert_eq!(got, want, "{shape:?} strides {strides:?}");
         }
-        assert_eq!(got, want);
     }
 
     fn conv(
