@@ -496,7 +496,7 @@ pub fn depthwise_chw(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, cla
         unsafe {
             let src = x.add(c * g.h * g.w);
             let src = if plane.in_place { src } else { plane.copy(src, &mut scratch) };
-            let (kc, b, dst) = (k.add(c * g.kh * g.kw), *bias.add(c), out.add(c * g.oh * g.ow));
+            let (kc, b, dst) = (k.add(c * g.kh * g.kw), bias.add(c), out.add(c * g.oh * g.ow));
             #[cfg(target_arch = "x86_64")]
             {
                 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -542,34 +542,23 @@ impl ChwPlane {
     }
 }
 
-/// The AVX2 + FMA build of [`depthwise_chw_plane`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn depthwise_chw_avx2_fma(
-    x: *const f32,
-    k: *const f32,
-    b: f32,
-    plane: &ChwPlane,
-    clamp: (f32, f32),
-    out: *mut f32,
-) {
-    unsafe { depthwise_chw_plane::<true>(x, k, b, plane, clamp, out) }
-}
+avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_plane, ChwPlane);
 
+/// One channel of [`depthwise_chw`]: `origin` is where the window of output (0, 0) starts (the
+/// plane, or its padded copy), `k` the channel's taps, `bias` its bias.
 #[inline(always)]
 unsafe fn depthwise_chw_plane<const FUSED: bool>(
-    x: *const f32,
+    origin: *const f32,
     k: *const f32,
-    b: f32,
+    bias: *const f32,
     plane: &ChwPlane,
     clamp: (f32, f32),
     out: *mut f32,
 ) {
     const L: usize = CHW_LANES;
     let g = &plane.g;
-    // Where the window of output (0, 0) starts (the padded copy's first point).
-    let origin = x;
     unsafe {
+        let b = *bias;
         if g.ow < L {
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
