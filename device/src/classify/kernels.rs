@@ -532,13 +532,42 @@ impl ChwPlane {
     /// the next) and returns where the copy starts.
     unsafe fn copy(&self, src: *const f32, scratch: &mut [f32]) -> *const f32 {
         let g = &self.g;
-        let w = g.w.min(self.cols - g.pad_left.min(self.cols));
-        for y in 0..g.h.min(self.rows.saturating_sub(g.pad_top)) {
-            let dst = &mut scratch[(g.pad_top + y) * self.cols + g.pad_left..][..w];
-            // SAFETY: the caller passes a plane of `g.h` x `g.w`.
-            dst.copy_from_slice(unsafe { std::slice::from_raw_parts(src.add(y * g.w), w) });
-        }
+        // SAFETY: the caller passes a plane of `g.h` x `g.w`.
+        let src = unsafe { std::slice::from_raw_parts(src, g.h * g.w) };
+        pad_plane(src, (g.h, g.w), (g.pad_top, g.pad_left), 1, (self.rows, self.cols), scratch);
         scratch.as_ptr()
+    }
+}
+
+/// Copies an `h` x `w` plane into `dst`, `rows` x `phases` x `cols`, with `top` rows and `left`
+/// columns of padding before it, each padded row split into `phases` (column `phase + j ·
+/// phases` at `[phase][j]`: a strided run of columns becomes contiguous). What lies outside the
+/// plane is left as `dst` has it (zeros).
+fn pad_plane(
+    src: &[f32],
+    (h, w): (usize, usize),
+    (top, left): (usize, usize),
+    phases: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+) {
+    for y in top..rows.min(top + h) {
+        let src = &src[(y - top) * w..][..w];
+        let dst = &mut dst[y * phases * cols..][..phases * cols];
+        if phases == 1 {
+            let n = w.min(cols.saturating_sub(left));
+            if n > 0 {
+                dst[left..left + n].copy_from_slice(&src[..n]);
+            }
+            continue;
+        }
+        for (phase, dst) in dst.chunks_exact_mut(cols).enumerate() {
+            for (j, d) in dst.iter_mut().enumerate() {
+                if let Some(v) = (phase + j * phases).checked_sub(left).and_then(|ix| src.get(ix)) {
+                    *d = *v;
+                }
+            }
+        }
     }
 }
 
@@ -720,21 +749,11 @@ impl DirectInput {
 
     /// The padded, phase-split copy of `x` (zeros outside the image).
     fn copy(&self, x: &[f32]) -> Vec<f32> {
-        let (g, rows, cols) = (&self.g, self.rows, self.cols);
-        let mut buf = vec![0.0; g.cin * rows * g.sw * cols];
-        for ci in 0..g.cin {
-            for y in 0..rows {
-                let Some(iy) = y.checked_sub(g.pad_top).filter(|iy| *iy < g.h) else { continue };
-                let src = &x[(ci * g.h + iy) * g.w..][..g.w];
-                for phase in 0..g.sw {
-                    let dst = &mut buf[((ci * rows + y) * g.sw + phase) * cols..][..cols];
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        if let Some(v) = (phase + j * g.sw).checked_sub(g.pad_left).and_then(|ix| src.get(ix)) {
-                            *d = *v;
-                        }
-                    }
-                }
-            }
+        let g = &self.g;
+        let plane = self.rows * g.sw * self.cols;
+        let mut buf = vec![0.0; g.cin * plane];
+        for (src, dst) in x.chunks_exact((g.h * g.w).max(1)).zip(buf.chunks_exact_mut(plane.max(1))) {
+            pad_plane(src, (g.h, g.w), (g.pad_top, g.pad_left), g.sw, (self.rows, self.cols), dst);
         }
         buf
     }
