@@ -31,6 +31,61 @@ use tract_linalg::routines::{Func, Routine, RoutineFactory};
 /// The clamp of an op with nothing fused: no bounds.
 pub const NO_CLAMP: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);
 
+/// A residual connection fused into [`direct_conv`] or [`pointwise_conv`]: `add` (laid out like
+/// the output) is added to the result before its clamp, and where `keep` is given the sum is
+/// also stored there unclamped (for a sum that feeds both a ReLU and a later sum, as in
+/// face-api.js's dense blocks).
+pub struct Residual<'a> {
+    pub add: &'a [f32],
+    pub keep: Option<&'a mut [f32]>,
+}
+
+/// [`Residual`] as the kernels read it: null pointers where absent.
+#[derive(Clone, Copy)]
+struct Sum {
+    add: *const f32,
+    keep: *mut f32,
+}
+
+impl Sum {
+    /// Of `residual`, whose slices must hold `len` values.
+    ///
+    /// # Panics
+    /// If one is shorter.
+    fn of(residual: Option<Residual>, len: usize) -> Sum {
+        let Some(r) = residual else { return Sum { add: std::ptr::null(), keep: std::ptr::null_mut() } };
+        assert!(r.add.len() >= len, "residual shorter than the output");
+        let keep = match r.keep {
+            Some(k) => {
+                assert!(k.len() >= len, "unclamped sum's output shorter than the output");
+                k.as_mut_ptr()
+            }
+            None => std::ptr::null_mut(),
+        };
+        Sum { add: r.add.as_ptr(), keep }
+    }
+
+    /// Adds the residual to `v`, the output values at `o, o + stride, ...`, and keeps the sum.
+    ///
+    /// # Safety
+    /// Those offsets are within the slices [`Sum::of`] was given.
+    #[inline(always)]
+    unsafe fn apply<const N: usize>(self, v: &mut [f32; N], o: usize, stride: usize) {
+        unsafe {
+            if !self.add.is_null() {
+                for (l, v) in v.iter_mut().enumerate() {
+                    *v += *self.add.add(o + l * stride);
+                }
+            }
+            if !self.keep.is_null() {
+                for (l, v) in v.iter().enumerate() {
+                    *self.keep.add(o + l * stride) = *v;
+                }
+            }
+        }
+    }
+}
+
 /// Channels per block (one AVX2 vector, two NEON vectors).
 const LANES: usize = 8;
 /// Output points per block: independent accumulators for each tap's multiply-add.
@@ -731,19 +786,21 @@ impl DirectGeometry {
 /// convolution reads a contiguous run of each phase.
 struct DirectInput {
     g: DirectGeometry,
+    /// The residual connection fused, if any.
+    sum: Sum,
     /// Rows and columns per phase.
     rows: usize,
     cols: usize,
 }
 
 impl DirectInput {
-    fn at(g: &DirectGeometry) -> DirectInput {
+    fn at(g: &DirectGeometry, sum: Sum) -> DirectInput {
         if g.reads_in_place() {
-            DirectInput { g: *g, rows: g.h, cols: g.w }
+            DirectInput { g: *g, sum, rows: g.h, cols: g.w }
         } else {
             let rows = (g.oh - 1) * g.sh + g.kh;
             let cols = ((g.ow - 1) * g.sw + g.kw).div_ceil(g.sw);
-            DirectInput { g: *g, rows, cols }
+            DirectInput { g: *g, sum, rows, cols }
         }
     }
 
@@ -769,19 +826,28 @@ impl DirectInput {
 /// loads the block's runs of input points and broadcasts one weight per channel. A row whose
 /// width is not a multiple of the block ends with a block that overlaps the previous one.
 /// With unit strides and no padding it reads the input where it lies; otherwise from a padded
-/// copy whose rows are split by column phase (see [`DirectInput`]).
+/// copy whose rows are split by column phase (see [`DirectInput`]). A `residual` is added before
+/// the clamp.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says, the output row is narrower than 8, a stride is
 /// zero or the kernel is wider than [`DIRECT_MAX_KW`].
-pub fn direct_conv(x: &[f32], packed: &[f32], bias: &[f32], g: &DirectGeometry, clamp: (f32, f32), out: &mut [f32]) {
+pub fn direct_conv(
+    x: &[f32],
+    packed: &[f32],
+    bias: &[f32],
+    g: &DirectGeometry,
+    clamp: (f32, f32),
+    residual: Option<Residual>,
+    out: &mut [f32],
+) {
     let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
     assert!(
         g.ow >= DIRECT_LANES && g.oh > 0 && g.sh > 0 && g.sw > 0 && g.kh > 0 && (1..=DIRECT_MAX_KW).contains(&g.kw)
     );
     assert!(x.len() >= g.cin * g.h * g.w && out.len() >= g.cout * g.oh * g.ow);
     assert!(packed.len() >= g.cin * g.kh * g.kw * cpad && bias.len() >= cpad);
-    let input = DirectInput::at(g);
+    let input = DirectInput::at(g, Sum::of(residual, g.cout * g.oh * g.ow));
     let copy;
     let x = if g.reads_in_place() {
         x
@@ -816,18 +882,27 @@ unsafe fn direct_body<const FUSED: bool>(
 ) {
     unsafe {
         if input.g.ow >= 2 * DIRECT_LANES {
-            direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }>(x, packed, bias, input, clamp, out)
+            if input.sum.add.is_null() {
+                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, false>(x, packed, bias, input, clamp, out)
+            } else {
+                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, true>(x, packed, bias, input, clamp, out)
+            }
         } else {
-            direct_rows::<FUSED, 1, DIRECT_LANES>(x, packed, bias, input, clamp, out)
+            if input.sum.add.is_null() {
+                direct_rows::<FUSED, 1, DIRECT_LANES, false>(x, packed, bias, input, clamp, out)
+            } else {
+                direct_rows::<FUSED, 1, DIRECT_LANES, true>(x, packed, bias, input, clamp, out)
+            }
         }
     }
 }
 
 /// [`direct_body`] in blocks of `V` vectors of [`DIRECT_LANES`] points of a row × `C` output
 /// channels (`V * C` accumulators; each tap loads `V` input vectors and broadcasts `C` weights:
-/// 2 x 4 takes 6 loads per 8 multiply-adds where 1 x 8 took 9).
+/// 2 x 4 takes 6 loads per 8 multiply-adds where 1 x 8 took 9). With `SUM`, adds `input.sum`'s
+/// residual (a separate build, so that the kernel without one is unchanged).
 #[inline(always)]
-unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize>(
+unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const SUM: bool>(
     x: *const f32,
     packed: *const f32,
     bias: *const f32,
@@ -837,6 +912,7 @@ unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize>(
 ) {
     const L: usize = DIRECT_LANES;
     let g = &input.g;
+    let sum = input.sum;
     let cpad = g.cout.div_ceil(L) * L;
     // Where tap column `kx` starts in a row's phases.
     let mut tap = [0; DIRECT_MAX_KW];
@@ -878,11 +954,14 @@ unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize>(
                     for (co, acc) in acc.iter().enumerate().take(nco) {
                         for (v, acc) in acc.iter().enumerate() {
                             let mut y = *acc;
+                            let o = ((cb + co) * g.oh + oy) * g.ow + x0 + v * L;
+                            if SUM {
+                                sum.apply(&mut y, o, 1);
+                            }
                             for y in y.iter_mut() {
                                 *y = y.max(lo).min(hi);
                             }
-                            let o = out.add(((cb + co) * g.oh + oy) * g.ow + x0 + v * L);
-                            (o as *mut [f32; L]).write_unaligned(y);
+                            (out.add(o) as *mut [f32; L]).write_unaligned(y);
                         }
                     }
                     if x0 + V * L >= g.ow {
@@ -919,18 +998,28 @@ pub struct PointwiseGeometry {
 /// Blocks of 4 points × 16 output channels (32 in the AVX-512 build) stay in registers across
 /// all input channels; each input channel loads one run of weights and broadcasts one input
 /// value per point. Unlike a matrix product it packs nothing per run: the weights are laid out
-/// once, when the plan is made, and the input is read where it lies.
+/// once, when the plan is made, and the input is read where it lies. A `residual` is added
+/// before the clamp.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
-pub fn pointwise_conv(x: &[f32], w: &[f32], bias: &[f32], g: &PointwiseGeometry, clamp: (f32, f32), out: &mut [f32]) {
-    pointwise_conv_in(pointwise_build(), x, w, bias, g, clamp, out)
+pub fn pointwise_conv(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    residual: Option<Residual>,
+    out: &mut [f32],
+) {
+    pointwise_conv_in(pointwise_build(), x, w, bias, g, clamp, residual, out)
 }
 
 /// [`pointwise_conv`] in a given build.
 ///
 /// # Panics
 /// As [`pointwise_conv`], and if this machine lacks the build's instruction sets.
+#[allow(clippy::too_many_arguments)]
 fn pointwise_conv_in(
     build: PointwiseBuild,
     x: &[f32],
@@ -938,6 +1027,7 @@ fn pointwise_conv_in(
     bias: &[f32],
     g: &PointwiseGeometry,
     clamp: (f32, f32),
+    residual: Option<Residual>,
     out: &mut [f32],
 ) {
     assert!(build.available(), "{build:?} needs instructions this machine lacks");
@@ -947,17 +1037,18 @@ fn pointwise_conv_in(
     let last = (g.points - 1) * g.point_stride + g.cin.saturating_sub(1) * g.channel_stride;
     assert!(g.cin == 0 || x.len() > last, "pointwise input too short");
     assert!(w.len() >= g.cin * g.cout && bias.len() >= g.cout && out.len() >= g.points * g.cout);
+    let sum = Sum::of(residual, g.points * g.cout);
     let (x, w, bias, out) = (x.as_ptr(), w.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
     match build {
         // SAFETY (all three): the build's features are present; the asserts above bound every
         // access.
         #[cfg(target_arch = "x86_64")]
-        PointwiseBuild::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, out) },
+        PointwiseBuild::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
         #[cfg(target_arch = "x86_64")]
-        PointwiseBuild::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, out) },
+        PointwiseBuild::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, sum, out) },
         PointwiseBuild::Portable => {
             const FUSED: bool = cfg!(target_arch = "aarch64");
-            unsafe { pointwise_body::<FUSED, 16, 8, 4>(x, w, bias, g, clamp, out) }
+            unsafe { pointwise_body::<FUSED, 16, 8, 4>(x, w, bias, g, clamp, sum, out) }
         }
     }
 }
@@ -1018,9 +1109,10 @@ macro_rules! pointwise_x86_build {
             bias: *const f32,
             g: &PointwiseGeometry,
             clamp: (f32, f32),
+            sum: Sum,
             out: *mut f32,
         ) {
-            unsafe { pointwise_body::<true, $w, $h, $q>(x, w, bias, g, clamp, out) }
+            unsafe { pointwise_body::<true, $w, $h, $q>(x, w, bias, g, clamp, sum, out) }
         }
     };
 }
@@ -1038,16 +1130,17 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
     bias: *const f32,
     g: &PointwiseGeometry,
     clamp: (f32, f32),
+    sum: Sum,
     out: *mut f32,
 ) {
     const P: usize = POINTWISE_POINTS;
     let blocked = g.points - g.points % P;
     unsafe {
         for p in (0..blocked).step_by(P) {
-            pointwise_points::<FUSED, W, H, Q, P>(x, w, bias, g, clamp, out, p);
+            pointwise_points::<FUSED, W, H, Q, P>(x, w, bias, g, clamp, sum, out, p);
         }
         for p in blocked..g.points {
-            pointwise_points::<FUSED, W, H, Q, 1>(x, w, bias, g, clamp, out, p);
+            pointwise_points::<FUSED, W, H, Q, 1>(x, w, bias, g, clamp, sum, out, p);
         }
     }
 }
@@ -1064,21 +1157,22 @@ unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, co
     bias: *const f32,
     g: &PointwiseGeometry,
     clamp: (f32, f32),
+    sum: Sum,
     out: *mut f32,
     p: usize,
 ) {
     unsafe {
         let mut c = 0;
         while c + W <= g.cout {
-            pointwise_block::<FUSED, W, P>(x, w, bias, g, clamp, out, p, c);
+            pointwise_block::<FUSED, W, P>(x, w, bias, g, clamp, sum, out, p, c);
             c += W;
         }
         if c + H <= g.cout {
-            pointwise_block::<FUSED, H, P>(x, w, bias, g, clamp, out, p, c);
+            pointwise_block::<FUSED, H, P>(x, w, bias, g, clamp, sum, out, p, c);
             c += H;
         }
         if c + Q <= g.cout {
-            pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, out, p, c);
+            pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, sum, out, p, c);
             c += Q;
         }
         // The channels left over: a block that ends at the last channel and overlaps the one
@@ -1086,13 +1180,13 @@ unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, co
         // 1280 -> 7 classifier took 0.010 ms one channel at a time).
         if c < g.cout {
             if g.cout >= Q {
-                pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, out, p, g.cout - Q);
+                pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, sum, out, p, g.cout - Q);
             } else if g.cout >= Q / 2 && Q >= 8 {
-                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, out, p, 0);
-                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, out, p, g.cout - 4);
+                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, sum, out, p, 0);
+                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, sum, out, p, g.cout - 4);
             } else {
                 for c in c..g.cout {
-                    pointwise_block::<FUSED, 1, P>(x, w, bias, g, clamp, out, p, c);
+                    pointwise_block::<FUSED, 1, P>(x, w, bias, g, clamp, sum, out, p, c);
                 }
             }
         }
@@ -1108,6 +1202,7 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
     bias: *const f32,
     g: &PointwiseGeometry,
     (lo, hi): (f32, f32),
+    sum: Sum,
     out: *mut f32,
     p: usize,
     c: usize,
@@ -1149,6 +1244,11 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
         }
         for (q, acc) in acc.iter().enumerate() {
             let mut v = *acc;
+            if g.out_channel_first {
+                sum.apply(&mut v, c * g.points + p + q, g.points);
+            } else {
+                sum.apply(&mut v, (p + q) * g.cout + c, 1);
+            }
             for v in v.iter_mut() {
                 *v = v.max(lo).min(hi);
             }
@@ -1180,7 +1280,7 @@ pub(crate) mod tests {
 
     /// Every build of the pointwise convolution this machine has, against its definition in f64:
     /// channel-last and channel-first input and output, every block shape and leftover, with and
-    /// without a clamp.
+    /// without a clamp, without and with a residual sum (kept unclamped, or not).
     #[test]
     fn pointwise_conv_matches_the_definition() {
         for (points, cin, cout) in [
@@ -1196,33 +1296,50 @@ pub(crate) mod tests {
             (2, 9, 3),
         ] {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
-                for clamp in [NO_CLAMP, (0.0, 0.5)] {
+                for (clamp, residual) in
+                    [(NO_CLAMP, 0), (NO_CLAMP, 1), ((0.0, 0.5), 0), ((0.0, 0.5), 1), ((0.0, 0.5), 2)]
+                {
                     let (point_stride, channel_stride) = if channel_last { (cin, 1) } else { (1, points) };
                     let g = PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first };
                     let x = values(points * cin, 7);
                     let w = values(cin * cout, 8);
                     let bias = values(cout, 9);
+                    let add = values(points * cout, 10);
                     for &build in PointwiseBuild::all().iter().filter(|b| b.available()) {
                         let mut out = vec![f32::NAN; points * cout + 3];
-                        pointwise_conv_in(build, &x, &w, &bias, &g, clamp, &mut out);
+                        let mut kept = vec![f32::NAN; points * cout + 3];
+                        let r = (residual > 0)
+                            .then(|| Residual { add: &add, keep: (residual == 2).then_some(&mut kept[..]) });
+                        pointwise_conv_in(build, &x, &w, &bias, &g, clamp, r, &mut out);
                         for p in 0..points {
                             for co in 0..cout {
+                                let o = if out_channel_first { co * points + p } else { p * cout + co };
                                 let sum = bias[co] as f64
                                     + (0..cin)
                                         .map(|ci| {
                                             w[ci * cout + co] as f64 * x[p * point_stride + ci * channel_stride] as f64
                                         })
-                                        .sum::<f64>();
+                                        .sum::<f64>()
+                                    + if residual > 0 { add[o] as f64 } else { 0.0 };
                                 let want = sum.max(clamp.0 as f64).min(clamp.1 as f64);
-                                let got = out[if out_channel_first { co * points + p } else { p * cout + co }];
-                                assert!(
-                                (got as f64 - want).abs() < 1e-5,
-                                "{build:?} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first {out_channel_first} \
-                                 clamp {clamp:?}: point {p} channel {co}: {got} vs {want}"
-                            );
+                                let got = out[o];
+                                let context = format!(
+                                    "{build:?} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first \
+                                     {out_channel_first} clamp {clamp:?} residual {residual}: point {p} channel {co}"
+                                );
+                                assert!((got as f64 - want).abs() < 1e-5, "{context}: {got} vs {want}");
+                                if residual == 2 {
+                                    assert!(
+                                        (kept[o] as f64 - sum).abs() < 1e-5,
+                                        "{context}: kept {} vs {sum}",
+                                        kept[o]
+                                    );
+                                }
                             }
                         }
                         assert!(out[points * cout..].iter().all(|v| v.is_nan()), "{build:?} wrote past the output");
+                        let untouched = if residual == 2 { &kept[points * cout..] } else { &kept[..] };
+                        assert!(untouched.iter().all(|v| v.is_nan()), "{build:?} kept what it should not");
                     }
                 }
             }

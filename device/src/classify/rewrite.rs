@@ -2,7 +2,7 @@
 //! own plan (BENCHMARKS.md, "Classifier: channel-last depthwise and direct convolutions"):
 //!
 //! - [`direct_convs`]: a dense convolution with few output channels (the 3x3 stems of
-//!   mini-XCEPTION, and MobileNetV2's strided, padded one) becomes [`DirectConv`], computed
+//!   mini-XCEPTION, MobileNetV2's and face-api.js's strided, padded ones) becomes [`DirectConv`], computed
 //!   straight from the input rows instead of tract's im2col gather and matrix product, with the
 //!   ReLU or ReLU6 that follows fused;
 //! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
@@ -19,7 +19,8 @@
 //! - [`pointwise_convs`], last: each 1x1 convolution (a matrix-product `EinSum` once decluttered)
 //!   becomes [`PointwiseConv`], which reads its input where it lies in whatever layout tract left
 //!   it (tract packs it into panels for every run) and fuses the bias and a following ReLU or
-//!   ReLU6.
+//!   ReLU6, and a residual sum after it (with the ReLU of that sum, the sum itself kept as a
+//!   second output where more use it: face-api.js's dense blocks).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -48,9 +49,10 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     Ok(model)
 }
 
-/// Widest output-channel count [`DirectConv`] takes (mini-XCEPTION's stems have 8; wider layers
-/// are left to tract's im2col and matrix product, which fill their tiles).
-const DIRECT_MAX_COUT: usize = 16;
+/// Widest output-channel count [`DirectConv`] takes (mini-XCEPTION's stems have 8, face-api.js's
+/// 32: 0.173 ms in tract's im2col, matrix product and ReLU, 0.088 ms direct; wider layers are left
+/// to tract, whose tiles they fill).
+const DIRECT_MAX_COUT: usize = 32;
 
 /// A dense f32 NCHW convolution with unit dilation, computed directly: `y[n, co, oy, ox] =
 /// clamp(bias[co] + Σ w[co, ci, ky, kx] · x[n, ci, oy·sh + ky − top, ox·sw + kx − left])`, zero
@@ -147,7 +149,7 @@ impl EvalOp for DirectConv {
             let mut o = out.try_as_plain_ram_mut()?;
             let o = o.as_slice_mut::<f32>()?;
             for (x, o) in x.chunks_exact(c * h * w).zip(o.chunks_exact_mut(self.cout * oh * ow)) {
-                kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, o);
+                kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, None, o);
             }
         }
         Ok(tvec!(out.into_tvalue()))
@@ -246,6 +248,16 @@ pub struct PointwiseConv {
     /// Images, one after the other in input and output, each `geometry` (1 where channel-last
     /// data lets the batch run as more points).
     pub batch: usize,
+    /// Channel-first input and output with a row of points at least 16 long: the same
+    /// convolution as a 1x1 [`DirectConv`] over the points as one row, whose blocks run along
+    /// the points (16 points x 4 channels, stored as vectors) where [`kernels::pointwise_conv`]
+    /// runs along the output channels and would store each channel-first value alone.
+    pub by_points: Option<DirectConv>,
+    /// Whether a second input, laid out like the output, is added before the clamp (a residual
+    /// connection's `Add`).
+    pub residual: bool,
+    /// Whether the sum is also a second output, unclamped (where it feeds a ReLU and more).
+    pub keep_sum: bool,
 }
 
 impl Eq for PointwiseConv {}
@@ -257,6 +269,7 @@ impl std::hash::Hash for PointwiseConv {
             &self.output_shape,
             self.channel_axis,
             self.batch,
+            (self.residual, self.keep_sum),
             self.clamp.0.to_bits(),
             self.clamp.1.to_bits(),
         )
@@ -274,14 +287,20 @@ impl Op for PointwiseConv {
         let g = &self.geometry;
         let layout = |first: bool| if first { "channel-first" } else { "channel-last" };
         Ok(vec![format!(
-            "{} x {} points, {} -> {} channels, {} input, {} output, clamp {:?}",
+            "{} x {} points, {} -> {} channels, {} input, {} output, clamp {:?}{}{}",
             self.batch,
             g.points,
             g.cin,
             g.cout,
             layout(g.channel_stride != 1),
             layout(g.out_channel_first),
-            self.clamp
+            self.clamp,
+            if self.by_points.is_some() { ", blocks along the points" } else { "" },
+            match (self.residual, self.keep_sum) {
+                (false, _) => "",
+                (true, false) => ", residual added",
+                (true, true) => ", residual added, sum kept unclamped",
+            }
         )])
     }
 
@@ -292,7 +311,8 @@ impl EvalOp for PointwiseConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
+        ensure!(inputs.len() == 1 + self.residual as usize, "PointwiseConv: {} inputs", inputs.len());
+        let input = &inputs[0];
         let g = &self.geometry;
         ensure!(
             input.len() == self.batch * g.points * g.cin,
@@ -303,23 +323,44 @@ impl EvalOp for PointwiseConv {
             g.cin
         );
         let x = input.try_as_plain_ram()?;
-        // SAFETY: the kernel writes every element.
+        let residual = match inputs.get(1) {
+            Some(r) => {
+                ensure!(r.shape() == &*self.output_shape, "PointwiseConv: residual {:?}", r.shape());
+                Some(r.try_as_plain_ram()?)
+            }
+            None => None,
+        };
+        let residual = residual.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
+        // SAFETY: the kernel writes every element (of both).
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        let mut sum =
+            if self.keep_sum { Some(unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? }) } else { None };
         {
             let mut o = out.try_as_plain_ram_mut()?;
             let (x, o) = (x.as_slice::<f32>()?, o.as_slice_mut::<f32>()?);
+            let mut s = sum.as_mut().map(|s| s.try_as_plain_ram_mut()).transpose()?;
+            let mut s = s.as_mut().map(|s| s.as_slice_mut::<f32>()).transpose()?;
             let (xn, on) = (g.points * g.cin, g.points * g.cout);
-            for (x, o) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))) {
-                kernels::pointwise_conv(x, &self.weights, &self.bias, g, self.clamp, o);
+            let rows = self.by_points.as_ref().and_then(|d| Some((d, d.geometry(1, g.points)?)));
+            for (i, (x, o)) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))).enumerate() {
+                let image = i * on..(i + 1) * on;
+                let r = residual.map(|r| kernels::Residual {
+                    add: &r[image.clone()],
+                    keep: s.as_mut().map(|s| &mut s[image.clone()]),
+                });
+                match rows {
+                    Some((d, geo)) => kernels::direct_conv(x, &d.packed, &d.bias, &geo, self.clamp, r, o),
+                    None => kernels::pointwise_conv(x, &self.weights, &self.bias, g, self.clamp, r, o),
+                }
             }
         }
-        Ok(tvec!(out.into_tvalue()))
+        Ok(std::iter::once(out).chain(sum).map(|t| t.into_tvalue()).collect())
     }
 }
 
 impl TypedOp for PointwiseConv {
     fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        Ok((0..1 + self.keep_sum as usize).map(|_| f32::fact(&*self.output_shape)).collect())
     }
 
     as_op!();
@@ -396,8 +437,10 @@ fn fuse_epilogue(
 
 /// Replaces each f32 matrix-product `EinSum` that is a pointwise convolution with a constant
 /// weight matrix by [`PointwiseConv`], fusing the bias `Add`, `Max` and `Min` with constants
-/// that follow it alone. Input and output may each be channel-last or channel-first (size-1 axes
-/// aside). Returns how many it replaced.
+/// that follow it alone, then a residual `Add` of a same-shaped tensor that follows it alone and
+/// the clamps after that sum (where the sum also has other users: one `Max` or `Min` chain
+/// among them, the unclamped sum kept as a second output for the rest). Input and output may
+/// each be channel-last or channel-first (size-1 axes aside). Returns how many it replaced.
 pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     let ids: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<EinSum>()).map(|n| n.id).collect();
@@ -406,16 +449,112 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
         let node = model.node(id).clone();
         let mut op = op;
         let mut bias = op.bias.to_vec();
-        let end = fuse_epilogue(model, id.into(), &op.output_shape, op.channel_axis, Some(&mut bias), &mut op.clamp)?;
+        let mut end =
+            fuse_epilogue(model, id.into(), &op.output_shape, op.channel_axis, Some(&mut bias), &mut op.clamp)?;
+        let (mut residual, mut kept) = (None, None);
+        if op.clamp == kernels::NO_CLAMP {
+            if let Some((sum, other)) = residual_add(model, id, end, &op.output_shape)? {
+                (op.residual, residual) = (true, Some(other));
+                let (shape, axis) = (&op.output_shape, op.channel_axis);
+                end = fuse_epilogue(model, sum, shape, axis, None, &mut op.clamp)?;
+                if end == sum {
+                    if let Some(clamped) = clamp_beside(model, sum, shape, axis, &mut op.clamp)? {
+                        (op.keep_sum, kept, end) = (true, Some(sum), clamped);
+                    }
+                }
+            }
+        }
+        let g = op.geometry;
+        if g.point_stride == 1 && g.out_channel_first && g.points >= 2 * kernels::DIRECT_LANES {
+            // OIHW (`[co][ci]`) from `[ci][co]`.
+            let oi: Vec<f32> = (0..g.cout * g.cin).map(|i| op.weights[(i % g.cin) * g.cout + i / g.cin]).collect();
+            op.by_points = Some(DirectConv::new(g.cin, g.cout, 1, 1, &oi, &bias));
+        }
         op.bias = Arc::new(bias);
         let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, node.inputs[0])?;
-        let y = patch.wire_node(&node.name, op, &[input])?;
+        let mut inputs = tvec![patch.tap_model(model, node.inputs[0])?];
+        if let Some(r) = residual {
+            inputs.push(patch.tap_model(model, r)?);
+        }
+        let y = patch.wire_node(&node.name, op, &inputs)?;
         patch.shunt_outside(model, end, y[0])?;
+        if let Some(sum) = kept {
+            patch.shunt_outside(model, sum, y[1])?;
+        }
         patch.apply(model)?;
         replaced += 1;
     }
     Ok(replaced)
+}
+
+/// The `Add` that alone follows `end` (the output of node `from`, or of what is fused into it)
+/// with another f32 tensor of `shape` that is not a constant and does not depend on `from`: its
+/// output and that other operand.
+fn residual_add(
+    model: &TypedModel,
+    from: usize,
+    end: OutletId,
+    shape: &[usize],
+) -> TractResult<Option<(OutletId, OutletId)>> {
+    let next = model.outlet_successors(end);
+    if next.len() != 1 || model.output_outlets()?.contains(&end) {
+        return Ok(None);
+    }
+    let add = model.node(next[0].node);
+    let is_add = add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>());
+    if !is_add || add.inputs.len() != 2 || add.outputs.len() != 1 {
+        return Ok(None);
+    }
+    let other = add.inputs[1 - next[0].slot];
+    let fact = model.outlet_fact(other)?;
+    if fact.konst.is_some()
+        || fact.datum_type != f32::datum_type()
+        || fact.shape.as_concrete() != Some(shape)
+        || model.outlet_fact(OutletId::new(add.id, 0))?.shape.as_concrete() != Some(shape)
+    {
+        return Ok(None);
+    }
+    // `other` must not be computed from `from` (it becomes an input of the fused op).
+    let mut todo = vec![other.node];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = todo.pop() {
+        if n == from {
+            return Ok(None);
+        }
+        if seen.insert(n) {
+            todo.extend(model.node(n).inputs.iter().map(|i| i.node));
+        }
+    }
+    Ok(Some((OutletId::new(add.id, 0), other)))
+}
+
+/// Among the several users of `sum`, the first `Max` or `Min` with a constant scalar: fuses it
+/// and the clamps that follow it alone into `clamp`, and returns the outlet they end at.
+fn clamp_beside(
+    model: &TypedModel,
+    sum: OutletId,
+    shape: &[usize],
+    channel_axis: usize,
+    clamp: &mut (f32, f32),
+) -> TractResult<Option<OutletId>> {
+    for next in model.outlet_successors(sum) {
+        let succ = model.node(next.node);
+        let Some(bin) = succ.op_as::<TypedBinOp>() else { continue };
+        let out = OutletId::new(succ.id, 0);
+        if succ.inputs.len() != 2 || model.outlet_fact(out)?.shape.as_concrete() != Some(shape) {
+            continue;
+        }
+        let Some(v) = scalar_operand(model, succ, sum) else { continue };
+        if bin.0.is::<Max>() {
+            *clamp = (clamp.0.max(v), clamp.1.max(v));
+        } else if bin.0.is::<Min>() {
+            *clamp = (clamp.0.min(v), clamp.1.min(v));
+        } else {
+            continue;
+        }
+        return Ok(Some(fuse_epilogue(model, out, shape, channel_axis, None, clamp)?));
+    }
+    Ok(None)
 }
 
 /// The [`PointwiseConv`] an `EinSum` node is (no bias or clamp yet), if it is one.
@@ -489,6 +628,9 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         output_shape: os.into(),
         channel_axis: co_o,
         batch,
+        by_points: None,
+        residual: false,
+        keep_sum: false,
     }))
 }
 
@@ -982,6 +1124,17 @@ mod tests {
                         "{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}: element {i}: {g} vs {w}"
                     );
                 }
+                // The kernel with a residual added before the clamp, the sum kept unclamped.
+                let geo = op.geometry(h, w).unwrap();
+                let add = values(want.len(), 10);
+                let (mut got, mut kept) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
+                let r = kernels::Residual { add: &add, keep: Some(&mut kept) };
+                kernels::direct_conv(&x, &op.packed, &op.bias, &geo, clamp, Some(r), &mut got);
+                for (i, ((g, k), (w, a))) in got.iter().zip(&kept).zip(want.iter().zip(&add)).enumerate() {
+                    let context = format!("{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?} + residual");
+                    assert!((k - (w + a)).abs() < 1e-5, "{context}: element {i} kept {k} vs {}", w + a);
+                    assert!((g - (w + a).max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
+                }
             }
         }
     }
@@ -1092,6 +1245,46 @@ mod tests {
         m
     }
 
+    /// face-api.js's dense block in small: a strided stem with a ReLU (`s1`), then three
+    /// separable convolutions whose outputs are summed with all before them, each fed the ReLU
+    /// of the sum so far: `s2 = s1 + pw(dw(s1))`, `s3 = s2 + pw(dw(relu(s2)))`, `y = relu(s3 +
+    /// pw(dw(relu(s3))))`. The sums `s2` and `s3` each feed a ReLU and the next sum.
+    fn dense_block(batch: usize) -> TypedModel {
+        use PaddingSpec::{SameUpper, Valid};
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([batch, 3, 20, 20])).unwrap();
+        let x = conv(&mut m, "stem", x, (3, 16, 1, 3, 2), SameUpper);
+        let mut sum = relu(&mut m, "stem.relu", x);
+        let mut input = sum;
+        for i in 0..3 {
+            let y = conv(&mut m, &format!("dw{i}"), input, (16, 16, 16, 3, 1), SameUpper);
+            let y = conv(&mut m, &format!("pw{i}"), y, (16, 16, 1, 1, 1), Valid);
+            sum = m.wire_node(format!("add{i}"), tract_onnx::tract_core::ops::math::add(), &[sum, y]).unwrap()[0];
+            input = relu(&mut m, &format!("add{i}.relu"), sum);
+        }
+        m.select_output_outlets(&[input]).unwrap();
+        m
+    }
+
+    /// The dense block's sums are fused into the pointwise convolutions before them: no `Add` or
+    /// ReLU op left, the two sums with other users kept unclamped as second outputs, the same
+    /// outputs as tract's plan (one image and a batch).
+    #[test]
+    fn dense_block_sums_are_fused() {
+        for batch in [1, 2] {
+            let ops = tuned_model_checked_against_tract(dense_block(batch), &[batch, 3, 20, 20]);
+            let count = |what: &str| ops.iter().filter(|o| o.contains(what)).count();
+            assert_eq!(count("PointwiseConv"), 3, "{ops:#?}");
+            assert_eq!(count("residual added"), 3, "{ops:#?}");
+            assert_eq!(count("sum kept unclamped"), 2, "{ops:#?}");
+            let relu_fused = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("clamp (0.0, inf)"));
+            assert_eq!(relu_fused.count(), 3, "ReLUs fused: {ops:#?}");
+            for op in ["Add", "Max", "BinChain"] {
+                assert_eq!(count(op), 0, "{op} left: {ops:#?}");
+            }
+        }
+    }
+
     fn run(model: TypedModel, input: &Tensor) -> (Vec<f32>, Vec<String>) {
         let plan = model.into_optimized().unwrap().into_runnable().unwrap();
         let ops = plan
@@ -1107,8 +1300,14 @@ mod tests {
     /// Runs the small mini-XCEPTION for `batch` images through tract's own plan and the tuned
     /// one, asserts they agree, and returns the tuned plan's ops.
     fn tuned_ops_checked_against_tract(batch: usize) -> Vec<String> {
-        let input = tensor(&[batch, 1, 44, 44], 99);
-        let model = mini_xception(batch).into_decluttered().unwrap();
+        tuned_model_checked_against_tract(mini_xception(batch), &[batch, 1, 44, 44])
+    }
+
+    /// Runs `model` on an input of `shape` through tract's own plan and the tuned one, asserts
+    /// they agree, and returns the tuned plan's ops.
+    fn tuned_model_checked_against_tract(model: TypedModel, shape: &[usize]) -> Vec<String> {
+        let (batch, input) = (shape[0], tensor(shape, 99));
+        let model = model.into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
         let (got, ops) = run(tune(model).unwrap(), &input);
         assert_eq!(got.len(), want.len());
