@@ -68,10 +68,21 @@ impl Sum {
     /// Adds the residual to `v`, the output values at `o, o + stride, ...`, and keeps the sum.
     ///
     /// # Safety
-    /// Those offsets are within the slices [`Sum::of`] was given.
+    /// Those offsets are within the slices [`Sum::of`] was given, which had a residual.
     #[inline(always)]
     unsafe fn apply<const N: usize>(self, v: &mut [f32; N], o: usize, stride: usize) {
         unsafe {
+            if stride == 1 {
+                // Contiguous: whole-vector loads and stores.
+                let r = (self.add.add(o) as *const [f32; N]).read_unaligned();
+                for (v, r) in v.iter_mut().zip(r) {
+                    *v += r;
+                }
+                if !self.keep.is_null() {
+                    (self.keep.add(o) as *mut [f32; N]).write_unaligned(*v);
+                }
+                return;
+            }
             if !self.add.is_null() {
                 for (l, v) in v.iter_mut().enumerate() {
                     *v += *self.add.add(o + l * stride);
@@ -428,9 +439,8 @@ fn window<const POOL: bool>(
             return;
         }
     }
-    const FUSED: bool = cfg!(target_arch = "aarch64");
     // SAFETY: `check` and the callers' asserts bound every access.
-    unsafe { window_body::<FUSED, POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) }
+    unsafe { window_portable::<POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) }
 }
 
 /// The AVX2 + FMA build of an image kernel `body(x, weights, bias, geometry, clamp, out)`
@@ -452,7 +462,28 @@ macro_rules! avx2_fma_build {
     };
 }
 
+/// The portable build of an image kernel (as [`avx2_fma_build`]; fused multiply-adds on aarch64),
+/// a function of its own that is never inlined: inlined into its caller, the same body lost
+/// most of its NEON vectorisation on aarch64 after an unrelated change elsewhere in this file
+/// (the channel-first depthwise kernel went from 300 to 102 `fmla`s and 4.6x the instructions).
+macro_rules! portable_build {
+    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
+        #[inline(never)]
+        unsafe fn $name$(<$(const $p: $t),*>)?(
+            x: *const f32,
+            weights: *const f32,
+            bias: *const f32,
+            g: &$geometry,
+            clamp: (f32, f32),
+            out: *mut f32,
+        ) {
+            unsafe { $body::<{ cfg!(target_arch = "aarch64") } $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
+        }
+    };
+}
+
 avx2_fma_build!(window_avx2_fma<const POOL: bool>, window_body, WindowGeometry);
+portable_build!(window_portable<const POOL: bool>, window_body, WindowGeometry);
 
 /// The taps `ky × kx` of the window at row `iy0`, column `ix0` (either may be outside the
 /// image): their indices and input offsets from the image's first point, less `ix0` columns.
@@ -559,7 +590,7 @@ pub fn depthwise_chw(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, cla
                     continue;
                 }
             }
-            depthwise_chw_plane::<{ cfg!(target_arch = "aarch64") }>(src, kc, b, &plane, clamp, dst);
+            depthwise_chw_portable(src, kc, b, &plane, clamp, dst);
         }
     }
 }
@@ -627,6 +658,7 @@ fn pad_plane(
 }
 
 avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_plane, ChwPlane);
+portable_build!(depthwise_chw_portable, depthwise_chw_plane, ChwPlane);
 
 /// One channel of [`depthwise_chw`]: `origin` is where the window of output (0, 0) starts (the
 /// plane, or its padded copy), `k` the channel's taps, `bias` its bias.
@@ -864,12 +896,12 @@ pub fn direct_conv(
             return;
         }
     }
-    const FUSED: bool = cfg!(target_arch = "aarch64");
     // SAFETY: the asserts above and `DirectInput` bound every access.
-    unsafe { direct_body::<FUSED>(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), &input, clamp, out.as_mut_ptr()) }
+    unsafe { direct_portable(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), &input, clamp, out.as_mut_ptr()) }
 }
 
 avx2_fma_build!(direct_avx2_fma, direct_body, DirectInput);
+portable_build!(direct_portable, direct_body, DirectInput);
 
 #[inline(always)]
 unsafe fn direct_body<const FUSED: bool>(
@@ -1046,10 +1078,7 @@ fn pointwise_conv_in(
         PointwiseBuild::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
         #[cfg(target_arch = "x86_64")]
         PointwiseBuild::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, sum, out) },
-        PointwiseBuild::Portable => {
-            const FUSED: bool = cfg!(target_arch = "aarch64");
-            unsafe { pointwise_body::<FUSED, 16, 8, 4>(x, w, bias, g, clamp, sum, out) }
-        }
+        PointwiseBuild::Portable => unsafe { pointwise_portable(x, w, bias, g, clamp, sum, out) },
     }
 }
 
@@ -1120,6 +1149,20 @@ macro_rules! pointwise_x86_build {
 pointwise_x86_build!(pointwise_avx512, "avx512f,avx2,fma", 32, 16, 8);
 pointwise_x86_build!(pointwise_avx2_fma, "avx2,fma", 16, 8, 4);
 
+/// The portable build of [`pointwise_body`], never inlined (see [`portable_build`]).
+#[inline(never)]
+unsafe fn pointwise_portable(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    sum: Sum,
+    out: *mut f32,
+) {
+    unsafe { pointwise_body::<{ cfg!(target_arch = "aarch64") }, 16, 8, 4>(x, w, bias, g, clamp, sum, out) }
+}
+
 /// [`pointwise_conv`] in blocks of `W` output channels, then `H` (`W / 2`) and `Q` (`W / 4`)
 /// for the channels left over, then a block that overlaps the one before (or, with fewer
 /// channels than `Q`, blocks of 4 or single channels).
@@ -1135,12 +1178,23 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
 ) {
     const P: usize = POINTWISE_POINTS;
     let blocked = g.points - g.points % P;
+    // With a residual or without, each its own build (so that the kernel without one is
+    // unchanged: a run-time check in the block made mini-XCEPTION's 1x1 convolutions 1.4x slower).
     unsafe {
-        for p in (0..blocked).step_by(P) {
-            pointwise_points::<FUSED, W, H, Q, P>(x, w, bias, g, clamp, sum, out, p);
-        }
-        for p in blocked..g.points {
-            pointwise_points::<FUSED, W, H, Q, 1>(x, w, bias, g, clamp, sum, out, p);
+        if sum.add.is_null() {
+            for p in (0..blocked).step_by(P) {
+                pointwise_points::<FUSED, W, H, Q, P, false>(x, w, bias, g, clamp, sum, out, p);
+            }
+            for p in blocked..g.points {
+                pointwise_points::<FUSED, W, H, Q, 1, false>(x, w, bias, g, clamp, sum, out, p);
+            }
+        } else {
+            for p in (0..blocked).step_by(P) {
+                pointwise_points::<FUSED, W, H, Q, P, true>(x, w, bias, g, clamp, sum, out, p);
+            }
+            for p in blocked..g.points {
+                pointwise_points::<FUSED, W, H, Q, 1, true>(x, w, bias, g, clamp, sum, out, p);
+            }
         }
     }
 }
@@ -1151,7 +1205,14 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
 /// software `fmaf`.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, const Q: usize, const P: usize>(
+unsafe fn pointwise_points<
+    const FUSED: bool,
+    const W: usize,
+    const H: usize,
+    const Q: usize,
+    const P: usize,
+    const SUM: bool,
+>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
@@ -1164,15 +1225,15 @@ unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, co
     unsafe {
         let mut c = 0;
         while c + W <= g.cout {
-            pointwise_block::<FUSED, W, P>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, W, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
             c += W;
         }
         if c + H <= g.cout {
-            pointwise_block::<FUSED, H, P>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, H, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
             c += H;
         }
         if c + Q <= g.cout {
-            pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
             c += Q;
         }
         // The channels left over: a block that ends at the last channel and overlaps the one
@@ -1180,13 +1241,13 @@ unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, co
         // 1280 -> 7 classifier took 0.010 ms one channel at a time).
         if c < g.cout {
             if g.cout >= Q {
-                pointwise_block::<FUSED, Q, P>(x, w, bias, g, clamp, sum, out, p, g.cout - Q);
+                pointwise_block::<FUSED, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p, g.cout - Q);
             } else if g.cout >= Q / 2 && Q >= 8 {
-                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, sum, out, p, 0);
-                pointwise_block::<FUSED, 4, P>(x, w, bias, g, clamp, sum, out, p, g.cout - 4);
+                pointwise_block::<FUSED, 4, P, SUM>(x, w, bias, g, clamp, sum, out, p, 0);
+                pointwise_block::<FUSED, 4, P, SUM>(x, w, bias, g, clamp, sum, out, p, g.cout - 4);
             } else {
                 for c in c..g.cout {
-                    pointwise_block::<FUSED, 1, P>(x, w, bias, g, clamp, sum, out, p, c);
+                    pointwise_block::<FUSED, 1, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
                 }
             }
         }
@@ -1196,7 +1257,7 @@ unsafe fn pointwise_points<const FUSED: bool, const W: usize, const H: usize, co
 /// `P` points from point `p` × `N` output channels from channel `c` of [`pointwise_conv`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
+unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, const SUM: bool>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
@@ -1244,9 +1305,9 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize>(
         }
         for (q, acc) in acc.iter().enumerate() {
             let mut v = *acc;
-            if g.out_channel_first {
+            if SUM && g.out_channel_first {
                 sum.apply(&mut v, c * g.points + p + q, g.points);
-            } else {
+            } else if SUM {
                 sum.apply(&mut v, (p + q) * g.cout + c, 1);
             }
             for v in v.iter_mut() {
