@@ -1273,6 +1273,12 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
         let mut acc = [(bias.add(c) as *const [f32; N]).read_unaligned(); P];
         let mut wp = w.add(c);
         let mut ci = 0;
+        #[cfg(target_arch = "aarch64")]
+        if N == 16 && P == 4 {
+            // `acc` is `[[f32; 16]; 4]` here.
+            pointwise_16x4_neon(x, wp, g, acc.as_mut_ptr() as *mut f32);
+            ci = g.cin;
+        }
         if P == 1 {
             // One point: four partial sums over the input channels, so that the chain of
             // dependent multiply-adds is a quarter as long (MobileNetV2's 1280-channel classifier).
@@ -1319,6 +1325,85 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
                 }
             } else {
                 (out.add((p + q) * g.cout + c) as *mut [f32; N]).write_unaligned(v);
+            }
+        }
+    }
+}
+
+/// The 4-point x 16-channel block of [`pointwise_block`] on aarch64, all input channels, added
+/// to `acc` (`[point][channel]`): NEON multiply-adds by vector lane, so that one load of 4 input
+/// values (a point's 4 channels channel-last, a channel's 4 points channel-first) serves 16
+/// multiply-adds, where the portable body loads or broadcasts each value alone.
+///
+/// # Safety
+/// As [`pointwise_block`] for 4 points from `x` and 16 channels from `w`; `acc` holds 64 values.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+unsafe fn pointwise_16x4_neon(x: *const f32, w: *const f32, g: &PointwiseGeometry, acc: *mut f32) {
+    use std::arch::aarch64::*;
+    unsafe {
+        let mut a: [[float32x4_t; 4]; 4] =
+            std::array::from_fn(|q| std::array::from_fn(|j| vld1q_f32(acc.add(q * 16 + 4 * j))));
+        let weights = |wp: *const f32| -> [float32x4_t; 4] { std::array::from_fn(|j| vld1q_f32(wp.add(4 * j))) };
+        let mut wp = w;
+        if g.channel_stride == 1 {
+            let mut ci = 0;
+            while ci + 4 <= g.cin {
+                let xv: [float32x4_t; 4] = std::array::from_fn(|q| vld1q_f32(x.add(q * g.point_stride + ci)));
+                macro_rules! channel {
+                    ($k:literal) => {
+                        let wv = weights(wp.add($k * g.cout));
+                        for (a, xv) in a.iter_mut().zip(&xv) {
+                            for (a, wv) in a.iter_mut().zip(&wv) {
+                                *a = vfmaq_laneq_f32::<$k>(*a, *wv, *xv);
+                            }
+                        }
+                    };
+                }
+                channel!(0);
+                channel!(1);
+                channel!(2);
+                channel!(3);
+                wp = wp.add(4 * g.cout);
+                ci += 4;
+            }
+            for ci in ci..g.cin {
+                let wv = weights(wp);
+                for (q, a) in a.iter_mut().enumerate() {
+                    let xs = *x.add(q * g.point_stride + ci);
+                    for (a, wv) in a.iter_mut().zip(&wv) {
+                        *a = vfmaq_n_f32(*a, *wv, xs);
+                    }
+                }
+                wp = wp.add(g.cout);
+            }
+        } else if g.point_stride == 1 {
+            for ci in 0..g.cin {
+                let xv = vld1q_f32(x.add(ci * g.channel_stride));
+                let wv = weights(wp);
+                for (j, wv) in wv.iter().enumerate() {
+                    a[0][j] = vfmaq_laneq_f32::<0>(a[0][j], *wv, xv);
+                    a[1][j] = vfmaq_laneq_f32::<1>(a[1][j], *wv, xv);
+                    a[2][j] = vfmaq_laneq_f32::<2>(a[2][j], *wv, xv);
+                    a[3][j] = vfmaq_laneq_f32::<3>(a[3][j], *wv, xv);
+                }
+                wp = wp.add(g.cout);
+            }
+        } else {
+            for ci in 0..g.cin {
+                let wv = weights(wp);
+                for (q, a) in a.iter_mut().enumerate() {
+                    let xs = *x.add(q * g.point_stride + ci * g.channel_stride);
+                    for (a, wv) in a.iter_mut().zip(&wv) {
+                        *a = vfmaq_n_f32(*a, *wv, xs);
+                    }
+                }
+                wp = wp.add(g.cout);
+            }
+        }
+        for (q, a) in a.iter().enumerate() {
+            for (j, a) in a.iter().enumerate() {
+                vst1q_f32(acc.add(q * 16 + 4 * j), *a);
             }
         }
     }
