@@ -443,12 +443,12 @@ fn window<const POOL: bool>(
     unsafe { window_portable::<POOL>(x.as_ptr(), k, bias, g, clamp, out.as_mut_ptr()) }
 }
 
-/// The AVX2 + FMA build of an image kernel `body(x, weights, bias, geometry, clamp, out)`
-/// (`$generics`: its const parameters after `FUSED`).
-macro_rules! avx2_fma_build {
-    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
+/// A build of an image kernel `body(x, weights, bias, geometry, clamp, out)`: a function of its
+/// own with the given attributes, `$fused` as `body`'s `FUSED` and `$generics` its const
+/// parameters after it.
+macro_rules! kernel_build {
+    ($(#[$attr:meta])* $name:ident $(<$(const $p:ident: $t:ty),*>)?, $fused:expr, $body:ident, $geometry:ty) => {
+        $(#[$attr])*
         unsafe fn $name$(<$(const $p: $t),*>)?(
             x: *const f32,
             weights: *const f32,
@@ -457,28 +457,29 @@ macro_rules! avx2_fma_build {
             clamp: (f32, f32),
             out: *mut f32,
         ) {
-            unsafe { $body::<true $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
+            unsafe { $body::<{ $fused } $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
         }
     };
 }
 
-/// The portable build of an image kernel (as [`avx2_fma_build`]; fused multiply-adds on aarch64),
-/// a function of its own that is never inlined: inlined into its caller, the same body lost
-/// most of its NEON vectorisation on aarch64 after an unrelated change elsewhere in this file
-/// (the channel-first depthwise kernel went from 300 to 102 `fmla`s and 4.6x the instructions).
+/// The AVX2 + FMA build of an image kernel (see [`kernel_build`]).
+macro_rules! avx2_fma_build {
+    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
+        kernel_build!(
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            $name $(<$(const $p: $t),*>)?, true, $body, $geometry
+        );
+    };
+}
+
+/// The portable build of an image kernel (fused multiply-adds on aarch64), never inlined:
+/// inlined into its caller, the same body lost most of its NEON vectorisation on aarch64 after
+/// an unrelated change elsewhere in this file (the channel-first depthwise kernel went from 300
+/// to 102 `fmla`s and 4.6x the instructions).
 macro_rules! portable_build {
     ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
-        #[inline(never)]
-        unsafe fn $name$(<$(const $p: $t),*>)?(
-            x: *const f32,
-            weights: *const f32,
-            bias: *const f32,
-            g: &$geometry,
-            clamp: (f32, f32),
-            out: *mut f32,
-        ) {
-            unsafe { $body::<{ cfg!(target_arch = "aarch64") } $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
-        }
+        kernel_build!(#[inline(never)] $name $(<$(const $p: $t),*>)?, cfg!(target_arch = "aarch64"), $body, $geometry);
     };
 }
 
@@ -1029,7 +1030,8 @@ pub struct PointwiseGeometry {
 ///
 /// Blocks of 4 points × 16 output channels (32 in the AVX-512 build) stay in registers across
 /// all input channels; each input channel loads one run of weights and broadcasts one input
-/// value per point. Unlike a matrix product it packs nothing per run: the weights are laid out
+/// value per point (on aarch64 one load of 4 input values serves 16 multiply-adds by vector
+/// lane, `pointwise_16x4_neon`). Unlike a matrix product it packs nothing per run: the weights are laid out
 /// once, when the plan is made, and the input is read where it lies. A `residual` is added
 /// before the clamp.
 ///
