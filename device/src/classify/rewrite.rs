@@ -2,9 +2,9 @@
 //! own plan (BENCHMARKS.md, "Classifier: channel-last depthwise and direct convolutions"):
 //!
 //! - [`direct_convs`]: a dense convolution with few output channels (the 3x3 stems of
-//!   mini-XCEPTION, MobileNetV2's and face-api.js's strided, padded ones) becomes [`DirectConv`], computed
-//!   straight from the input rows instead of tract's im2col gather and matrix product, with the
-//!   ReLU or ReLU6 that follows fused;
+//!   mini-XCEPTION, MobileNetV2's and face-api.js's strided, padded ones) becomes
+//!   [`DirectConv`], computed straight from the input rows instead of tract's im2col gather and
+//!   matrix product, with the ReLU or ReLU6 that follows fused;
 //! - [`subsamples`]: tract's strided-slice `Downsample`s (what a strided 1x1 convolution
 //!   declutters to, one per axis) become one [`Subsample`] that copies the kept points directly and,
 //!   unlike `Downsample`, follows layout changes, so a residual branch can go channel-last too;
@@ -440,8 +440,8 @@ fn fuse_epilogue(
 /// that follow it alone, then a residual `Add` of a same-shaped tensor that follows it alone
 /// together with the clamps after that sum (where the sum also has other users: one `Max` or
 /// `Min` chain among them, the unclamped sum kept as a second output for the rest; a sum with
-/// no clamp after it is left to tract). Input and output may
-/// each be channel-last or channel-first (size-1 axes aside). Returns how many it replaced.
+/// no clamp after it is left to tract). Input and output may each be channel-last or
+/// channel-first (size-1 axes aside). Returns how many it replaced.
 pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     let ids: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<EinSum>()).map(|n| n.id).collect();
