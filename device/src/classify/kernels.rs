@@ -83,10 +83,8 @@ impl Sum {
                 }
                 return;
             }
-            if !self.add.is_null() {
-                for (l, v) in v.iter_mut().enumerate() {
-                    *v += *self.add.add(o + l * stride);
-                }
+            for (l, v) in v.iter_mut().enumerate() {
+                *v += *self.add.add(o + l * stride);
             }
             if !self.keep.is_null() {
                 for (l, v) in v.iter().enumerate() {
@@ -1031,9 +1029,9 @@ pub struct PointwiseGeometry {
 /// Blocks of 4 points × 16 output channels (32 in the AVX-512 build) stay in registers across
 /// all input channels; each input channel loads one run of weights and broadcasts one input
 /// value per point (on aarch64 one load of 4 input values serves 16 multiply-adds by vector
-/// lane, `pointwise_16x4_neon`). Unlike a matrix product it packs nothing per run: the weights are laid out
-/// once, when the plan is made, and the input is read where it lies. A `residual` is added
-/// before the clamp.
+/// lane, `pointwise_16x4_neon`). Unlike a matrix product it packs nothing per run: the weights
+/// are laid out once, when the plan is made, and the input is read where it lies. A `residual`
+/// is added before the clamp.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
@@ -1178,25 +1176,37 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
     sum: Sum,
     out: *mut f32,
 ) {
-    const P: usize = POINTWISE_POINTS;
-    let blocked = g.points - g.points % P;
     // With a residual or without, each its own build (so that the kernel without one is
     // unchanged: a run-time check in the block made mini-XCEPTION's 1x1 convolutions 1.4x slower).
     unsafe {
         if sum.add.is_null() {
-            for p in (0..blocked).step_by(P) {
-                pointwise_points::<FUSED, W, H, Q, P, false>(x, w, bias, g, clamp, sum, out, p);
-            }
-            for p in blocked..g.points {
-                pointwise_points::<FUSED, W, H, Q, 1, false>(x, w, bias, g, clamp, sum, out, p);
-            }
+            pointwise_rows::<FUSED, W, H, Q, false>(x, w, bias, g, clamp, sum, out)
         } else {
-            for p in (0..blocked).step_by(P) {
-                pointwise_points::<FUSED, W, H, Q, P, true>(x, w, bias, g, clamp, sum, out, p);
-            }
-            for p in blocked..g.points {
-                pointwise_points::<FUSED, W, H, Q, 1, true>(x, w, bias, g, clamp, sum, out, p);
-            }
+            pointwise_rows::<FUSED, W, H, Q, true>(x, w, bias, g, clamp, sum, out)
+        }
+    }
+}
+
+/// [`pointwise_body`] without (`SUM` false) or with a residual: blocks of
+/// [`POINTWISE_POINTS`], then the points left one at a time.
+#[inline(always)]
+unsafe fn pointwise_rows<const FUSED: bool, const W: usize, const H: usize, const Q: usize, const SUM: bool>(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    sum: Sum,
+    out: *mut f32,
+) {
+    const P: usize = POINTWISE_POINTS;
+    let blocked = g.points - g.points % P;
+    unsafe {
+        for p in (0..blocked).step_by(P) {
+            pointwise_points::<FUSED, W, H, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p);
+        }
+        for p in blocked..g.points {
+            pointwise_points::<FUSED, W, H, Q, 1, SUM>(x, w, bias, g, clamp, sum, out, p);
         }
     }
 }
