@@ -5,10 +5,11 @@
 # `bench-models` on the given ONNX files and powers off. The printed "median_ns" figures are
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
-#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] MODEL.onnx...
+#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] MODEL.onnx...
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --pipeline BOARD.toml IMAGE
 #
-# --profile adds the time per op kind (bench-models --profile).
+# --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
+# --profile-nodes N lists N of them (0: every node) and implies --profile.
 # --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
@@ -25,11 +26,13 @@ models=()
 board=
 image=
 profile=
+profile_nodes=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
     --iterations) iterations=$2; shift 2 ;;
-    --profile) profile=--profile; shift ;;
+    --profile) profile="--profile $profile_nodes"; shift ;;
+    --profile-nodes) profile_nodes="--profile-nodes $2"; profile="--profile $profile_nodes"; shift 2 ;;
     --pipeline) board=$2; image=$3; shift 3 ;;
     *) models+=("$1"); shift ;;
   esac

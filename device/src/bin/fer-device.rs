@@ -70,6 +70,9 @@ enum Command {
         /// Also time every node of each plan and print the time per op kind (median run).
         #[arg(long)]
         profile: bool,
+        /// With --profile: how many of the slowest nodes to list (0: every node).
+        #[arg(long, default_value_t = 12)]
+        profile_nodes: usize,
         /// Threads for tract's matrix products (as a board's `model.threads`).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -660,7 +663,13 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
 }
 
 /// `bench-models`: per-inference time of each model and plan, interleaved rounds, median reported.
-fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: usize, plan: PlanChoice) -> Result<()> {
+fn bench_models(
+    models: &[PathBuf],
+    iterations: usize,
+    profile: Option<usize>,
+    threads: usize,
+    plan: PlanChoice,
+) -> Result<()> {
     use fer_device::classify::PlanKind;
     use tract_onnx::prelude::*;
     let kinds: &[(PlanKind, &str)] = match plan {
@@ -706,9 +715,9 @@ fn bench_models(models: &[PathBuf], iterations: usize, profile: bool, threads: u
             );
         }
     }
-    if profile {
+    if let Some(nodes) = profile {
         for (p, name, plan, input, _) in &plans {
-            print_op_profile(&format!("{} plan {name}", p.display()), plan, input, iterations)?;
+            print_op_profile(&format!("{} plan {name}", p.display()), plan, input, iterations, nodes)?;
         }
     }
     Ok(())
@@ -800,6 +809,7 @@ fn print_op_profile(
     plan: &std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>,
     input: &tract_onnx::prelude::Tensor,
     iterations: usize,
+    listed: usize,
 ) -> Result<()> {
     use tract_onnx::prelude::*;
     let nodes = plan.model().nodes().len();
@@ -835,7 +845,8 @@ fn print_op_profile(
     }
     slowest.sort_unstable_by_key(|&(ns, _)| std::cmp::Reverse(ns));
     println!("  slowest nodes:");
-    for (ns, id) in slowest.into_iter().take(12) {
+    let listed = if listed == 0 { slowest.len() } else { listed };
+    for (ns, id) in slowest.into_iter().take(listed) {
         let node = plan.model().node(id);
         let info = node.op().info().unwrap_or_default().join("; ");
         println!("  {:>8.3} ms  {} ({}): {info}", ns as f64 / 1e6, node.name, node.op().name());
@@ -859,11 +870,11 @@ fn run(cli: Cli) -> Result<bool> {
             }
             result
         }
-        Command::BenchModels { models, iterations, poweroff, profile, threads, plan } => {
+        Command::BenchModels { models, iterations, poweroff, profile, profile_nodes, threads, plan } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench_models(&models, iterations, profile, threads, plan);
+            let result = bench_models(&models, iterations, profile.then_some(profile_nodes), threads, plan);
             if let Err(e) = &result {
                 println!("error: {e:#}");
             }

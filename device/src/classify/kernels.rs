@@ -964,7 +964,23 @@ unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const S
                         *acc = [[b[co]; L]; V];
                     }
                     let mut w = packed.add(cb);
-                    for ci in 0..g.cin {
+                    #[cfg(not(target_arch = "aarch64"))]
+                    let cin = g.cin;
+                    #[cfg(target_arch = "aarch64")]
+                    let cin = if V == 2 && C == 4 && L == 8 {
+                        // `acc` is `[[[f32; 8]; 2]; 4]` here.
+                        let row0 = x.add(oy * g.sh * row_len + x0);
+                        let a = acc.as_mut_ptr() as *mut f32;
+                        match g.kw {
+                            3 => direct_16x4_neon::<3>(row0, w, input, &tap, a),
+                            1 => direct_16x4_neon::<1>(row0, w, input, &tap, a),
+                            _ => direct_16x4_neon::<0>(row0, w, input, &tap, a),
+                        }
+                        0
+                    } else {
+                        g.cin
+                    };
+                    for ci in 0..cin {
                         for ky in 0..g.kh {
                             let row = x.add((ci * input.rows + oy * g.sh + ky) * row_len + x0);
                             for &t in &tap[..g.kw] {
@@ -1000,6 +1016,58 @@ unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const S
                     }
                     ox += V * L;
                 }
+            }
+        }
+    }
+}
+
+/// The 16-point x 4-channel block of [`direct_rows`] on aarch64, all input channels and taps,
+/// added to `acc` (`[channel][point]`): one load of the tap's 4 weights serves 16 multiply-adds
+/// by vector lane, where the portable body broadcasts each weight alone. `KW` is the kernel's
+/// width where known when compiled (its taps unrolled), 0 otherwise. `row0` is the block's
+/// first input row (input channel 0, tap row 0) at its first point, `w` the first tap's weights.
+///
+/// # Safety
+/// As [`direct_rows`] for one block; `acc` holds 64 values.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+unsafe fn direct_16x4_neon<const KW: usize>(
+    row0: *const f32,
+    w: *const f32,
+    input: &DirectInput,
+    tap: &[usize; DIRECT_MAX_KW],
+    acc: *mut f32,
+) {
+    use std::arch::aarch64::*;
+    let g = &input.g;
+    let kw = if KW == 0 { g.kw } else { KW };
+    let row_len = g.sw * input.cols;
+    let plane = input.rows * row_len;
+    let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
+    unsafe {
+        let mut a: [[float32x4_t; 4]; 4] =
+            std::array::from_fn(|c| std::array::from_fn(|j| vld1q_f32(acc.add(c * 16 + 4 * j))));
+        let mut w = w;
+        for ci in 0..g.cin {
+            for ky in 0..g.kh {
+                let row = row0.add(ci * plane + ky * row_len);
+                for &t in &tap[..kw] {
+                    let r = row.add(t);
+                    let xv: [float32x4_t; 4] = std::array::from_fn(|j| vld1q_f32(r.add(4 * j)));
+                    let wv = vld1q_f32(w);
+                    for (j, xv) in xv.iter().enumerate() {
+                        a[0][j] = vfmaq_laneq_f32::<0>(a[0][j], *xv, wv);
+                        a[1][j] = vfmaq_laneq_f32::<1>(a[1][j], *xv, wv);
+                        a[2][j] = vfmaq_laneq_f32::<2>(a[2][j], *xv, wv);
+                        a[3][j] = vfmaq_laneq_f32::<3>(a[3][j], *xv, wv);
+                    }
+                    w = w.add(cpad);
+                }
+            }
+        }
+        for (c, a) in a.iter().enumerate() {
+            for (j, a) in a.iter().enumerate() {
+                vst1q_f32(acc.add(c * 16 + 4 * j), *a);
             }
         }
     }

@@ -1107,6 +1107,11 @@ mod tests {
             ((3, 6, 8, 5, 1, 1), unpadded),
             ((2, 5, 13, 16, 2, 3), unpadded),
             ((4, 7, 11, 11, 3, 2), unpadded),
+            // Rows of 16 points or more (the 16-point blocks; on aarch64 the NEON block with
+            // its taps unrolled for 3 and 1 columns, and not for 5).
+            ((8, 5, 19, 8, 3, 3), unpadded),
+            ((3, 4, 21, 6, 1, 1), unpadded),
+            ((2, 6, 22, 7, 2, 5), unpadded),
             // MobileNetV2's stem, then lopsided padding and strides.
             ((1, 48, 48, 16, 3, 3), ((2, 2), [1, 1, 1, 1])),
             ((3, 17, 25, 5, 3, 3), ((2, 3), [0, 1, 2, 1])),
