@@ -1355,9 +1355,8 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
         let mut ci = 0;
         #[cfg(target_arch = "aarch64")]
         if N == 16 && P == 4 {
-            // `acc` is `[[f32; 16]; 4]` here.
-            pointwise_16x4_neon(x, wp, g, acc.as_mut_ptr() as *mut f32);
-            ci = g.cin;
+            pointwise_16x4_neon::<SUM>(x, wp, bias.add(c), g, (lo, hi), sum, out, p, c);
+            return;
         }
         if P == 1 {
             // One point: four partial sums over the input channels, so that the chain of
@@ -1410,20 +1409,34 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
     }
 }
 
-/// The 4-point x 16-channel block of [`pointwise_block`] on aarch64, all input channels, added
-/// to `acc` (`[point][channel]`): NEON multiply-adds by vector lane, so that one load of 4 input
-/// values (a point's 4 channels channel-last, a channel's 4 points channel-first) serves 16
-/// multiply-adds, where the portable body loads or broadcasts each value alone.
+/// The 4-point x 16-channel block of [`pointwise_block`] on aarch64, whole: NEON multiply-adds by
+/// vector lane, so that one load of 4 input values (a point's 4 channels channel-last, a
+/// channel's 4 points channel-first) serves 16 multiply-adds, where the portable body loads or
+/// broadcasts each value alone; then the residual, the clamp (skipped where there is none) and
+/// the stores from the registers (channel-first output through 4x4 transposes), where the
+/// portable epilogue went through the stack one value at a time.
 ///
 /// # Safety
-/// As [`pointwise_block`] for 4 points from `x` and 16 channels from `w`; `acc` holds 64 values.
+/// As [`pointwise_block`] for 4 points from `x` (at point `p`) and 16 channels from `w` and
+/// `bias` (at channel `c`).
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-unsafe fn pointwise_16x4_neon(x: *const f32, w: *const f32, g: &PointwiseGeometry, acc: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_16x4_neon<const SUM: bool>(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    sum: Sum,
+    out: *mut f32,
+    p: usize,
+    c: usize,
+) {
     use std::arch::aarch64::*;
     unsafe {
-        let mut a: [[float32x4_t; 4]; 4] =
-            std::array::from_fn(|q| std::array::from_fn(|j| vld1q_f32(acc.add(q * 16 + 4 * j))));
+        let b: [float32x4_t; 4] = std::array::from_fn(|j| vld1q_f32(bias.add(4 * j)));
+        let mut a: [[float32x4_t; 4]; 4] = [b; 4];
         let weights = |wp: *const f32| -> [float32x4_t; 4] { std::array::from_fn(|j| vld1q_f32(wp.add(4 * j))) };
         let mut wp = w;
         if g.channel_stride == 1 {
@@ -1481,11 +1494,57 @@ unsafe fn pointwise_16x4_neon(x: *const f32, w: *const f32, g: &PointwiseGeometr
                 wp = wp.add(g.cout);
             }
         }
-        for (q, a) in a.iter().enumerate() {
-            for (j, a) in a.iter().enumerate() {
-                vst1q_f32(acc.add(q * 16 + 4 * j), *a);
+        // The output vectors in the order they are stored: channel-first, 4 points of each
+        // channel in turn (`a` transposed 4x4 at a time), the offsets a run `points` apart;
+        // channel-last, 4 channels at a time of each point, runs of 16 `cout` apart.
+        let mut v = [vdupq_n_f32(0.0); 16];
+        if g.out_channel_first {
+            let (f, d) = (vreinterpretq_f64_f32, vreinterpretq_f32_f64);
+            for j in 0..4 {
+                let t0 = vtrn1q_f32(a[0][j], a[1][j]);
+                let t1 = vtrn2q_f32(a[0][j], a[1][j]);
+                let t2 = vtrn1q_f32(a[2][j], a[3][j]);
+                let t3 = vtrn2q_f32(a[2][j], a[3][j]);
+                v[4 * j] = d(vtrn1q_f64(f(t0), f(t2)));
+                v[4 * j + 1] = d(vtrn1q_f64(f(t1), f(t3)));
+                v[4 * j + 2] = d(vtrn2q_f64(f(t0), f(t2)));
+                v[4 * j + 3] = d(vtrn2q_f64(f(t1), f(t3)));
+            }
+        } else {
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = a[k / 4][k % 4];
             }
         }
+        #[inline(always)]
+        fn each(g: &PointwiseGeometry, p: usize, c: usize, mut f: impl FnMut(usize, usize)) {
+            if g.out_channel_first {
+                let mut o = c * g.points + p;
+                for k in 0..16 {
+                    f(k, o);
+                    o += g.points;
+                }
+            } else {
+                for q in 0..4 {
+                    let o = (p + q) * g.cout + c;
+                    for j in 0..4 {
+                        f(4 * q + j, o + 4 * j);
+                    }
+                }
+            }
+        }
+        if SUM {
+            each(g, p, c, |k, o| v[k] = vaddq_f32(v[k], vld1q_f32(sum.add.add(o))));
+            if !sum.keep.is_null() {
+                each(g, p, c, |k, o| vst1q_f32(sum.keep.add(o), v[k]));
+            }
+        }
+        if clamp != NO_CLAMP {
+            let (lo, hi) = (vdupq_n_f32(clamp.0), vdupq_n_f32(clamp.1));
+            for v in v.iter_mut() {
+                *v = vminnmq_f32(vmaxnmq_f32(*v, lo), hi);
+            }
+        }
+        each(g, p, c, |k, o| vst1q_f32(out.add(o), v[k]));
     }
 }
 
