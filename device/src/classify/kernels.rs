@@ -1163,6 +1163,29 @@ unsafe fn direct_16x4_neon<const KW: usize>(
     }
 }
 
+/// `out[i] = x[2 * i]` for every `i` of `out` (a stride-2 subsample of a row; on aarch64 four at
+/// a time by a de-interleaving load).
+///
+/// # Panics
+/// If `x` is shorter than `2 * out.len() - 1`.
+pub fn every_other(x: &[f32], out: &mut [f32]) {
+    assert!(out.is_empty() || x.len() > 2 * (out.len() - 1), "every_other: {} values for {}", x.len(), out.len());
+    let mut i = 0;
+    #[cfg(target_arch = "aarch64")]
+    {
+        use std::arch::aarch64::*;
+        // Each load reads 8 values from x[2 * i].
+        while i + 4 <= out.len() && 2 * i + 8 <= x.len() {
+            // SAFETY: the loop condition bounds both accesses.
+            unsafe { vst1q_f32(out.as_mut_ptr().add(i), vld2q_f32(x.as_ptr().add(2 * i)).0) };
+            i += 4;
+        }
+    }
+    for (o, x) in out[i..].iter_mut().zip(x[2 * i..].iter().step_by(2)) {
+        *o = *x;
+    }
+}
+
 /// Points per block of the pointwise convolution.
 const POINTWISE_POINTS: usize = 4;
 
