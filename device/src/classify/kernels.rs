@@ -1170,19 +1170,55 @@ unsafe fn direct_16x4_neon<const KW: usize>(
 /// If `x` is shorter than `2 * out.len() - 1`.
 pub fn every_other(x: &[f32], out: &mut [f32]) {
     assert!(out.is_empty() || x.len() > 2 * (out.len() - 1), "every_other: {} values for {}", x.len(), out.len());
-    let mut i = 0;
     #[cfg(target_arch = "aarch64")]
-    {
+    let i = {
         use std::arch::aarch64::*;
+        let mut i = 0;
         // Each load reads 8 values from x[2 * i].
         while i + 4 <= out.len() && 2 * i + 8 <= x.len() {
             // SAFETY: the loop condition bounds both accesses.
             unsafe { vst1q_f32(out.as_mut_ptr().add(i), vld2q_f32(x.as_ptr().add(2 * i)).0) };
             i += 4;
         }
-    }
+        i
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    let i = 0;
     for (o, x) in out[i..].iter_mut().zip(x[2 * i..].iter().step_by(2)) {
         *o = *x;
+    }
+}
+
+/// `out[o] = Σ x[o * run .. (o + 1) * run]` for every `o` of `out` (a sum over the innermost
+/// axes: MobileNetV2's global average pool of 1280 channel-first channels of 2x2 points; on
+/// aarch64 runs of 4 take 4 outputs at a time by a de-interleaving load).
+///
+/// # Panics
+/// If `x` is shorter than `run * out.len()`.
+pub fn sum_runs(x: &[f32], run: usize, out: &mut [f32]) {
+    assert!(x.len() >= run * out.len(), "sum_runs: {} values for {} runs of {run}", x.len(), out.len());
+    #[cfg(target_arch = "aarch64")]
+    let o = if run == 4 {
+        use std::arch::aarch64::*;
+        let mut o = 0;
+        while o + 4 <= out.len() {
+            // SAFETY: 16 values from x[4 * o] and 4 to out[o], within the lengths asserted.
+            unsafe {
+                let v = vld4q_f32(x.as_ptr().add(4 * o));
+                vst1q_f32(out.as_mut_ptr().add(o), vaddq_f32(vaddq_f32(v.0, v.1), vaddq_f32(v.2, v.3)));
+            }
+            o += 4;
+        }
+        o
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    let o = 0;
+    if run > 0 {
+        for (y, x) in out[o..].iter_mut().zip(x[o * run..].chunks_exact(run)) {
+            *y = x.iter().sum();
+        }
     }
 }
 
@@ -1471,6 +1507,12 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
             pointwise_16x4_neon::<SUM>(x, wp, bias.add(c), g, (lo, hi), sum, out, p, c);
             return;
         }
+        #[cfg(target_arch = "aarch64")]
+        if P == 1 && N.is_multiple_of(4) {
+            // `acc` is `[[f32; N]; 1]` here.
+            pointwise_1_neon::<N>(x, wp, g, acc.as_mut_ptr() as *mut f32);
+            ci = g.cin;
+        }
         if P == 1 {
             // One point: four partial sums over the input channels, so that the chain of
             // dependent multiply-adds is a quarter as long (MobileNetV2's 1280-channel classifier).
@@ -1518,6 +1560,51 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
             } else {
                 (out.add((p + q) * g.cout + c) as *mut [f32; N]).write_unaligned(v);
             }
+        }
+    }
+}
+
+/// One point x `N` (a multiple of 4) channels of [`pointwise_block`] on aarch64, all input
+/// channels, added to `acc`: 4 input channels at a time (one load channel-last) serve `N`
+/// multiply-adds by vector lane into 4 independent sums (MobileNetV2's 1280 -> 7 classifier, the single point
+/// left over by 9-point layers).
+///
+/// # Safety
+/// As [`pointwise_block`] for 1 point from `x` and `N` channels from `w`; `acc` holds `N` values.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+unsafe fn pointwise_1_neon<const N: usize>(x: *const f32, w: *const f32, g: &PointwiseGeometry, acc: *mut f32) {
+    use std::arch::aarch64::*;
+    unsafe {
+        // [4 output channels][input channel mod 4]
+        let mut a = [[vdupq_n_f32(0.0); 4]; 4];
+        let mut ci = 0;
+        while ci + 4 <= g.cin {
+            let xv = if g.channel_stride == 1 {
+                vld1q_f32(x.add(ci))
+            } else {
+                let xs: [f32; 4] = std::array::from_fn(|k| *x.add((ci + k) * g.channel_stride));
+                vld1q_f32(xs.as_ptr())
+            };
+            let wp = w.add(ci * g.cout);
+            for (jj, a) in a.iter_mut().enumerate().take(N / 4) {
+                let wv = |k: usize| vld1q_f32(wp.add(k * g.cout + 4 * jj));
+                a[0] = vfmaq_laneq_f32::<0>(a[0], wv(0), xv);
+                a[1] = vfmaq_laneq_f32::<1>(a[1], wv(1), xv);
+                a[2] = vfmaq_laneq_f32::<2>(a[2], wv(2), xv);
+                a[3] = vfmaq_laneq_f32::<3>(a[3], wv(3), xv);
+            }
+            ci += 4;
+        }
+        for ci in ci..g.cin {
+            let xs = *x.add(ci * g.channel_stride);
+            for (jj, a) in a.iter_mut().enumerate().take(N / 4) {
+                a[0] = vfmaq_n_f32(a[0], vld1q_f32(w.add(ci * g.cout + 4 * jj)), xs);
+            }
+        }
+        for (jj, a) in a.iter().enumerate().take(N / 4) {
+            let s = vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3]));
+            vst1q_f32(acc.add(4 * jj), vaddq_f32(vld1q_f32(acc.add(4 * jj)), s));
         }
     }
 }
