@@ -117,14 +117,14 @@ const STACK_TAPS: usize = 25;
 /// One block of the kernel: `P` output points from point `i`, `W` channels from channel `c`.
 /// `taps` holds each tap's kernel offset (its index times `k_stride`) and input offset. With
 /// `POOL`, the block is a max-pool's instead: the maximum of the taps' inputs (`kernel` and
-/// `bias` are not read). The result is clamped to `lo..=hi` (ReLU, ReLU6 fused).
+/// `bias` are not read). With `CLAMP` the result is clamped to `lo..=hi` (ReLU, ReLU6 fused).
 ///
 /// # Safety
 /// tract's contract for `DepthwiseCF32` (see the module documentation), for these points and
 /// channels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const FUSED: bool, const POOL: bool, const W: usize, const P: usize>(
+unsafe fn block<const FUSED: bool, const POOL: bool, const CLAMP: bool, const W: usize, const P: usize>(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
@@ -152,8 +152,10 @@ unsafe fn block<const FUSED: bool, const POOL: bool, const W: usize, const P: us
         let output = output.offset(i as isize * out_stride).add(c);
         for (p, acc) in acc.iter().enumerate() {
             let mut v = *acc;
-            for v in v.iter_mut() {
-                *v = v.max(lo).min(hi);
+            if CLAMP {
+                for v in v.iter_mut() {
+                    *v = v.max(lo).min(hi);
+                }
             }
             (output.offset(p as isize * out_stride) as *mut [f32; W]).write_unaligned(v);
         }
@@ -200,20 +202,45 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
         heap = (0..n_taps).map(tap).collect();
         &heap
     };
+    // Without a clamp, builds that skip it (mini-XCEPTION's depthwise convolutions and pools).
+    unsafe {
+        if clamp == NO_CLAMP {
+            blocks::<FUSED, POOL, false>(input, output, kernel, taps, bias, clamp, channels, len, in_stride, out_stride)
+        } else {
+            blocks::<FUSED, POOL, true>(input, output, kernel, taps, bias, clamp, channels, len, in_stride, out_stride)
+        }
+    }
+}
+
+/// The blocks of [`body`], given the taps.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks<const FUSED: bool, const POOL: bool, const CLAMP: bool>(
+    input: *const f32,
+    output: *mut f32,
+    kernel: *const f32,
+    taps: &[(isize, isize)],
+    bias: *const f32,
+    clamp: (f32, f32),
+    channels: usize,
+    len: usize,
+    in_stride: isize,
+    out_stride: isize,
+) {
     let full = channels - channels % LANES;
     let wide = channels - channels % (2 * LANES);
     let blocked = len - len % POINTS;
     unsafe {
         for c in (0..wide).step_by(2 * LANES) {
             for i in (0..blocked).step_by(POINTS) {
-                block::<FUSED, POOL, { 2 * LANES }, POINTS>(
+                block::<FUSED, POOL, CLAMP, { 2 * LANES }, POINTS>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
         }
         for c in (wide..full).step_by(LANES) {
             for i in (0..blocked).step_by(POINTS) {
-                block::<FUSED, POOL, LANES, POINTS>(
+                block::<FUSED, POOL, CLAMP, LANES, POINTS>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
@@ -221,18 +248,22 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
         for i in blocked..len {
             let mut c = 0;
             while c + 2 * LANES <= full {
-                block::<FUSED, POOL, { 2 * LANES }, 1>(
+                block::<FUSED, POOL, CLAMP, { 2 * LANES }, 1>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
                 c += 2 * LANES;
             }
             if c < full {
-                block::<FUSED, POOL, LANES, 1>(input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, CLAMP, LANES, 1>(
+                    input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
+                );
             }
         }
         for c in full..channels {
             for i in 0..len {
-                block::<FUSED, POOL, 1, 1>(input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride);
+                block::<FUSED, POOL, CLAMP, 1, 1>(
+                    input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
+                );
             }
         }
     }
