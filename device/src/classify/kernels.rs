@@ -1595,10 +1595,10 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
     }
 }
 
-/// One point x `N` (a multiple of 4) channels of [`pointwise_block`] on aarch64, all input
-/// channels, added to `acc`: 4 input channels at a time (one load channel-last) serve `N`
-/// multiply-adds by vector lane into 4 independent sums (MobileNetV2's 1280 -> 7 classifier, the single point
-/// left over by 9-point layers).
+/// One point x `N` (a multiple of 4, at most 16) channels of [`pointwise_block`] on aarch64, all
+/// input channels, added to `acc`: 4 input channels at a time (one load channel-last) serve `N`
+/// multiply-adds by vector lane into 4 independent sums (MobileNetV2's 1280 -> 7 classifier, the
+/// single point left over by 9-point layers).
 ///
 /// # Safety
 /// As [`pointwise_block`] for 1 point from `x` and `N` channels from `w`; `acc` holds `N` values.
@@ -1606,6 +1606,7 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
 #[inline(always)]
 unsafe fn pointwise_1_neon<const N: usize>(x: *const f32, w: *const f32, g: &PointwiseGeometry, acc: *mut f32) {
     use std::arch::aarch64::*;
+    debug_assert!(N <= 16, "pointwise_1_neon: {N} channels");
     unsafe {
         // [4 output channels][input channel mod 4]
         let mut a = [[vdupq_n_f32(0.0); 4]; 4];
@@ -1725,9 +1726,9 @@ unsafe fn pointwise_16x4_neon<const SUM: bool>(
                 wp = wp.add(g.cout);
             }
         }
-        // The output vectors in the order they are stored: channel-first, 4 points of each
-        // channel in turn (`a` transposed 4x4 at a time), the offsets a run `points` apart;
-        // channel-last, 4 channels at a time of each point, runs of 16 `cout` apart.
+        // The output vectors in the order they are stored: channel-first, the 4 points of each
+        // channel in turn (`a` transposed 4x4 at a time), one channel's run `points` after the
+        // one before; channel-last, each point's 16 channels 4 at a time, points `cout` apart.
         let mut v = [vdupq_n_f32(0.0); 16];
         if g.out_channel_first {
             let (f, d) = (vreinterpretq_f64_f32, vreinterpretq_f32_f64);
