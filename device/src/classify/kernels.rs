@@ -1703,27 +1703,15 @@ unsafe fn pointwise_16x4_neon<const SUM: bool>(
                 wp = wp.add(g.cout);
             }
         } else if g.point_stride == 1 {
-            // 4 channels per iteration (the loop's counter, branch and pointer steps were 7 of
-            // the 23 instructions of a one-channel iteration), each in turn, as one at a time.
-            let channel = |a: &mut [[float32x4_t; 4]; 4], wp: *const f32, xv: float32x4_t| {
-                for (j, wv) in weights(wp).iter().enumerate() {
+            for ci in 0..g.cin {
+                let xv = vld1q_f32(x.add(ci * g.channel_stride));
+                let wv = weights(wp);
+                for (j, wv) in wv.iter().enumerate() {
                     a[0][j] = vfmaq_laneq_f32::<0>(a[0][j], *wv, xv);
                     a[1][j] = vfmaq_laneq_f32::<1>(a[1][j], *wv, xv);
                     a[2][j] = vfmaq_laneq_f32::<2>(a[2][j], *wv, xv);
                     a[3][j] = vfmaq_laneq_f32::<3>(a[3][j], *wv, xv);
                 }
-            };
-            let mut ci = 0;
-            while ci + 4 <= g.cin {
-                let xv: [float32x4_t; 4] = std::array::from_fn(|k| vld1q_f32(x.add((ci + k) * g.channel_stride)));
-                for (k, xv) in xv.iter().enumerate() {
-                    channel(&mut a, wp.add(k * g.cout), *xv);
-                }
-                wp = wp.add(4 * g.cout);
-                ci += 4;
-            }
-            for ci in ci..g.cin {
-                channel(&mut a, wp, vld1q_f32(x.add(ci * g.channel_stride)));
                 wp = wp.add(g.cout);
             }
         } else {
