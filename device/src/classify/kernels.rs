@@ -1773,7 +1773,14 @@ unsafe fn pointwise_16x4_neon<const SUM: bool>(
         if clamp != NO_CLAMP {
             let (lo, hi) = (vdupq_n_f32(clamp.0), vdupq_n_f32(clamp.1));
             for v in v.iter_mut() {
-                *v = vminnmq_f32(vmaxnmq_f32(*v, lo), hi);
+                *v = vmaxnmq_f32(*v, lo);
+            }
+            // A ReLU's upper bound is infinite: the minimum would change nothing (the maximum
+            // with a number leaves no NaN).
+            if clamp.1 != f32::INFINITY {
+                for v in v.iter_mut() {
+                    *v = vminnmq_f32(*v, hi);
+                }
             }
         }
         each(g, p, c, |k, o| vst1q_f32(out.add(o), v[k]));
@@ -1813,9 +1820,15 @@ pub(crate) mod tests {
             (2, 9, 3),
         ] {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
-                for (clamp, residual) in
-                    [(NO_CLAMP, 0), (NO_CLAMP, 1), ((0.0, 0.5), 0), ((0.0, 0.5), 1), ((0.0, 0.5), 2)]
-                {
+                for (clamp, residual) in [
+                    (NO_CLAMP, 0),
+                    (NO_CLAMP, 1),
+                    ((0.0, 0.5), 0),
+                    ((0.0, 0.5), 1),
+                    ((0.0, 0.5), 2),
+                    ((0.0, f32::INFINITY), 0),
+                    ((0.0, f32::INFINITY), 1),
+                ] {
                     let (point_stride, channel_stride) = if channel_last { (cin, 1) } else { (1, points) };
                     let g = PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first };
                     let x = values(points * cin, 7);
