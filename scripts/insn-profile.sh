@@ -2,7 +2,7 @@
 # Exact aarch64 instruction counts of chosen functions per inference, and where in them the
 # instructions go, without an ARM board: runs the static aarch64 fer-device under qemu-aarch64
 # (user mode) with `-singlestep -d exec,nochain`, which logs every executed instruction, filtered
-# to the address range of the functions whose symbol matches REGEX, for one and for two timed
+# to the address ranges of the functions whose symbol matches REGEX, for one and for two timed
 # inferences of MODEL (`bench-models --plan fer`); the difference of the two runs is one
 # inference, so plan building and the warm-up are left out. This is the instruction-level view
 # behind scripts/arm-cost.sh's per-node figures (the same instructions: QEMU icount counts guest
@@ -12,7 +12,8 @@
 #
 # Prints one line per matching function: executed instructions per inference and the symbol.
 # --annotate N also writes each function's disassembly with a per-instruction count into
-# .cache/insn-profile/<address>.txt and prints its N most executed basic-block lines. REGEX is
+# .cache/insn-profile/<address>.txt and prints its N costliest runs of instructions executed
+# equally often (its basic blocks: count x length, and the first instruction). REGEX is
 # matched (grep -E) against mangled names, e.g. `window_portable|pointwise`.
 #
 # Needs qemu-user and the aarch64 cross linker/binutils (scripts/setup.sh installs them).
@@ -46,7 +47,10 @@ for n in 1 2; do
   awk -F'[][/]' '/^Trace/ {c[$3]++} END {for (a in c) print c[a], a}' "$work/trace.fifo" > "$work/hist-$n.txt" &
   counter=$!
   qemu-aarch64 -singlestep -d exec,nochain -dfilter "$ranges" -D "$work/trace.fifo" \
-    "$bin" bench-models --plan fer --iterations "$n" "$model" > /dev/null
+    "$bin" bench-models --plan fer --iterations "$n" "$model" > /dev/null || {
+    kill "$counter" 2>/dev/null # (it may still wait for the pipe to be opened)
+    exit 1
+  }
   wait "$counter"
 done
 rm -f "$work/trace.fifo"
