@@ -59,10 +59,9 @@ if [ -z "$kernel" ]; then
 fi
 
 # A static aarch64 fer-device (release, as shipped) as the VM's /init, with the models beside it.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target aarch64-unknown-linux-gnu \
-  -p fer-device --target-dir target/arm-cost -q
+bin=$(scripts/arm-static-build.sh)
 rm -rf "$work/initfs" && mkdir -p "$work/initfs/m"
-cp target/arm-cost/aarch64-unknown-linux-gnu/release/fer-device "$work/initfs/init"
+cp "$bin" "$work/initfs/init"
 args=()
 if [ -n "$board" ]; then
   # The files the board config names, at the same (relative or absolute) paths inside the VM.

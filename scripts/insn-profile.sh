@@ -30,9 +30,7 @@ regex=$1
 model=$2
 work=.cache/insn-profile
 mkdir -p "$work"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target aarch64-unknown-linux-gnu \
-  -p fer-device --target-dir target/arm-cost -q
-bin=target/arm-cost/aarch64-unknown-linux-gnu/release/fer-device
+bin=$(scripts/arm-static-build.sh)
 aarch64-linux-gnu-nm -S "$bin" | awk 'NF == 4' | grep -E "$regex" > "$work/syms.txt" || {
   echo "no symbol matches $regex" >&2
   exit 1
