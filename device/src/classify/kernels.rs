@@ -677,10 +677,21 @@ fn pad_plane(
             }
             continue;
         }
+        // Phase `phase` holds padded columns `phase + j · phases`: source column `ix0 + (j −
+        // j0) · phases` from its first inside the plane, `j0`, for `n` columns.
         for (phase, dst) in dst.chunks_exact_mut(cols).enumerate() {
-            for (j, d) in dst.iter_mut().enumerate() {
-                if let Some(v) = (phase + j * phases).checked_sub(left).and_then(|ix| src.get(ix)) {
-                    *d = *v;
+            let j0 = left.saturating_sub(phase).div_ceil(phases);
+            let ix0 = phase + j0 * phases - left;
+            let n = cols.saturating_sub(j0).min(w.saturating_sub(ix0).div_ceil(phases));
+            if n == 0 {
+                continue;
+            }
+            let dst = &mut dst[j0..j0 + n];
+            if phases == 2 {
+                every_other(&src[ix0..], dst);
+            } else {
+                for (d, s) in dst.iter_mut().zip(src[ix0..].iter().step_by(phases)) {
+                    *d = *s;
                 }
             }
         }

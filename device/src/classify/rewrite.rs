@@ -1234,6 +1234,10 @@ mod tests {
             ((3, 17, 25, 5, 3, 3), ((2, 3), [0, 1, 2, 1])),
             ((2, 9, 20, 8, 5, 5), ((1, 2), [2, 2, 2, 2])),
             ((1, 6, 9, 9, 2, 2), ((3, 1), [1, 0, 0, 0])),
+            // Column stride 2 with no padding (a copy split by phase from column 0) and a
+            // ResNet-like 7x7 stem (3 columns of padding: both phases start past column 0).
+            ((2, 8, 23, 8, 3, 3), ((1, 2), [0, 0, 0, 0])),
+            ((1, 5, 30, 8, 7, 7), ((2, 2), [3, 3, 3, 3])),
         ] {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
@@ -1246,11 +1250,11 @@ mod tests {
                 let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
                 let want = conv_reference(&x, (c, h, w), &k, (o, kh, kw), &b, strides, pads);
                 assert_eq!(got.len(), want.len());
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    let w = w.max(clamp.0).min(clamp.1);
+                for (i, (g, v)) in got.iter().zip(&want).enumerate() {
+                    let v = v.max(clamp.0).min(clamp.1);
                     assert!(
-                        (g - w).abs() < 1e-5,
-                        "{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}: element {i}: {g} vs {w}"
+                        (g - v).abs() < 1e-5,
+                        "{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}: element {i}: {g} vs {v}"
                     );
                 }
                 // The kernel with a residual added before the clamp, the sum kept unclamped.
@@ -1259,10 +1263,10 @@ mod tests {
                 let (mut got, mut kept) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
                 let r = kernels::Residual { add: &add, keep: Some(&mut kept) };
                 kernels::direct_conv(&x, &op.packed, &op.bias, &geo, clamp, Some(r), &mut got);
-                for (i, ((g, k), (w, a))) in got.iter().zip(&kept).zip(want.iter().zip(&add)).enumerate() {
+                for (i, ((g, k), (v, a))) in got.iter().zip(&kept).zip(want.iter().zip(&add)).enumerate() {
                     let context = format!("{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?} + residual");
-                    assert!((k - (w + a)).abs() < 1e-5, "{context}: element {i} kept {k} vs {}", w + a);
-                    assert!((g - (w + a).max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
+                    assert!((k - (v + a)).abs() < 1e-5, "{context}: element {i} kept {k} vs {}", v + a);
+                    assert!((g - (v + a).max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
                 }
             }
         }
