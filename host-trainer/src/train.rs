@@ -1,6 +1,7 @@
 //! Training: data to tensors (through fer-core's preprocessing, as on the device), on-the-fly
 //! seeded augmentation, class-balanced loss or sampling, AdamW or SGD with warm-up + cosine
-//! schedule, early stopping on validation accuracy, best-checkpoint keeping, and evaluation.
+//! schedule, knowledge distillation from a trained teacher, early stopping on validation
+//! accuracy, best-checkpoint keeping, and evaluation.
 
 use std::path::Path;
 use std::time::Instant;
@@ -72,6 +73,36 @@ pub struct TrainConfig {
     /// Start from these weights instead of a random init (see [`Init`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<Init>,
+    /// Learn from a trained teacher's softened outputs too (see [`Distill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<Distill>,
+}
+
+/// Knowledge distillation (Hinton, Vinyals and Dean 2015): the loss is `(1 − alpha) · CE(student,
+/// label) + alpha · T² · KL(softmax(teacher / T) ‖ softmax(student / T))` on each augmented batch,
+/// the teacher in inference mode. A small student (MobileNetV2-0.25 for a Raspberry Pi's 1 ms
+/// class) learns from a larger trained model with the same input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    pub teacher: Architecture,
+    /// The teacher's weights (parameter names of `teacher`) and their output order; its
+    /// classifier rows are permuted to FER-2013 order as for [`Init`].
+    pub weights: std::path::PathBuf,
+    pub labels: Vec<fer_core::Emotion>,
+    /// Weight of the distillation term, in [0, 1].
+    pub alpha: f64,
+    /// Softmax temperature T (> 0).
+    pub temperature: f64,
+}
+
+/// The distillation term: `T² · mean over the batch of KL(softmax(teacher / T) ‖ softmax(student
+/// / T))` for logits `[n, classes]` (T² keeps its gradients on the scale of the hard-label
+/// loss's as T changes).
+pub fn distillation_loss(student: &Tensor, teacher: &Tensor, temperature: f64) -> Tensor {
+    let log_s = (student / temperature).log_softmax(1, Kind::Float);
+    let log_t = (teacher / temperature).log_softmax(1, Kind::Float);
+    (log_t.exp() * (log_t - log_s)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
+        * (temperature * temperature)
 }
 
 /// Pretrained starting weights: a safetensors file with the architecture's parameter names,
@@ -327,6 +358,23 @@ pub fn train_resumable(
     if let Some(init) = &cfg.init {
         load_init(&mut vs, &cfg.architecture, init)?;
     }
+    let teacher = match &cfg.distill {
+        Some(d) => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&d.alpha) && d.temperature > 0.0,
+                "distillation: alpha {} must be in [0, 1] and temperature {} above 0",
+                d.alpha,
+                d.temperature
+            );
+            let mut tvs = nn::VarStore::new(device);
+            let teacher = d.teacher.build(&tvs.root());
+            load_init(&mut tvs, &d.teacher, &Init { weights: d.weights.clone(), labels: d.labels.clone() })
+                .context("loading the distillation teacher")?;
+            tvs.freeze();
+            Some((tvs, teacher, d.alpha, d.temperature))
+        }
+        None => None,
+    };
     let mut opt = match cfg.optimizer {
         OptimizerKind::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
         OptimizerKind::Sgd => {
@@ -387,8 +435,13 @@ pub fn train_resumable(
             let x = augment(&train.x.index_select(0, &idx), &cfg.augment, &mut rng);
             let y = train.y.index_select(0, &idx);
             let logits = tch::autocast(device.is_cuda(), || model.forward_t(&x, true)).to_kind(Kind::Float);
-            let loss =
+            let mut loss =
                 logits.cross_entropy_loss(&y, loss_weight.as_ref(), tch::Reduction::Mean, -100, cfg.label_smoothing);
+            if let Some((_, teacher, alpha, temperature)) = &teacher {
+                let t = tch::no_grad(|| tch::autocast(device.is_cuda(), || teacher.forward_t(&x, false)))
+                    .to_kind(Kind::Float);
+                loss = loss * (1.0 - alpha) + distillation_loss(&logits, &t, *temperature) * *alpha;
+            }
             opt.backward_step(&loss);
             loss_acc += loss.detach().to_kind(Kind::Double) * batch as f64;
             correct_acc += logits.detach().argmax(1, false).eq_tensor(&y).sum(Kind::Int64);
@@ -467,6 +520,20 @@ mod tests {
         assert!((lr_at(1.0, 10, 10, 110) - 1.0).abs() < 1e-12);
         assert!((lr_at(1.0, 60, 10, 110) - 0.5).abs() < 1e-12);
         assert!(lr_at(1.0, 110, 10, 110).abs() < 1e-12);
+    }
+
+    #[test]
+    fn distillation_loss_matches_hand_computed_kl() {
+        // Row 0: student (0, 0), teacher (ln 3, 0): at T = 1 the teacher's softmax is (3/4, 1/4),
+        // KL = 3/4 ln(3/2) + 1/4 ln(1/2) = 0.1308120; at T = 2 it is (√3, 1)/(√3 + 1), KL ·
+        // 4 = 0.1453631. Row 1: equal logits, KL 0. The loss is the batch mean.
+        let student = Tensor::from_slice(&[0f32, 0.0, 1.0, 2.0]).view([2, 2]);
+        let teacher = Tensor::from_slice(&[3f32.ln(), 0.0, 1.0, 2.0]).view([2, 2]);
+        for (t, want) in [(1.0, 0.130_812_04 / 2.0), (2.0, 0.145_363_13 / 2.0)] {
+            let got = distillation_loss(&student, &teacher, t).double_value(&[]);
+            assert!((got - want).abs() < 1e-6, "T = {t}: {got} vs {want}");
+        }
+        assert!(distillation_loss(&teacher, &teacher, 3.0).double_value(&[]).abs() < 1e-7);
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn config(d: &Deployable, init: Init) -> TrainConfig {
         seed: 1,
         threads: 2,
         init: Some(init),
+        distill: None,
     }
 }
 

@@ -26,6 +26,7 @@ fn config(epochs: usize) -> TrainConfig {
         seed: 5,
         threads: 2,
         init: None,
+        distill: None,
     }
 }
 

@@ -1,11 +1,14 @@
 //! A tiny MobileNetV2 learns the built-in data: the training loss falls and the validation
-//! accuracy beats chance after a few epochs on a few hundred faces (seconds on a CPU).
+//! accuracy beats chance after a few epochs on a few hundred faces (seconds on a CPU). And
+//! distillation from a teacher (`TrainConfig::distill`) trains on the teacher's softened outputs.
 
 use fer_core::preprocess::InputSpec;
+use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
 use fer_trainer::models::Architecture;
-use fer_trainer::train::{evaluate, to_tensors, train, Augment, OptimizerKind, TrainConfig};
+use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, OptimizerKind, TrainConfig};
+use tch::nn::{self, ModuleT};
 
 #[test]
 fn tiny_mobilenet_learns_builtin_faces() {
@@ -34,6 +37,7 @@ fn tiny_mobilenet_learns_builtin_faces() {
         seed: 3,
         threads: 2,
         init: None,
+        distill: None,
     };
     let out = std::env::temp_dir().join(format!("fer-train-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
@@ -51,5 +55,84 @@ fn tiny_mobilenet_learns_builtin_faces() {
     assert!(acc > 0.25, "test accuracy {acc} is not clearly above chance (1/7)");
     eprintln!("smoke: loss {first:.3} -> {last:.3}, test accuracy {acc:.3}");
     assert!(out.join("best.safetensors").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Distillation: with alpha 1 the first step's loss is the distillation term alone, between the
+/// untrained student and a teacher whose outputs are stored in reverse FER-2013 order (permuted
+/// back by the trainer), recomputed here in f64 from the two networks' logits.
+#[test]
+fn distillation_trains_on_the_teachers_softened_outputs() {
+    let ds = generate(&BuiltinConfig { seed: 2, size: 32, train: 60, val: 14, test: 0, ..Default::default() });
+    let arch = |width| {
+        Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride: 1, dropout: 0.0 })
+    };
+    let out = std::env::temp_dir().join(format!("fer-train-distill-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    tch::manual_seed(11);
+    let tvs = nn::VarStore::new(tch::Device::Cpu);
+    let teacher = arch(0.5).build(&tvs.root());
+    // Outputs that differ by class (a fresh head's are all near zero), so that the order of the
+    // teacher's columns matters.
+    tch::no_grad(|| {
+        let vars = tvs.variables();
+        vars["classifier.1.bias"].shallow_clone().copy_(&tch::Tensor::arange(7, tch::kind::FLOAT_CPU));
+        let mut w = vars["classifier.1.weight"].shallow_clone();
+        w *= 30.0;
+    });
+    let weights = out.join("teacher.safetensors");
+    tvs.save(&weights).unwrap();
+    let labels: Vec<Emotion> = Emotion::ALL.iter().rev().copied().collect();
+    let temperature = 3.0;
+    let cfg = TrainConfig {
+        architecture: arch(0.35),
+        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
+        epochs: 1,
+        batch_size: 60,
+        optimizer: OptimizerKind::Adamw,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        momentum: 0.9,
+        warmup_epochs: 0.0,
+        label_smoothing: 0.0,
+        class_weighted_loss: false,
+        weighted_sampling: false,
+        augment: Augment { flip: false, rotate_deg: 0.0, shift: 0.0, zoom: 0.0, brightness: 0.0, contrast: 0.0 },
+        patience: 0,
+        seed: 5,
+        threads: 2,
+        init: None,
+        distill: Some(Distill { teacher: arch(0.5), weights, labels: labels.clone(), alpha: 1.0, temperature }),
+    };
+    let t = train(&cfg, &ds, tch::Device::Cpu, &out, |_| {}).unwrap();
+    let got = t.history[0].train_loss;
+
+    // The student as the trainer initialises it (same seed, built first), in training mode as in
+    // the step (batch statistics; one batch of every sample).
+    tch::manual_seed(cfg.seed as i64);
+    let svs = nn::VarStore::new(tch::Device::Cpu);
+    let student = arch(0.35).build(&svs.root());
+    let x = to_tensors(&ds.train, &cfg.input, tch::Device::Cpu).unwrap().x;
+    let s = Vec::<Vec<f32>>::try_from(tch::no_grad(|| student.forward_t(&x, true))).unwrap();
+    let raw = Vec::<Vec<f32>>::try_from(tch::no_grad(|| teacher.forward_t(&x, false))).unwrap();
+    let log_softmax = |v: &[f64]| {
+        let m = v.iter().cloned().fold(f64::MIN, f64::max);
+        let z = v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+        v.iter().map(|x| x - m - z).collect::<Vec<f64>>()
+    };
+    let mut want = 0.0;
+    for (s, raw) in s.iter().zip(&raw) {
+        // Column i of the teacher in FER order is its stored column for emotion i.
+        let tv: Vec<f64> = Emotion::ALL
+            .iter()
+            .map(|e| raw[labels.iter().position(|l| l == e).unwrap()] as f64 / temperature)
+            .collect();
+        let sv: Vec<f64> = s.iter().map(|v| *v as f64 / temperature).collect();
+        let (lt, ls) = (log_softmax(&tv), log_softmax(&sv));
+        want += lt.iter().zip(&ls).map(|(t, s)| t.exp() * (t - s)).sum::<f64>() * temperature * temperature;
+    }
+    want /= s.len() as f64;
+    assert!(want > 0.1, "the check needs a student and teacher that disagree ({want})");
+    assert!((got - want).abs() < 1e-4 * want, "first step's loss {got}, distillation term {want}");
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -306,6 +306,18 @@ struct TrainArgs {
     /// normalisation are used, and --width/--size/--stem-stride are ignored.
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Knowledge distillation: also learn from this trained model folder's softened outputs
+    /// (written by `train-and-export` or `import`, with the same input size, colour and
+    /// normalisation as the model being trained), e.g. a MobileNetV2-0.25 for a Raspberry Pi
+    /// from a trained MobileNetV2-0.5. The teacher runs on every batch (slower training).
+    #[arg(long)]
+    distill_from: Option<PathBuf>,
+    /// Weight of the distillation term (the label loss gets 1 - alpha).
+    #[arg(long, default_value_t = 0.5)]
+    distill_alpha: f64,
+    /// Softmax temperature of the distillation term.
+    #[arg(long, default_value_t = 4.0)]
+    distill_temperature: f64,
     /// Continue an interrupted run from <out>/checkpoint.json + last.safetensors (written after
     /// every epoch; same options required, --epochs may grow). Restores weights, schedule
     /// position, best-so-far, history and the data stream; AdamW/SGD moment estimates restart
@@ -517,6 +529,26 @@ fn train_on(a: TrainArgs, out: &std::path::Path, data: Option<Dataset>) -> Resul
         }
         None => (a.arch.build(&a), fer_core::preprocess::InputSpec::gray(a.size), None),
     };
+    let distill = match &a.distill_from {
+        Some(dir) => {
+            let (teacher, manifest, weights) = fer_trainer::export::read_trainable(dir)?;
+            anyhow::ensure!(
+                manifest.input == input,
+                "{}: the teacher's input ({:?}) differs from the model being trained ({:?})",
+                dir.display(),
+                manifest.input,
+                input
+            );
+            Some(trainer::Distill {
+                teacher,
+                weights,
+                labels: manifest.labels,
+                alpha: a.distill_alpha,
+                temperature: a.distill_temperature,
+            })
+        }
+        None => None,
+    };
     let ds = match data {
         Some(ds) => ds,
         None => load_dataset(&a, &input)?,
@@ -543,6 +575,7 @@ fn train_on(a: TrainArgs, out: &std::path::Path, data: Option<Dataset>) -> Resul
         seed: a.seed,
         threads: a.threads,
         init,
+        distill,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let write_json = |name: &str, v: &dyn erased::Json| -> Result<()> {
