@@ -8,7 +8,7 @@ use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
 use fer_trainer::models::Architecture;
 use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, OptimizerKind, TrainConfig};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
 #[test]
 fn tiny_mobilenet_learns_builtin_faces() {
