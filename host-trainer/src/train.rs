@@ -81,7 +81,8 @@ pub struct TrainConfig {
 /// Knowledge distillation (Hinton, Vinyals and Dean 2015): the loss is `(1 − alpha) · CE(student,
 /// label) + alpha · T² · KL(softmax(teacher / T) ‖ softmax(student / T))` on each augmented batch,
 /// the teacher in inference mode. A small student (MobileNetV2-0.25 for a Raspberry Pi's 1 ms
-/// class) learns from a larger trained model with the same input.
+/// class) learns from a larger trained model with the same input. The training loss in the
+/// history is this sum (the validation loss stays the plain cross-entropy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distill {
     pub teacher: Architecture,
