@@ -10,17 +10,14 @@ use fer_trainer::models::Architecture;
 use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, OptimizerKind, TrainConfig};
 use tch::nn;
 
-#[test]
-fn tiny_mobilenet_learns_builtin_faces() {
-    let ds = generate(&BuiltinConfig { seed: 1, size: 32, train: 1400, val: 140, test: 280, ..Default::default() });
-    let cfg = TrainConfig {
-        architecture: Architecture::MobilenetV2(MobileNetV2Config {
-            width: 0.35,
-            in_channels: 1,
-            classes: 7,
-            stem_stride: 1,
-            dropout: 0.0,
-        }),
+fn tiny_mobilenet(width: f64) -> Architecture {
+    Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride: 1, dropout: 0.0 })
+}
+
+/// The smoke run's recipe: a MobileNetV2-0.35 on 32x32 faces, flips only.
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        architecture: tiny_mobilenet(0.35),
         input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs: 10,
         batch_size: 50,
@@ -38,7 +35,13 @@ fn tiny_mobilenet_learns_builtin_faces() {
         threads: 2,
         init: None,
         distill: None,
-    };
+    }
+}
+
+#[test]
+fn tiny_mobilenet_learns_builtin_faces() {
+    let ds = generate(&BuiltinConfig { seed: 1, size: 32, train: 1400, val: 140, test: 280, ..Default::default() });
+    let cfg = tiny_config();
     let out = std::env::temp_dir().join(format!("fer-train-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let t = train(&cfg, &ds, tch::Device::Cpu, &out, |_| {}).unwrap();
@@ -64,14 +67,11 @@ fn tiny_mobilenet_learns_builtin_faces() {
 #[test]
 fn distillation_trains_on_the_teachers_softened_outputs() {
     let ds = generate(&BuiltinConfig { seed: 2, size: 32, train: 60, val: 14, test: 0, ..Default::default() });
-    let arch = |width| {
-        Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride: 1, dropout: 0.0 })
-    };
     let out = std::env::temp_dir().join(format!("fer-train-distill-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     tch::manual_seed(11);
     let tvs = nn::VarStore::new(tch::Device::Cpu);
-    let teacher = arch(0.5).build(&tvs.root());
+    let teacher = tiny_mobilenet(0.5).build(&tvs.root());
     // Outputs that differ by class (a fresh head's are all near zero), so that the order of the
     // teacher's columns matters.
     tch::no_grad(|| {
@@ -85,24 +85,20 @@ fn distillation_trains_on_the_teachers_softened_outputs() {
     let labels: Vec<Emotion> = Emotion::ALL.iter().rev().copied().collect();
     let temperature = 3.0;
     let cfg = TrainConfig {
-        architecture: arch(0.35),
-        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs: 1,
         batch_size: 60,
-        optimizer: OptimizerKind::Adamw,
-        lr: 1e-3,
-        weight_decay: 0.0,
-        momentum: 0.9,
         warmup_epochs: 0.0,
-        label_smoothing: 0.0,
         class_weighted_loss: false,
-        weighted_sampling: false,
-        augment: Augment { flip: false, rotate_deg: 0.0, shift: 0.0, zoom: 0.0, brightness: 0.0, contrast: 0.0 },
-        patience: 0,
+        augment: Augment { flip: false, ..tiny_config().augment },
         seed: 5,
-        threads: 2,
-        init: None,
-        distill: Some(Distill { teacher: arch(0.5), weights, labels: labels.clone(), alpha: 1.0, temperature }),
+        distill: Some(Distill {
+            teacher: tiny_mobilenet(0.5),
+            weights,
+            labels: labels.clone(),
+            alpha: 1.0,
+            temperature,
+        }),
+        ..tiny_config()
     };
     let t = train(&cfg, &ds, tch::Device::Cpu, &out, |_| {}).unwrap();
     let got = t.history[0].train_loss;
@@ -111,7 +107,7 @@ fn distillation_trains_on_the_teachers_softened_outputs() {
     // the step (batch statistics; one batch of every sample).
     tch::manual_seed(cfg.seed as i64);
     let svs = nn::VarStore::new(tch::Device::Cpu);
-    let student = arch(0.35).build(&svs.root());
+    let student = cfg.architecture.build(&svs.root());
     let x = to_tensors(&ds.train, &cfg.input, tch::Device::Cpu).unwrap().x;
     let s = Vec::<Vec<f32>>::try_from(tch::no_grad(|| student.forward_t(&x, true))).unwrap();
     let raw = Vec::<Vec<f32>>::try_from(tch::no_grad(|| teacher.forward_t(&x, false))).unwrap();
