@@ -86,10 +86,9 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distill {
     pub teacher: Architecture,
-    /// The teacher's weights (parameter names of `teacher`) and their output order; its
-    /// classifier rows are permuted to FER-2013 order as for [`Init`].
-    pub weights: std::path::PathBuf,
-    pub labels: Vec<fer_core::Emotion>,
+    /// The teacher's weights (parameter names of `teacher`) and their output order, loaded as
+    /// an [`Init`] (classifier rows permuted to FER-2013 order).
+    pub weights: Init,
     /// Weight of the distillation term, in [0, 1].
     pub alpha: f64,
     /// Softmax temperature T (> 0).
@@ -369,8 +368,7 @@ pub fn train_resumable(
             );
             let mut tvs = nn::VarStore::new(device);
             let teacher = d.teacher.build(&tvs.root());
-            load_init(&mut tvs, &d.teacher, &Init { weights: d.weights.clone(), labels: d.labels.clone() })
-                .context("loading the distillation teacher")?;
+            load_init(&mut tvs, &d.teacher, &d.weights).context("loading the distillation teacher")?;
             tvs.freeze();
             Some((tvs, teacher, d.alpha, d.temperature))
         }

@@ -7,7 +7,7 @@ use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
 use fer_trainer::models::Architecture;
-use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, OptimizerKind, TrainConfig};
+use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, Init, OptimizerKind, TrainConfig};
 use tch::nn;
 
 fn tiny_mobilenet(width: f64) -> Architecture {
@@ -93,8 +93,7 @@ fn distillation_trains_on_the_teachers_softened_outputs() {
         seed: 5,
         distill: Some(Distill {
             teacher: tiny_mobilenet(0.5),
-            weights,
-            labels: labels.clone(),
+            weights: Init { weights, labels: labels.clone() },
             alpha: 1.0,
             temperature,
         }),

@@ -541,8 +541,7 @@ fn train_on(a: TrainArgs, out: &std::path::Path, data: Option<Dataset>) -> Resul
             );
             Some(trainer::Distill {
                 teacher,
-                weights,
-                labels: manifest.labels,
+                weights: trainer::Init { weights, labels: manifest.labels },
                 alpha: a.distill_alpha,
                 temperature: a.distill_temperature,
             })
