@@ -1004,6 +1004,26 @@ pub fn direct_conv(
     residual: Option<Residual>,
     out: &mut [f32],
 ) {
+    direct_conv_in(build(), x, packed, bias, g, clamp, residual, out)
+}
+
+/// [`direct_conv`] in a given build (the AVX-512 one runs rows of 32 points or more, and leaves
+/// narrower ones to the AVX2 build).
+///
+/// # Panics
+/// As [`direct_conv`], and if this machine lacks the build's instruction sets.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn direct_conv_in(
+    build: Build,
+    x: &[f32],
+    packed: &[f32],
+    bias: &[f32],
+    g: &DirectGeometry,
+    clamp: (f32, f32),
+    residual: Option<Residual>,
+    out: &mut [f32],
+) {
+    assert!(build.available(), "{build:?} needs instructions this machine lacks");
     let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
     assert!(
         g.ow >= DIRECT_LANES && g.oh > 0 && g.sh > 0 && g.sw > 0 && g.kh > 0 && (1..=DIRECT_MAX_KW).contains(&g.kw)
@@ -1018,21 +1038,103 @@ pub fn direct_conv(
         copy = input.copy(x);
         &copy[..]
     };
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present; the asserts above and `DirectInput` bound every
-            // access.
-            unsafe { direct_avx2_fma(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), &input, clamp, out.as_mut_ptr()) };
-            return;
-        }
+    let (x, packed, bias, out) = (x.as_ptr(), packed.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+    match build {
+        // SAFETY (all three): the build's features are present; the asserts above and
+        // `DirectInput` bound every access.
+        #[cfg(target_arch = "x86_64")]
+        Build::Avx512 if g.ow >= 32 => unsafe {
+            if input.sum.add.is_null() {
+                direct_rows_avx512::<false>(x, packed, bias, &input, clamp, out)
+            } else {
+                direct_rows_avx512::<true>(x, packed, bias, &input, clamp, out)
+            }
+        },
+        #[cfg(target_arch = "x86_64")]
+        Build::Avx512 | Build::Avx2Fma => unsafe { direct_avx2_fma(x, packed, bias, &input, clamp, out) },
+        Build::Portable => unsafe { direct_portable(x, packed, bias, &input, clamp, out) },
     }
-    // SAFETY: the asserts above and `DirectInput` bound every access.
-    unsafe { direct_portable(x.as_ptr(), packed.as_ptr(), bias.as_ptr(), &input, clamp, out.as_mut_ptr()) }
 }
 
 avx2_fma_build!(direct_avx2_fma, direct_body, DirectInput);
 portable_build!(direct_portable, direct_body, DirectInput);
+
+/// The AVX-512 build of [`direct_rows`], for rows of 32 points or more: blocks of 2 vectors of
+/// 16 points x 8 output channels (16 accumulators of the 32 registers), in intrinsics (the
+/// portable body's arrays of 16 lanes made LLVM spill: face-api.js's 32 -> 32 1x1 layers 0.096 ->
+/// 0.27 ms, against 0.071 ms here).
+///
+/// # Safety
+/// As [`direct_rows`], with `input.g.ow >= 32` and `input.sum`'s residual present when `SUM`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn direct_rows_avx512<const SUM: bool>(
+    x: *const f32,
+    packed: *const f32,
+    bias: *const f32,
+    input: &DirectInput,
+    (lo, hi): (f32, f32),
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    const L: usize = 16;
+    const V: usize = 2;
+    const C: usize = 8;
+    let g = &input.g;
+    let sum = input.sum;
+    let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
+    let mut tap = [0; DIRECT_MAX_KW];
+    for (kx, t) in tap.iter_mut().enumerate().take(g.kw) {
+        *t = (kx % g.sw) * input.cols + kx / g.sw;
+    }
+    let row_len = g.sw * input.cols;
+    unsafe {
+        let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        for cb in (0..g.cout).step_by(C) {
+            let nco = (g.cout - cb).min(C);
+            for oy in 0..g.oh {
+                let mut ox = 0;
+                loop {
+                    let x0 = ox.min(g.ow - V * L);
+                    let mut acc: [[__m512; V]; C] = std::array::from_fn(|co| [_mm512_set1_ps(*bias.add(cb + co)); V]);
+                    let mut w = packed.add(cb);
+                    for ci in 0..g.cin {
+                        for ky in 0..g.kh {
+                            let row = x.add((ci * input.rows + oy * g.sh + ky) * row_len + x0);
+                            for &t in &tap[..g.kw] {
+                                let xv = [_mm512_loadu_ps(row.add(t)), _mm512_loadu_ps(row.add(t + L))];
+                                for (co, acc) in acc.iter_mut().enumerate() {
+                                    let wc = _mm512_set1_ps(*w.add(co));
+                                    acc[0] = _mm512_fmadd_ps(xv[0], wc, acc[0]);
+                                    acc[1] = _mm512_fmadd_ps(xv[1], wc, acc[1]);
+                                }
+                                w = w.add(cpad);
+                            }
+                        }
+                    }
+                    for (co, acc) in acc.iter().enumerate().take(nco) {
+                        for (v, &acc) in acc.iter().enumerate() {
+                            let o = ((cb + co) * g.oh + oy) * g.ow + x0 + v * L;
+                            let mut y = acc;
+                            if SUM {
+                                y = _mm512_add_ps(y, _mm512_loadu_ps(sum.add.add(o)));
+                                if !sum.keep.is_null() {
+                                    _mm512_storeu_ps(sum.keep.add(o), y);
+                                }
+                            }
+                            y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+                            _mm512_storeu_ps(out.add(o), y);
+                        }
+                    }
+                    if x0 + V * L >= g.ow {
+                        break;
+                    }
+                    ox += V * L;
+                }
+            }
+        }
+    }
+}
 
 #[inline(always)]
 unsafe fn direct_body<const FUSED: bool>(
@@ -1043,18 +1145,19 @@ unsafe fn direct_body<const FUSED: bool>(
     clamp: (f32, f32),
     out: *mut f32,
 ) {
+    const L: usize = DIRECT_LANES;
     unsafe {
-        if input.g.ow >= 2 * DIRECT_LANES {
+        if input.g.ow >= 2 * L {
             if input.sum.add.is_null() {
-                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, false>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, L, 2, { L / 2 }, false>(x, packed, bias, input, clamp, out)
             } else {
-                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, true>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, L, 2, { L / 2 }, true>(x, packed, bias, input, clamp, out)
             }
         } else {
             if input.sum.add.is_null() {
-                direct_rows::<FUSED, 1, DIRECT_LANES, false>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, L, 1, L, false>(x, packed, bias, input, clamp, out)
             } else {
-                direct_rows::<FUSED, 1, DIRECT_LANES, true>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, L, 1, L, true>(x, packed, bias, input, clamp, out)
             }
         }
     }
@@ -1065,7 +1168,7 @@ unsafe fn direct_body<const FUSED: bool>(
 /// 2 x 4 takes 6 loads per 8 multiply-adds where 1 x 8 took 9). With `SUM`, adds `input.sum`'s
 /// residual (a separate build, so that the kernel without one is unchanged).
 #[inline(always)]
-unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const SUM: bool>(
+unsafe fn direct_rows<const FUSED: bool, const L: usize, const V: usize, const C: usize, const SUM: bool>(
     x: *const f32,
     packed: *const f32,
     bias: *const f32,
@@ -1073,10 +1176,9 @@ unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const S
     (lo, hi): (f32, f32),
     out: *mut f32,
 ) {
-    const L: usize = DIRECT_LANES;
     let g = &input.g;
     let sum = input.sum;
-    let cpad = g.cout.div_ceil(L) * L;
+    let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
     // Where tap column `kx` starts in a row's phases.
     let mut tap = [0; DIRECT_MAX_KW];
     for (kx, t) in tap.iter_mut().enumerate().take(g.kw) {
@@ -1303,7 +1405,7 @@ pub fn pointwise_conv(
     residual: Option<Residual>,
     out: &mut [f32],
 ) {
-    pointwise_conv_in(pointwise_build(), x, w, bias, g, clamp, residual, out)
+    pointwise_conv_in(build(), x, w, bias, g, clamp, residual, out)
 }
 
 /// [`pointwise_conv`] in a given build.
@@ -1312,7 +1414,7 @@ pub fn pointwise_conv(
 /// As [`pointwise_conv`], and if this machine lacks the build's instruction sets.
 #[allow(clippy::too_many_arguments)]
 fn pointwise_conv_in(
-    build: PointwiseBuild,
+    build: Build,
     x: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -1334,16 +1436,17 @@ fn pointwise_conv_in(
         // SAFETY (all three): the build's features are present; the asserts above bound every
         // access.
         #[cfg(target_arch = "x86_64")]
-        PointwiseBuild::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
+        Build::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
         #[cfg(target_arch = "x86_64")]
-        PointwiseBuild::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, sum, out) },
-        PointwiseBuild::Portable => unsafe { pointwise_portable(x, w, bias, g, clamp, sum, out) },
+        Build::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, sum, out) },
+        Build::Portable => unsafe { pointwise_portable(x, w, bias, g, clamp, sum, out) },
     }
 }
 
-/// The builds of [`pointwise_conv`].
+/// The x86-64 builds of [`pointwise_conv`] and [`direct_conv`] (the other kernels have one AVX2
+/// build and one portable build).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PointwiseBuild {
+pub enum Build {
     #[cfg(target_arch = "x86_64")]
     Avx512,
     #[cfg(target_arch = "x86_64")]
@@ -1351,38 +1454,38 @@ pub enum PointwiseBuild {
     Portable,
 }
 
-impl PointwiseBuild {
+impl Build {
     /// Whether this machine has the build's instruction sets.
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            PointwiseBuild::Avx512 => PointwiseBuild::Avx2Fma.available() && is_x86_feature_detected!("avx512f"),
+            Build::Avx512 => Build::Avx2Fma.available() && is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
-            PointwiseBuild::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            PointwiseBuild::Portable => true,
+            Build::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Build::Portable => true,
         }
     }
 
     /// Every build, best first.
-    pub fn all() -> &'static [PointwiseBuild] {
+    pub fn all() -> &'static [Build] {
         #[cfg(target_arch = "x86_64")]
-        return &[PointwiseBuild::Avx512, PointwiseBuild::Avx2Fma, PointwiseBuild::Portable];
+        return &[Build::Avx512, Build::Avx2Fma, Build::Portable];
         #[cfg(not(target_arch = "x86_64"))]
-        return &[PointwiseBuild::Portable];
+        return &[Build::Portable];
     }
 }
 
-/// The build of [`pointwise_conv`] this machine runs: its best, or the one the environment
-/// variable `FER_POINTWISE` names (`avx512`, `avx2fma`, `portable`; for comparisons), or the
-/// next available after it.
-pub fn pointwise_build() -> PointwiseBuild {
-    static BUILD: std::sync::OnceLock<PointwiseBuild> = std::sync::OnceLock::new();
+/// The build of [`pointwise_conv`] and [`direct_conv`] this machine runs: its best, or the one
+/// the environment variable `FER_KERNELS` names (`avx512`, `avx2fma`, `portable`; for
+/// comparisons), or the next available after it.
+pub fn build() -> Build {
+    static BUILD: std::sync::OnceLock<Build> = std::sync::OnceLock::new();
     *BUILD.get_or_init(|| {
-        let wanted = std::env::var("FER_POINTWISE").unwrap_or_default().to_lowercase();
-        let builds = PointwiseBuild::all().iter().filter(|b| b.available());
+        let wanted = std::env::var("FER_KERNELS").unwrap_or_default().to_lowercase();
+        let builds = Build::all().iter().filter(|b| b.available());
         let mut builds =
             builds.skip_while(|b| !wanted.is_empty() && !format!("{b:?}").to_lowercase().starts_with(&wanted));
-        builds.next().copied().unwrap_or(PointwiseBuild::Portable)
+        builds.next().copied().unwrap_or(Build::Portable)
     })
 }
 
@@ -1846,7 +1949,7 @@ pub(crate) mod tests {
                     let w = values(cin * cout, 8);
                     let bias = values(cout, 9);
                     let add = values(points * cout, 10);
-                    for &build in PointwiseBuild::all().iter().filter(|b| b.available()) {
+                    for &build in Build::all().iter().filter(|b| b.available()) {
                         let mut out = vec![f32::NAN; points * cout + 3];
                         let mut kept = vec![f32::NAN; points * cout + 3];
                         let r = (residual > 0)

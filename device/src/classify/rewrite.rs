@@ -1238,6 +1238,13 @@ mod tests {
             // ResNet-like 7x7 stem (3 columns of padding: both phases start past column 0).
             ((2, 8, 23, 8, 3, 3), ((1, 2), [0, 0, 0, 0])),
             ((1, 5, 30, 8, 7, 7), ((2, 2), [3, 3, 3, 3])),
+            // Rows of 32 points or more (the AVX-512 build's blocks of 2 x 16 points x 8
+            // channels): a face-api.js-like strided stem with 20 channels (a last block of 4),
+            // an unpadded row of 38 (a last block overlapping by 26), and a 1x1 convolution
+            // along 100 points, as channel-first pointwise layers run.
+            ((3, 9, 70, 20, 3, 3), ((2, 2), [0, 1, 0, 1])),
+            ((2, 4, 40, 8, 3, 3), unpadded),
+            ((5, 1, 100, 13, 1, 1), unpadded),
         ] {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
@@ -1257,16 +1264,25 @@ mod tests {
                         "{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}: element {i}: {g} vs {v}"
                     );
                 }
-                // The kernel with a residual added before the clamp, the sum kept unclamped.
+                // Every build this machine has, without and with a residual added before the
+                // clamp (the sum kept unclamped).
                 let geo = op.geometry(h, w).unwrap();
                 let add = values(want.len(), 10);
-                let (mut got, mut kept) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
-                let r = kernels::Residual { add: &add, keep: Some(&mut kept) };
-                kernels::direct_conv(&x, &op.packed, &op.bias, &geo, clamp, Some(r), &mut got);
-                for (i, ((g, k), (v, a))) in got.iter().zip(&kept).zip(want.iter().zip(&add)).enumerate() {
-                    let context = format!("{c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?} + residual");
-                    assert!((k - (v + a)).abs() < 1e-5, "{context}: element {i} kept {k} vs {}", v + a);
-                    assert!((g - (v + a).max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
+                for &build in kernels::Build::all().iter().filter(|b| b.available()) {
+                    let context = format!("{build:?} {c}x{h}x{w} -> {o}, {kh}x{kw} {strides:?} {pads:?} {clamp:?}");
+                    let mut got = vec![f32::NAN; want.len()];
+                    kernels::direct_conv_in(build, &x, &op.packed, &op.bias, &geo, clamp, None, &mut got);
+                    for (i, (g, v)) in got.iter().zip(&want).enumerate() {
+                        assert!((g - v.max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
+                    }
+                    let (mut got, mut kept) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
+                    let r = kernels::Residual { add: &add, keep: Some(&mut kept) };
+                    kernels::direct_conv_in(build, &x, &op.packed, &op.bias, &geo, clamp, Some(r), &mut got);
+                    for (i, ((g, k), (v, a))) in got.iter().zip(&kept).zip(want.iter().zip(&add)).enumerate() {
+                        let context = format!("{context} + residual");
+                        assert!((k - (v + a)).abs() < 1e-5, "{context}: element {i} kept {k} vs {}", v + a);
+                        assert!((g - (v + a).max(clamp.0).min(clamp.1)).abs() < 1e-5, "{context}: element {i}: {g}");
+                    }
                 }
             }
         }
