@@ -1107,8 +1107,9 @@ impl DirectInput {
 /// `packed` is `[ci][ky][kx][co]` with `co` padded to a multiple of [`DIRECT_LANES`], `bias`
 /// padded the same way.
 ///
-/// Blocks of 16 output points of a row × 4 output channels (8 × 8 on rows narrower than 16)
-/// stay in registers across all taps (64 accumulators: 8 AVX2 or 16 NEON registers); each tap
+/// Blocks of 16 output points of a row × 4 output channels (8 × 8 on rows narrower than 16;
+/// 32 × 8 in the AVX-512 build on rows of 32 or more) stay in registers across all taps (64
+/// accumulators: 8 AVX2 or 16 NEON registers; 256 in 16 AVX-512 registers); each tap
 /// loads the block's runs of input points and broadcasts one weight per channel. A row whose
 /// width is not a multiple of the block ends with a block that overlaps the previous one.
 /// With unit strides and no padding it reads the input where it lies; otherwise from a padded
@@ -1268,19 +1269,18 @@ unsafe fn direct_body<const FUSED: bool>(
     clamp: (f32, f32),
     out: *mut f32,
 ) {
-    const L: usize = DIRECT_LANES;
     unsafe {
-        if input.g.ow >= 2 * L {
+        if input.g.ow >= 2 * DIRECT_LANES {
             if input.sum.add.is_null() {
-                direct_rows::<FUSED, L, 2, { L / 2 }, false>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, false>(x, packed, bias, input, clamp, out)
             } else {
-                direct_rows::<FUSED, L, 2, { L / 2 }, true>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, 2, { DIRECT_LANES / 2 }, true>(x, packed, bias, input, clamp, out)
             }
         } else {
             if input.sum.add.is_null() {
-                direct_rows::<FUSED, L, 1, L, false>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, 1, DIRECT_LANES, false>(x, packed, bias, input, clamp, out)
             } else {
-                direct_rows::<FUSED, L, 1, L, true>(x, packed, bias, input, clamp, out)
+                direct_rows::<FUSED, 1, DIRECT_LANES, true>(x, packed, bias, input, clamp, out)
             }
         }
     }
@@ -1291,7 +1291,7 @@ unsafe fn direct_body<const FUSED: bool>(
 /// 2 x 4 takes 6 loads per 8 multiply-adds where 1 x 8 took 9). With `SUM`, adds `input.sum`'s
 /// residual (a separate build, so that the kernel without one is unchanged).
 #[inline(always)]
-unsafe fn direct_rows<const FUSED: bool, const L: usize, const V: usize, const C: usize, const SUM: bool>(
+unsafe fn direct_rows<const FUSED: bool, const V: usize, const C: usize, const SUM: bool>(
     x: *const f32,
     packed: *const f32,
     bias: *const f32,
@@ -1299,9 +1299,10 @@ unsafe fn direct_rows<const FUSED: bool, const L: usize, const V: usize, const C
     (lo, hi): (f32, f32),
     out: *mut f32,
 ) {
+    const L: usize = DIRECT_LANES;
     let g = &input.g;
     let sum = input.sum;
-    let cpad = g.cout.div_ceil(DIRECT_LANES) * DIRECT_LANES;
+    let cpad = g.cout.div_ceil(L) * L;
     // Where tap column `kx` starts in a row's phases.
     let mut tap = [0; DIRECT_MAX_KW];
     for (kx, t) in tap.iter_mut().enumerate().take(g.kw) {
@@ -1510,7 +1511,8 @@ pub struct PointwiseGeometry {
 /// `out[co * points + p]` channel-first) `= clamp(bias[co] + Σ w[ci * cout + co] · x[p *
 /// point_stride + ci * channel_stride], lo, hi)`. `w` is `[ci][co]`.
 ///
-/// Blocks of 4 points × 16 output channels (32 in the AVX-512 build) stay in registers across
+/// Blocks of 4 points × 16 output channels (32 in the AVX-512 build, on 8 points where the
+/// output is channel-last and its channels whole blocks of 32) stay in registers across
 /// all input channels; each input channel loads one run of weights and broadcasts one input
 /// value per point (on aarch64 one load of 4 input values serves 16 multiply-adds by vector
 /// lane, `pointwise_16x4_neon`). Unlike a matrix product it packs nothing per run: the weights
@@ -1582,7 +1584,11 @@ impl Build {
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Build::Avx512 => Build::Avx2Fma.available() && is_x86_feature_detected!("avx512f"),
+            Build::Avx512 => {
+                Build::Avx2Fma.available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512vl")
+            }
             #[cfg(target_arch = "x86_64")]
             Build::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             Build::Portable => true,
