@@ -1239,15 +1239,7 @@ unsafe fn direct_rows_avx512<const SUM: bool>(
                     for (co, acc) in acc.iter().enumerate().take(nco) {
                         for (v, &acc) in acc.iter().enumerate() {
                             let o = ((cb + co) * g.oh + oy) * g.ow + x0 + v * L;
-                            let mut y = acc;
-                            if SUM {
-                                y = _mm512_add_ps(y, _mm512_loadu_ps(sum.add.add(o)));
-                                if !sum.keep.is_null() {
-                                    _mm512_storeu_ps(sum.keep.add(o), y);
-                                }
-                            }
-                            y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
-                            _mm512_storeu_ps(out.add(o), y);
+                            store_avx512::<SUM>(acc, sum, (vlo, vhi), out, o);
                         }
                     }
                     if x0 + V * L >= g.ow {
@@ -1853,6 +1845,34 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
     }
 }
 
+/// Stores 16 results of an AVX-512 kernel at `out + o`: with `SUM`, the residual at `o` added
+/// (and the sum kept where `sum` keeps it), then the clamp.
+///
+/// # Safety
+/// The 16 values from `o` lie within the output and, with `SUM`, the residual's slices.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_avx512<const SUM: bool>(
+    y: std::arch::x86_64::__m512,
+    sum: Sum,
+    (lo, hi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
+    out: *mut f32,
+    o: usize,
+) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let mut y = y;
+        if SUM {
+            y = _mm512_add_ps(y, _mm512_loadu_ps(sum.add.add(o)));
+            if !sum.keep.is_null() {
+                _mm512_storeu_ps(sum.keep.add(o), y);
+            }
+        }
+        _mm512_storeu_ps(out.add(o), _mm512_min_ps(_mm512_max_ps(y, lo), hi));
+    }
+}
+
 /// `P` points x 32 channels of [`pointwise_block`] with channel-last output in AVX-512
 /// intrinsics: per input channel two loads of 16 weights and one broadcast per point.
 ///
@@ -1891,15 +1911,7 @@ unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool>(
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for (q, acc) in acc.iter().enumerate() {
             for (h, &y) in acc.iter().enumerate() {
-                let o = (p + q) * g.cout + c + 16 * h;
-                let mut y = y;
-                if SUM {
-                    y = _mm512_add_ps(y, _mm512_loadu_ps(sum.add.add(o)));
-                    if !sum.keep.is_null() {
-                        _mm512_storeu_ps(sum.keep.add(o), y);
-                    }
-                }
-                _mm512_storeu_ps(out.add(o), _mm512_min_ps(_mm512_max_ps(y, lo), hi));
+                store_avx512::<SUM>(y, sum, (lo, hi), out, (p + q) * g.cout + c + 16 * h);
             }
         }
     }
