@@ -5,11 +5,16 @@
 # `bench-models` on the given ONNX files and powers off. The printed "median_ns" figures are
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
-#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] MODEL.onnx...
+#   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] [--onnxruntime] MODEL.onnx...
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --pipeline BOARD.toml IMAGE
 #
 # --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
 # --profile-nodes N lists N of them (0: every node) and implies --profile.
+# --onnxruntime also runs each model in onnxruntime in the same VM and process, interleaved
+# (`bench-models --onnxruntime`): the aarch64 libonnxruntime.so of PyPI's wheel of the version
+# scripts/requirements-ref.txt pins (downloaded once into .cache/arm-cost/ort/), loaded by a
+# dynamically linked aarch64 fer-device with the cross toolchain's glibc and libstdc++ beside
+# it in the VM; its figures are guest instructions too.
 # --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
@@ -27,6 +32,7 @@ board=
 image=
 profile=
 profile_nodes=
+ort=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
@@ -34,6 +40,7 @@ while [ $# -gt 0 ]; do
     --profile) profile="--profile $profile_nodes"; shift ;;
     --profile-nodes) profile_nodes="--profile-nodes $2"; profile="--profile $profile_nodes"; shift 2 ;;
     --pipeline) board=$2; image=$3; shift 3 ;;
+    --onnxruntime) ort=1; shift ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -58,10 +65,33 @@ if [ -z "$kernel" ]; then
   kernel=$(ls "$work"/kern/boot/vmlinuz-* | head -1)
 fi
 
-# A static aarch64 fer-device (release, as shipped) as the VM's /init, with the models beside it.
-bin=$(scripts/arm-static-build.sh)
+# A static aarch64 fer-device (release, as shipped) as the VM's /init (a dynamic one with
+# --onnxruntime), with the models beside it.
 rm -rf "$work/initfs" && mkdir -p "$work/initfs/m"
-cp "$bin" "$work/initfs/init"
+ort_arg=
+if [ -n "$ort" ]; then
+  # onnxruntime is a shared library: a dynamic fer-device, and the libraries both need.
+  version=$(sed -n 's/^onnxruntime==//p' scripts/requirements-ref.txt)
+  lib=$work/ort/onnxruntime/capi/libonnxruntime.so.$version
+  if [ ! -f "$lib" ]; then
+    [ -x .venv-ref/bin/pip ] || { echo "arm-cost: --onnxruntime needs .venv-ref (scripts/setup.sh)" >&2; exit 1; }
+    rm -rf "$work/ort" && mkdir -p "$work/ort"
+    .venv-ref/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform manylinux_2_28_aarch64 --python-version 3.11 "onnxruntime==$version" -d "$work/ort"
+    (cd "$work/ort" && python3 -m zipfile -e onnxruntime-*.whl . && rm -f onnxruntime-*.whl)
+  fi
+  cargo build --locked --release --target aarch64-unknown-linux-gnu -p fer-device --target-dir target/arm-cost-dyn -q
+  cp target/arm-cost-dyn/aarch64-unknown-linux-gnu/release/fer-device "$work/initfs/init"
+  mkdir -p "$work/initfs/lib/aarch64-linux-gnu" "$work/initfs/ort"
+  cp -L /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 "$work/initfs/lib/"
+  for l in libc.so.6 libm.so.6 libdl.so.2 librt.so.1 libpthread.so.0 libgcc_s.so.1 libstdc++.so.6; do
+    cp -L "/usr/aarch64-linux-gnu/lib/$l" "$work/initfs/lib/aarch64-linux-gnu/"
+  done
+  cp "$lib" "$work/initfs/ort/"
+  ort_arg="--onnxruntime /ort/$(basename "$lib")"
+else
+  cp "$(scripts/arm-static-build.sh)" "$work/initfs/init"
+fi
 args=()
 if [ -n "$board" ]; then
   # The files the board config names, at the same (relative or absolute) paths inside the VM.
@@ -78,7 +108,7 @@ else
     cp "${models[$i]}" "$work/initfs/m/$i.onnx"
     args+=("/m/$i.onnx")
   done
-  cmd="bench-models --poweroff --iterations $iterations $profile ${args[*]}"
+  cmd="bench-models --poweroff --iterations $iterations $profile $ort_arg ${args[*]}"
 fi
 (cd "$work/initfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/bench.cpio.gz"
 out="$work/last-$cpu.txt"

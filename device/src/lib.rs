@@ -2,9 +2,11 @@
 //! `source -> detect -> classify -> track -> present`; every stage is behind a trait so the whole
 //! pipeline runs on files, under qemu-user, and with fakes in tests.
 //!
-//! Present so far: [`source`] (image folder, single image, MJPEG stream), [`detect`] (OpenCV
-//! Haar cascades evaluated in Rust) and [`track`] (IoU tracking, EMA/window smoothing with
-//! hysteresis). tract inference, displays and the camera follow.
+//! [`source`] (V4L2 camera, image folder, single image, MJPEG stream), [`detect`] (OpenCV's
+//! Haar and LBP cascades evaluated in Rust), [`classify`] (tract with fer-edge's graph rewrites
+//! and kernels), [`track`] (IoU tracking, EMA/window smoothing with hysteresis), [`present`]
+//! (SSD1306, ST7789/ILI9341, framebuffer, PNG), [`pipeline`] (the frame loop, JSON lines), and
+//! [`onnxruntime`] (Microsoft's runtime loaded at run time, the benchmarks' peer).
 //!
 //! ```
 //! use fer_core::board::TrackingConfig;
@@ -19,6 +21,7 @@
 
 pub mod classify;
 pub mod detect;
+pub mod onnxruntime;
 pub mod pipeline;
 pub mod present;
 pub mod source;

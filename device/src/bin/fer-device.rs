@@ -79,6 +79,11 @@ enum Command {
         /// Which plans to time: the classifier's (`fer`), tract's own (`tract`), or both.
         #[arg(long, value_enum, default_value_t = PlanChoice::Both)]
         plan: PlanChoice,
+        /// Also run each model in onnxruntime, loaded from this `libonnxruntime.so` (e.g. the
+        /// one in PyPI's onnxruntime wheel, `onnxruntime/capi/`), one thread, interleaved with
+        /// the plans: its time, the ratio, and how far its output is from the first plan's.
+        #[arg(long)]
+        onnxruntime: Option<PathBuf>,
     },
     /// Time the cascade detector alone on photographs (one thread, median of `--iterations`)
     /// and OpenCV's `detectMultiScale` with the same cascade, parameters and gray image in the
@@ -518,13 +523,16 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> 
 
 /// What PID 1 of a benchmark VM needs.
 mod as_init {
-    /// Mounts /proc (tract reads /proc/cpuinfo to pick ARM kernels); errors are reported only.
+    /// Mounts /proc (tract reads /proc/cpuinfo to pick ARM kernels) and /sys (onnxruntime's
+    /// cpuinfo reads the CPU topology there); errors are reported only.
     pub fn mount_proc() {
-        let _ = std::fs::create_dir_all("/proc");
-        // SAFETY: plain libc call with NUL-terminated static strings.
-        let rc = unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), 0, std::ptr::null()) };
-        if rc != 0 {
-            println!("note: mounting /proc failed: {}", std::io::Error::last_os_error());
+        for (fs, dir) in [(c"proc", c"/proc"), (c"sysfs", c"/sys")] {
+            let _ = std::fs::create_dir_all(dir.to_str().unwrap_or("/"));
+            // SAFETY: plain libc call with NUL-terminated static strings.
+            let rc = unsafe { libc::mount(fs.as_ptr(), dir.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+            if rc != 0 {
+                println!("note: mounting {dir:?} failed: {}", std::io::Error::last_os_error());
+            }
         }
     }
 
@@ -669,6 +677,7 @@ fn bench_models(
     profile: Option<usize>,
     threads: usize,
     plan: PlanChoice,
+    onnxruntime: Option<&Path>,
 ) -> Result<()> {
     use fer_device::classify::PlanKind;
     use tract_onnx::prelude::*;
@@ -677,20 +686,47 @@ fn bench_models(
         PlanChoice::Tract => &[(PlanKind::Tract, "tract")],
         PlanChoice::Both => &[(PlanKind::Fer, "fer"), (PlanKind::Tract, "tract")],
     };
+    let ort = onnxruntime.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
+    if let Some(ort) = &ort {
+        println!("bench-models onnxruntime {} ({})", ort.version(), onnxruntime.unwrap_or(Path::new("")).display());
+    }
     let mut plans = Vec::new();
+    let mut sessions = Vec::new();
     for p in models {
         for &(kind, name) in kinds {
             let (plan, input) = bench_plan(p, threads, kind)?;
             let state = plan.spawn()?;
             plans.push((p, name, plan, input, state));
         }
+        if let Some(ort) = &ort {
+            // Its output on the same input, against the first plan's.
+            let (.., plan, input, _) = plans.last().context("no plan")?;
+            let ours = plan.run(tvec![input.clone().into()])?.remove(0);
+            let ours = ours.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            let shape: Vec<i64> = input.shape().iter().map(|&d| d as i64).collect();
+            let data = input.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            let mut session = ort.session(p, threads)?;
+            let theirs = session.run(&data, &shape)?;
+            if theirs.len() != ours.len() {
+                bail!("{}: onnxruntime gave {} outputs, tract {}", p.display(), theirs.len(), ours.len());
+            }
+            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            println!("bench-models {} onnxruntime max_abs_diff {diff:.3e} outputs {}", p.display(), ours.len());
+            sessions.push((session, data, shape));
+        }
     }
     let mut times: Vec<Vec<u128>> = vec![Vec::with_capacity(iterations); plans.len()];
+    let mut ort_times: Vec<Vec<u128>> = vec![Vec::with_capacity(iterations); sessions.len()];
     for _ in 0..iterations {
         for (i, (.., input, state)) in plans.iter_mut().enumerate() {
             let t0 = std::time::Instant::now();
             state.run(tvec![input.clone().into()])?;
             times[i].push(t0.elapsed().as_nanos());
+        }
+        for (i, (session, data, shape)) in sessions.iter_mut().enumerate() {
+            let t0 = std::time::Instant::now();
+            session.run(data, shape)?;
+            ort_times[i].push(t0.elapsed().as_nanos());
         }
     }
     let mut medians = Vec::new();
@@ -704,14 +740,33 @@ fn bench_models(
             t[0]
         );
     }
-    if kinds.len() == 2 {
-        for (i, p) in models.iter().enumerate() {
-            let (fer, tract) = (medians[2 * i] as f64, medians[2 * i + 1] as f64);
+    for (p, t) in models.iter().zip(&mut ort_times) {
+        t.sort_unstable();
+        println!(
+            "bench-models {} onnxruntime median_ns {} min_ns {} iterations {iterations} threads {threads}",
+            p.display(),
+            t[t.len() / 2],
+            t[0]
+        );
+    }
+    for (i, p) in models.iter().enumerate() {
+        let first = medians[kinds.len() * i] as f64;
+        if kinds.len() == 2 {
+            let tract = medians[2 * i + 1] as f64;
             println!(
                 "bench-models {} fer/tract {:.3} (tract's own plan takes {:.2}x our time)",
                 p.display(),
-                fer / tract,
-                tract / fer
+                first / tract,
+                tract / first
+            );
+        }
+        if let Some(t) = ort_times.get(i) {
+            let ort = t[t.len() / 2] as f64;
+            let plan = kinds[0].1;
+            println!(
+                "bench-models {} onnxruntime/{plan} {:.3} (above 1: plan {plan} is the faster)",
+                p.display(),
+                ort / first
             );
         }
     }
@@ -870,11 +925,12 @@ fn run(cli: Cli) -> Result<bool> {
             }
             result
         }
-        Command::BenchModels { models, iterations, poweroff, profile, profile_nodes, threads, plan } => {
+        Command::BenchModels { models, iterations, poweroff, profile, profile_nodes, threads, plan, onnxruntime } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench_models(&models, iterations, profile.then_some(profile_nodes), threads, plan);
+            let profile = profile.then_some(profile_nodes);
+            let result = bench_models(&models, iterations, profile, threads, plan, onnxruntime.as_deref());
             if let Err(e) = &result {
                 println!("error: {e:#}");
             }
