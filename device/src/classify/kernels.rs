@@ -424,6 +424,13 @@ impl WindowGeometry {
             && (self.ow == 0 || (self.ow - 1) * self.sw < self.w + self.pad_left)
     }
 
+    /// A 3x3 window at unit strides with one row and column of padding on every side (the
+    /// output as large as the input): what [`depthwise_chw`]'s AVX-512 build reads in place.
+    pub fn is_same_3x3(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.pad_top, self.pad_left) == (3, 3, 1, 1, 1, 1)
+            && (self.oh, self.ow) == (self.h, self.w)
+    }
+
     /// Asserts the slices' lengths and [`Self::is_valid`].
     fn check(&self, x: usize, out: usize) {
         assert!(x >= self.h * self.w * self.c && out >= self.oh * self.ow * self.c, "window slices too short");
@@ -623,6 +630,20 @@ pub(crate) fn depthwise_chw_in(
     assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
     #[cfg(target_arch = "x86_64")]
     let x3 = g.kh == 3 && g.kw == 3 && g.ow >= CHW_LANES && (g.sw == 1 || g.sw == 2);
+    #[cfg(target_arch = "x86_64")]
+    if build == Build::Avx512 && x3 && g.is_same_3x3() {
+        let zero = vec![0.0; g.w];
+        let (x, k, bias, out) = (x.as_ptr(), k.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+        for c in 0..g.c {
+            // SAFETY: `g.check` bounds the channel's plane in `x` and `out` (`oh == h`, `ow ==
+            // w`); `zero` holds a row; the build's features are present.
+            unsafe {
+                let (src, dst) = (x.add(c * g.h * g.w), out.add(c * g.oh * g.ow));
+                chw_3x3_same_avx512(src, k.add(c * 9), *bias.add(c), g, zero.as_ptr(), clamp, dst);
+            }
+        }
+        return;
+    }
     let plane = ChwPlane::of(g);
     let mut scratch = if plane.in_place { Vec::new() } else { vec![0.0; plane.rows * plane.cols] };
     let (x, k, bias, out) = (x.as_ptr(), k.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
@@ -735,6 +756,124 @@ unsafe fn chw_3x3_block_avx512<const SW: usize, const V: usize, const R: usize>(
                         };
                         *acc = _mm256_fmadd_ps(xv, *w, *acc);
                     }
+                }
+            }
+        }
+        let (lo, hi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                let y = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
+                _mm256_storeu_ps(out.add((oy + r) * g.ow + start(v)), y);
+            }
+        }
+    }
+}
+
+/// One channel of [`depthwise_chw`] for a 3x3 kernel at unit strides with one row and column of
+/// zero padding on each side ([`WindowGeometry::is_same_3x3`], rows of 8 points or more), in
+/// AVX-512 (VL), reading the plane where it lies: rows outside it are a row of zeros, and the
+/// columns outside it enter a row's first and last vectors by a lane shift of the vector
+/// loaded beside them. (The padded copy it replaces cost face-api.js's 56x56x32 layers 9 of
+/// their 36 us.) Blocks of up to 2 rows x 4 vectors of 8 points, as [`chw_3x3_avx512`]'s.
+///
+/// # Safety
+/// `x` and `out` hold the channel's `h` x `w` planes, `k` its 9 taps, `zero` `w` zeros; `g` is
+/// as said; the machine has AVX-512F and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn chw_3x3_same_avx512(
+    x: *const f32,
+    k: *const f32,
+    b: f32,
+    g: &WindowGeometry,
+    zero: *const f32,
+    clamp: (f32, f32),
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    const L: usize = CHW_LANES;
+    let vectors = g.ow.div_ceil(L);
+    unsafe {
+        let w: [[__m256; 3]; 3] =
+            std::array::from_fn(|ky| std::array::from_fn(|kx| _mm256_set1_ps(*k.add(ky * 3 + kx))));
+        let mut oy = 0;
+        while oy < g.oh {
+            let rows = (g.oh - oy).min(2);
+            // Input rows oy - 1 to oy + 2 (the last read only by a second output row).
+            let src: [*const f32; 4] = std::array::from_fn(|j| {
+                let iy = (oy + j).wrapping_sub(1);
+                if iy < g.h {
+                    x.add(iy * g.w)
+                } else {
+                    zero
+                }
+            });
+            let mut v0 = 0;
+            while v0 < vectors {
+                let v = (vectors - v0).min(4);
+                let at = (oy, v0 * L);
+                macro_rules! block {
+                    ($($v:literal $r:literal)*) => {
+                        match (v, rows, v0 == 0, v0 + v == vectors) {
+                            $(
+                                ($v, $r, false, false) => chw_same_block_avx512::<$v, $r, false, false>(&src, &w, b, g, clamp, out, at),
+                                ($v, $r, true, false) => chw_same_block_avx512::<$v, $r, true, false>(&src, &w, b, g, clamp, out, at),
+                                ($v, $r, false, true) => chw_same_block_avx512::<$v, $r, false, true>(&src, &w, b, g, clamp, out, at),
+                                ($v, $r, true, true) => chw_same_block_avx512::<$v, $r, true, true>(&src, &w, b, g, clamp, out, at),
+                            )*
+                            _ => unreachable!("blocks of 1 to 4 vectors and 1 or 2 rows"),
+                        }
+                    };
+                }
+                block!(1 1 2 1 3 1 4 1 1 2 2 2 3 2 4 2);
+                v0 += v;
+            }
+            oy += rows;
+        }
+    }
+}
+
+/// `R` rows from output row `oy` x `V` vectors from point `x0` of [`chw_3x3_same_avx512`];
+/// `LEFT`: the first vector starts the row (its left neighbours shifted in, a zero first);
+/// `RIGHT`: the last vector ends it (moved back to end at the row's end; its right neighbours
+/// shifted in, a zero last).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[inline]
+unsafe fn chw_same_block_avx512<const V: usize, const R: usize, const LEFT: bool, const RIGHT: bool>(
+    src: &[*const f32; 4],
+    w: &[[std::arch::x86_64::__m256; 3]; 3],
+    b: f32,
+    g: &WindowGeometry,
+    (lo, hi): (f32, f32),
+    out: *mut f32,
+    (oy, x0): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    const L: usize = CHW_LANES;
+    let start = |v: usize| if RIGHT && v + 1 == V { g.ow - L } else { x0 + v * L };
+    unsafe {
+        let zero = _mm256_setzero_si256();
+        let mut acc = [[_mm256_set1_ps(b); V]; R];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (ky, w) in w.iter().enumerate() {
+                let row = src[r + ky];
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    let p = row.add(start(v));
+                    let c = _mm256_loadu_ps(p);
+                    let left = if LEFT && v == 0 {
+                        _mm256_castsi256_ps(_mm256_alignr_epi32::<7>(_mm256_castps_si256(c), zero))
+                    } else {
+                        _mm256_loadu_ps(p.sub(1))
+                    };
+                    let right = if RIGHT && v + 1 == V {
+                        _mm256_castsi256_ps(_mm256_alignr_epi32::<1>(zero, _mm256_castps_si256(c)))
+                    } else {
+                        _mm256_loadu_ps(p.add(1))
+                    };
+                    *acc = _mm256_fmadd_ps(left, w[0], *acc);
+                    *acc = _mm256_fmadd_ps(c, w[1], *acc);
+                    *acc = _mm256_fmadd_ps(right, w[2], *acc);
                 }
             }
         }
@@ -2273,6 +2412,11 @@ pub(crate) mod tests {
             (7, 19, 3, 3, 1, 2, 1, 1, 1, 1),
             (6, 13, 3, 3, 1, 1, 2, 2, 0, 0),
             (10, 10, 3, 3, 2, 2, 0, 0, 1, 1),
+            // "Same" 3x3 rows that the AVX-512 build reads in place: one vector (the row's
+            // first and last), two overlapping by 7 points, whole blocks of 4 then 3 vectors.
+            (5, 8, 3, 3, 1, 1, 1, 1, 1, 1),
+            (4, 9, 3, 3, 1, 1, 1, 1, 1, 1),
+            (7, 56, 3, 3, 1, 1, 1, 1, 1, 1),
         ];
         for (h, w, kh, kw, sh, sw, pt, pl, pb, pr) in shapes {
             for c in [1, 3, 4, 8, 12, 13, 16, 40] {
