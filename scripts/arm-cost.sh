@@ -6,7 +6,7 @@
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
 #   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] [--onnxruntime] MODEL.onnx...
-#   scripts/arm-cost.sh [--cpu ...] [--iterations N] --pipeline BOARD.toml IMAGE
+#   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE
 #
 # --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
 # --profile-nodes N lists N of them (0: every node) and implies --profile.
@@ -14,7 +14,8 @@
 # (`bench-models --onnxruntime`): the aarch64 libonnxruntime.so of PyPI's wheel of the version
 # scripts/requirements-ref.txt pins (downloaded once into .cache/arm-cost/ort/), loaded by a
 # dynamically linked aarch64 fer-device with the cross toolchain's glibc and libstdc++ beside
-# it in the VM; its figures are guest instructions too.
+# it in the VM; its figures are guest instructions too. With --pipeline, `bench` compares the
+# board's classifier with it the same way.
 # --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
@@ -102,7 +103,7 @@ if [ -n "$board" ]; then
   mkdir -p "$work/initfs/usr/share/opencv4"
   cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
   cp "$image" "$work/initfs/img/"
-  cmd="bench --poweroff --board board-configs/$(basename "$board") --source image:/img/$(basename "$image") --passes $iterations"
+  cmd="bench --poweroff --board board-configs/$(basename "$board") --source image:/img/$(basename "$image") --passes $iterations $ort_arg"
 else
   for i in "${!models[@]}"; do
     cp "${models[$i]}" "$work/initfs/m/$i.onnx"

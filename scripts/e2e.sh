@@ -68,6 +68,10 @@ target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" -
 # onnxruntime on the same input.
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$real" --source "image:.cache/fixtures/astronaut.png" \
   --passes 1 --json "$e2e/bench-real.json" >"$e2e/bench-real.txt"
+# The same with onnxruntime's own library in the process (as on a board without Python).
+ortlib=$(ls .venv-ref/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | head -1)
+target/debug/fer-device bench --board board-configs/rpi4.toml --model "$real" --source "image:.cache/fixtures/astronaut.png" \
+  --passes 1 --onnxruntime "$ortlib" --json "$e2e/bench-real-lib.json" >"$e2e/bench-real-lib.txt"
 # The detector alone against OpenCV in the same run: the same boxes for both cascades.
 for d in haar lbp; do
   target/debug/fer-device bench-detect .cache/fixtures/astronaut.png --detector $d --iterations 1 >"$e2e/bench-detect-$d.txt"
@@ -104,7 +108,7 @@ assert bench["frames"] == 2 and bench["faces"] == 2, bench
 assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
 assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
 print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
-for name in ("bench.json", "bench-real.json"):
+for name in ("bench.json", "bench-real.json", "bench-real-lib.json"):
     c = json.load(open(f"{d}/{name}"))["classifier"]
     assert c.get("max_abs_diff_vs_onnxruntime", 1.0) < 1e-4, f"{name}: tract's plan vs onnxruntime: {c}"
     print(f"e2e {name}: classifier plan matches onnxruntime (max |d logits| {c['max_abs_diff_vs_onnxruntime']:.1e})")

@@ -68,3 +68,18 @@ fn check_config_rejects_a_broken_config_naming_file_and_field() {
     assert!(t.contains("broken.toml") && t.contains("model.threads"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn benchmarks_refuse_a_missing_onnxruntime_library_before_running() {
+    let lib = "/nonexistent/libonnxruntime.so.1";
+    let board = repo().join("board-configs/rpi4.toml");
+    let bench = ["bench", "--source", "image:/nonexistent.png", "--onnxruntime", lib, "--board"];
+    let out = fer_device().args(bench).arg(&board).output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains(&format!("{lib}: cannot load onnxruntime")), "{t}");
+    assert!(!t.contains("fer-device bench:") && !t.contains("nonexistent.png"), "ran before checking:\n{t}");
+    let out = fer_device().args(["bench-models", "--onnxruntime", lib, "/nonexistent.onnx"]).output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains(&format!("{lib}: cannot load onnxruntime")), "{t}");
+}

@@ -48,9 +48,13 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Run as a VM's init (scripts/arm-cost.sh --pipeline): mount /proc first, skip the
-        /// onnxruntime comparison, power the machine off at the end.
+        /// Python onnxruntime comparison, power the machine off at the end.
         #[arg(long)]
         poweroff: bool,
+        /// Compare the classifier with onnxruntime loaded from this `libonnxruntime.so` (in this
+        /// process: no Python needed, as on a board) instead of .venv-ref's Python onnxruntime.
+        #[arg(long)]
+        onnxruntime: Option<PathBuf>,
     },
     /// Time batch-1 inference of ONNX models in tract (one thread), the models interleaved, and
     /// print the time per inference of each, with the classifier's plan and tract's own. Under
@@ -426,7 +430,9 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> Result<bool> {
+fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort_lib: Option<&Path>) -> Result<bool> {
+    // A library named but unusable is an error before anything runs.
+    let ort_lib = ort_lib.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
     let (cfg, manifest, mut pipeline) = build_pipeline(&a)?;
     // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
     // in memory (the bus transfer to the panel is not included).
@@ -486,11 +492,11 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool) -> 
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
     let onnx = ModelManifest::load(&manifest)?.verified_onnx_path(&manifest)?;
-    let (tract_ms, ort) = if in_vm {
+    let (tract_ms, ort) = if in_vm && ort_lib.is_none() {
         let (plan, input) = bench_plan(&onnx, 1, fer_device::classify::PlanKind::Fer)?;
         (tract_median_ms(&plan, &input, 20)?, Err("a VM's init".into()))
     } else {
-        tract_vs_ort(&onnx, 200)?
+        tract_vs_ort(&onnx, if in_vm { 20 } else { 200 }, ort_lib.as_ref())?
     };
     let ort_json = match &ort {
         Ok(OrtComparison { ms: ort_ms, max_abs_diff }) => {
@@ -617,24 +623,20 @@ struct OrtComparison {
 }
 
 /// Median batch-1 latency in ms of `onnx` in tract (this process, one thread, the classifier's
-/// plan) and in onnxruntime (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with
-/// scripts/ort_reference.py, one thread), measured back to back, and how far apart their
-/// outputs are on one pseudo-random input. The onnxruntime side is `Err(reason)` where it is
-/// missing.
-fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Result<OrtComparison, String>)> {
+/// plan) and in onnxruntime, one thread, measured back to back, and how far apart their
+/// outputs are on one pseudo-random input. onnxruntime is the loaded library `ort` where
+/// given (its failures are errors), else Python ($FER_ORT_PYTHON or
+/// .venv-ref/bin/python with scripts/ort_reference.py), where the onnxruntime side is
+/// `Err(reason)` if it is missing.
+fn tract_vs_ort(
+    model_path: &Path,
+    runs: usize,
+    ort: Option<&fer_device::onnxruntime::OnnxRuntime>,
+) -> Result<(f64, std::result::Result<OrtComparison, String>)> {
     use tract_onnx::prelude::*;
     let (plan, input) = bench_plan(model_path, 1, fer_device::classify::PlanKind::Fer)?;
     let tract_ms = tract_median_ms(&plan, &input, runs)?;
     let shape = input.shape().to_vec();
-    let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), model_path.into()];
-    args.extend([shape[1], shape[2], shape[3], runs].map(|v| v.to_string().into()));
-    let ort_ms = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|text| {
-        text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
-    });
-    let ort_ms = match ort_ms {
-        Ok(ms) => ms,
-        Err(why) => return Ok((tract_ms, Err(why))),
-    };
     // Outputs: the same input in both runtimes, values in [0, 1) like a normalised face.
     let mut seed = 0x2545_f491_u32;
     let x: Vec<f32> = (0..shape.iter().product::<usize>())
@@ -645,6 +647,35 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
         .collect();
     let ours = plan.run(tvec![Tensor::from_shape(&shape, &x)?.into()])?.remove(0);
     let ours = ours.to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
+    let compare = |ort_ms: f64, theirs: Vec<f32>| {
+        if theirs.len() != ours.len() {
+            bail!("{}: tract gives {} outputs, onnxruntime {}", model_path.display(), ours.len(), theirs.len());
+        }
+        let max_abs_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        Ok((tract_ms, Ok(OrtComparison { ms: ort_ms, max_abs_diff })))
+    };
+    if let Some(ort) = ort {
+        let mut session = ort.session(model_path, 1)?;
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let theirs = session.run(&x, &dims)?;
+        let mut t = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t0 = std::time::Instant::now();
+            session.run(&x, &dims)?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(f64::total_cmp);
+        return compare(t[t.len() / 2], theirs);
+    }
+    let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), model_path.into()];
+    args.extend([shape[1], shape[2], shape[3], runs].map(|v| v.to_string().into()));
+    let ort_ms = python_reference("scripts/ort_reference.py", "onnxruntime", &args).and_then(|text| {
+        text.trim().parse::<f64>().map_err(|e| format!("unexpected onnxruntime output {text:?}: {e}"))
+    });
+    let ort_ms = match ort_ms {
+        Ok(ms) => ms,
+        Err(why) => return Ok((tract_ms, Err(why))),
+    };
     let dir = std::env::temp_dir().join(format!("fer-device-ort-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let (inp, out) = (dir.join("in.f32"), dir.join("out.f32"));
@@ -659,15 +690,10 @@ fn tract_vs_ort(model_path: &Path, runs: usize) -> Result<(f64, std::result::Res
             .map(|b| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>())
     });
     let _ = std::fs::remove_dir_all(&dir);
-    let theirs = match theirs {
-        Ok(t) => t,
-        Err(why) => return Ok((tract_ms, Err(why))),
-    };
-    if theirs.len() != ours.len() {
-        bail!("{}: tract gives {} outputs, onnxruntime {}", model_path.display(), ours.len(), theirs.len());
+    match theirs {
+        Ok(theirs) => compare(ort_ms, theirs),
+        Err(why) => Ok((tract_ms, Err(why))),
     }
-    let max_abs_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    Ok((tract_ms, Ok(OrtComparison { ms: ort_ms, max_abs_diff })))
 }
 
 /// `bench-models`: per-inference time of each model and plan, interleaved rounds, median reported.
@@ -912,12 +938,13 @@ fn print_op_profile(
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
-        Command::Bench { common, passes, json, poweroff } => {
+        Command::Bench { common, passes, json, poweroff, onnxruntime } => {
             if poweroff {
                 as_init::mount_proc();
             }
-            let result = bench(common, passes, json, poweroff);
-            if let Err(e) = &result {
+            let result = bench(common, passes, json, poweroff, onnxruntime.as_deref());
+            if let (Err(e), true) = (&result, poweroff) {
+                // The VM's console is stdout; elsewhere main reports it on stderr.
                 println!("error: {e:#}");
             }
             if poweroff {
@@ -931,7 +958,8 @@ fn run(cli: Cli) -> Result<bool> {
             }
             let profile = profile.then_some(profile_nodes);
             let result = bench_models(&models, iterations, profile, threads, plan, onnxruntime.as_deref());
-            if let Err(e) = &result {
+            if let (Err(e), true) = (&result, poweroff) {
+                // The VM's console is stdout; elsewhere main reports it on stderr.
                 println!("error: {e:#}");
             }
             if poweroff {
