@@ -60,10 +60,12 @@ fn matches_opencv(golden: &str) {
             threads: 1,
         };
         let ours = cascade.detect_rects(&gray, &p);
-        // Levels scanned by several threads give exactly the one-thread detections, in order.
-        for threads in [2, 3, 64] {
+        // Levels scanned by several threads give exactly the one-thread detections, in order
+        // (2 threads, and more threads than levels). Each pass is seconds under qemu-user.
+        let one = cascade.raw_detections(&gray, &p);
+        for threads in [2, 64] {
             let raw = cascade.raw_detections(&gray, &DetectParams { threads, ..p });
-            assert_eq!(raw, cascade.raw_detections(&gray, &p), "{}: {threads} threads", case.image);
+            assert_eq!(raw, one, "{}: {threads} threads", case.image);
         }
         let label = format!("{} (scale {}, neighbours {})", case.image, case.scale_factor, case.min_neighbors);
         eprintln!("{label}: ours {ours:?}\n  opencv {:?}", case.boxes);

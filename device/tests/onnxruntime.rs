@@ -8,10 +8,6 @@ use std::path::{Path, PathBuf};
 
 use fer_device::onnxruntime::{OnnxRuntime, OrtError};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fer-ort-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -51,7 +47,7 @@ mod with_the_library {
         if let Some(p) = std::env::var_os("FER_ORT_LIB") {
             return p.into();
         }
-        let lib = repo().join(".venv-ref/lib");
+        let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-ref/lib");
         let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
             dirs.flatten().find_map(|d| {
                 let capi = d.path().join("site-packages/onnxruntime/capi");
