@@ -49,6 +49,17 @@ cargo fmt --all -- --check
 RUSTC_WORKSPACE_WRAPPER=$(rustc --print sysroot)/bin/clippy-driver
 export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-Dwarnings__CLIPPY_HACKERY__"
+# CLIPPY_ARGS is how `cargo clippy` talks to clippy-driver, not a documented interface: make sure a
+# lint still fails a build, so that a toolchain that reads it differently cannot pass unlinted code.
+probe=$(mktemp -d)
+echo 'pub fn f(x: u32) -> u32 { x.clone() }' >"$probe/probe.rs"
+if "$RUSTC_WORKSPACE_WRAPPER" rustc --crate-type lib --emit=metadata -o "$probe/probe.rmeta" "$probe/probe.rs" \
+  2>"$probe/log"; then
+  echo "clippy-driver with CLIPPY_ARGS=$CLIPPY_ARGS let clippy::clone_on_copy through" >&2
+  exit 1
+fi
+grep -q clone_on_copy "$probe/log"
+rm -rf "$probe"
 
 step "host tests (x86-64; clippy -D warnings on every target; fer-device with its V4L2 camera feature)"
 run_tests "x86_64-unknown-linux-gnu" --workspace --all-targets --features fer-device/camera
