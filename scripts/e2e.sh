@@ -41,25 +41,39 @@ declare -A bin=(
   [aarch64]=target/aarch64-unknown-linux-gnu/debug/fer-device
   [armv7]=target/armv7-unknown-linux-gnueabihf/debug/fer-device
 )
-for t in x86_64 aarch64 armv7; do
+# The five runs of one target, in order; the two qemu-user targets run side by side (each run is
+# mostly one thread, and the two together took ~250 s one after the other on a 2-core machine).
+runs() {
+  local t=$1
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
-    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device.log"
+    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   # (also the single-thread frame loop, --prefetch 0: the defaults read frames on a second thread)
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board "$e2e/rpi4-mt.toml" --model "$model" \
-    --source "folder:$e2e/faces" --headless --whole-frame --prefetch 0 --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device.log"
+    --source "folder:$e2e/faces" --headless --whole-frame --prefetch 0 --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
-    --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device.log"
+    --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
-    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device.log"
+    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   # The Pi Zero 2 W config: LBP detector, SSD1306 screen rendered to PNG.
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi-zero2w.toml --model "$real" \
     --source "image:.cache/fixtures/astronaut.png" --display "png:$e2e/screens-$t" --json "$e2e/real-$t.jsonl" \
-    2>>"$e2e/device.log"
+    2>>"$e2e/device-$t.log"
+}
+runs x86_64
+declare -A pid=()
+for t in aarch64 armv7; do runs $t & pid[$t]=$!; done
+for t in aarch64 armv7; do
+  if ! wait "${pid[$t]}"; then
+    for p in "${pid[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done || true
+    echo "e2e: a fer-device run on $t failed; its log:" >&2
+    cat "$e2e/device-$t.log" >&2
+    exit 1
+  fi
 done
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \

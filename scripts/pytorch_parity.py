@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch/torchvision reference for fer-trainer's models (host-trainer/tests/pytorch_parity.rs).
+"""PyTorch/torchvision reference for fer-trainer's models (host-trainer/tests/integration/pytorch_parity.rs).
 
 The Rust test writes, into DIR:
   case.json             architecture and optimizer settings

@@ -48,7 +48,7 @@ fn matches_opencv(golden: &str) {
         serde_json::from_str(&std::fs::read_to_string(repo().join("device/tests/golden").join(golden)).unwrap())
             .unwrap();
     let cascade = HaarCascade::load(Path::new(&doc.cascade)).unwrap();
-    for case in &doc.cases {
+    for (i, case) in doc.cases.iter().enumerate() {
         let path = repo().join(".cache/fixtures").join(&case.image);
         let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
         let gray = fer_core::preprocess::to_gray8(&img);
@@ -64,8 +64,11 @@ fn matches_opencv(golden: &str) {
         let one = cascade.raw_detections(&gray, &p);
         let ours = group_rectangles(&one, p.min_neighbors, 0.2);
         // Levels scanned by several threads give exactly the one-thread detections, in order
-        // (2 threads, and more threads than levels).
-        for threads in [2, 64] {
+        // (2 threads, and more threads than levels). On each golden's first case only (the
+        // astronaut at scale 1.1, ~30 levels): the group photograph has 7x its pixels, and its
+        // two extra passes were most of this test's ~70 s under qemu-user.
+        let thread_counts: &[usize] = if i == 0 { &[2, 64] } else { &[] };
+        for &threads in thread_counts {
             let raw = cascade.raw_detections(&gray, &DetectParams { threads, ..p });
             assert_eq!(raw, one, "{}: {threads} threads", case.image);
         }

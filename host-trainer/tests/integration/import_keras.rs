@@ -6,7 +6,7 @@
 //! Needs `scripts/pretrained.sh`, `scripts/fixtures.sh` and `scripts/torch-ref.sh` (all run by
 //! `scripts/setup.sh` / `scripts/test.sh`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

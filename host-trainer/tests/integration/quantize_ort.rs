@@ -4,7 +4,7 @@
 //! DequantizeLinear on its own. Their logits must agree to within a few quantization steps, the
 //! f32 export to 1e-4, and each int8 model must stay close to the f32 model it came from.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! astronaut photograph and a random image. Then the FER starting point: gray stem (summed RGB
 //! filters) gives the same features on a gray image as the RGB stem on that image replicated.
 
-mod common;
+use crate::common;
 
 use fer_trainer::import::{self, torch_legacy, ImportError, EFFICIENTNET_LITE0_PTH};
 use tch::{Kind, Tensor};

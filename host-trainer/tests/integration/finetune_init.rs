@@ -5,7 +5,7 @@
 //! built-in faces runs, and starts from the imported weights (the untrained model is checked
 //! against the import before the first step).
 
-mod common;
+use crate::common;
 
 use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};

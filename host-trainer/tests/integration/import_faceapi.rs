@@ -5,7 +5,7 @@
 //! (tch, fed by fer-core's preprocessing with the manifest's normalisation) and its ONNX export
 //! (tract) must match face-api's logits and probabilities to <= 1e-4.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
