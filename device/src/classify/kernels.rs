@@ -657,7 +657,7 @@ pub(crate) fn depthwise_chw_in(
     }
     #[cfg(target_arch = "x86_64")]
     if build == Build::Avx512 && g.is_same_upper_3x3_s2() {
-        let zero = vec![0.0; g.w + 48];
+        let zero = vec![0.0; g.w];
         let (x, k, bias, out) = (x.as_ptr(), k.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
         for c in 0..g.c {
             // SAFETY: `g.check` bounds the channel's plane in `x` and `out`; every window lies
@@ -938,7 +938,8 @@ unsafe fn chw_same_block_avx512<const V: usize, const R: usize, const LEFT: bool
 ///
 /// # Safety
 /// `x` and `out` hold the channel's `h` x `w` and `oh` x `ow` planes, `k` its 9 taps, `zero`
-/// `w + 48` zeros; `g` is as said; the machine has AVX-512F and VL.
+/// `w` zeros (a row: loads end at column `2 ow <= w`); `g` is as said; the machine has
+/// AVX-512F and VL.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn chw_3x3_s2_avx512(
