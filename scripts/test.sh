@@ -33,33 +33,8 @@ export CARGO_INCREMENTAL=0
 
 step "setup"
 scripts/setup.sh
-# The trainer's parity references install beside the x86 test build, which does not need them
-# (pip and npm unpack and copy, mostly one core): PyTorch + torchvision (+ Keras), and
-# face-api.js + TensorFlow.js. Waited for before the tests run; stopped if this script stops.
-refs=$(mktemp -d)
-declare -A ref_pid=()
-for r in torch-ref node-ref; do
-  scripts/$r.sh >"$refs/$r.log" 2>&1 &
-  ref_pid[$r]=$!
-done
-kill_tree() { # a process and everything it started
-  local c
-  for c in $(pgrep -P "$1" || true); do kill_tree "$c"; done
-  kill "$1" 2>/dev/null || true
-}
-trap 'for p in "${ref_pid[@]}"; do kill_tree "$p"; done' EXIT
-wait_refs() {
-  for r in torch-ref node-ref; do
-    if ! wait "${ref_pid[$r]}"; then
-      cat "$refs/$r.log" >&2
-      echo "scripts/$r.sh failed (its output above)" >&2
-      exit 1
-    fi
-    cat "$refs/$r.log"
-  done
-  trap - EXIT
-  rm -rf "$refs"
-}
+scripts/torch-ref.sh   # PyTorch + torchvision (+ Keras) reference for the trainer's parity tests
+scripts/node-ref.sh    # face-api.js + TensorFlow.js reference for the face-api import test
 # shellcheck source=/dev/null
 source .cache/torch-env.sh   # LIBTORCH / LD_LIBRARY_PATH for tch (written by scripts/libtorch.sh)
 
@@ -87,10 +62,7 @@ grep -q clone_on_copy "$probe/log"
 rm -rf "$probe"
 
 step "host tests (x86-64; clippy -D warnings on every target; fer-device with its V4L2 camera feature)"
-host=(--workspace --all-targets --features fer-device/camera)
-cargo test --locked "${host[@]}" --no-run
-wait_refs
-run_tests "x86_64-unknown-linux-gnu" "${host[@]}"
+run_tests "x86_64-unknown-linux-gnu" --workspace --all-targets --features fer-device/camera
 run_tests "x86_64-unknown-linux-gnu (doctests)" --workspace --doc --features fer-device/camera
 
 step "goldens vs their independent references (Pillow/NumPy, OpenCV)"

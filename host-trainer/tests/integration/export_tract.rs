@@ -1,6 +1,8 @@
 //! Exported ONNX models load in tract and give the trainer's logits (≤ 1e-4), on random inputs
 //! and on built-in dataset faces, with non-trivial BatchNorm statistics folded into the convs.
 
+use crate::common;
+
 use fer_core::manifest::{Activation, ModelManifest, OutputSpec, Provenance, Quantization};
 use fer_core::preprocess::InputSpec;
 use fer_core::Emotion;
@@ -119,13 +121,7 @@ fn exported_comparison_models_match_tch_in_tract() {
 #[test]
 fn truncated_onnx_is_rejected_by_hash_and_by_tract() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let arch = Architecture::MobilenetV2(MobileNetV2Config {
-        width: 0.35,
-        in_channels: 1,
-        classes: 7,
-        stem_stride: 2,
-        dropout: 0.0,
-    });
+    let arch = common::mobilenet_v2(0.35, 2);
     let model = arch.build(&vs.root());
     let dir = std::env::temp_dir().join(format!("fer-export-trunc-{}", std::process::id()));
     let manifest_path = write_model(model.as_ref(), manifest(spec(48)), &dir).unwrap();

@@ -11,7 +11,7 @@ use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::export::{read_trainable, save_trainable, write_model};
 use fer_trainer::import::{self, Deployable, FACE_API_MANIFEST, FER_PACKAGE_HDF5};
-use fer_trainer::train::{load_init, train, Augment, Init, OptimizerKind, TrainConfig};
+use fer_trainer::train::{load_init, train, Init, TrainConfig};
 use tch::nn;
 
 /// Writes `d` as a model folder (as `fer-train import` does) and returns its path.
@@ -24,26 +24,7 @@ fn model_folder(d: &Deployable, tag: &str) -> std::path::PathBuf {
 }
 
 fn config(d: &Deployable, init: Init) -> TrainConfig {
-    TrainConfig {
-        architecture: d.imported.architecture.clone(),
-        input: d.input.clone(),
-        epochs: 1,
-        batch_size: 35,
-        optimizer: OptimizerKind::Adamw,
-        lr: 1e-4,
-        weight_decay: 0.0,
-        momentum: 0.9,
-        warmup_epochs: 0.0,
-        label_smoothing: 0.0,
-        class_weighted_loss: false,
-        weighted_sampling: false,
-        augment: Augment::default(),
-        patience: 0,
-        seed: 1,
-        threads: 2,
-        init: Some(init),
-        distill: None,
-    }
+    TrainConfig { lr: 1e-4, init: Some(init), ..common::train_config(d.imported.architecture.clone(), d.input.clone()) }
 }
 
 #[test]

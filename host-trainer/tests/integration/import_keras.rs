@@ -29,11 +29,6 @@ fn inputs(spec: &fer_core::preprocess::InputSpec) -> Tensor {
     Tensor::cat(&[faces, mirrored, random], 0)
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
-}
-
 #[test]
 fn mini_xception_matches_keras_on_real_faces() {
     let path = hdf5();
@@ -52,8 +47,8 @@ fn mini_xception_matches_keras_on_real_faces() {
     let (k_logits, k_probs) = (&reference["logits"], &reference["probs"]);
 
     let ours = tch::no_grad(|| m.model.forward_t(&x, false));
-    let d_logits = max_diff(&ours, k_logits);
-    let d_probs = max_diff(&ours.softmax(-1, Kind::Float), k_probs);
+    let d_logits = common::max_diff(&ours, k_logits);
+    let d_probs = common::max_diff(&ours.softmax(-1, Kind::Float), k_probs);
     eprintln!("tch vs Keras: logits {d_logits:.2e}, probs {d_probs:.2e}");
     assert!(d_logits <= 1e-4 && d_probs <= 1e-4, "tch differs from Keras: logits {d_logits}, probs {d_probs}");
 
@@ -64,7 +59,7 @@ fn mini_xception_matches_keras_on_real_faces() {
     let n = x.size()[0] as usize;
     let tract = fer_trainer::export::tract_run(&dir.join("model.onnx"), &flat, [n, 1, 64, 64]).unwrap();
     let tract = Tensor::from_slice(&tract).view([n as i64, 7]);
-    let d_tract = max_diff(&tract, k_logits);
+    let d_tract = common::max_diff(&tract, k_logits);
     eprintln!("tract vs Keras: logits {d_tract:.2e}");
     assert!(d_tract <= 1e-4, "tract differs from Keras by {d_tract}");
 

@@ -10,8 +10,6 @@ use std::path::Path;
 use std::process::Command;
 
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
-use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
-use fer_trainer::models::Architecture;
 use fer_trainer::quantize::{self as fq, ActivationType, Calibration, Layout};
 use prost::Message;
 
@@ -44,28 +42,15 @@ fn argmax_agreement(a: &[f32], b: &[f32]) -> f64 {
     rows.clone().filter(|(x, y)| am(x) == am(y)).count() as f64 / rows.count() as f64
 }
 
-/// A MobileNetV2-0.35 (1x48x48 → 7) exported as f32 ONNX; `realistic`: random BatchNorm
-/// statistics and logits scaled to a trained network's few units (torchvision's classifier init,
-/// std 0.01, gives ~0.1), so that rounding errors are judged against realistic values.
-fn tiny_mobilenet(seed: i64, realistic: bool) -> tract_onnx::pb::ModelProto {
-    tch::manual_seed(seed);
-    let arch = Architecture::MobilenetV2(MobileNetV2Config {
-        width: 0.35,
-        in_channels: 1,
-        classes: 7,
-        stem_stride: 2,
-        dropout: 0.0,
-    });
+/// A MobileNetV2-0.35 (1x48x48 → 7) exported as f32 ONNX, its weights drawn from `seed` alone
+/// (see [`common::seeded_weights`]); `realistic`: random BatchNorm statistics and logits scaled to
+/// a trained network's few units (torchvision's classifier init, std 0.01, gives ~0.1), so that
+/// rounding errors are judged against realistic values.
+fn tiny_mobilenet(seed: u64, realistic: bool) -> tract_onnx::pb::ModelProto {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let model = arch.build(&vs.root());
-    if realistic {
-        fer_trainer::models::randomize_batchnorm(&vs, 0.1);
-        tch::no_grad(|| {
-            let mut w = vs.variables()["classifier.1.weight"].shallow_clone();
-            let scaled = &w * 300.0;
-            w.copy_(&scaled);
-        });
-    }
+    let model = common::mobilenet_v2(0.35, 2).build(&vs.root());
+    let (bn_spread, classifier_gain) = if realistic { (0.1, 300.0) } else { (0.0, 1.0) };
+    common::seeded_weights(&vs, seed, bn_spread, classifier_gain);
     let mut g = fer_trainer::export::OnnxBuilder::default();
     let logits = model.to_onnx(&mut g, "input");
     g.finish(&logits, [1, 48, 48], 7, "quantization test")

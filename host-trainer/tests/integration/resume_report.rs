@@ -1,32 +1,23 @@
 //! `--resume` continues a run from its checkpoint, refuses another run's checkpoint, and the
 //! report of a run is one self-contained HTML file whose numbers are the run's metrics.
 
+use crate::common;
+
 use fer_core::preprocess::InputSpec;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
 use fer_trainer::models::custom_cnn::CustomCnnConfig;
 use fer_trainer::models::Architecture;
-use fer_trainer::train::{evaluate, to_tensors, train_resumable, Augment, OptimizerKind, TrainConfig};
+use fer_trainer::train::{evaluate, to_tensors, train_resumable, TrainConfig};
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
-        architecture: Architecture::CustomCnn(CustomCnnConfig { in_channels: 1, classes: 7, input_size: 32 }),
-        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs,
         batch_size: 70,
-        optimizer: OptimizerKind::Adamw,
-        lr: 1e-3,
-        weight_decay: 0.0,
-        momentum: 0.9,
-        warmup_epochs: 0.0,
-        label_smoothing: 0.0,
-        class_weighted_loss: false,
-        weighted_sampling: false,
-        augment: Augment::default(),
-        patience: 0,
         seed: 5,
-        threads: 2,
-        init: None,
-        distill: None,
+        ..common::train_config(
+            Architecture::CustomCnn(CustomCnnConfig { in_channels: 1, classes: 7, input_size: 32 }),
+            InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
+        )
     }
 }
 

@@ -2,39 +2,25 @@
 //! accuracy beats chance after a few epochs on a few hundred faces (seconds on a CPU). And
 //! distillation from a teacher (`TrainConfig::distill`) trains on the teacher's softened outputs.
 
+use crate::common;
+
 use fer_core::preprocess::InputSpec;
 use fer_core::Emotion;
 use fer_trainer::datasets::builtin::{generate, BuiltinConfig};
-use fer_trainer::models::mobilenet_v2::MobileNetV2Config;
-use fer_trainer::models::Architecture;
-use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, Init, OptimizerKind, TrainConfig};
+use fer_trainer::train::{evaluate, to_tensors, train, Augment, Distill, Init, TrainConfig};
 use tch::nn;
-
-fn tiny_mobilenet(width: f64) -> Architecture {
-    Architecture::MobilenetV2(MobileNetV2Config { width, in_channels: 1, classes: 7, stem_stride: 1, dropout: 0.0 })
-}
 
 /// The smoke run's recipe: a MobileNetV2-0.35 on 32x32 faces, flips only.
 fn tiny_config() -> TrainConfig {
     TrainConfig {
-        architecture: tiny_mobilenet(0.35),
-        input: InputSpec { face_margin: 0.0, ..InputSpec::gray(32) },
         epochs: 10,
         batch_size: 50,
-        optimizer: OptimizerKind::Adamw,
         lr: 5e-3,
-        weight_decay: 0.0,
-        momentum: 0.9,
         warmup_epochs: 0.5,
-        label_smoothing: 0.0,
         class_weighted_loss: true,
-        weighted_sampling: false,
         augment: Augment { flip: true, rotate_deg: 0.0, shift: 0.0, zoom: 0.0, brightness: 0.0, contrast: 0.0 },
-        patience: 0,
         seed: 3,
-        threads: 2,
-        init: None,
-        distill: None,
+        ..common::train_config(common::mobilenet_v2(0.35, 1), InputSpec { face_margin: 0.0, ..InputSpec::gray(32) })
     }
 }
 
@@ -71,7 +57,7 @@ fn distillation_trains_on_the_teachers_softened_outputs() {
     std::fs::create_dir_all(&out).unwrap();
     tch::manual_seed(11);
     let tvs = nn::VarStore::new(tch::Device::Cpu);
-    let teacher = tiny_mobilenet(0.5).build(&tvs.root());
+    let teacher = common::mobilenet_v2(0.5, 1).build(&tvs.root());
     // Outputs that differ by class (a fresh head's are all near zero), so that the order of the
     // teacher's columns matters.
     tch::no_grad(|| {
@@ -100,7 +86,7 @@ fn distillation_trains_on_the_teachers_softened_outputs() {
         // would change the student (tests share one process).
         init: Some(Init { weights: student_weights.clone(), labels: Emotion::ALL.to_vec() }),
         distill: Some(Distill {
-            teacher: tiny_mobilenet(0.5),
+            teacher: common::mobilenet_v2(0.5, 1),
             weights: Init { weights, labels: labels.clone() },
             alpha: 1.0,
             temperature,
