@@ -36,10 +36,22 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn argmax_agreement(a: &[f32], b: &[f32]) -> f64 {
-    let am = |r: &[f32]| r.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
-    let rows = a.chunks(7).zip(b.chunks(7));
-    rows.clone().filter(|(x, y)| am(x) == am(y)).count() as f64 / rows.count() as f64
+fn argmax(r: &[f32]) -> usize {
+    r.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0
+}
+
+/// Top-1 agreement of `q` with `reference` (rows of 7 logits): (rows that agree, rows counted),
+/// counting only the rows where `reference`'s top two logits are at least `margin` apart. Where
+/// they are closer, a rounding error far below any useful bound can swap them, so agreement there
+/// measures the network's luck rather than the quantizer.
+fn confident_agreement(q: &[f32], reference: &[f32], margin: f32) -> (usize, usize) {
+    let confident = |r: &[f32]| {
+        let mut s = r.to_vec();
+        s.sort_by(|a, b| b.total_cmp(a));
+        s[0] - s[1] >= margin
+    };
+    let rows: Vec<_> = q.chunks(7).zip(reference.chunks(7)).filter(|(_, r)| confident(r)).collect();
+    (rows.iter().filter(|(q, r)| argmax(q) == argmax(r)).count(), rows.len())
 }
 
 /// A MobileNetV2-0.35 (1x48x48 → 7) exported as f32 ONNX, its weights drawn from `seed` alone
@@ -81,6 +93,15 @@ fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
     eprintln!("f32: tract vs onnxruntime {d:.2e}");
     assert!(d <= 1e-4, "f32 export: tract and onnxruntime differ by {d}");
     let spread = f32_tract.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // The top-1 check below judges only faces that f32 separates by MARGIN of the logit range:
+    // enough of them for it to mean something.
+    const MARGIN: f32 = 0.1;
+    let confident = confident_agreement(&f32_tract, &f32_tract, MARGIN * spread).1;
+    eprintln!("f32: {confident} of {n} faces with a top-2 margin over {:.2}", MARGIN * spread);
+    assert!(
+        confident >= n / 4,
+        "the test network separates only {confident} of {n} faces by {MARGIN} of its logit range: draw it from another seed"
+    );
 
     for method in [Calibration::MinMax, Calibration::Percentile] {
         let ranges = fq::calibrate(&f32_model, &calib, CHW, method).unwrap();
@@ -94,16 +115,25 @@ fn int8_layouts_agree_with_onnxruntime_and_stay_close_to_f32() {
                 let reference = ort(&path, &test, n, &dir);
                 let d_ort = max_abs_diff(&tract, &reference);
                 let d_f32 = max_abs_diff(&tract, &f32_tract);
-                let agree = argmax_agreement(&tract, &f32_tract);
+                let (agree, confident) = confident_agreement(&tract, &f32_tract, MARGIN * spread);
+                let all = confident_agreement(&tract, &f32_tract, 0.0).0;
                 eprintln!(
-                    "{} {} {act:?}: tract vs onnxruntime {d_ort:.3e}, vs f32 {d_f32:.3e} (logit range {spread:.2}), top-1 agreement with f32 {agree:.3}",
+                    "{} {} {act:?}: tract vs onnxruntime {d_ort:.3e}, vs f32 {d_f32:.3e} (logit range {spread:.2}), top-1 agreement with f32 {agree}/{confident} confident faces, {all}/{n} in all",
                     layout.name(),
                     method.name()
                 );
                 // Same integer arithmetic: differences come from rounding in requantization only.
                 assert!(d_ort <= 0.05 * spread, "{}: tract and onnxruntime differ by {d_ort}", path.display());
                 assert!(d_f32 <= 0.25 * spread, "{}: int8 strays {d_f32} from f32", path.display());
-                assert!(agree >= 0.8, "{}: top-1 agreement with f32 only {agree}", path.display());
+                // An int8 error up to the bound above could still swap two logits a tenth of the
+                // range apart; on the faces where f32 is that sure, int8 must pick the same class.
+                assert!(
+                    agree == confident,
+                    "{}: top-1 differs from f32 on {} of {confident} faces with a top-2 margin over {:.2}",
+                    path.display(),
+                    confident - agree,
+                    MARGIN * spread
+                );
             }
         }
     }
