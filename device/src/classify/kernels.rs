@@ -1079,30 +1079,33 @@ fn pad_plane(
     (rows, cols): (usize, usize),
     dst: &mut [f32],
 ) {
-    for y in top..rows.min(top + h) {
-        let src = &src[(y - top) * w..][..w];
-        let dst = &mut dst[y * phases * cols..][..phases * cols];
-        if phases == 1 {
-            let n = w.min(cols.saturating_sub(left));
-            if n > 0 {
-                dst[left..left + n].copy_from_slice(&src[..n]);
+    let image_rows = top..rows.min(top + h);
+    if phases == 1 {
+        let n = w.min(cols.saturating_sub(left));
+        if n > 0 {
+            for y in image_rows {
+                dst[y * cols + left..][..n].copy_from_slice(&src[(y - top) * w..][..n]);
             }
+        }
+        return;
+    }
+    // Phase `phase` holds padded columns `phase + j · phases`: source column `ix0 + (j − j0) ·
+    // phases` from its first inside the plane, `j0`, for `n` columns (worked out once per phase:
+    // the divisions, per row, took a sixth of face-api.js's stem copy).
+    for phase in 0..phases {
+        let j0 = left.saturating_sub(phase).div_ceil(phases);
+        let ix0 = phase + j0 * phases - left;
+        let n = cols.saturating_sub(j0).min(w.saturating_sub(ix0).div_ceil(phases));
+        if n == 0 {
             continue;
         }
-        // Phase `phase` holds padded columns `phase + j · phases`: source column `ix0 + (j −
-        // j0) · phases` from its first inside the plane, `j0`, for `n` columns.
-        for (phase, dst) in dst.chunks_exact_mut(cols).enumerate() {
-            let j0 = left.saturating_sub(phase).div_ceil(phases);
-            let ix0 = phase + j0 * phases - left;
-            let n = cols.saturating_sub(j0).min(w.saturating_sub(ix0).div_ceil(phases));
-            if n == 0 {
-                continue;
-            }
-            let dst = &mut dst[j0..j0 + n];
+        for y in image_rows.clone() {
+            let src = &src[(y - top) * w..][ix0..w];
+            let dst = &mut dst[(y * phases + phase) * cols + j0..][..n];
             if phases == 2 {
-                every_other(&src[ix0..], dst);
+                every_other(src, dst);
             } else {
-                for (d, s) in dst.iter_mut().zip(src[ix0..].iter().step_by(phases)) {
+                for (d, s) in dst.iter_mut().zip(src.iter().step_by(phases)) {
                     *d = *s;
                 }
             }
@@ -1731,10 +1734,26 @@ pub fn every_other(x: &[f32], out: &mut [f32]) {
         }
         i
     };
-    #[cfg(not(target_arch = "aarch64"))]
+    #[cfg(target_arch = "x86_64")]
+    let i = {
+        use std::arch::x86_64::*;
+        let mut i = 0;
+        // Two loads of 4 values from x[2 * i], their even lanes shuffled together (SSE, which
+        // every x86-64 has: the `step_by` loop below took ~20 us of face-api.js's 83 us stem).
+        while i + 4 <= out.len() && 2 * i + 8 <= x.len() {
+            // SAFETY: the loop condition bounds both accesses.
+            unsafe {
+                let (a, b) = (_mm_loadu_ps(x.as_ptr().add(2 * i)), _mm_loadu_ps(x.as_ptr().add(2 * i + 4)));
+                _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_shuffle_ps::<0b10_00_10_00>(a, b));
+            }
+            i += 4;
+        }
+        i
+    };
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
     let i = 0;
-    for (o, x) in out[i..].iter_mut().zip(x[2 * i..].iter().step_by(2)) {
-        *o = *x;
+    for (j, o) in out.iter_mut().enumerate().skip(i) {
+        *o = x[2 * j];
     }
 }
 
@@ -1802,16 +1821,45 @@ pub struct PointwiseGeometry {
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
+#[allow(clippy::too_many_arguments)]
 pub fn pointwise_conv(
     x: &[f32],
     w: &[f32],
+    blocked: Option<&[f32]>,
     bias: &[f32],
     g: &PointwiseGeometry,
     clamp: (f32, f32),
     residual: Option<Residual>,
     out: &mut [f32],
 ) {
-    pointwise_conv_in(build(), x, w, bias, g, clamp, residual, out)
+    pointwise_conv_in(build(), x, w, blocked, bias, g, clamp, residual, out)
+}
+
+/// The weights `w` (`[ci][co]`) of [`pointwise_conv`] as its AVX-512 build reads them best,
+/// where it can: `[co / 32][ci][co % 32]`, each block of 32 output channels' weights one
+/// contiguous run (32 KB for 256 input channels, kept in L1 while every point's block runs; as
+/// `[ci][co]`, rows 1 KB apart, 256 of them mapped onto 8 of L1's 64 sets and came from L2 for
+/// every block of points). `None` where that build would not use them: other builds,
+/// channel-first output, output channels not whole blocks of 32, fewer than 8 points.
+pub fn pointwise_blocked_weights(w: &[f32], g: &PointwiseGeometry) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if build() == Build::Avx512 && blocked_applies(g) {
+        let mut b = Vec::with_capacity(g.cin * g.cout);
+        for c in (0..g.cout).step_by(32) {
+            for ci in 0..g.cin {
+                b.extend_from_slice(&w[ci * g.cout + c..][..32]);
+            }
+        }
+        return Some(b);
+    }
+    let _ = (w, g);
+    None
+}
+
+/// Whether the AVX-512 build of [`pointwise_conv`] runs `g` on blocked weights.
+#[cfg(target_arch = "x86_64")]
+fn blocked_applies(g: &PointwiseGeometry) -> bool {
+    !g.out_channel_first && g.cout.is_multiple_of(32) && g.points >= 2 * POINTWISE_POINTS
 }
 
 /// [`pointwise_conv`] in a given build.
@@ -1823,6 +1871,7 @@ fn pointwise_conv_in(
     build: Build,
     x: &[f32],
     w: &[f32],
+    blocked: Option<&[f32]>,
     bias: &[f32],
     g: &PointwiseGeometry,
     clamp: (f32, f32),
@@ -1837,15 +1886,83 @@ fn pointwise_conv_in(
     assert!(g.cin == 0 || x.len() > last, "pointwise input too short");
     assert!(w.len() >= g.cin * g.cout && bias.len() >= g.cout && out.len() >= g.points * g.cout);
     let sum = Sum::of(residual, g.points * g.cout);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = blocked;
     let (x, w, bias, out) = (x.as_ptr(), w.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
     match build {
         // SAFETY (all three): the build's features are present; the asserts above bound every
         // access.
         #[cfg(target_arch = "x86_64")]
-        Build::Avx512 => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
+        Build::Avx512 => match blocked.filter(|_| blocked_applies(g)) {
+            Some(b) => {
+                assert!(b.len() >= g.cin * g.cout, "blocked pointwise weights too short");
+                unsafe { pointwise_blocked_avx512(x, b.as_ptr(), bias, g, clamp, sum, out) }
+            }
+            None => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
+        },
         #[cfg(target_arch = "x86_64")]
         Build::Avx2Fma => unsafe { pointwise_avx2_fma(x, w, bias, g, clamp, sum, out) },
         Build::Portable => unsafe { pointwise_portable(x, w, bias, g, clamp, sum, out) },
+    }
+}
+
+/// [`pointwise_conv`]'s AVX-512 build on [`pointwise_blocked_weights`]: per block of 32 output
+/// channels (its weights one run, read from L1 after the first block of points), every block
+/// of 8 points, the last one ending at the last point (the points it shares with the block
+/// before get the same values again).
+///
+/// # Safety
+/// As [`pointwise_conv`], with [`blocked_applies`] and `w` blocked; the machine has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pointwise_blocked_avx512(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    g: &PointwiseGeometry,
+    clamp: (f32, f32),
+    sum: Sum,
+    out: *mut f32,
+) {
+    const P: usize = 2 * POINTWISE_POINTS;
+    unsafe fn run<const SUM: bool>(
+        x: *const f32,
+        w: *const f32,
+        bias: *const f32,
+        g: &PointwiseGeometry,
+        clamp: (f32, f32),
+        sum: Sum,
+        out: *mut f32,
+    ) {
+        unsafe {
+            for c in (0..g.cout).step_by(32) {
+                let wc = w.add(c * g.cin);
+                let mut p = 0;
+                while p < g.points {
+                    let p0 = p.min(g.points - P);
+                    pointwise_32_avx512::<P, SUM>(
+                        x.add(p0 * g.point_stride),
+                        wc,
+                        32,
+                        bias.add(c),
+                        g,
+                        clamp,
+                        sum,
+                        out,
+                        p0,
+                        c,
+                    );
+                    p += P;
+                }
+            }
+        }
+    }
+    unsafe {
+        if sum.add.is_null() {
+            run::<false>(x, w, bias, g, clamp, sum, out)
+        } else {
+            run::<true>(x, w, bias, g, clamp, sum, out)
+        }
     }
 }
 
@@ -2074,7 +2191,7 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
         // Only the AVX-512 build has blocks of 32 channels.
         #[cfg(target_arch = "x86_64")]
         if N == 32 && P > 1 && !g.out_channel_first {
-            pointwise_32_avx512::<P, SUM>(x, wp, bias.add(c), g, (lo, hi), sum, out, p, c);
+            pointwise_32_avx512::<P, SUM>(x, wp, g.cout, bias.add(c), g, (lo, hi), sum, out, p, c);
             return;
         }
         #[cfg(target_arch = "aarch64")]
@@ -2174,6 +2291,7 @@ unsafe fn store_avx512<const SUM: bool>(
 unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool>(
     x: *const f32,
     w: *const f32,
+    w_stride: usize,
     bias: *const f32,
     g: &PointwiseGeometry,
     (lo, hi): (f32, f32),
@@ -2195,7 +2313,7 @@ unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool>(
                 acc[0] = _mm512_fmadd_ps(xv, wv[0], acc[0]);
                 acc[1] = _mm512_fmadd_ps(xv, wv[1], acc[1]);
             }
-            wp = wp.add(g.cout);
+            wp = wp.add(w_stride);
         }
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for (q, acc) in acc.iter().enumerate() {
@@ -2433,6 +2551,10 @@ pub(crate) mod tests {
             // channels left over.
             (23, 12, 70),
             (16, 5, 32),
+            // Blocks of 8 points x 32 channels, then the points left: 1 (face-api's 49-point
+            // layers) and 5.
+            (49, 7, 64),
+            (13, 6, 32),
         ] {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
                 for (clamp, residual) in [
@@ -2450,12 +2572,20 @@ pub(crate) mod tests {
                     let w = values(cin * cout, 8);
                     let bias = values(cout, 9);
                     let add = values(points * cout, 10);
-                    for &build in Build::all().iter().filter(|b| b.available()) {
+                    // The weights blocked by 32 output channels, element by element.
+                    let blocked = cout.is_multiple_of(32).then(|| {
+                        (0..cin * cout).map(|i| w[(i / 32 % cin) * cout + i / (32 * cin) * 32 + i % 32]).collect()
+                    });
+                    if let Some(b) = pointwise_blocked_weights(&w, &g) {
+                        assert_eq!(Some(b), blocked, "{points}x{cin}->{cout}: blocked weights");
+                    }
+                    let builds = Build::all().iter().filter(|b| b.available());
+                    for (build, blocked) in builds.flat_map(|&b| [(b, None), (b, blocked.as_deref())]) {
                         let mut out = vec![f32::NAN; points * cout + 3];
                         let mut kept = vec![f32::NAN; points * cout + 3];
                         let r = (residual > 0)
                             .then(|| Residual { add: &add, keep: (residual == 2).then_some(&mut kept[..]) });
-                        pointwise_conv_in(build, &x, &w, &bias, &g, clamp, r, &mut out);
+                        pointwise_conv_in(build, &x, &w, blocked, &bias, &g, clamp, r, &mut out);
                         for p in 0..points {
                             for co in 0..cout {
                                 let o = if out_channel_first { co * points + p } else { p * cout + co };
@@ -2469,8 +2599,9 @@ pub(crate) mod tests {
                                 let want = sum.max(clamp.0 as f64).min(clamp.1 as f64);
                                 let got = out[o];
                                 let context = format!(
-                                    "{build:?} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first \
-                                     {out_channel_first} clamp {clamp:?} residual {residual}: point {p} channel {co}"
+                                    "{build:?} blocked {} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first \
+                                     {out_channel_first} clamp {clamp:?} residual {residual}: point {p} channel {co}",
+                                    blocked.is_some()
                                 );
                                 assert!((got as f64 - want).abs() < 1e-5, "{context}: {got} vs {want}");
                                 if residual == 2 {

@@ -241,6 +241,9 @@ pub struct PointwiseConv {
     pub geometry: kernels::PointwiseGeometry,
     /// Weights as `[ci][co]`.
     pub weights: Arc<Vec<f32>>,
+    /// The same, as this machine's kernel reads them best where that differs
+    /// ([`kernels::pointwise_blocked_weights`]).
+    pub blocked: Option<Arc<Vec<f32>>>,
     pub bias: Arc<Vec<f32>>,
     /// Lower and upper bound of the output (infinite when nothing is fused).
     pub clamp: (f32, f32),
@@ -353,7 +356,10 @@ impl EvalOp for PointwiseConv {
                 });
                 match rows {
                     Some((d, geo)) => kernels::direct_conv(x, &d.packed, &d.bias, &geo, self.clamp, r, o),
-                    None => kernels::pointwise_conv(x, &self.weights, &self.bias, g, self.clamp, r, o),
+                    None => {
+                        let blocked = self.blocked.as_deref().map(|b| &b[..]);
+                        kernels::pointwise_conv(x, &self.weights, blocked, &self.bias, g, self.clamp, r, o)
+                    }
                 }
             }
         }
@@ -630,8 +636,10 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
             weights[ci * cout + co] = if ci_k == 1 { k[co * cin + ci] } else { k[ci * cout + co] };
         }
     }
+    let geometry = kernels::PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first };
     Ok(Some(PointwiseConv {
-        geometry: kernels::PointwiseGeometry { points, cin, cout, point_stride, channel_stride, out_channel_first },
+        geometry,
+        blocked: kernels::pointwise_blocked_weights(&weights, &geometry).map(Arc::new),
         weights: Arc::new(weights),
         bias: Arc::new(vec![0.0; cout]),
         clamp: kernels::NO_CLAMP,
@@ -1245,6 +1253,12 @@ mod tests {
             ((3, 9, 70, 20, 3, 3), ((2, 2), [0, 1, 0, 1])),
             ((2, 4, 40, 8, 3, 3), unpadded),
             ((5, 1, 100, 13, 1, 1), unpadded),
+            // Last 32-point blocks overlapping the one before by 8 (face-api.js's stem rows of
+            // 56 points, stride 2, padded after the image), 16, 20 and 3 points.
+            ((3, 5, 112, 16, 3, 3), ((2, 2), [0, 0, 1, 1])),
+            ((2, 2, 48, 8, 1, 1), unpadded),
+            ((2, 3, 46, 8, 3, 3), unpadded),
+            ((1, 3, 63, 9, 3, 3), unpadded),
         ] {
             let x = values(c * h * w, 7);
             let k = values(o * c * kh * kw, 8);
