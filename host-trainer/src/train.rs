@@ -69,6 +69,8 @@ pub struct TrainConfig {
     /// Stop after this many epochs without a better validation accuracy (0 = never).
     pub patience: usize,
     pub seed: u64,
+    /// libtorch's CPU threads (0 = leave libtorch's setting). The setting is process-wide: set it
+    /// where nothing else in the process is running libtorch (see [`train_resumable`]).
     pub threads: usize,
     /// Start from these weights instead of a random init (see [`Init`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -348,7 +350,9 @@ pub fn train_resumable(
     anyhow::ensure!(!ds.train.is_empty(), "no training samples");
     anyhow::ensure!(!ds.val.is_empty(), "no validation samples (use a validation split)");
     tch::manual_seed(cfg.seed as i64);
-    if cfg.threads > 0 {
+    // libtorch's thread count is global to the process, and changing it also resets its MKL and
+    // thread-pool settings under any other thread that is computing: only when it really changes.
+    if cfg.threads > 0 && tch::get_num_threads() != cfg.threads as i32 {
         tch::set_num_threads(cfg.threads as i32);
     }
     let train = to_tensors(&ds.train, &cfg.input, device)?;
