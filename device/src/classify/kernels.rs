@@ -1908,8 +1908,7 @@ fn pointwise_conv_in(
 
 /// [`pointwise_conv`]'s AVX-512 build on [`pointwise_blocked_weights`]: per block of 32 output
 /// channels (its weights one run, read from L1 after the first block of points), every block
-/// of 8 points, the last one ending at the last point (the points it shares with the block
-/// before get the same values again).
+/// of 8 points; where 8 does not divide the points, the last 8 + r are two blocks of 4 to 8.
 ///
 /// # Safety
 /// As [`pointwise_conv`], with [`blocked_applies`] and `w` blocked; the machine has AVX-512F.
@@ -1934,25 +1933,46 @@ unsafe fn pointwise_blocked_avx512(
         sum: Sum,
         out: *mut f32,
     ) {
+        // Whole blocks of P points, then the last P + r (0 < r < P) as two blocks of 4 to P:
+        // exactly the points there are (an overlapping last block of P computed 9-point layers
+        // as 16).
+        let (full, rest) = match g.points % P {
+            0 => (g.points / P, 0),
+            r => (g.points / P - 1, P + r),
+        };
+        let (first, second) = (rest.div_ceil(2), rest / 2);
         unsafe {
             for c in (0..g.cout).step_by(32) {
                 let wc = w.add(c * g.cin);
-                let mut p = 0;
-                while p < g.points {
-                    let p0 = p.min(g.points - P);
-                    pointwise_32_avx512::<P, SUM>(
-                        x.add(p0 * g.point_stride),
-                        wc,
-                        32,
-                        bias.add(c),
-                        g,
-                        clamp,
-                        sum,
-                        out,
-                        p0,
-                        c,
-                    );
-                    p += P;
+                macro_rules! block {
+                    ($n:tt, $p:expr) => {{
+                        let p = $p;
+                        pointwise_32_avx512::<$n, SUM>(
+                            x.add(p * g.point_stride),
+                            wc,
+                            32,
+                            bias.add(c),
+                            g,
+                            clamp,
+                            sum,
+                            out,
+                            p,
+                            c,
+                        )
+                    }};
+                }
+                for b in 0..full {
+                    block!(P, b * P);
+                }
+                for (p, n) in [(full * P, first), (full * P + first, second)] {
+                    match n {
+                        0 => {}
+                        4 => block!(4, p),
+                        5 => block!(5, p),
+                        6 => block!(6, p),
+                        7 => block!(7, p),
+                        _ => block!(P, p),
+                    }
                 }
             }
         }
@@ -2551,10 +2571,15 @@ pub(crate) mod tests {
             // channels left over.
             (23, 12, 70),
             (16, 5, 32),
-            // Blocks of 8 points x 32 channels, then the points left: 1 (face-api's 49-point
-            // layers) and 5.
+            // Blocks of 8 points x 32 channels, the last 8 + r points as two blocks: 49 (face-api,
+            // 5 + 4 at the end), 13 (7 + 6), 9 (MobileNetV2's 3x3 layers, 5 + 4), 11 (6 + 5),
+            // 31 (8 + 7 after two blocks), 36 (6 + 6).
             (49, 7, 64),
             (13, 6, 32),
+            (9, 4, 32),
+            (11, 3, 64),
+            (31, 3, 32),
+            (36, 5, 32),
         ] {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
                 for (clamp, residual) in [
