@@ -4,6 +4,7 @@
 //! BENCHMARKS.md, "CI", session 17.
 
 mod common;
+mod crash_report;
 
 mod builtin_roundtrip;
 mod export_tract;
