@@ -1921,7 +1921,14 @@ fn pointwise_conv_in(
         Build::Avx512 => match blocked.filter(|_| blocked_applies(g)) {
             Some(b) => {
                 assert!(b.len() >= g.cin * g.cout, "blocked pointwise weights too short");
-                unsafe { pointwise_blocked_avx512(x, b.as_ptr(), bias, g, clamp, sum, out) }
+                let b = b.as_ptr();
+                unsafe {
+                    if sum.add.is_null() {
+                        pointwise_blocked_avx512::<false>(x, b, bias, g, clamp, sum, out)
+                    } else {
+                        pointwise_blocked_avx512::<true>(x, b, bias, g, clamp, sum, out)
+                    }
+                }
             }
             None => unsafe { pointwise_avx512(x, w, bias, g, clamp, sum, out) },
         },
@@ -1939,7 +1946,7 @@ fn pointwise_conv_in(
 /// As [`pointwise_conv`], with [`blocked_applies`] and `w` blocked; the machine has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn pointwise_blocked_avx512(
+unsafe fn pointwise_blocked_avx512<const SUM: bool>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
@@ -1949,64 +1956,47 @@ unsafe fn pointwise_blocked_avx512(
     out: *mut f32,
 ) {
     const P: usize = 2 * POINTWISE_POINTS;
-    unsafe fn run<const SUM: bool>(
-        x: *const f32,
-        w: *const f32,
-        bias: *const f32,
-        g: &PointwiseGeometry,
-        clamp: (f32, f32),
-        sum: Sum,
-        out: *mut f32,
-    ) {
-        // Whole blocks of P points, then the last P + r (0 < r < P) as two blocks of 4 to P:
-        // exactly the points there are (an overlapping last block of P computed 9-point layers
-        // as 16).
-        let (full, rest) = match g.points % P {
-            0 => (g.points / P, 0),
-            r => (g.points / P - 1, P + r),
-        };
-        let (first, second) = (rest.div_ceil(2), rest / 2);
-        unsafe {
-            for c in (0..g.cout).step_by(32) {
-                let wc = w.add(c * g.cin);
-                macro_rules! block {
-                    ($n:tt, $p:expr) => {{
-                        let p = $p;
-                        pointwise_32_avx512::<$n, SUM>(
-                            x.add(p * g.point_stride),
-                            wc,
-                            32,
-                            bias.add(c),
-                            g,
-                            clamp,
-                            sum,
-                            out,
-                            p,
-                            c,
-                        )
-                    }};
-                }
-                for b in 0..full {
-                    block!(P, b * P);
-                }
-                for (p, n) in [(full * P, first), (full * P + first, second)] {
-                    match n {
-                        0 => {}
-                        4 => block!(4, p),
-                        5 => block!(5, p),
-                        6 => block!(6, p),
-                        7 => block!(7, p),
-                        _ => block!(P, p),
-                    }
+    // Whole blocks of P points, then the last P + r (0 < r < P) as two blocks of 4 to P:
+    // exactly the points there are (an overlapping last block of P computed 9-point layers
+    // as 16).
+    let (full, rest) = match g.points % P {
+        0 => (g.points / P, 0),
+        r => (g.points / P - 1, P + r),
+    };
+    let (first, second) = (rest.div_ceil(2), rest / 2);
+    unsafe {
+        for c in (0..g.cout).step_by(32) {
+            let wc = w.add(c * g.cin);
+            macro_rules! block {
+                ($n:tt, $p:expr) => {{
+                    let p = $p;
+                    pointwise_32_avx512::<$n, SUM>(
+                        x.add(p * g.point_stride),
+                        wc,
+                        32,
+                        bias.add(c),
+                        g,
+                        clamp,
+                        sum,
+                        out,
+                        p,
+                        c,
+                    )
+                }};
+            }
+            for b in 0..full {
+                block!(P, b * P);
+            }
+            for (p, n) in [(full * P, first), (full * P + first, second)] {
+                match n {
+                    0 => {}
+                    4 => block!(4, p),
+                    5 => block!(5, p),
+                    6 => block!(6, p),
+                    7 => block!(7, p),
+                    _ => block!(P, p),
                 }
             }
-        }
-    }
-    unsafe {
-        if sum.add.is_null() {
-            run::<false>(x, w, bias, g, clamp, sum, out)
-        } else {
-            run::<true>(x, w, bias, g, clamp, sum, out)
         }
     }
 }
