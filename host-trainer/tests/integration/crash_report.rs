@@ -11,7 +11,10 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-static mut PREVIOUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+/// The actions SIGSEGV and SIGBUS had before ours (the default: std installs its own only where
+/// none is set, and ours comes first).
+static mut PREVIOUS: [std::mem::MaybeUninit<libc::sigaction>; 2] = [std::mem::MaybeUninit::zeroed(); 2];
+const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
@@ -27,10 +30,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _context: *
             std::backtrace::Backtrace::force_capture()
         );
     }
-    // Back to the handler there was (the standard library's, or the default action): returning
-    // repeats the faulting access under it, and the process ends as it would have without us.
-    // SAFETY: PREVIOUS was filled by sigaction in `install` before this handler could run.
-    unsafe { libc::sigaction(sig, std::ptr::addr_of!(PREVIOUS).cast(), std::ptr::null_mut()) };
+    // Back to the action there was: returning repeats the faulting access under it, and the
+    // process ends as it would have without us.
+    let i = SIGNALS.iter().position(|&s| s == sig).unwrap_or(0);
+    // SAFETY: PREVIOUS[i] was filled by sigaction in `install` before this handler could run.
+    unsafe { libc::sigaction(sig, std::ptr::addr_of!(PREVIOUS[i]).cast(), std::ptr::null_mut()) };
 }
 
 extern "C" fn install() {
@@ -41,8 +45,8 @@ extern "C" fn install() {
         action.sa_sigaction = on_fault as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut action.sa_mask);
-        for sig in [libc::SIGSEGV, libc::SIGBUS] {
-            libc::sigaction(sig, &action, std::ptr::addr_of_mut!(PREVIOUS).cast());
+        for (i, sig) in SIGNALS.into_iter().enumerate() {
+            libc::sigaction(sig, &action, std::ptr::addr_of_mut!(PREVIOUS[i]).cast());
         }
     }
 }
