@@ -1,6 +1,8 @@
 //! Rewrites of a decluttered tract model before it is optimised, each measured against tract's
 //! own plan (BENCHMARKS.md, "Classifier: channel-last depthwise and direct convolutions"):
 //!
+//! - [`fake_quants`], first: a QDQ (int8) model's quantize-dequantize pairs on activations
+//!   become one f32 pass each, [`FakeQuant`] (tract runs them as two, with a scalar rounding);
 //! - [`direct_convs`]: a dense convolution with few output channels (the 3x3 stems of
 //!   mini-XCEPTION, MobileNetV2's and face-api.js's strided, padded ones) becomes
 //!   [`DirectConv`], computed straight from the input rows instead of tract's im2col gather and
@@ -41,6 +43,7 @@ use super::kernels;
 /// that meet and lets tract's own channel-last choices for wide depthwise convolutions spread).
 pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model;
+    fake_quants(&mut model)?;
     direct_convs(&mut model)?;
     subsamples(&mut model)?;
     let mut model = model.into_decluttered()?;
@@ -1071,6 +1074,122 @@ pub fn subsamples(model: &mut TypedModel) -> TractResult<usize> {
     Ok(wired)
 }
 
+/// A QDQ model's quantize-dequantize pair on an f32 activation (tract's `QuantizeLinearU8` or
+/// `I8` and the `DequantizeLinearF32`s reading it) as one f32 pass, [`kernels::fake_quant`], in
+/// place where the input is not shared. Same results bit for bit; what the int8 (QDQ) model
+/// computes is unchanged, only its cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeQuant(pub kernels::FakeQuantParams);
+
+impl Eq for FakeQuant {}
+
+impl std::hash::Hash for FakeQuant {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let p = &self.0;
+        [p.inv_scale, p.lo, p.hi, p.offset, p.scale].iter().for_each(|v| v.to_bits().hash(state));
+    }
+}
+
+impl Op for FakeQuant {
+    fn name(&self) -> StaticName {
+        "FakeQuant".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let p = &self.0;
+        Ok(vec![format!("x {}, levels {}..={}, offset {}, scale {}", p.inv_scale, p.lo, p.hi, p.offset, p.scale)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for FakeQuant {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut t = args_1!(inputs).into_tensor();
+        {
+            let mut x = t.try_as_plain_ram_mut()?;
+            kernels::fake_quant(x.as_slice_mut::<f32>()?, &self.0);
+        }
+        Ok(tvec!(t.into_tvalue()))
+    }
+}
+
+impl TypedOp for FakeQuant {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs[0].datum_type == f32::datum_type(), "FakeQuant: {:?} input", inputs[0].datum_type);
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    fn axes_mapping(&self, inputs: &[&TypedFact], outputs: &[&TypedFact]) -> TractResult<AxesMapping> {
+        AxesMapping::natural(inputs, outputs)
+    }
+
+    /// Element-wise: follows any layout change, so layout moves cross it as they crossed tract's
+    /// quantize and dequantize ops.
+    fn change_axes(
+        &self,
+        model: &TypedModel,
+        node: &TypedNode,
+        _io: InOut,
+        change: &AxisOp,
+    ) -> TractResult<Option<AxisChangeConsequence>> {
+        Ok(Some(AxisChangeConsequence::new(model, node, None, change)))
+    }
+
+    as_op!();
+}
+
+/// Replaces each f32 `QuantizeLinearU8`/`I8` whose readers are all `DequantizeLinearF32`s of one
+/// zero point and scale (and which is not a model output) by one [`FakeQuant`]. Returns how many.
+pub fn fake_quants(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
+    let quantize = |n: &TypedNode| {
+        let e = n.op_as::<ElementWiseOp>()?;
+        if let Some(q) = e.0.downcast_ref::<QuantizeLinearU8>() {
+            Some((q.scale, q.zero_point as f32, 0.0, 255.0))
+        } else {
+            e.0.downcast_ref::<QuantizeLinearI8>().map(|q| (q.scale, q.zero_point as f32, -128.0, 127.0))
+        }
+    };
+    let mut replaced = 0;
+    let ids: Vec<usize> = model.nodes().iter().filter(|n| quantize(n).is_some()).map(|n| n.id).collect();
+    let outputs = model.output_outlets()?.to_vec();
+    for id in ids {
+        let node = model.node(id).clone();
+        let (inv_scale, zq, qmin, qmax) = quantize(&node).unwrap();
+        if model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || outputs.contains(&OutletId::new(id, 0))
+        {
+            continue;
+        }
+        let readers: Vec<&TypedNode> = node.outputs[0].successors.iter().map(|s| model.node(s.node)).collect();
+        let dq: Vec<DequantizeLinearF32> =
+            readers.iter().filter_map(|n| n.op_as::<DequantizeLinearF32>().cloned()).collect();
+        if dq.is_empty() || dq.len() != readers.len() || dq.iter().any(|d| *d != dq[0]) {
+            continue;
+        }
+        let p = kernels::FakeQuantParams {
+            inv_scale,
+            lo: qmin - zq,
+            hi: qmax - zq,
+            offset: zq - dq[0].zero_point as f32,
+            scale: dq[0].scale,
+        };
+        let readers: Vec<usize> = readers.iter().map(|n| n.id).collect();
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(format!("{}.fake_quant", node.name), FakeQuant(p), &[x])?;
+        for r in readers {
+            patch.shunt_outside(model, r.into(), y[0])?;
+        }
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
 /// The f32 sum over a run of neighbouring axes (tract's `Reduce<Sum>`, the sum of a global
 /// average pool), the summed axes kept with size 1: `y[o, 0, i] = Σ_r x[o, r, i]` with `o` the
 /// axes before the run, `r` the run, `i` the axes after it. (tract's generic reduction took
@@ -1179,6 +1298,7 @@ mod tests {
     use super::*;
     use crate::classify::kernels::tests::values;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::element_wise::{ElementWiseMiniOp, ElementWiseOp};
 
     fn tensor(shape: &[usize], seed: u32) -> Tensor {
         Tensor::from_shape(shape, &values(shape.iter().product(), seed)).unwrap()
@@ -1432,6 +1552,98 @@ mod tests {
         }
         m.select_output_outlets(&[input]).unwrap();
         m
+    }
+
+    /// `x → QuantizeLinear → DequantizeLinear` as tract holds it (the quantizer's `scale` is the
+    /// multiplier, 1 / the ONNX scale), with `readers` dequantizers of the same parameters summed
+    /// when more than one.
+    fn qdq_model(shape: &[usize], q: Box<dyn ElementWiseMiniOp>, dq: (f32, i32), readers: usize) -> TypedModel {
+        use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact(shape)).unwrap();
+        let q = m.wire_node("q", ElementWiseOp(q, None), &[x]).unwrap()[0];
+        let mut y = m.wire_node("dq0", DequantizeLinearF32::new(dq.0, dq.1), &[q]).unwrap()[0];
+        for r in 1..readers {
+            let d = m.wire_node(format!("dq{r}"), DequantizeLinearF32::new(dq.0, dq.1), &[q]).unwrap()[0];
+            y = m.wire_node(format!("sum{r}"), tract_onnx::tract_core::ops::math::add(), &[y, d]).unwrap()[0];
+        }
+        m.select_output_outlets(&[y]).unwrap();
+        m
+    }
+
+    /// One `FakeQuant` computes what tract's quantize and dequantize ops compute (an independent
+    /// implementation), value for value: ties rounded to even, saturation at both ends, u8 and
+    /// i8, a dequantizer whose zero point and scale differ from the quantizer's, two readers; and
+    /// a hand-computed case.
+    #[test]
+    fn fake_quant_is_tracts_quantize_dequantize() {
+        use tract_onnx::tract_core::ops::quant::{QuantizeLinearI8, QuantizeLinearU8};
+        let shape = [1, 4, 6, 11];
+        // x · 4 runs over every half integer from -132 to 131.5: ties, and both saturations.
+        let mut xs: Vec<f32> = (0..264).map(|i| (i as f32 - 264.0) / 8.0 + (i % 2) as f32 * 33.0).collect();
+        xs[0] = 1e6;
+        xs[1] = -1e6;
+        let input = Tensor::from_shape(&shape, &xs).unwrap();
+        let u8q = |z| -> Box<dyn ElementWiseMiniOp> { Box::new(QuantizeLinearU8 { scale: 4.0, zero_point: z }) };
+        let i8q = |z| -> Box<dyn ElementWiseMiniOp> { Box::new(QuantizeLinearI8 { scale: 4.0, zero_point: z }) };
+        for (q, dq, readers) in [
+            (u8q(100), (0.25, 100), 1),
+            (u8q(0), (0.25, 0), 2),
+            (i8q(-3), (0.25, -3), 1),
+            (i8q(5), (0.07, -2), 3),
+            (u8q(200), (1.5, 17), 1),
+        ] {
+            let label = format!("{q:?} {dq:?} x{readers}");
+            let model = qdq_model(&shape, q, dq, readers).into_decluttered().unwrap();
+            let (want, _) = run(model.clone(), &input);
+            let mut tuned = model;
+            assert_eq!(fake_quants(&mut tuned).unwrap(), 1, "{label}");
+            let (got, ops) = run(tuned.into_decluttered().unwrap(), &input);
+            assert!(ops.iter().any(|o| o.starts_with("FakeQuant")), "{label}: {ops:?}");
+            assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{label}: {ops:?}");
+            assert_eq!(got, want, "{label}");
+        }
+        // By hand, u8 with zero point 100 and scale 0.25 (multiplier 4): 0.125 · 4 = 0.5 rounds
+        // to 0, 0.375 · 4 = 1.5 to 2, -0.375 · 4 = -1.5 to -2; 100 · 4 saturates at 255 - 100,
+        // -100 · 4 at 0 - 100.
+        let x = [0.125f32, 0.375, -0.375, 100.0, -100.0, 0.3];
+        let mut y = x;
+        let p = kernels::FakeQuantParams { inv_scale: 4.0, lo: -100.0, hi: 155.0, offset: 0.0, scale: 0.25 };
+        kernels::fake_quant(&mut y, &p);
+        assert_eq!(y, [0.0, 0.5, -0.5, 155.0 * 0.25, -25.0, 0.25]);
+    }
+
+    /// A QDQ model (every convolution's input quantized and dequantized, as `fer-train quantize`
+    /// writes them): the quantize-dequantize pairs become `FakeQuant`s and every other rewrite
+    /// still happens across them (the same counts as the f32 model's), with the outputs of
+    /// tract's own plan.
+    #[test]
+    fn qdq_model_keeps_every_rewrite() {
+        use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+        let f32_ops = tuned_ops_checked_against_tract(1);
+        let mut model = mini_xception(1);
+        let convs: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<Conv>()).map(|n| n.id).collect();
+        for id in &convs {
+            let node = model.node(*id).clone();
+            let mut patch = TypedModelPatch::default();
+            let inputs: TVec<OutletId> = node.inputs.iter().map(|i| patch.tap_model(&model, *i).unwrap()).collect();
+            let q = QuantizeLinearU8 { scale: 32.0, zero_point: 128 };
+            let x =
+                patch.wire_node(format!("{}.q", node.name), ElementWiseOp(Box::new(q), None), &inputs[..1]).unwrap();
+            let x =
+                patch.wire_node(format!("{}.dq", node.name), DequantizeLinearF32::new(1.0 / 32.0, 128), &x).unwrap();
+            let y = patch.wire_node(&node.name, node.op.clone(), &[x[0], inputs[1], inputs[2]]).unwrap();
+            patch.shunt_outside(&model, OutletId::new(*id, 0), y[0]).unwrap();
+            patch.apply(&mut model).unwrap();
+        }
+        let ops = tuned_model_checked_against_tract(model, &[1, 1, 44, 44]);
+        let count = |ops: &[String], what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
+        assert_eq!(count(&ops, "FakeQuant"), convs.len(), "{ops:#?}");
+        assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{ops:#?}");
+        for what in ["DirectConv", "Subsample", "DepthwiseNhwc", "DepthwiseNchw", "MaxPoolNhwc", "PointwiseConv"] {
+            assert_eq!(count(&ops, what), count(&f32_ops, what), "{what}: {ops:#?}");
+        }
+        assert!(count(&ops, "MoveAxis") <= count(&f32_ops, "MoveAxis"), "{ops:#?}");
     }
 
     /// The dense block's sums are fused into the pointwise convolutions before them: no `Add` or
