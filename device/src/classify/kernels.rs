@@ -1735,13 +1735,44 @@ pub struct FakeQuantParams {
 /// adds and subtracts 1.5 · 2^23 (exact for |v| < 2^22, here ≤ 2^9), so the results are the same
 /// bit for bit; one branch-free loop the compiler vectorises. A NaN becomes `lo`'s value.
 pub fn fake_quant(xs: &mut [f32], p: &FakeQuantParams) {
+    fake_quant_in(build(), xs, p)
+}
+
+/// [`fake_quant`] in a given build (AVX-512 on x86-64 where the machine has it, the portable
+/// loop otherwise).
+///
+/// # Panics
+/// If the machine lacks the build's instruction sets.
+pub fn fake_quant_in(build: Build, xs: &mut [f32], p: &FakeQuantParams) {
+    assert!(build.available(), "fake_quant: this machine cannot run the {build:?} build");
+    #[cfg(target_arch = "x86_64")]
+    if build == Build::Avx512 {
+        // SAFETY: the machine has AVX-512F (asserted).
+        unsafe { fake_quant_avx512(xs, p) };
+        return;
+    }
+    fake_quant_body(xs, p)
+}
+
+/// [`fake_quant`] in 16 lanes (the same operations: no fused multiply-add is formed).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fake_quant_avx512(xs: &mut [f32], p: &FakeQuantParams) {
+    fake_quant_body(xs, p)
+}
+
+#[inline(always)]
+fn fake_quant_body(xs: &mut [f32], p: &FakeQuantParams) {
     const ROUND: f32 = 12_582_912.0;
     let FakeQuantParams { inv_scale, lo, hi, offset, scale } = *p;
+    // (v + ROUND) is round(v) + ROUND exactly, and ROUND - offset is exact (integers below
+    // 2^24): their difference is round(v) + offset exactly.
+    let back = ROUND - offset;
     for x in xs {
         let v = *x * inv_scale;
         let v = if v > lo { v } else { lo };
         let v = if v < hi { v } else { hi };
-        *x = ((v + ROUND) - ROUND + offset) * scale;
+        *x = ((v + ROUND) - back) * scale;
     }
 }
 

@@ -1584,6 +1584,7 @@ mod tests {
         xs[0] = 1e6;
         xs[1] = -1e6;
         let input = Tensor::from_shape(&shape, &xs).unwrap();
+        let mut first = None;
         let u8q = |z| -> Box<dyn ElementWiseMiniOp> { Box::new(QuantizeLinearU8 { scale: 4.0, zero_point: z }) };
         let i8q = |z| -> Box<dyn ElementWiseMiniOp> { Box::new(QuantizeLinearI8 { scale: 4.0, zero_point: z }) };
         for (q, dq, readers) in [
@@ -1602,13 +1603,20 @@ mod tests {
             assert!(ops.iter().any(|o| o.starts_with("FakeQuant")), "{label}: {ops:?}");
             assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{label}: {ops:?}");
             assert_eq!(got, want, "{label}");
+            first.get_or_insert(want);
+        }
+        // The first case in every build of the kernel.
+        let p = kernels::FakeQuantParams { inv_scale: 4.0, lo: -100.0, hi: 155.0, offset: 0.0, scale: 0.25 };
+        for &build in kernels::Build::all().iter().filter(|b| b.available()) {
+            let mut y = xs.clone();
+            kernels::fake_quant_in(build, &mut y, &p);
+            assert_eq!(Some(&y), first.as_ref(), "{build:?}");
         }
         // By hand, u8 with zero point 100 and scale 0.25 (multiplier 4): 0.125 · 4 = 0.5 rounds
         // to 0, 0.375 · 4 = 1.5 to 2, -0.375 · 4 = -1.5 to -2; 100 · 4 saturates at 255 - 100,
         // -100 · 4 at 0 - 100.
         let x = [0.125f32, 0.375, -0.375, 100.0, -100.0, 0.3];
         let mut y = x;
-        let p = kernels::FakeQuantParams { inv_scale: 4.0, lo: -100.0, hi: 155.0, offset: 0.0, scale: 0.25 };
         kernels::fake_quant(&mut y, &p);
         assert_eq!(y, [0.0, 0.5, -0.5, 155.0 * 0.25, -25.0, 0.25]);
     }
