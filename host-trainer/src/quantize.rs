@@ -28,7 +28,9 @@ use tract_onnx::pb::{
 /// on aarch64", QEMU icount, tract 0.23.9): no int8 layout is faster than f32 on Cortex-A72 or
 /// A76 for our small CNNs (QDQ 1.5x the f32 instructions, pointwise QLinear 5-6x, full QLinear
 /// 18-19x), so the boards run f32; the int8 model written is the QDQ one, the least slow and
-/// 3.4x smaller on disk, for storage-bound uses.
+/// 3.4x smaller on disk, for storage-bound uses. fer-device's plan runs its quantize-dequantize
+/// pairs as one f32 pass each (`FakeQuant`, session 20), which brings QDQ to ~1.2x the f32
+/// instructions on a Cortex-A72, still not below f32.
 pub const SHIPPED_LAYOUT: Layout = Layout::Qdq;
 /// The activation storage written by default (same measurement; uint8 is also the more
 /// accurate on our models).

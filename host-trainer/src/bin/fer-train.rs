@@ -43,9 +43,12 @@ enum Command {
         /// Folder that receives the model folder.
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
-        /// Model name (folder name and manifest name).
-        #[arg(long, default_value = "mobilenetv2-0.5-builtin")]
-        name: String,
+        /// Model name (folder name and manifest name). Default: architecture and dataset,
+        /// `mobilenetv2-0.5-builtin` for the default recipe, `mobilenetv2-0.25-builtin` with
+        /// `--width 0.25`, `efficientnet-b0-fer2013`, ...; `-distilled` added with
+        /// `--distill-from`.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Train several architectures on the same data with the same recipe, export each (ONNX +
     /// manifest, checked in tract), time each in tract (batch 1, this CPU), and write the seeds'
@@ -406,6 +409,10 @@ fn run(cli: Cli) -> Result<()> {
             train(args, &out)?;
         }
         Command::TrainAndExport { train: args, models_dir, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => default_model_name(&args)?,
+            };
             let dir = models_dir.join(&name);
             let out = args.out.clone().unwrap_or_else(|| dir.join("training"));
             let q = QuantizeArgs {
@@ -490,6 +497,22 @@ struct Run {
     test: trainer::Tensors,
     test_split: String,
     report: fer_trainer::metrics::Report,
+}
+
+/// `train-and-export`'s model name when none is given: the architecture (from `--init`'s folder
+/// where given) and the dataset, `-distilled` with a teacher.
+fn default_model_name(a: &TrainArgs) -> Result<String> {
+    let arch = match &a.init {
+        Some(dir) => fer_trainer::export::read_trainable(dir)?.0,
+        None => a.arch.build(a),
+    };
+    let data = match (&a.fer2013_csv, &a.folders) {
+        (Some(_), _) => "fer2013",
+        (_, Some(_)) => "folders",
+        _ => "builtin",
+    };
+    let name = arch.default_model_name(data);
+    Ok(if a.distill_from.is_some() { format!("{name}-distilled") } else { name })
 }
 
 /// The dataset the options name (default: the built-in faces at the input's size), with its

@@ -51,6 +51,14 @@ impl Architecture {
         }
     }
 
+    /// The model folder name `train-and-export` gives this architecture trained on `dataset`
+    /// when none is named: `mobilenetv2-0.5-builtin` for the default recipe,
+    /// `mobilenetv2-0.25-builtin`, `efficientnet-b0-fer2013`, `mini-xception-folders` (so a
+    /// narrower or other model never lands in, and replaces, the default model's folder).
+    pub fn default_model_name(&self, dataset: &str) -> String {
+        format!("{}-{dataset}", self.name().replace("mobilenet_v2", "mobilenetv2").replace('_', "-"))
+    }
+
     /// The classifier's weight and bias (output classes along dimension 0).
     pub fn classifier_params(&self) -> [&'static str; 2] {
         match self {
@@ -155,4 +163,31 @@ pub fn randomize_batchnorm(vs: &nn::VarStore, spread: f64) {
             v.copy_(&value.to(v.device()));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default folder names: the default recipe keeps the name the boards' configs and the
+    /// README use; other widths and architectures get their own.
+    #[test]
+    fn default_model_names_follow_architecture_and_dataset() {
+        let mnv2 = |width| {
+            Architecture::MobilenetV2(mobilenet_v2::MobileNetV2Config {
+                width,
+                in_channels: 1,
+                classes: 7,
+                stem_stride: 2,
+                dropout: 0.2,
+            })
+        };
+        assert_eq!(mnv2(0.5).default_model_name("builtin"), "mobilenetv2-0.5-builtin");
+        assert_eq!(mnv2(0.25).default_model_name("builtin"), "mobilenetv2-0.25-builtin");
+        assert_eq!(mnv2(1.0).default_model_name("fer2013"), "mobilenetv2-1-fer2013");
+        let b0 = Architecture::EfficientNet(efficientnet::EfficientNetConfig::default());
+        assert_eq!(b0.default_model_name("fer2013"), "efficientnet-b0-fer2013");
+        let minix = Architecture::MiniXception(mini_xception::MiniXceptionConfig::default());
+        assert_eq!(minix.default_model_name("folders"), "mini-xception-folders");
+    }
 }
