@@ -1531,7 +1531,7 @@ unsafe fn direct_rows_avx512<const SUM: bool>(
                     for (co, acc) in acc.iter().enumerate().take(nco) {
                         for (v, &acc) in acc.iter().enumerate() {
                             let o = ((cb + co) * g.oh + oy) * g.ow + x0 + v * L;
-                            store_avx512::<SUM>(acc, sum, (vlo, vhi), out, o);
+                            store_avx512::<SUM>(acc, sum, (vlo, vhi), None, out, o);
                         }
                     }
                     if x0 + V * L >= g.ow {
@@ -1727,6 +1727,36 @@ pub struct FakeQuantParams {
     pub scale: f32,
 }
 
+impl FakeQuantParams {
+    /// Adding and subtracting it rounds an f32 of magnitude below 2^22 to an integer, ties to
+    /// even (1.5 · 2^23).
+    pub const ROUND: f32 = 12_582_912.0;
+
+    /// `ROUND − offset`: `(v + ROUND) − back` is `round(v) + offset` exactly (both integers
+    /// below 2^24).
+    #[inline(always)]
+    pub fn back(&self) -> f32 {
+        Self::ROUND - self.offset
+    }
+
+    /// One value of [`fake_quant`].
+    #[inline(always)]
+    pub fn apply(&self, x: f32) -> f32 {
+        let v = x * self.inv_scale;
+        let v = if v > self.lo { v } else { self.lo };
+        let v = if v < self.hi { v } else { self.hi };
+        ((v + Self::ROUND) - self.back()) * self.scale
+    }
+}
+
+/// What a pointwise kernel does to its sums before it stores them: the clamp (ReLU, ReLU6),
+/// then a QDQ model's quantize-dequantize where the convolution's only reader was one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Epilogue {
+    bounds: (f32, f32),
+    quant: Option<FakeQuantParams>,
+}
+
 /// A quantize-dequantize pair in place: `x ← (clamp(round(x · inv_scale) + zq, qmin, qmax) − zd)
 /// · scale`, rounding half to even, which is what tract's `QuantizeLinearU8`/`I8` and
 /// `DequantizeLinearF32` compute in two passes (a u8 or i8 tensor between them, a branchy scalar
@@ -1763,16 +1793,8 @@ unsafe fn fake_quant_avx512(xs: &mut [f32], p: &FakeQuantParams) {
 
 #[inline(always)]
 fn fake_quant_body(xs: &mut [f32], p: &FakeQuantParams) {
-    const ROUND: f32 = 12_582_912.0;
-    let FakeQuantParams { inv_scale, lo, hi, offset, scale } = *p;
-    // (v + ROUND) is round(v) + ROUND exactly, and ROUND - offset is exact (integers below
-    // 2^24): their difference is round(v) + offset exactly.
-    let back = ROUND - offset;
     for x in xs {
-        let v = *x * inv_scale;
-        let v = if v > lo { v } else { lo };
-        let v = if v < hi { v } else { hi };
-        *x = ((v + ROUND) - back) * scale;
+        *x = p.apply(*x);
     }
 }
 
@@ -1915,10 +1937,11 @@ pub fn pointwise_conv(
     bias: &[f32],
     g: &PointwiseGeometry,
     clamp: (f32, f32),
+    quant: Option<FakeQuantParams>,
     residual: Option<Residual>,
     out: &mut [f32],
 ) {
-    pointwise_conv_in(build(), x, w, blocked, bias, g, clamp, residual, out)
+    pointwise_conv_in(build(), x, w, blocked, bias, g, clamp, quant, residual, out)
 }
 
 /// The weights `w` (`[ci][co]`) of [`pointwise_conv`] as its AVX-512 build reads them best,
@@ -1961,10 +1984,12 @@ fn pointwise_conv_in(
     bias: &[f32],
     g: &PointwiseGeometry,
     clamp: (f32, f32),
+    quant: Option<FakeQuantParams>,
     residual: Option<Residual>,
     out: &mut [f32],
 ) {
     assert!(build.available(), "{build:?} needs instructions this machine lacks");
+    let clamp = Epilogue { bounds: clamp, quant };
     if g.points == 0 || g.cout == 0 {
         return;
     }
@@ -1984,10 +2009,11 @@ fn pointwise_conv_in(
                 assert!(b.len() >= g.cin * g.cout, "blocked pointwise weights too short");
                 let b = b.as_ptr();
                 unsafe {
-                    if sum.add.is_null() {
-                        pointwise_blocked_avx512::<false>(x, b, bias, g, clamp, sum, out)
-                    } else {
-                        pointwise_blocked_avx512::<true>(x, b, bias, g, clamp, sum, out)
+                    match (sum.add.is_null(), clamp.quant.is_some()) {
+                        (true, false) => pointwise_blocked_avx512::<false, false>(x, b, bias, g, clamp, sum, out),
+                        (false, false) => pointwise_blocked_avx512::<true, false>(x, b, bias, g, clamp, sum, out),
+                        (true, true) => pointwise_blocked_avx512::<false, true>(x, b, bias, g, clamp, sum, out),
+                        (false, true) => pointwise_blocked_avx512::<true, true>(x, b, bias, g, clamp, sum, out),
                     }
                 }
             }
@@ -2007,12 +2033,12 @@ fn pointwise_conv_in(
 /// As [`pointwise_conv`], with [`blocked_applies`] and `w` blocked; the machine has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn pointwise_blocked_avx512<const SUM: bool>(
+unsafe fn pointwise_blocked_avx512<const SUM: bool, const QUANT: bool>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
 ) {
@@ -2031,7 +2057,7 @@ unsafe fn pointwise_blocked_avx512<const SUM: bool>(
             macro_rules! block {
                 ($n:tt, $p:expr) => {{
                     let p = $p;
-                    pointwise_32_avx512::<$n, SUM>(
+                    pointwise_32_avx512::<$n, SUM, QUANT>(
                         x.add(p * g.point_stride),
                         wc,
                         32,
@@ -2122,7 +2148,7 @@ macro_rules! pointwise_x86_build {
             w: *const f32,
             bias: *const f32,
             g: &PointwiseGeometry,
-            clamp: (f32, f32),
+            clamp: Epilogue,
             sum: Sum,
             out: *mut f32,
         ) {
@@ -2141,7 +2167,7 @@ unsafe fn pointwise_portable(
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
 ) {
@@ -2157,17 +2183,19 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
 ) {
-    // With a residual or without, each its own build (so that the kernel without one is
-    // unchanged: a run-time check in the block made mini-XCEPTION's 1x1 convolutions 1.4x slower).
+    // With a residual or without, with a quantize-dequantize or without, each its own build (so
+    // that the kernel without them is unchanged: a run-time check in the block made
+    // mini-XCEPTION's 1x1 convolutions 1.4x slower, and one for the quantizer 3 % slower).
     unsafe {
-        if sum.add.is_null() {
-            pointwise_rows::<FUSED, W, H, Q, false>(x, w, bias, g, clamp, sum, out)
-        } else {
-            pointwise_rows::<FUSED, W, H, Q, true>(x, w, bias, g, clamp, sum, out)
+        match (sum.add.is_null(), clamp.quant.is_some()) {
+            (true, false) => pointwise_rows::<FUSED, W, H, Q, false, false>(x, w, bias, g, clamp, sum, out),
+            (false, false) => pointwise_rows::<FUSED, W, H, Q, true, false>(x, w, bias, g, clamp, sum, out),
+            (true, true) => pointwise_rows::<FUSED, W, H, Q, false, true>(x, w, bias, g, clamp, sum, out),
+            (false, true) => pointwise_rows::<FUSED, W, H, Q, true, true>(x, w, bias, g, clamp, sum, out),
         }
     }
 }
@@ -2175,12 +2203,19 @@ unsafe fn pointwise_body<const FUSED: bool, const W: usize, const H: usize, cons
 /// [`pointwise_body`] without (`SUM` false) or with a residual: blocks of
 /// [`POINTWISE_POINTS`], then the points left one at a time.
 #[inline(always)]
-unsafe fn pointwise_rows<const FUSED: bool, const W: usize, const H: usize, const Q: usize, const SUM: bool>(
+unsafe fn pointwise_rows<
+    const FUSED: bool,
+    const W: usize,
+    const H: usize,
+    const Q: usize,
+    const SUM: bool,
+    const QUANT: bool,
+>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
 ) {
@@ -2194,13 +2229,13 @@ unsafe fn pointwise_rows<const FUSED: bool, const W: usize, const H: usize, cons
     let blocked = g.points - (g.points - wide) % P;
     unsafe {
         for p in (0..wide).step_by(2 * P) {
-            pointwise_points::<FUSED, W, H, Q, { 2 * P }, SUM>(x, w, bias, g, clamp, sum, out, p);
+            pointwise_points::<FUSED, W, H, Q, { 2 * P }, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p);
         }
         for p in (wide..blocked).step_by(P) {
-            pointwise_points::<FUSED, W, H, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p);
+            pointwise_points::<FUSED, W, H, Q, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p);
         }
         for p in blocked..g.points {
-            pointwise_points::<FUSED, W, H, Q, 1, SUM>(x, w, bias, g, clamp, sum, out, p);
+            pointwise_points::<FUSED, W, H, Q, 1, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p);
         }
     }
 }
@@ -2218,12 +2253,13 @@ unsafe fn pointwise_points<
     const Q: usize,
     const P: usize,
     const SUM: bool,
+    const QUANT: bool,
 >(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
     p: usize,
@@ -2231,15 +2267,15 @@ unsafe fn pointwise_points<
     unsafe {
         let mut c = 0;
         while c + W <= g.cout {
-            pointwise_block::<FUSED, W, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, W, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, c);
             c += W;
         }
         if c + H <= g.cout {
-            pointwise_block::<FUSED, H, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, H, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, c);
             c += H;
         }
         if c + Q <= g.cout {
-            pointwise_block::<FUSED, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
+            pointwise_block::<FUSED, Q, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, c);
             c += Q;
         }
         // The channels left over: a block that ends at the last channel and overlaps the one
@@ -2247,13 +2283,13 @@ unsafe fn pointwise_points<
         // 1280 -> 7 classifier took 0.010 ms one channel at a time).
         if c < g.cout {
             if g.cout >= Q {
-                pointwise_block::<FUSED, Q, P, SUM>(x, w, bias, g, clamp, sum, out, p, g.cout - Q);
+                pointwise_block::<FUSED, Q, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, g.cout - Q);
             } else if g.cout >= Q / 2 && Q >= 8 {
-                pointwise_block::<FUSED, 4, P, SUM>(x, w, bias, g, clamp, sum, out, p, 0);
-                pointwise_block::<FUSED, 4, P, SUM>(x, w, bias, g, clamp, sum, out, p, g.cout - 4);
+                pointwise_block::<FUSED, 4, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, 0);
+                pointwise_block::<FUSED, 4, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, g.cout - 4);
             } else {
                 for c in c..g.cout {
-                    pointwise_block::<FUSED, 1, P, SUM>(x, w, bias, g, clamp, sum, out, p, c);
+                    pointwise_block::<FUSED, 1, P, SUM, QUANT>(x, w, bias, g, clamp, sum, out, p, c);
                 }
             }
         }
@@ -2263,17 +2299,18 @@ unsafe fn pointwise_points<
 /// `P` points from point `p` × `N` output channels from channel `c` of [`pointwise_conv`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, const SUM: bool>(
+unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, const SUM: bool, const QUANT: bool>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    (lo, hi): (f32, f32),
+    ep: Epilogue,
     sum: Sum,
     out: *mut f32,
     p: usize,
     c: usize,
 ) {
+    let (lo, hi) = ep.bounds;
     unsafe {
         let x = x.add(p * g.point_stride);
         let mut acc = [(bias.add(c) as *const [f32; N]).read_unaligned(); P];
@@ -2281,13 +2318,13 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
         let mut ci = 0;
         #[cfg(target_arch = "aarch64")]
         if N == 16 && P == 4 {
-            pointwise_16x4_neon::<SUM>(x, wp, bias.add(c), g, (lo, hi), sum, out, p, c);
+            pointwise_16x4_neon::<SUM, QUANT>(x, wp, bias.add(c), g, ep, sum, out, p, c);
             return;
         }
         // Only the AVX-512 build has blocks of 32 channels.
         #[cfg(target_arch = "x86_64")]
         if N == 32 && P > 1 && !g.out_channel_first {
-            pointwise_32_avx512::<P, SUM>(x, wp, g.cout, bias.add(c), g, (lo, hi), sum, out, p, c);
+            pointwise_32_avx512::<P, SUM, QUANT>(x, wp, g.cout, bias.add(c), g, ep, sum, out, p, c);
             return;
         }
         #[cfg(target_arch = "aarch64")]
@@ -2336,6 +2373,11 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
             for v in v.iter_mut() {
                 *v = v.max(lo).min(hi);
             }
+            if let Some(q) = ep.quant.as_ref().filter(|_| QUANT) {
+                for v in v.iter_mut() {
+                    *v = q.apply(*v);
+                }
+            }
             if g.out_channel_first {
                 for (l, v) in v.iter().enumerate() {
                     *out.add((c + l) * g.points + p + q) = *v;
@@ -2359,6 +2401,7 @@ unsafe fn store_avx512<const SUM: bool>(
     y: std::arch::x86_64::__m512,
     sum: Sum,
     (lo, hi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
+    quant: Option<&FakeQuantParams>,
     out: *mut f32,
     o: usize,
 ) {
@@ -2371,7 +2414,15 @@ unsafe fn store_avx512<const SUM: bool>(
                 _mm512_storeu_ps(sum.keep.add(o), y);
             }
         }
-        _mm512_storeu_ps(out.add(o), _mm512_min_ps(_mm512_max_ps(y, lo), hi));
+        let mut y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        if let Some(q) = quant {
+            // FakeQuantParams::apply in 16 lanes, the same operations in the same order.
+            let v = _mm512_mul_ps(y, _mm512_set1_ps(q.inv_scale));
+            let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(q.lo)), _mm512_set1_ps(q.hi));
+            let r = _mm512_sub_ps(_mm512_add_ps(v, _mm512_set1_ps(FakeQuantParams::ROUND)), _mm512_set1_ps(q.back()));
+            y = _mm512_mul_ps(r, _mm512_set1_ps(q.scale));
+        }
+        _mm512_storeu_ps(out.add(o), y);
     }
 }
 
@@ -2384,19 +2435,20 @@ unsafe fn store_avx512<const SUM: bool>(
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool>(
+unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool, const QUANT: bool>(
     x: *const f32,
     w: *const f32,
     w_stride: usize,
     bias: *const f32,
     g: &PointwiseGeometry,
-    (lo, hi): (f32, f32),
+    ep: Epilogue,
     sum: Sum,
     out: *mut f32,
     p: usize,
     c: usize,
 ) {
     use std::arch::x86_64::*;
+    let (lo, hi) = ep.bounds;
     unsafe {
         let b = [_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))];
         let mut acc = [b; P];
@@ -2414,7 +2466,8 @@ unsafe fn pointwise_32_avx512<const P: usize, const SUM: bool>(
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for (q, acc) in acc.iter().enumerate() {
             for (h, &y) in acc.iter().enumerate() {
-                store_avx512::<SUM>(y, sum, (lo, hi), out, (p + q) * g.cout + c + 16 * h);
+                let quant = ep.quant.as_ref().filter(|_| QUANT);
+                store_avx512::<SUM>(y, sum, (lo, hi), quant, out, (p + q) * g.cout + c + 16 * h);
             }
         }
     }
@@ -2479,12 +2532,12 @@ unsafe fn pointwise_1_neon<const N: usize>(x: *const f32, w: *const f32, g: &Poi
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pointwise_16x4_neon<const SUM: bool>(
+unsafe fn pointwise_16x4_neon<const SUM: bool, const QUANT: bool>(
     x: *const f32,
     w: *const f32,
     bias: *const f32,
     g: &PointwiseGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     sum: Sum,
     out: *mut f32,
     p: usize,
@@ -2595,17 +2648,28 @@ unsafe fn pointwise_16x4_neon<const SUM: bool>(
                 each(g, p, c, |k, o| vst1q_f32(sum.keep.add(o), v[k]));
             }
         }
-        if clamp != NO_CLAMP {
-            let (lo, hi) = (vdupq_n_f32(clamp.0), vdupq_n_f32(clamp.1));
+        let bounds = clamp.bounds;
+        if bounds != NO_CLAMP {
+            let (lo, hi) = (vdupq_n_f32(bounds.0), vdupq_n_f32(bounds.1));
             for v in v.iter_mut() {
                 *v = vmaxnmq_f32(*v, lo);
             }
             // A ReLU's upper bound is infinite: the minimum would change nothing (the maximum
             // with a number leaves no NaN).
-            if clamp.1 != f32::INFINITY {
+            if bounds.1 != f32::INFINITY {
                 for v in v.iter_mut() {
                     *v = vminnmq_f32(*v, hi);
                 }
+            }
+        }
+        if let Some(q) = clamp.quant.as_ref().filter(|_| QUANT) {
+            // FakeQuantParams::apply by vector, the same operations in the same order.
+            let (inv, lo, hi) = (vdupq_n_f32(q.inv_scale), vdupq_n_f32(q.lo), vdupq_n_f32(q.hi));
+            let (round, back, scale) =
+                (vdupq_n_f32(FakeQuantParams::ROUND), vdupq_n_f32(q.back()), vdupq_n_f32(q.scale));
+            for v in v.iter_mut() {
+                let u = vminnmq_f32(vmaxnmq_f32(vmulq_f32(*v, inv), lo), hi);
+                *v = vmulq_f32(vsubq_f32(vaddq_f32(u, round), back), scale);
             }
         }
         each(g, p, c, |k, o| vst1q_f32(out.add(o), v[k]));
@@ -2686,7 +2750,25 @@ pub(crate) mod tests {
                         let mut kept = vec![f32::NAN; points * cout + 3];
                         let r = (residual > 0)
                             .then(|| Residual { add: &add, keep: (residual == 2).then_some(&mut kept[..]) });
-                        pointwise_conv_in(build, &x, &w, blocked, &bias, &g, clamp, r, &mut out);
+                        pointwise_conv_in(build, &x, &w, blocked, &bias, &g, clamp, None, r, &mut out);
+                        // With a quantize-dequantize in the epilogue: bit for bit the output
+                        // above through `fake_quant` (some values saturate at each end), and
+                        // the same unclamped sum kept.
+                        let q = FakeQuantParams { inv_scale: 50.0, lo: -125.0, hi: 130.0, offset: 3.0, scale: 0.0173 };
+                        let mut quantized = vec![f32::NAN; points * cout + 3];
+                        let mut kept_q = vec![f32::NAN; points * cout + 3];
+                        let r = (residual > 0)
+                            .then(|| Residual { add: &add, keep: (residual == 2).then_some(&mut kept_q[..]) });
+                        pointwise_conv_in(build, &x, &w, blocked, &bias, &g, clamp, Some(q), r, &mut quantized);
+                        let mut want_q = out.clone();
+                        fake_quant_in(Build::Portable, &mut want_q[..points * cout], &q);
+                        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same(&quantized, &want_q) && same(&kept_q, &kept),
+                            "{build:?} blocked {} {points}x{cin}->{cout} channel_last {channel_last} out_channel_first \
+                             {out_channel_first} clamp {clamp:?} residual {residual}: quantized\n{quantized:?}\nvs\n{want_q:?}",
+                            blocked.is_some()
+                        );
                         for p in 0..points {
                             for co in 0..cout {
                                 let o = if out_channel_first { co * points + p } else { p * cout + co };

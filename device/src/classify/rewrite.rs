@@ -24,7 +24,8 @@
 //!   becomes [`PointwiseConv`], which reads its input where it lies in whatever layout tract left
 //!   it (tract packs it into panels for every run) and fuses the bias and a following ReLU or
 //!   ReLU6, and a residual sum after it (with the ReLU of that sum, the sum itself kept as a
-//!   second output where more use it: face-api.js's dense blocks).
+//!   second output where more use it: face-api.js's dense blocks), and a [`FakeQuant`] that alone
+//!   reads its output (QDQ models).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -267,6 +268,9 @@ pub struct PointwiseConv {
     pub residual: bool,
     /// Whether the sum is also a second output, unclamped (where it feeds a ReLU and more).
     pub keep_sum: bool,
+    /// A QDQ model's quantize-dequantize of the (clamped) output, where a [`FakeQuant`] was its
+    /// only reader: fused into the kernels' epilogue.
+    pub quant: Option<kernels::FakeQuantParams>,
 }
 
 impl Eq for PointwiseConv {}
@@ -283,6 +287,7 @@ impl std::hash::Hash for PointwiseConv {
             self.clamp.1.to_bits(),
         )
             .hash(state);
+        self.quant.map(FakeQuant).hash(state);
         self.weights.iter().chain(self.bias.iter()).for_each(|v| v.to_bits().hash(state));
     }
 }
@@ -296,7 +301,7 @@ impl Op for PointwiseConv {
         let g = &self.geometry;
         let layout = |first: bool| if first { "channel-first" } else { "channel-last" };
         Ok(vec![format!(
-            "{} x {} points, {} -> {} channels, {} input, {} output, clamp {:?}{}{}",
+            "{} x {} points, {} -> {} channels, {} input, {} output, clamp {:?}{}{}{}",
             self.batch,
             g.points,
             g.cin,
@@ -309,6 +314,10 @@ impl Op for PointwiseConv {
                 (false, _) => "",
                 (true, false) => ", residual added",
                 (true, true) => ", residual added, sum kept unclamped",
+            },
+            match &self.quant {
+                Some(q) => format!(", fake-quantized ({})", FakeQuant(*q).info()?.join("")),
+                None => String::new(),
             }
         )])
     }
@@ -358,10 +367,17 @@ impl EvalOp for PointwiseConv {
                     keep: s.as_mut().map(|s| &mut s[image.clone()]),
                 });
                 match rows {
-                    Some((d, geo)) => kernels::direct_conv(x, &d.packed, &d.bias, &geo, self.clamp, r, o),
+                    Some((d, geo)) => {
+                        kernels::direct_conv(x, &d.packed, &d.bias, &geo, self.clamp, r, o);
+                        // The direct kernel has no quantizing epilogue: a pass while `o` is hot.
+                        if let Some(q) = &self.quant {
+                            kernels::fake_quant(o, q);
+                        }
+                    }
                     None => {
                         let blocked = self.blocked.as_deref().map(|b| &b[..]);
-                        kernels::pointwise_conv(x, &self.weights, blocked, &self.bias, g, self.clamp, r, o)
+                        let (clamp, quant) = (self.clamp, self.quant);
+                        kernels::pointwise_conv(x, &self.weights, blocked, &self.bias, g, clamp, quant, r, o)
                     }
                 }
             }
@@ -480,6 +496,16 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
                 if let Some((clamped, keep)) = clamped {
                     (op.residual, residual, op.clamp) = (true, Some(other), clamp);
                     (op.keep_sum, kept, end) = (keep.is_some(), keep, clamped);
+                }
+            }
+        }
+        // A QDQ model's quantize-dequantize of the output, alone after it: into the epilogue.
+        let succ = &model.outlet_successors(end);
+        if let [only] = &succ[..] {
+            if let Some(fq) = model.node(only.node).op_as::<FakeQuant>() {
+                if !model.output_outlets()?.contains(&end) {
+                    op.quant = Some(fq.0);
+                    end = OutletId::new(only.node, 0);
                 }
             }
         }
@@ -652,6 +678,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         by_points: None,
         residual: false,
         keep_sum: false,
+        quant: None,
     }))
 }
 
@@ -1622,9 +1649,9 @@ mod tests {
     }
 
     /// A QDQ model (every convolution's input quantized and dequantized, as `fer-train quantize`
-    /// writes them): the quantize-dequantize pairs become `FakeQuant`s and every other rewrite
-    /// still happens across them (the same counts as the f32 model's), with the outputs of
-    /// tract's own plan.
+    /// writes them): the quantize-dequantize pairs become `FakeQuant`s, those a pointwise
+    /// convolution's output alone feeds fused into it, and every other rewrite still happens
+    /// across them (the same counts as the f32 model's), with the outputs of tract's own plan.
     #[test]
     fn qdq_model_keeps_every_rewrite() {
         use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
@@ -1644,9 +1671,25 @@ mod tests {
             patch.shunt_outside(&model, OutletId::new(*id, 0), y[0]).unwrap();
             patch.apply(&mut model).unwrap();
         }
-        let ops = tuned_model_checked_against_tract(model, &[1, 1, 44, 44]);
+        // tract's sums and ours differ in their last bits, and where a value lies that close to a
+        // rounding boundary of the quantizer the two round it one level apart (1/32 here), which
+        // then spreads: most outputs must agree to 1e-5, every one to a few levels.
+        let input = tensor(&[1, 1, 44, 44], 99);
+        let model = model.into_decluttered().unwrap();
+        let (want, _) = run(model.clone(), &input);
+        let (got, ops) = run(tune(model).unwrap(), &input);
+        assert_eq!(got.len(), want.len());
+        let diffs: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
+        let close = diffs.iter().filter(|d| **d <= 1e-5).count();
+        let worst = diffs.iter().fold(0.0f32, |a, d| a.max(*d));
+        eprintln!("QDQ mini-XCEPTION: {close} of {} outputs within 1e-5 of tract's, worst {worst}", got.len());
+        assert!(close * 10 >= got.len() * 9 && worst <= 0.5, "{close} of {} within 1e-5, worst {worst}", got.len());
         let count = |ops: &[String], what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
-        assert_eq!(count(&ops, "FakeQuant"), convs.len(), "{ops:#?}");
+        // Each pair a `FakeQuant`, or fused into the pointwise convolution it alone reads
+        // (those with a clamp after them, before the next block's depthwise convolution: 2).
+        let fused = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("fake-quantized")).count();
+        assert_eq!(fused, 2, "{ops:#?}");
+        assert_eq!(count(&ops, "FakeQuant") + fused, convs.len(), "{ops:#?}");
         assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{ops:#?}");
         for what in ["DirectConv", "Subsample", "DepthwiseNhwc", "DepthwiseNchw", "MaxPoolNhwc", "PointwiseConv"] {
             assert_eq!(count(&ops, what), count(&f32_ops, what), "{what}: {ops:#?}");
