@@ -1648,6 +1648,45 @@ mod tests {
         assert_eq!(y, [0.0, 0.5, -0.5, 155.0 * 0.25, -25.0, 0.25]);
     }
 
+    /// [`tuned_model_checked_against_tract`] for a QDQ model. tract's sums and ours differ in
+    /// their last bits, and where a value lies that close to a rounding boundary of a quantizer
+    /// the two round it one level apart (1/32 in these tests), which then spreads: most outputs
+    /// must agree to 1e-5, every one to a few levels.
+    fn qdq_checked_against_tract(model: TypedModel, shape: &[usize]) -> Vec<String> {
+        let input = tensor(shape, 99);
+        let model = model.into_decluttered().unwrap();
+        let (want, _) = run(model.clone(), &input);
+        let (got, ops) = run(tune(model).unwrap(), &input);
+        assert_eq!(got.len(), want.len());
+        let diffs: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
+        let close = diffs.iter().filter(|d| **d <= 1e-5).count();
+        let worst = diffs.iter().fold(0.0f32, |a, d| a.max(*d));
+        eprintln!("QDQ model: {close} of {} outputs within 1e-5 of tract's, worst {worst}", got.len());
+        assert!(close * 10 >= got.len() * 9 && worst <= 0.5, "{close} of {} within 1e-5, worst {worst}", got.len());
+        ops
+    }
+
+    /// A channel-first 1x1 convolution long enough to run by points (the direct kernel, which
+    /// has no quantizing epilogue) with a quantize-dequantize after its ReLU: fused all the same,
+    /// tract's outputs.
+    #[test]
+    fn qdq_pointwise_by_points_is_fused() {
+        use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+        let shape = [1, 8, 6, 6];
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact(shape)).unwrap();
+        let y = conv(&mut m, "pw", x, (8, 16, 1, 1, 1), PaddingSpec::Valid);
+        let y = relu(&mut m, "pw.relu", y);
+        let q = QuantizeLinearU8 { scale: 32.0, zero_point: 3 };
+        let y = m.wire_node("q", ElementWiseOp(Box::new(q), None), &[y]).unwrap();
+        let y = m.wire_node("dq", DequantizeLinearF32::new(1.0 / 32.0, 3), &y).unwrap();
+        m.select_output_outlets(&y).unwrap();
+        let ops = qdq_checked_against_tract(m, &shape);
+        let fused = ops.iter().filter(|o| o.contains("blocks along the points") && o.contains("fake-quantized"));
+        assert_eq!(fused.count(), 1, "{ops:#?}");
+        assert!(!ops.iter().any(|o| o.starts_with("FakeQuant") || o.contains("QuantizeLinear")), "{ops:#?}");
+    }
+
     /// A QDQ model (every convolution's input quantized and dequantized, as `fer-train quantize`
     /// writes them): the quantize-dequantize pairs become `FakeQuant`s, those a pointwise
     /// convolution's output alone feeds fused into it, and every other rewrite still happens
@@ -1671,19 +1710,7 @@ mod tests {
             patch.shunt_outside(&model, OutletId::new(*id, 0), y[0]).unwrap();
             patch.apply(&mut model).unwrap();
         }
-        // tract's sums and ours differ in their last bits, and where a value lies that close to a
-        // rounding boundary of the quantizer the two round it one level apart (1/32 here), which
-        // then spreads: most outputs must agree to 1e-5, every one to a few levels.
-        let input = tensor(&[1, 1, 44, 44], 99);
-        let model = model.into_decluttered().unwrap();
-        let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune(model).unwrap(), &input);
-        assert_eq!(got.len(), want.len());
-        let diffs: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
-        let close = diffs.iter().filter(|d| **d <= 1e-5).count();
-        let worst = diffs.iter().fold(0.0f32, |a, d| a.max(*d));
-        eprintln!("QDQ mini-XCEPTION: {close} of {} outputs within 1e-5 of tract's, worst {worst}", got.len());
-        assert!(close * 10 >= got.len() * 9 && worst <= 0.5, "{close} of {} within 1e-5, worst {worst}", got.len());
+        let ops = qdq_checked_against_tract(model, &[1, 1, 44, 44]);
         let count = |ops: &[String], what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         // Each pair a `FakeQuant`, or fused into the pointwise convolution it alone reads
         // (those with a clamp after them, before the next block's depthwise convolution: 2).
