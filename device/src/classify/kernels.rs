@@ -124,13 +124,20 @@ const STACK_TAPS: usize = 25;
 /// channels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const FUSED: bool, const POOL: bool, const CLAMP: bool, const W: usize, const P: usize>(
+unsafe fn block<
+    const FUSED: bool,
+    const POOL: bool,
+    const CLAMP: bool,
+    const QUANT: bool,
+    const W: usize,
+    const P: usize,
+>(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
     taps: &[(isize, isize)],
     bias: *const f32,
-    (lo, hi): (f32, f32),
+    ep: Epilogue,
     c: usize,
     i: usize,
     in_stride: isize,
@@ -153,8 +160,14 @@ unsafe fn block<const FUSED: bool, const POOL: bool, const CLAMP: bool, const W:
         for (p, acc) in acc.iter().enumerate() {
             let mut v = *acc;
             if CLAMP {
+                let (lo, hi) = ep.bounds;
                 for v in v.iter_mut() {
                     *v = v.max(lo).min(hi);
+                }
+            }
+            if let Some(q) = ep.quant.as_ref().filter(|_| QUANT) {
+                for v in v.iter_mut() {
+                    *v = q.apply(*v);
                 }
             }
             (output.offset(p as isize * out_stride) as *mut [f32; W]).write_unaligned(v);
@@ -182,7 +195,7 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
     tap_indices: &[usize],
     offsets: &[isize],
     bias: *const f32,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     channels: usize,
     k_stride: usize,
     len: usize,
@@ -202,12 +215,15 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
         heap = (0..n_taps).map(tap).collect();
         &heap
     };
-    // Without a clamp, builds that skip it (mini-XCEPTION's depthwise convolutions and pools).
+    // Without a clamp, builds that skip it (mini-XCEPTION's depthwise convolutions and pools);
+    // with a QDQ model's quantize-dequantize after the clamp, builds of their own.
+    let (x, o, k) = (input, output, kernel);
+    let (n, s) = (channels, (len, in_stride, out_stride));
     unsafe {
-        if clamp == NO_CLAMP {
-            blocks::<FUSED, POOL, false>(input, output, kernel, taps, bias, clamp, channels, len, in_stride, out_stride)
-        } else {
-            blocks::<FUSED, POOL, true>(input, output, kernel, taps, bias, clamp, channels, len, in_stride, out_stride)
+        match (clamp.bounds == NO_CLAMP, clamp.quant.is_some()) {
+            (true, false) => blocks::<FUSED, POOL, false, false>(x, o, k, taps, bias, clamp, n, s),
+            (false, false) => blocks::<FUSED, POOL, true, false>(x, o, k, taps, bias, clamp, n, s),
+            (_, true) => blocks::<FUSED, POOL, true, true>(x, o, k, taps, bias, clamp, n, s),
         }
     }
 }
@@ -215,17 +231,15 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
 /// The blocks of [`body`], given the taps.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocks<const FUSED: bool, const POOL: bool, const CLAMP: bool>(
+unsafe fn blocks<const FUSED: bool, const POOL: bool, const CLAMP: bool, const QUANT: bool>(
     input: *const f32,
     output: *mut f32,
     kernel: *const f32,
     taps: &[(isize, isize)],
     bias: *const f32,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     channels: usize,
-    len: usize,
-    in_stride: isize,
-    out_stride: isize,
+    (len, in_stride, out_stride): (usize, isize, isize),
 ) {
     let full = channels - channels % LANES;
     let wide = channels - channels % (2 * LANES);
@@ -233,14 +247,14 @@ unsafe fn blocks<const FUSED: bool, const POOL: bool, const CLAMP: bool>(
     unsafe {
         for c in (0..wide).step_by(2 * LANES) {
             for i in (0..blocked).step_by(POINTS) {
-                block::<FUSED, POOL, CLAMP, { 2 * LANES }, POINTS>(
+                block::<FUSED, POOL, CLAMP, QUANT, { 2 * LANES }, POINTS>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
         }
         for c in (wide..full).step_by(LANES) {
             for i in (0..blocked).step_by(POINTS) {
-                block::<FUSED, POOL, CLAMP, LANES, POINTS>(
+                block::<FUSED, POOL, CLAMP, QUANT, LANES, POINTS>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
@@ -248,20 +262,20 @@ unsafe fn blocks<const FUSED: bool, const POOL: bool, const CLAMP: bool>(
         for i in blocked..len {
             let mut c = 0;
             while c + 2 * LANES <= full {
-                block::<FUSED, POOL, CLAMP, { 2 * LANES }, 1>(
+                block::<FUSED, POOL, CLAMP, QUANT, { 2 * LANES }, 1>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
                 c += 2 * LANES;
             }
             if c < full {
-                block::<FUSED, POOL, CLAMP, LANES, 1>(
+                block::<FUSED, POOL, CLAMP, QUANT, LANES, 1>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
         }
         for c in full..channels {
             for i in 0..len {
-                block::<FUSED, POOL, CLAMP, 1, 1>(
+                block::<FUSED, POOL, CLAMP, QUANT, 1, 1>(
                     input, output, kernel, taps, bias, clamp, c, i, in_stride, out_stride,
                 );
             }
@@ -289,7 +303,7 @@ pub unsafe fn depthwise_c_f32_portable(
 ) {
     const FUSED: bool = cfg!(target_arch = "aarch64");
     unsafe {
-        let clamp = NO_CLAMP;
+        let clamp = Epilogue { bounds: NO_CLAMP, quant: None };
         body::<FUSED, false>(
             input,
             output,
@@ -328,7 +342,7 @@ unsafe fn depthwise_c_f32_avx2_fma(
     out_stride: isize,
 ) {
     unsafe {
-        let clamp = NO_CLAMP;
+        let clamp = Epilogue { bounds: NO_CLAMP, quant: None };
         body::<true, false>(
             input,
             output,
@@ -451,13 +465,22 @@ impl WindowGeometry {
 
 /// One image of a channel-last depthwise convolution with its bias and a clamp fused:
 /// `out[oy, ox, c] = clamp(bias[c] + Σ k[ky, kx, c] · x[oy·sh + ky − pad_top, ox·sw + kx −
-/// pad_left, c], lo, hi)` over the taps inside the image. `k` is `[ky][kx][c]`.
+/// pad_left, c], lo, hi)` over the taps inside the image, then `quant` ([`fake_quant`]) where
+/// given. `k` is `[ky][kx][c]`.
 ///
 /// # Panics
 /// If a slice is shorter than the geometry says.
-pub fn depthwise_hwc(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
+pub fn depthwise_hwc(
+    x: &[f32],
+    k: &[f32],
+    bias: &[f32],
+    g: &WindowGeometry,
+    clamp: (f32, f32),
+    quant: Option<FakeQuantParams>,
+    out: &mut [f32],
+) {
     assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
-    window::<false>(x, k.as_ptr(), bias.as_ptr(), g, clamp, out)
+    window::<false>(x, k.as_ptr(), bias.as_ptr(), g, Epilogue { bounds: clamp, quant }, out)
 }
 
 /// One image of a channel-last max-pool, clamped: `out[oy, ox, c] = clamp(max x[oy·sh + ky −
@@ -466,7 +489,7 @@ pub fn depthwise_hwc(x: &[f32], k: &[f32], bias: &[f32], g: &WindowGeometry, cla
 /// # Panics
 /// If a slice is shorter than the geometry says.
 pub fn max_pool_hwc(x: &[f32], g: &WindowGeometry, clamp: (f32, f32), out: &mut [f32]) {
-    window::<true>(x, std::ptr::null(), std::ptr::null(), g, clamp, out)
+    window::<true>(x, std::ptr::null(), std::ptr::null(), g, Epilogue { bounds: clamp, quant: None }, out)
 }
 
 fn window<const POOL: bool>(
@@ -474,7 +497,7 @@ fn window<const POOL: bool>(
     k: *const f32,
     bias: *const f32,
     g: &WindowGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     out: &mut [f32],
 ) {
     g.check(x.len(), out.len());
@@ -530,8 +553,32 @@ macro_rules! portable_build {
     };
 }
 
-avx2_fma_build!(window_avx2_fma<const POOL: bool>, window_body, WindowGeometry);
-portable_build!(window_portable<const POOL: bool>, window_body, WindowGeometry);
+/// The AVX2 + FMA build of [`window_body`] (as [`kernel_build`]'s, with an [`Epilogue`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn window_avx2_fma<const POOL: bool>(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: Epilogue,
+    out: *mut f32,
+) {
+    unsafe { window_body::<true, POOL>(x, k, bias, g, clamp, out) }
+}
+
+/// The portable build of [`window_body`], never inlined (see [`portable_build`]).
+#[inline(never)]
+unsafe fn window_portable<const POOL: bool>(
+    x: *const f32,
+    k: *const f32,
+    bias: *const f32,
+    g: &WindowGeometry,
+    clamp: Epilogue,
+    out: *mut f32,
+) {
+    unsafe { window_body::<{ cfg!(target_arch = "aarch64") }, POOL>(x, k, bias, g, clamp, out) }
+}
 
 /// The taps `ky × kx` of the window at row `iy0`, column `ix0` (either may be outside the
 /// image): their indices and input offsets from the image's first point, less `ix0` columns.
@@ -563,7 +610,7 @@ unsafe fn window_body<const FUSED: bool, const POOL: bool>(
     k: *const f32,
     bias: *const f32,
     g: &WindowGeometry,
-    clamp: (f32, f32),
+    clamp: Epilogue,
     out: *mut f32,
 ) {
     let c = g.c;
@@ -2913,8 +2960,18 @@ pub(crate) mod tests {
                         assert!(got[n..].iter().all(|v| v.is_nan()), "{name} {g:?}: wrote past the output");
                     };
                     let mut out = vec![f32::NAN; n + 3];
-                    depthwise_hwc(&x, &k_hwc, &b, &g, clamp, &mut out);
+                    depthwise_hwc(&x, &k_hwc, &b, &g, clamp, None, &mut out);
                     check("depthwise_hwc", &out, &window_reference(&x, Some((&k, &b)), &g, clamp, false));
+                    // With a quantize-dequantize in the epilogue: bit for bit that output through
+                    // `fake_quant` (saturating at both ends).
+                    let q = FakeQuantParams { inv_scale: 40.0, lo: -20.0, hi: 10.0, offset: -2.0, scale: 0.0231 };
+                    let mut quantized = vec![f32::NAN; n + 3];
+                    depthwise_hwc(&x, &k_hwc, &b, &g, clamp, Some(q), &mut quantized);
+                    fake_quant_in(Build::Portable, &mut out[..n], &q);
+                    assert!(
+                        quantized.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "depthwise_hwc {g:?} clamp {clamp:?} quantized:\n{quantized:?}\nvs\n{out:?}"
+                    );
                     let mut out = vec![f32::NAN; n + 3];
                     max_pool_hwc(&x, &g, clamp, &mut out);
                     check("max_pool_hwc", &out, &window_reference(&x, None, &g, clamp, false));

@@ -315,10 +315,7 @@ impl Op for PointwiseConv {
                 (true, false) => ", residual added",
                 (true, true) => ", residual added, sum kept unclamped",
             },
-            match &self.quant {
-                Some(q) => format!(", fake-quantized ({})", FakeQuant(*q).info()?.join("")),
-                None => String::new(),
-            }
+            fake_quantized(&self.quant)?
         )])
     }
 
@@ -500,14 +497,8 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
             }
         }
         // A QDQ model's quantize-dequantize of the output, alone after it: into the epilogue.
-        let succ = &model.outlet_successors(end);
-        if let [only] = &succ[..] {
-            if let Some(fq) = model.node(only.node).op_as::<FakeQuant>() {
-                if !model.output_outlets()?.contains(&end) {
-                    op.quant = Some(fq.0);
-                    end = OutletId::new(only.node, 0);
-                }
-            }
+        if let Some((q, after)) = fake_quant_after(model, end)? {
+            (op.quant, end) = (Some(q), after);
         }
         let g = op.geometry;
         if g.point_stride == 1 && g.out_channel_first && g.points >= 2 * kernels::DIRECT_LANES {
@@ -743,6 +734,9 @@ pub struct SlidingWindow {
     pub conv: Option<DepthwiseWeights>,
     /// Lower and upper bound of the output (infinite when nothing is fused).
     pub clamp: (f32, f32),
+    /// A QDQ model's quantize-dequantize of the (clamped) output, where a [`FakeQuant`] was its
+    /// only reader: in the channel-last depthwise kernel's epilogue, a pass after the others.
+    pub quant: Option<kernels::FakeQuantParams>,
 }
 
 /// A depthwise convolution's kernel (`[ky][kx][c]` for channel-last data, `[c][ky][kx]` for
@@ -759,6 +753,7 @@ impl std::hash::Hash for SlidingWindow {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (self.geometry, self.batch, self.batch_axis, self.channel_first).hash(state);
         (self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
+        self.quant.map(FakeQuant).hash(state);
         if let Some(DepthwiseWeights { kernel, bias }) = &self.conv {
             kernel.iter().chain(bias.iter()).for_each(|v| v.to_bits().hash(state));
         }
@@ -793,8 +788,19 @@ impl Op for SlidingWindow {
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.geometry;
         Ok(vec![format!(
-            "{} x {}x{}x{}, {}x{} window, strides {}x{}, padding {}x{} before, clamp {:?}",
-            self.batch, g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, self.clamp
+            "{} x {}x{}x{}, {}x{} window, strides {}x{}, padding {}x{} before, clamp {:?}{}",
+            self.batch,
+            g.h,
+            g.w,
+            g.c,
+            g.kh,
+            g.kw,
+            g.sh,
+            g.sw,
+            g.pad_top,
+            g.pad_left,
+            self.clamp,
+            fake_quantized(&self.quant)?
         )])
     }
 
@@ -819,10 +825,20 @@ impl EvalOp for SlidingWindow {
             for (x, o) in x.chunks_exact(xn.max(1)).zip(o.chunks_exact_mut(on.max(1))) {
                 match &self.conv {
                     Some(DepthwiseWeights { kernel: k, bias: b }) if self.channel_first => {
-                        kernels::depthwise_chw(x, k, b, g, self.clamp, o)
+                        kernels::depthwise_chw(x, k, b, g, self.clamp, o);
+                        if let Some(q) = &self.quant {
+                            kernels::fake_quant(o, q);
+                        }
                     }
-                    Some(DepthwiseWeights { kernel: k, bias: b }) => kernels::depthwise_hwc(x, k, b, g, self.clamp, o),
-                    None => kernels::max_pool_hwc(x, g, self.clamp, o),
+                    Some(DepthwiseWeights { kernel: k, bias: b }) => {
+                        kernels::depthwise_hwc(x, k, b, g, self.clamp, self.quant, o)
+                    }
+                    None => {
+                        kernels::max_pool_hwc(x, g, self.clamp, o);
+                        if let Some(q) = &self.quant {
+                            kernels::fake_quant(o, q);
+                        }
+                    }
                 }
             }
         }
@@ -935,7 +951,7 @@ pub fn sliding_windows(model: &mut TypedModel) -> TractResult<usize> {
             ow: pad[1].convoluted,
         };
         let clamp = kernels::NO_CLAMP;
-        let mut op = SlidingWindow { geometry, batch: n, batch_axis, channel_first, conv, clamp };
+        let mut op = SlidingWindow { geometry, batch: n, batch_axis, channel_first, conv, clamp, quant: None };
         if !geometry.is_valid() || model.outlet_fact(id.into())?.shape.as_concrete() != Some(&op.output_shape()[..]) {
             continue;
         }
@@ -943,7 +959,10 @@ pub fn sliding_windows(model: &mut TypedModel) -> TractResult<usize> {
         let name = node.name.clone();
         let shape = op.output_shape();
         let channel_axis = if channel_first { shape.len() - 3 } else { shape.len() - 1 };
-        let end = fuse_epilogue(model, id.into(), &shape, channel_axis, None, &mut op.clamp)?;
+        let mut end = fuse_epilogue(model, id.into(), &shape, channel_axis, None, &mut op.clamp)?;
+        if let Some((q, after)) = fake_quant_after(model, end)? {
+            (op.quant, end) = (Some(q), after);
+        }
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, input)?;
         let y = patch.wire_node(name, op, &[input])?;
@@ -1166,6 +1185,25 @@ impl TypedOp for FakeQuant {
     }
 
     as_op!();
+}
+
+/// The [`FakeQuant`] that alone reads `end` (not a model output), and its output: what an op
+/// that takes the quantize-dequantize into its epilogue then stands for.
+fn fake_quant_after(model: &TypedModel, end: OutletId) -> TractResult<Option<(kernels::FakeQuantParams, OutletId)>> {
+    let [only] = model.outlet_successors(end) else { return Ok(None) };
+    let Some(fq) = model.node(only.node).op_as::<FakeQuant>() else { return Ok(None) };
+    if model.output_outlets()?.contains(&end) {
+        return Ok(None);
+    }
+    Ok(Some((fq.0, OutletId::new(only.node, 0))))
+}
+
+/// ", fake-quantized (...)" for an op's info where it has a quantize-dequantize fused.
+fn fake_quantized(quant: &Option<kernels::FakeQuantParams>) -> TractResult<String> {
+    Ok(match quant {
+        Some(q) => format!(", fake-quantized ({})", FakeQuant(*q).info()?.join("")),
+        None => String::new(),
+    })
 }
 
 /// Replaces each f32 `QuantizeLinearU8`/`I8` whose readers are all `DequantizeLinearF32`s of one
@@ -1712,11 +1750,13 @@ mod tests {
         }
         let ops = qdq_checked_against_tract(model, &[1, 1, 44, 44]);
         let count = |ops: &[String], what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
-        // Each pair a `FakeQuant`, or fused into the pointwise convolution it alone reads
-        // (those with a clamp after them, before the next block's depthwise convolution: 2).
-        let fused = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("fake-quantized")).count();
-        assert_eq!(fused, 2, "{ops:#?}");
-        assert_eq!(count(&ops, "FakeQuant") + fused, convs.len(), "{ops:#?}");
+        // Each pair a `FakeQuant`, or fused into the convolution whose output it alone reads:
+        // the pointwise ones with a clamp after them, before the next depthwise convolution (2),
+        // and every depthwise one (4, before a pointwise one).
+        let fused = |what: &str| ops.iter().filter(|o| o.starts_with(what) && o.contains("fake-quantized")).count();
+        assert_eq!(fused("PointwiseConv"), 2, "{ops:#?}");
+        assert_eq!(fused("DepthwiseNhwc") + fused("DepthwiseNchw"), 4, "{ops:#?}");
+        assert_eq!(count(&ops, "FakeQuant") + fused(""), convs.len(), "{ops:#?}");
         assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{ops:#?}");
         for what in ["DirectConv", "Subsample", "DepthwiseNhwc", "DepthwiseNchw", "MaxPoolNhwc", "PointwiseConv"] {
             assert_eq!(count(&ops, what), count(&f32_ops, what), "{what}: {ops:#?}");
