@@ -1790,8 +1790,21 @@ impl FakeQuantParams {
     #[inline(always)]
     pub fn apply(&self, x: f32) -> f32 {
         let v = x * self.inv_scale;
-        let v = if v > self.lo { v } else { self.lo };
-        let v = if v < self.hi { v } else { self.hi };
+        // The same values either way (a NaN becomes `lo`, and ±0 round alike): on aarch64
+        // `max`/`min` are one instruction each (`fmaxnm`, `fminnm`) where the comparisons are
+        // two; elsewhere they are the more (x86 builds them from a comparison and a blend, and
+        // armv7's NEON has no `vmaxnm`).
+        #[cfg(target_arch = "aarch64")]
+        let v = v.max(self.lo).min(self.hi);
+        #[cfg(not(target_arch = "aarch64"))]
+        let v = {
+            let v = if v > self.lo { v } else { self.lo };
+            if v < self.hi {
+                v
+            } else {
+                self.hi
+            }
+        };
         ((v + Self::ROUND) - self.back()) * self.scale
     }
 }
