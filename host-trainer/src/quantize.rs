@@ -29,8 +29,8 @@ use tract_onnx::pb::{
 /// A76 for our small CNNs (QDQ 1.5x the f32 instructions, pointwise QLinear 5-6x, full QLinear
 /// 18-19x), so the boards run f32; the int8 model written is the QDQ one, the least slow and
 /// 3.4x smaller on disk, for storage-bound uses. fer-device's plan runs its quantize-dequantize
-/// pairs as one f32 pass each (`FakeQuant`, session 20), which brings QDQ to ~1.2x the f32
-/// instructions on a Cortex-A72, still not below f32.
+/// pairs in f32 in the epilogue of the kernel before them or as one pass (`FakeQuant`, session
+/// 20), which brings QDQ to 1.13-1.18x the f32 instructions on a Cortex-A72, still not below f32.
 pub const SHIPPED_LAYOUT: Layout = Layout::Qdq;
 /// The activation storage written by default (same measurement; uint8 is also the more
 /// accurate on our models).
