@@ -117,7 +117,8 @@ const STACK_TAPS: usize = 25;
 /// One block of the kernel: `P` output points from point `i`, `W` channels from channel `c`.
 /// `taps` holds each tap's kernel offset (its index times `k_stride`) and input offset. With
 /// `POOL`, the block is a max-pool's instead: the maximum of the taps' inputs (`kernel` and
-/// `bias` are not read). With `CLAMP` the result is clamped to `lo..=hi` (ReLU, ReLU6 fused).
+/// `bias` are not read). With `CLAMP` the result is clamped to `lo..=hi` (ReLU, ReLU6 fused),
+/// with `QUANT` then quantized and dequantized ([`FakeQuantParams::apply`]).
 ///
 /// # Safety
 /// tract's contract for `DepthwiseCF32` (see the module documentation), for these points and
@@ -1809,8 +1810,9 @@ impl FakeQuantParams {
     }
 }
 
-/// What a pointwise kernel does to its sums before it stores them: the clamp (ReLU, ReLU6),
-/// then a QDQ model's quantize-dequantize where the convolution's only reader was one.
+/// What a pointwise or channel-last depthwise kernel does to its sums before it stores them: the
+/// clamp (ReLU, ReLU6), then a QDQ model's quantize-dequantize where the convolution's only
+/// reader was one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Epilogue {
     bounds: (f32, f32),
