@@ -516,16 +516,17 @@ fn window<const POOL: bool>(
 
 /// A build of an image kernel `body(x, weights, bias, geometry, clamp, out)`: a function of its
 /// own with the given attributes, `$fused` as `body`'s `FUSED` and `$generics` its const
-/// parameters after it.
+/// parameters after it; `$clamp` is the type of what the body applies to its results (the
+/// bounds, or an [`Epilogue`]).
 macro_rules! kernel_build {
-    ($(#[$attr:meta])* $name:ident $(<$(const $p:ident: $t:ty),*>)?, $fused:expr, $body:ident, $geometry:ty) => {
+    ($(#[$attr:meta])* $name:ident $(<$(const $p:ident: $t:ty),*>)?, $fused:expr, $body:ident, $geometry:ty, $clamp:ty) => {
         $(#[$attr])*
         unsafe fn $name$(<$(const $p: $t),*>)?(
             x: *const f32,
             weights: *const f32,
             bias: *const f32,
             g: &$geometry,
-            clamp: (f32, f32),
+            clamp: $clamp,
             out: *mut f32,
         ) {
             unsafe { $body::<{ $fused } $($(, $p)*)?>(x, weights, bias, g, clamp, out) }
@@ -535,11 +536,11 @@ macro_rules! kernel_build {
 
 /// The AVX2 + FMA build of an image kernel (see [`kernel_build`]).
 macro_rules! avx2_fma_build {
-    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
+    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty, $clamp:ty) => {
         kernel_build!(
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            $name $(<$(const $p: $t),*>)?, true, $body, $geometry
+            $name $(<$(const $p: $t),*>)?, true, $body, $geometry, $clamp
         );
     };
 }
@@ -549,37 +550,15 @@ macro_rules! avx2_fma_build {
 /// an unrelated change elsewhere in this file (the channel-first depthwise kernel went from 300
 /// to 102 `fmla`s and 4.6x the instructions).
 macro_rules! portable_build {
-    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty) => {
-        kernel_build!(#[inline(never)] $name $(<$(const $p: $t),*>)?, cfg!(target_arch = "aarch64"), $body, $geometry);
+    ($name:ident $(<$(const $p:ident: $t:ty),*>)?, $body:ident, $geometry:ty, $clamp:ty) => {
+        kernel_build!(
+            #[inline(never)] $name $(<$(const $p: $t),*>)?, cfg!(target_arch = "aarch64"), $body, $geometry, $clamp
+        );
     };
 }
 
-/// The AVX2 + FMA build of [`window_body`] (as [`kernel_build`]'s, with an [`Epilogue`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn window_avx2_fma<const POOL: bool>(
-    x: *const f32,
-    k: *const f32,
-    bias: *const f32,
-    g: &WindowGeometry,
-    clamp: Epilogue,
-    out: *mut f32,
-) {
-    unsafe { window_body::<true, POOL>(x, k, bias, g, clamp, out) }
-}
-
-/// The portable build of [`window_body`], never inlined (see [`portable_build`]).
-#[inline(never)]
-unsafe fn window_portable<const POOL: bool>(
-    x: *const f32,
-    k: *const f32,
-    bias: *const f32,
-    g: &WindowGeometry,
-    clamp: Epilogue,
-    out: *mut f32,
-) {
-    unsafe { window_body::<{ cfg!(target_arch = "aarch64") }, POOL>(x, k, bias, g, clamp, out) }
-}
+avx2_fma_build!(window_avx2_fma<const POOL: bool>, window_body, WindowGeometry, Epilogue);
+portable_build!(window_portable<const POOL: bool>, window_body, WindowGeometry, Epilogue);
 
 /// The taps `ky × kx` of the window at row `iy0`, column `ix0` (either may be outside the
 /// image): their indices and input offsets from the image's first point, less `ix0` columns.
@@ -1161,8 +1140,8 @@ fn pad_plane(
     }
 }
 
-avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_plane, ChwPlane);
-portable_build!(depthwise_chw_portable, depthwise_chw_plane, ChwPlane);
+avx2_fma_build!(depthwise_chw_avx2_fma, depthwise_chw_plane, ChwPlane, (f32, f32));
+portable_build!(depthwise_chw_portable, depthwise_chw_plane, ChwPlane, (f32, f32));
 
 /// One channel of [`depthwise_chw`]: `origin` is where the window of output (0, 0) starts (the
 /// plane, or its padded copy), `k` the channel's taps, `bias` its bias.
@@ -1520,8 +1499,8 @@ pub(crate) fn direct_conv_in(
     }
 }
 
-avx2_fma_build!(direct_avx2_fma, direct_body, DirectInput);
-portable_build!(direct_portable, direct_body, DirectInput);
+avx2_fma_build!(direct_avx2_fma, direct_body, DirectInput, (f32, f32));
+portable_build!(direct_portable, direct_body, DirectInput, (f32, f32));
 
 /// The AVX-512 build of [`direct_rows`], for rows of 32 points or more: blocks of 2 vectors of
 /// 16 points x 8 output channels (16 accumulators of the 32 registers), in intrinsics (the
