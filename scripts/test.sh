@@ -75,6 +75,13 @@ for t in "${CROSS_TARGETS[@]}"; do
   run_tests "$t (qemu-user)" --target "$t" "${CROSS_PKGS[@]}"
 done
 
+# The runner's Cortex-A72 (Pi 4) has no dot product, so the integer kernels' SDOT build for the
+# Pi 5 and Jetson Orin (Cortex-A76/A78) runs only here: the same test binaries, another CPU.
+step "aarch64 integer kernels on a Cortex-A76 (dot product) under qemu-user"
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a76" \
+  run_tests "aarch64 cortex-a76, int8 and QDQ tests (qemu-user)" --target aarch64-unknown-linux-gnu \
+  "${CROSS_PKGS[@]}" -- int8 qdq
+
 step "end to end: trainer -> ONNX -> fer-device on x86-64, aarch64 and armv7"
 scripts/e2e.sh
 summary+=("end-to-end: x86_64, aarch64, armv7 fer-device outputs agree")

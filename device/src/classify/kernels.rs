@@ -23,10 +23,14 @@
 //! with any padding and stride and a clamp fused, which the classifier's plan runs instead of
 //! tract's depthwise convolution and max-pool ops; [`depthwise_chw`] is its channel-first
 //! counterpart (vectorised along rows), and [`direct_conv`] and [`pointwise_conv`] are the
-//! dense stems and the 1x1 convolutions.
+//! dense stems and the 1x1 convolutions; [`pointwise_int8`] computes a QDQ model's 1x1
+//! convolutions in integers where the machine has a dot product (module `int8`).
 
 use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
+
+mod int8;
+pub use int8::{int8_build, pointwise_int8, pointwise_int8_in, Int8Build, Int8Pointwise, Levels};
 
 /// The clamp of an op with nothing fused: no bounds.
 pub const NO_CLAMP: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);
@@ -2351,7 +2355,6 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
     p: usize,
     c: usize,
 ) {
-    let (lo, hi) = ep.bounds;
     unsafe {
         let x = x.add(p * g.point_stride);
         let mut acc = [(bias.add(c) as *const [f32; N]).read_unaligned(); P];
@@ -2405,27 +2408,49 @@ unsafe fn pointwise_block<const FUSED: bool, const N: usize, const P: usize, con
             wp = wp.add(g.cout);
         }
         for (q, acc) in acc.iter().enumerate() {
-            let mut v = *acc;
-            if SUM && g.out_channel_first {
-                sum.apply(&mut v, c * g.points + p + q, g.points);
-            } else if SUM {
-                sum.apply(&mut v, (p + q) * g.cout + c, 1);
-            }
+            pointwise_store::<N, SUM, QUANT>(*acc, g, ep, sum, out, p + q, c);
+        }
+    }
+}
+
+/// The epilogue of [`pointwise_conv`] for the sums `v` of `N` output channels from channel `c`
+/// at point `p`: with `SUM` the residual added (and the sum kept where `sum` keeps it), the clamp,
+/// with `QUANT` the quantize-dequantize, and the store.
+///
+/// # Safety
+/// Those outputs lie within the output and, with `SUM`, the residual's slices.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_store<const N: usize, const SUM: bool, const QUANT: bool>(
+    mut v: [f32; N],
+    g: &PointwiseGeometry,
+    ep: Epilogue,
+    sum: Sum,
+    out: *mut f32,
+    p: usize,
+    c: usize,
+) {
+    let (lo, hi) = ep.bounds;
+    unsafe {
+        if SUM && g.out_channel_first {
+            sum.apply(&mut v, c * g.points + p, g.points);
+        } else if SUM {
+            sum.apply(&mut v, p * g.cout + c, 1);
+        }
+        for v in v.iter_mut() {
+            *v = v.max(lo).min(hi);
+        }
+        if let Some(q) = ep.quant.as_ref().filter(|_| QUANT) {
             for v in v.iter_mut() {
-                *v = v.max(lo).min(hi);
+                *v = q.apply(*v);
             }
-            if let Some(q) = ep.quant.as_ref().filter(|_| QUANT) {
-                for v in v.iter_mut() {
-                    *v = q.apply(*v);
-                }
+        }
+        if g.out_channel_first {
+            for (l, v) in v.iter().enumerate() {
+                *out.add((c + l) * g.points + p) = *v;
             }
-            if g.out_channel_first {
-                for (l, v) in v.iter().enumerate() {
-                    *out.add((c + l) * g.points + p + q) = *v;
-                }
-            } else {
-                (out.add((p + q) * g.cout + c) as *mut [f32; N]).write_unaligned(v);
-            }
+        } else {
+            (out.add(p * g.cout + c) as *mut [f32; N]).write_unaligned(v);
         }
     }
 }
@@ -2645,13 +2670,40 @@ unsafe fn pointwise_16x4_neon<const SUM: bool, const QUANT: bool>(
                 wp = wp.add(g.cout);
             }
         }
+        pointwise_store_neon::<4, SUM, QUANT>(a, g, clamp, sum, out, p, c);
+    }
+}
+
+/// The epilogue of [`pointwise_16x4_neon`] (`J` = 4) and of the integer kernels' blocks of 8 or
+/// 16 channels for their sums `a` (`[point][4 channels]`, the first `J` of each point's, the
+/// block of 4 points from `p` and `4 J` channels from `c`), from the registers: the residual, the clamp
+/// (skipped where there is none), the quantize-dequantize, and the stores (channel-first output
+/// through 4x4 transposes).
+///
+/// # Safety
+/// As [`pointwise_store`] for the block.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_store_neon<const J: usize, const SUM: bool, const QUANT: bool>(
+    a: [[std::arch::aarch64::float32x4_t; 4]; 4],
+    g: &PointwiseGeometry,
+    clamp: Epilogue,
+    sum: Sum,
+    out: *mut f32,
+    p: usize,
+    c: usize,
+) {
+    use std::arch::aarch64::*;
+    unsafe {
         // The output vectors in the order they are stored: channel-first, the 4 points of each
         // channel in turn (`a` transposed 4x4 at a time), one channel's run `points` after the
-        // one before; channel-last, each point's 16 channels 4 at a time, points `cout` apart.
+        // one before; channel-last, each point's `4 J` channels 4 at a time, points `cout` apart.
         let mut v = [vdupq_n_f32(0.0); 16];
+        let n = 4 * J;
         if g.out_channel_first {
             let (f, d) = (vreinterpretq_f64_f32, vreinterpretq_f32_f64);
-            for j in 0..4 {
+            for j in 0..J {
                 let t0 = vtrn1q_f32(a[0][j], a[1][j]);
                 let t1 = vtrn2q_f32(a[0][j], a[1][j]);
                 let t2 = vtrn1q_f32(a[2][j], a[3][j]);
@@ -2662,43 +2714,43 @@ unsafe fn pointwise_16x4_neon<const SUM: bool, const QUANT: bool>(
                 v[4 * j + 3] = d(vtrn2q_f64(f(t1), f(t3)));
             }
         } else {
-            for (k, v) in v.iter_mut().enumerate() {
-                *v = a[k / 4][k % 4];
+            for (k, v) in v.iter_mut().enumerate().take(n) {
+                *v = a[k / J][k % J];
             }
         }
         #[inline(always)]
-        fn each(g: &PointwiseGeometry, p: usize, c: usize, mut f: impl FnMut(usize, usize)) {
+        fn each<const J: usize>(g: &PointwiseGeometry, p: usize, c: usize, mut f: impl FnMut(usize, usize)) {
             if g.out_channel_first {
                 let mut o = c * g.points + p;
-                for k in 0..16 {
+                for k in 0..4 * J {
                     f(k, o);
                     o += g.points;
                 }
             } else {
                 for q in 0..4 {
                     let o = (p + q) * g.cout + c;
-                    for j in 0..4 {
-                        f(4 * q + j, o + 4 * j);
+                    for j in 0..J {
+                        f(J * q + j, o + 4 * j);
                     }
                 }
             }
         }
         if SUM {
-            each(g, p, c, |k, o| v[k] = vaddq_f32(v[k], vld1q_f32(sum.add.add(o))));
+            each::<J>(g, p, c, |k, o| v[k] = vaddq_f32(v[k], vld1q_f32(sum.add.add(o))));
             if !sum.keep.is_null() {
-                each(g, p, c, |k, o| vst1q_f32(sum.keep.add(o), v[k]));
+                each::<J>(g, p, c, |k, o| vst1q_f32(sum.keep.add(o), v[k]));
             }
         }
         let bounds = clamp.bounds;
         if bounds != NO_CLAMP {
             let (lo, hi) = (vdupq_n_f32(bounds.0), vdupq_n_f32(bounds.1));
-            for v in v.iter_mut() {
+            for v in v.iter_mut().take(n) {
                 *v = vmaxnmq_f32(*v, lo);
             }
             // A ReLU's upper bound is infinite: the minimum would change nothing (the maximum
             // with a number leaves no NaN).
             if bounds.1 != f32::INFINITY {
-                for v in v.iter_mut() {
+                for v in v.iter_mut().take(n) {
                     *v = vminnmq_f32(*v, hi);
                 }
             }
@@ -2708,12 +2760,12 @@ unsafe fn pointwise_16x4_neon<const SUM: bool, const QUANT: bool>(
             let (inv, lo, hi) = (vdupq_n_f32(q.inv_scale), vdupq_n_f32(q.lo), vdupq_n_f32(q.hi));
             let (round, back, scale) =
                 (vdupq_n_f32(FakeQuantParams::ROUND), vdupq_n_f32(q.back()), vdupq_n_f32(q.scale));
-            for v in v.iter_mut() {
+            for v in v.iter_mut().take(n) {
                 let u = vminnmq_f32(vmaxnmq_f32(vmulq_f32(*v, inv), lo), hi);
                 *v = vmulq_f32(vsubq_f32(vaddq_f32(u, round), back), scale);
             }
         }
-        each(g, p, c, |k, o| vst1q_f32(out.add(o), v[k]));
+        each::<J>(g, p, c, |k, o| vst1q_f32(out.add(o), v[k]));
     }
 }
 

@@ -43,6 +43,11 @@ use super::kernels;
 /// All the rewrites, in order, each followed by tract's declutter (which cancels the layout moves
 /// that meet and lets tract's own channel-last choices for wide depthwise convolutions spread).
 pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
+    tune_with(model, kernels::int8_build().is_some())
+}
+
+/// [`tune`], with [`integer_pointwise`] last where `integers` says so.
+fn tune_with(model: TypedModel, integers: bool) -> TractResult<TypedModel> {
     let mut model = model;
     fake_quants(&mut model)?;
     direct_convs(&mut model)?;
@@ -53,6 +58,9 @@ pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
     sliding_windows(&mut model)?;
     sums(&mut model)?;
     pointwise_convs(&mut model)?;
+    if integers {
+        integer_pointwise(&mut model)?;
+    }
     Ok(model)
 }
 
@@ -271,6 +279,9 @@ pub struct PointwiseConv {
     /// A QDQ model's quantize-dequantize of the (clamped) output, where a [`FakeQuant`] was its
     /// only reader: fused into the kernels' epilogue.
     pub quant: Option<kernels::FakeQuantParams>,
+    /// The convolution in integers ([`kernels::pointwise_int8`], the bias included), where
+    /// [`integer_pointwise`] found its input quantized and its weights int8.
+    pub int8: Option<Arc<kernels::Int8Pointwise>>,
 }
 
 impl Eq for PointwiseConv {}
@@ -288,6 +299,7 @@ impl std::hash::Hash for PointwiseConv {
         )
             .hash(state);
         self.quant.map(FakeQuant).hash(state);
+        self.int8.is_some().hash(state);
         self.weights.iter().chain(self.bias.iter()).for_each(|v| v.to_bits().hash(state));
     }
 }
@@ -309,7 +321,11 @@ impl Op for PointwiseConv {
             layout(g.channel_stride != 1),
             layout(g.out_channel_first),
             self.clamp,
-            if self.by_points.is_some() { ", blocks along the points" } else { "" },
+            match (&self.int8, &self.by_points) {
+                (Some(_), _) => ", in integers (int8 x int8 -> int32)",
+                (None, Some(_)) => ", blocks along the points",
+                (None, None) => "",
+            },
             match (self.residual, self.keep_sum) {
                 (false, _) => "",
                 (true, false) => ", residual added",
@@ -363,15 +379,16 @@ impl EvalOp for PointwiseConv {
                     add: &r[image.clone()],
                     keep: s.as_mut().map(|s| &mut s[image.clone()]),
                 });
-                match rows {
-                    Some((d, geo)) => {
+                match (&self.int8, rows) {
+                    (Some(q), _) => kernels::pointwise_int8(x, q, g, self.clamp, self.quant, r, o),
+                    (None, Some((d, geo))) => {
                         kernels::direct_conv(x, &d.packed, &d.bias, &geo, self.clamp, r, o);
                         // The direct kernel has no quantizing epilogue: a pass while `o` is hot.
                         if let Some(q) = &self.quant {
                             kernels::fake_quant(o, q);
                         }
                     }
-                    None => {
+                    (None, None) => {
                         let blocked = self.blocked.as_deref().map(|b| &b[..]);
                         let (clamp, quant) = (self.clamp, self.quant);
                         kernels::pointwise_conv(x, &self.weights, blocked, &self.bias, g, clamp, quant, r, o)
@@ -523,6 +540,41 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
+/// The quantize-dequantize whose output `x` is: a [`FakeQuant`]'s, or one fused into the op that
+/// computed `x`.
+fn fake_quantized_by(model: &TypedModel, x: OutletId) -> Option<kernels::FakeQuantParams> {
+    let node = model.node(x.node);
+    if let Some(f) = node.op_as::<FakeQuant>() {
+        return Some(f.0);
+    }
+    if let Some(p) = node.op_as::<PointwiseConv>() {
+        // Its second output, the unclamped sum, is not quantized.
+        return p.quant.filter(|_| x.slot == 0);
+    }
+    node.op_as::<SlidingWindow>().and_then(|w| w.quant)
+}
+
+/// Gives each [`PointwiseConv`] whose input is the output of a quantize-dequantize and whose
+/// weights are int8 levels (a QDQ model's 1x1 convolutions) its integer form,
+/// [`PointwiseConv::int8`]. Returns how many. (`tune` runs it where [`kernels::int8_build`] says
+/// the machine has integer kernels faster than its f32 ones.)
+pub fn integer_pointwise(model: &mut TypedModel) -> TractResult<usize> {
+    let mut converted = 0;
+    for id in 0..model.nodes().len() {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<PointwiseConv>() else { continue };
+        let Some(levels) = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of) else {
+            continue;
+        };
+        let g = op.geometry;
+        let Some(q) = kernels::Int8Pointwise::new(&op.weights, &op.bias, g.cin, g.cout, levels) else { continue };
+        let op = PointwiseConv { int8: Some(Arc::new(q)), ..op.clone() };
+        model.node_mut(id).op = Box::new(op);
+        converted += 1;
+    }
+    Ok(converted)
+}
+
 /// The `Add` that alone follows `end` (the output of node `from`, or of what is fused into it)
 /// with another f32 tensor of `shape` that is not a constant and does not depend on `from`: its
 /// output and that other operand.
@@ -670,6 +722,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseCo
         residual: false,
         keep_sum: false,
         quant: None,
+        int8: None,
     }))
 }
 
@@ -1528,7 +1581,20 @@ mod tests {
         padding: PaddingSpec,
     ) -> OutletId {
         let seed = name.bytes().map(u32::from).sum::<u32>();
-        let kernel = model.add_const(format!("{name}.k"), tensor(&[cout, cin / group, k, k], seed)).unwrap();
+        conv_of(model, name, x, (cin, cout, group, k, stride), padding, tensor(&[cout, cin / group, k, k], seed))
+    }
+
+    /// [`conv`] with the given kernel (OIHW).
+    fn conv_of(
+        model: &mut TypedModel,
+        name: &str,
+        x: OutletId,
+        (cin, cout, group, k, stride): (usize, usize, usize, usize, usize),
+        padding: PaddingSpec,
+        kernel: Tensor,
+    ) -> OutletId {
+        let seed = name.bytes().map(u32::from).sum::<u32>();
+        let kernel = model.add_const(format!("{name}.k"), kernel).unwrap();
         let bias = model.add_const(format!("{name}.b"), tensor(&[cout], seed + 1)).unwrap();
         let pool_spec = PoolSpec {
             data_format: DataFormat::NCHW,
@@ -1690,11 +1756,11 @@ mod tests {
     /// their last bits, and where a value lies that close to a rounding boundary of a quantizer
     /// the two round it one level apart (1/32 in these tests), which then spreads: most outputs
     /// must agree to 1e-5, every one to a few levels.
-    fn qdq_checked_against_tract(model: TypedModel, shape: &[usize]) -> Vec<String> {
+    fn qdq_checked_against_tract(model: TypedModel, shape: &[usize], integers: bool) -> Vec<String> {
         let input = tensor(shape, 99);
         let model = model.into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune(model).unwrap(), &input);
+        let (got, ops) = run(tune_with(model, integers).unwrap(), &input);
         assert_eq!(got.len(), want.len());
         let diffs: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
         let close = diffs.iter().filter(|d| **d <= 1e-5).count();
@@ -1719,10 +1785,63 @@ mod tests {
         let y = m.wire_node("q", ElementWiseOp(Box::new(q), None), &[y]).unwrap();
         let y = m.wire_node("dq", DequantizeLinearF32::new(1.0 / 32.0, 3), &y).unwrap();
         m.select_output_outlets(&y).unwrap();
-        let ops = qdq_checked_against_tract(m, &shape);
+        let ops = qdq_checked_against_tract(m, &shape, false);
         let fused = ops.iter().filter(|o| o.contains("blocks along the points") && o.contains("fake-quantized"));
         assert_eq!(fused.count(), 1, "{ops:#?}");
         assert!(!ops.iter().any(|o| o.starts_with("FakeQuant") || o.contains("QuantizeLinear")), "{ops:#?}");
+    }
+
+    /// A quantize-dequantize (u8, scale 1/32, zero point `zero`) of `x`.
+    fn qdq(m: &mut TypedModel, name: &str, x: OutletId, zero: u8) -> OutletId {
+        use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+        let q = QuantizeLinearU8 { scale: 32.0, zero_point: zero };
+        let y = m.wire_node(format!("{name}.q"), ElementWiseOp(Box::new(q), None), &[x]).unwrap();
+        m.wire_node(format!("{name}.dq"), DequantizeLinearF32::new(1.0 / 32.0, zero as i32), &y).unwrap()[0]
+    }
+
+    /// A QDQ model's 1x1 convolutions with int8 weights (levels times a scale per output
+    /// channel) on quantized inputs, a channel-last one (after a depthwise convolution) and
+    /// channel-first ones, one with a ReLU and its quantize-dequantize fused: in integers where
+    /// [`integer_pointwise`] runs, with tract's outputs; the convolution whose input is not
+    /// quantized, and the one whose weights are f32, stay f32.
+    #[test]
+    fn qdq_pointwise_in_integers() {
+        let shape = [1, 8, 6, 6];
+        // OIHW 1x1 kernels on levels: each output channel's scale 0.01 · (1 + o / 8), its largest
+        // level 127.
+        let int8 = |cout: usize, cin: usize, seed: u32| {
+            let v = values(cout * cin, seed);
+            let w: Vec<f32> = (0..cout * cin)
+                .map(|i| {
+                    let level = if i % cin == 0 { 127.0 } else { (v[i] * 126.0).round() };
+                    level * 0.01 * (1.0 + (i / cin) as f32 / 8.0)
+                })
+                .collect();
+            Tensor::from_shape(&[cout, cin, 1, 1], &w).unwrap()
+        };
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact(shape)).unwrap();
+        let y = qdq(&mut m, "in", x, 3);
+        let y = conv_of(&mut m, "pw1", y, (8, 24, 1, 1, 1), PaddingSpec::Valid, int8(24, 8, 1));
+        let y = relu(&mut m, "pw1.relu", y);
+        let y = qdq(&mut m, "pw1", y, 0);
+        let y = conv(&mut m, "dw", y, (24, 24, 24, 3, 1), PaddingSpec::SameUpper);
+        let y = relu(&mut m, "dw.relu", y);
+        let y = qdq(&mut m, "dw", y, 0);
+        let y = conv_of(&mut m, "pw2", y, (24, 16, 1, 1, 1), PaddingSpec::Valid, int8(16, 24, 2));
+        let a = qdq(&mut m, "pw2", y, 128);
+        let a = conv_of(&mut m, "pw3", a, (16, 20, 1, 1, 1), PaddingSpec::Valid, int8(20, 16, 3));
+        // Not on levels: its input is not quantized; f32 weights.
+        let b = conv_of(&mut m, "pw4", y, (16, 20, 1, 1, 1), PaddingSpec::Valid, int8(20, 16, 4));
+        let c = qdq(&mut m, "pw2b", y, 128);
+        let c = conv(&mut m, "pw5", c, (16, 20, 1, 1, 1), PaddingSpec::Valid);
+        m.select_output_outlets(&[a, b, c]).unwrap();
+        for integers in [false, true] {
+            let ops = qdq_checked_against_tract(m.clone(), &shape, integers);
+            let pointwise = ops.iter().filter(|o| o.starts_with("PointwiseConv")).count();
+            let int = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("in integers")).count();
+            assert_eq!((pointwise, int), (5, if integers { 3 } else { 0 }), "integers {integers}: {ops:#?}");
+        }
     }
 
     /// A QDQ model (every convolution's input quantized and dequantized, as `fer-train quantize`
@@ -1748,7 +1867,7 @@ mod tests {
             patch.shunt_outside(&model, OutletId::new(*id, 0), y[0]).unwrap();
             patch.apply(&mut model).unwrap();
         }
-        let ops = qdq_checked_against_tract(model, &[1, 1, 44, 44]);
+        let ops = qdq_checked_against_tract(model, &[1, 1, 44, 44], false);
         let count = |ops: &[String], what: &str| ops.iter().filter(|o| o.starts_with(what)).count();
         // Each pair a `FakeQuant`, or fused into the convolution whose output it alone reads:
         // the pointwise ones with a clamp after them, before the next depthwise convolution (2),
@@ -1791,8 +1910,10 @@ mod tests {
             .iter()
             .map(|n| format!("{} {:?}", n.op.name(), n.op.info().unwrap_or_default()))
             .collect();
-        let y = plan.run(tvec!(input.clone().into_tvalue())).unwrap().remove(0);
-        (y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec(), ops)
+        // Every output, one after the other.
+        let ys = plan.run(tvec!(input.clone().into_tvalue())).unwrap();
+        let y = ys.iter().flat_map(|y| y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()).collect();
+        (y, ops)
     }
 
     /// Runs the small mini-XCEPTION for `batch` images through tract's own plan and the tuned
