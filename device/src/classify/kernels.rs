@@ -221,14 +221,16 @@ unsafe fn body<const FUSED: bool, const POOL: bool>(
         &heap
     };
     // Without a clamp, builds that skip it (mini-XCEPTION's depthwise convolutions and pools);
-    // with a QDQ model's quantize-dequantize after the clamp, builds of their own.
+    // with a QDQ model's quantize-dequantize after the clamp (or the clamp folded into it,
+    // `Epilogue::new`), builds of their own.
     let (x, o, k) = (input, output, kernel);
     let (n, s) = (channels, (len, in_stride, out_stride));
     unsafe {
         match (clamp.bounds == NO_CLAMP, clamp.quant.is_some()) {
             (true, false) => blocks::<FUSED, POOL, false, false>(x, o, k, taps, bias, clamp, n, s),
             (false, false) => blocks::<FUSED, POOL, true, false>(x, o, k, taps, bias, clamp, n, s),
-            (_, true) => blocks::<FUSED, POOL, true, true>(x, o, k, taps, bias, clamp, n, s),
+            (true, true) => blocks::<FUSED, POOL, false, true>(x, o, k, taps, bias, clamp, n, s),
+            (false, true) => blocks::<FUSED, POOL, true, true>(x, o, k, taps, bias, clamp, n, s),
         }
     }
 }
@@ -485,7 +487,7 @@ pub fn depthwise_hwc(
     out: &mut [f32],
 ) {
     assert!(k.len() >= g.kh * g.kw * g.c && bias.len() >= g.c, "depthwise weights too short");
-    window::<false>(x, k.as_ptr(), bias.as_ptr(), g, Epilogue { bounds: clamp, quant }, out)
+    window::<false>(x, k.as_ptr(), bias.as_ptr(), g, Epilogue::new(clamp, quant), out)
 }
 
 /// One image of a channel-last max-pool, clamped: `out[oy, ox, c] = clamp(max x[oy·sh + ky −
@@ -1802,6 +1804,27 @@ struct Epilogue {
     quant: Option<FakeQuantParams>,
 }
 
+impl Epilogue {
+    /// The clamp to `bounds`, then `quant`; with a quantizer, the clamp folded into its bounds
+    /// where that gives the same values (then `bounds` is [`NO_CLAMP`], and the kernels that skip
+    /// an absent clamp do one step less per value). Exact: for a positive multiplier rounding
+    /// is monotonic, so `round(clamp(y, a, b) · m)` is `clamp(round(y · m), round(a · m),
+    /// round(b · m))`, and two clamps whose ranges overlap are one to the intersection (a NaN
+    /// still ends at the lower bound).
+    fn new(bounds: (f32, f32), quant: Option<FakeQuantParams>) -> Epilogue {
+        if let Some(q) = quant.filter(|q| q.inv_scale > 0.0 && q.inv_scale.is_finite()) {
+            let (a, b) = (bounds.0 * q.inv_scale, bounds.1 * q.inv_scale);
+            if a <= q.hi && b >= q.lo {
+                return Epilogue {
+                    bounds: NO_CLAMP,
+                    quant: Some(FakeQuantParams { lo: q.lo.max(a), hi: q.hi.min(b), ..q }),
+                };
+            }
+        }
+        Epilogue { bounds, quant }
+    }
+}
+
 /// A quantize-dequantize pair in place: `x ← (clamp(round(x · inv_scale) + zq, qmin, qmax) − zd)
 /// · scale`, rounding half to even, which is what tract's `QuantizeLinearU8`/`I8` and
 /// `DequantizeLinearF32` compute in two passes (a u8 or i8 tensor between them, a branchy scalar
@@ -2034,7 +2057,7 @@ fn pointwise_conv_in(
     out: &mut [f32],
 ) {
     assert!(build.available(), "{build:?} needs instructions this machine lacks");
-    let clamp = Epilogue { bounds: clamp, quant };
+    let clamp = Epilogue::new(clamp, quant);
     if g.points == 0 || g.cout == 0 {
         return;
     }
@@ -3009,15 +3032,21 @@ pub(crate) mod tests {
                     depthwise_hwc(&x, &k_hwc, &b, &g, clamp, None, &mut out);
                     check("depthwise_hwc", &out, &window_reference(&x, Some((&k, &b)), &g, clamp, false));
                     // With a quantize-dequantize in the epilogue: bit for bit that output through
-                    // `fake_quant` (saturating at both ends).
-                    let q = FakeQuantParams { inv_scale: 40.0, lo: -20.0, hi: 10.0, offset: -2.0, scale: 0.0231 };
-                    let mut quantized = vec![f32::NAN; n + 3];
-                    depthwise_hwc(&x, &k_hwc, &b, &g, clamp, Some(q), &mut quantized);
-                    fake_quant_in(Build::Portable, &mut out[..n], &q);
-                    assert!(
-                        quantized.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "depthwise_hwc {g:?} clamp {clamp:?} quantized:\n{quantized:?}\nvs\n{out:?}"
-                    );
+                    // `fake_quant` (saturating at both ends; the second's range is wider than the
+                    // clamp's, whose upper bound then counts).
+                    for q in [
+                        FakeQuantParams { inv_scale: 40.0, lo: -20.0, hi: 10.0, offset: -2.0, scale: 0.0231 },
+                        FakeQuantParams { inv_scale: 40.0, lo: -20.0, hi: 60.0, offset: -2.0, scale: 0.0231 },
+                    ] {
+                        let mut quantized = vec![f32::NAN; n + 3];
+                        depthwise_hwc(&x, &k_hwc, &b, &g, clamp, Some(q), &mut quantized);
+                        let mut want = out.clone();
+                        fake_quant_in(Build::Portable, &mut want[..n], &q);
+                        assert!(
+                            quantized.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "depthwise_hwc {g:?} clamp {clamp:?} {q:?} quantized:\n{quantized:?}\nvs\n{want:?}"
+                        );
+                    }
                     let mut out = vec![f32::NAN; n + 3];
                     max_pool_hwc(&x, &g, clamp, &mut out);
                     check("max_pool_hwc", &out, &window_reference(&x, None, &g, clamp, false));

@@ -235,7 +235,7 @@ pub fn pointwise_int8_in(
     assert!(x.len() > last && out.len() >= g.points * g.cout, "pointwise_int8: input or output too short");
     let sum = Sum::of(residual, g.points * g.cout);
     let xq = pack(x, g, &q.input);
-    let ep = Epilogue { bounds: clamp, quant };
+    let ep = Epilogue::new(clamp, quant);
     let out = out.as_mut_ptr();
     // SAFETY: the build's instructions are present (asserted); `pack` made whole blocks of
     // points and input channels, `q` holds whole blocks of channels, and the stores stay within
