@@ -1262,8 +1262,32 @@ fn fake_quantized(quant: &Option<kernels::FakeQuantParams>) -> TractResult<Strin
     })
 }
 
+/// The `DequantizeLinearF32` that node `id` is, or that a chain of `Downsample`s from `id`, each
+/// alone read and none a model output, ends in: the chain, its id and the op.
+fn dequantizer_after(
+    model: &TypedModel,
+    outputs: &[OutletId],
+    mut id: usize,
+) -> Option<(Vec<Downsample>, usize, tract_onnx::tract_core::ops::quant::DequantizeLinearF32)> {
+    use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
+    let mut chain = vec![];
+    while let Some(d) = model.node(id).op_as::<Downsample>() {
+        let [next] = &*model.node(id).outputs[0].successors else { return None };
+        if outputs.contains(&OutletId::new(id, 0)) {
+            return None;
+        }
+        chain.push(d.clone());
+        id = next.node;
+    }
+    Some((chain, id, model.node(id).op_as::<DequantizeLinearF32>()?.clone()))
+}
+
 /// Replaces each f32 `QuantizeLinearU8`/`I8` whose readers are all `DequantizeLinearF32`s of one
-/// zero point and scale (and which is not a model output) by one [`FakeQuant`]. Returns how many.
+/// zero point and scale (and which is not a model output) by one [`FakeQuant`]. A reader may also
+/// be a chain of tract `Downsample`s ending in such a dequantizer: tract's declutter moves the
+/// subsample of a strided 1x1 convolution (a residual branch) up across the dequantizer; the
+/// chain then follows the [`FakeQuant`], on f32 (an element-wise op and a subsample commute).
+/// Returns how many.
 pub fn fake_quants(model: &mut TypedModel) -> TractResult<usize> {
     use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
     use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
@@ -1285,10 +1309,12 @@ pub fn fake_quants(model: &mut TypedModel) -> TractResult<usize> {
         {
             continue;
         }
-        let readers: Vec<&TypedNode> = node.outputs[0].successors.iter().map(|s| model.node(s.node)).collect();
-        let dq: Vec<DequantizeLinearF32> =
-            readers.iter().filter_map(|n| n.op_as::<DequantizeLinearF32>().cloned()).collect();
-        if dq.is_empty() || dq.len() != readers.len() || dq.iter().any(|d| *d != dq[0]) {
+        // Each reader: the dequantizer, after the subsamples on the way to it.
+        let readers: Option<Vec<_>> =
+            node.outputs[0].successors.iter().map(|s| dequantizer_after(model, &outputs, s.node)).collect();
+        let Some(readers) = readers.filter(|r| !r.is_empty()) else { continue };
+        let dq: Vec<&DequantizeLinearF32> = readers.iter().map(|r| &r.2).collect();
+        if dq.iter().any(|d| *d != dq[0]) {
             continue;
         }
         let p = kernels::FakeQuantParams {
@@ -1298,12 +1324,15 @@ pub fn fake_quants(model: &mut TypedModel) -> TractResult<usize> {
             offset: zq - dq[0].zero_point as f32,
             scale: dq[0].scale,
         };
-        let readers: Vec<usize> = readers.iter().map(|n| n.id).collect();
         let mut patch = TypedModelPatch::default();
         let x = patch.tap_model(model, node.inputs[0])?;
         let y = patch.wire_node(format!("{}.fake_quant", node.name), FakeQuant(p), &[x])?;
-        for r in readers {
-            patch.shunt_outside(model, r.into(), y[0])?;
+        for (chain, dq, _) in readers {
+            let mut z = y[0];
+            for (i, d) in chain.into_iter().enumerate() {
+                z = patch.wire_node(format!("{}.subsample.{i}", model.node(dq).name), d, &[z])?[0];
+            }
+            patch.shunt_outside(model, dq.into(), z)?;
         }
         patch.apply(model)?;
         replaced += 1;
@@ -1753,6 +1782,31 @@ mod tests {
         let mut y = x;
         kernels::fake_quant(&mut y, &p);
         assert_eq!(y, [0.0, 0.5, -0.5, 155.0 * 0.25, -25.0, 0.25]);
+    }
+
+    /// A quantized tensor read by a dequantizer and, through two subsamples (tract's declutter
+    /// puts a strided 1x1 convolution's there), by another: one `FakeQuant`, the subsamples after
+    /// it, tract's outputs bit for bit.
+    #[test]
+    fn fake_quant_takes_readers_through_subsamples() {
+        use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+        let shape = [1, 4, 6, 8];
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact(shape)).unwrap();
+        let q = QuantizeLinearU8 { scale: 8.0, zero_point: 20 };
+        let q = m.wire_node("q", ElementWiseOp(Box::new(q), None), &[x]).unwrap()[0];
+        let a = m.wire_node("dq", DequantizeLinearF32::new(0.125, 20), &[q]).unwrap()[0];
+        let b = m.wire_node("down.h", Downsample { axis: 2, stride: 2, modulo: 0 }, &[q]).unwrap()[0];
+        let b = m.wire_node("down.w", Downsample { axis: 3, stride: 2, modulo: 0 }, &[b]).unwrap()[0];
+        let b = m.wire_node("dq.down", DequantizeLinearF32::new(0.125, 20), &[b]).unwrap()[0];
+        m.select_output_outlets(&[a, b]).unwrap();
+        let input = tensor(&shape, 5);
+        let (want, _) = run(m.clone(), &input);
+        let mut tuned = m;
+        assert_eq!(fake_quants(&mut tuned).unwrap(), 1);
+        let (got, ops) = run(tuned, &input);
+        assert!(!ops.iter().any(|o| o.contains("QuantizeLinear")), "{ops:#?}");
+        assert_eq!(got, want);
     }
 
     /// [`tuned_model_checked_against_tract`] for a QDQ model. tract's sums and ours differ in
