@@ -713,6 +713,15 @@ fn bench_models(
         PlanChoice::Both => &[(PlanKind::Fer, "fer"), (PlanKind::Tract, "tract")],
     };
     let ort = onnxruntime.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
+    {
+        use fer_device::classify::kernels;
+        // Which builds of our kernels this machine runs (they decide the figures).
+        let int8 = kernels::int8_build().map_or("none (f32 kernels)".to_string(), |b| format!("{b:?}"));
+        println!(
+            "kernels: 1x1 and direct convolutions {:?}, QDQ 1x1 convolutions in integers {int8}",
+            kernels::build()
+        );
+    }
     if let Some(ort) = &ort {
         println!("bench-models onnxruntime {} ({})", ort.version(), onnxruntime.unwrap_or(Path::new("")).display());
     }
