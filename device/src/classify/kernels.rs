@@ -2183,6 +2183,19 @@ impl Build {
         }
     }
 
+    /// What the build runs on, for reports: its instruction sets (the portable build has NEON
+    /// blocks on aarch64).
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx512 => "AVX-512",
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx2Fma => "AVX2+FMA",
+            Build::Portable if cfg!(target_arch = "aarch64") => "NEON",
+            Build::Portable => "portable",
+        }
+    }
+
     /// Every build, best first.
     pub fn all() -> &'static [Build] {
         #[cfg(target_arch = "x86_64")]
