@@ -2502,30 +2502,47 @@ unsafe fn pointwise_store<const N: usize, const SUM: bool, const QUANT: bool>(
 unsafe fn store_avx512<const SUM: bool>(
     y: std::arch::x86_64::__m512,
     sum: Sum,
-    (lo, hi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
+    bounds: (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
     quant: Option<&FakeQuantParams>,
     out: *mut f32,
     o: usize,
 ) {
     use std::arch::x86_64::*;
     unsafe {
-        let mut y = y;
-        if SUM {
-            y = _mm512_add_ps(y, _mm512_loadu_ps(sum.add.add(o)));
-            if !sum.keep.is_null() {
-                _mm512_storeu_ps(sum.keep.add(o), y);
-            }
-        }
-        let mut y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-        if let Some(q) = quant {
-            // FakeQuantParams::apply in 16 lanes, the same operations in the same order.
-            let v = _mm512_mul_ps(y, _mm512_set1_ps(q.inv_scale));
-            let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(q.lo)), _mm512_set1_ps(q.hi));
-            let r = _mm512_sub_ps(_mm512_add_ps(v, _mm512_set1_ps(FakeQuantParams::ROUND)), _mm512_set1_ps(q.back()));
-            y = _mm512_mul_ps(r, _mm512_set1_ps(q.scale));
+        let add = if SUM { _mm512_loadu_ps(sum.add.add(o)) } else { _mm512_setzero_ps() };
+        let (kept, y) = finish_avx512::<SUM>(y, add, bounds, quant);
+        if SUM && !sum.keep.is_null() {
+            _mm512_storeu_ps(sum.keep.add(o), kept);
         }
         _mm512_storeu_ps(out.add(o), y);
     }
+}
+
+/// The epilogue of [`store_avx512`] on 16 values in registers: with `SUM`, `add` added (the
+/// first result, the sum to keep), then the clamp and the quantize-dequantize (the second).
+///
+/// # Safety
+/// None beyond AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn finish_avx512<const SUM: bool>(
+    y: std::arch::x86_64::__m512,
+    add: std::arch::x86_64::__m512,
+    (lo, hi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
+    quant: Option<&FakeQuantParams>,
+) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+    use std::arch::x86_64::*;
+    let y = if SUM { _mm512_add_ps(y, add) } else { y };
+    let mut clamped = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+    if let Some(q) = quant {
+        // FakeQuantParams::apply in 16 lanes, the same operations in the same order.
+        let v = _mm512_mul_ps(clamped, _mm512_set1_ps(q.inv_scale));
+        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(q.lo)), _mm512_set1_ps(q.hi));
+        let r = _mm512_sub_ps(_mm512_add_ps(v, _mm512_set1_ps(FakeQuantParams::ROUND)), _mm512_set1_ps(q.back()));
+        clamped = _mm512_mul_ps(r, _mm512_set1_ps(q.scale));
+    }
+    (y, clamped)
 }
 
 /// `P` points x 32 channels of [`pointwise_block`] with channel-last output in AVX-512

@@ -541,9 +541,12 @@ pub fn pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 /// The quantize-dequantize whose output `x` is: a [`FakeQuant`]'s, or one fused into the op that
-/// computed `x`.
+/// computed `x`, or either of those subsampled (a [`Subsample`] keeps values as they are).
 fn fake_quantized_by(model: &TypedModel, x: OutletId) -> Option<kernels::FakeQuantParams> {
     let node = model.node(x.node);
+    if node.op_is::<Subsample>() {
+        return fake_quantized_by(model, node.inputs[0]);
+    }
     if let Some(f) = node.op_as::<FakeQuant>() {
         return Some(f.0);
     }
@@ -1858,13 +1861,14 @@ mod tests {
 
     /// A QDQ model's 1x1 convolutions with int8 weights (levels times a scale per output
     /// channel) on quantized inputs, a channel-last one (after a depthwise convolution) and
-    /// channel-first ones, one with a ReLU and its quantize-dequantize fused: in integers where
+    /// channel-first ones, one with a ReLU and its quantize-dequantize fused, a strided one (its
+    /// input a `Subsample` of a shared quantize-dequantize's output): in integers where
     /// [`integer_pointwise`] runs, with tract's outputs; the convolution whose input is not
     /// quantized, and the one whose weights are f32, stay f32, and so does, on 36 points, the
     /// channel-first to channel-first one (run by points); on 9 points it is in integers too.
     #[test]
     fn qdq_pointwise_in_integers() {
-        for (shape, converted) in [([1, 8, 6, 6], 2), ([1, 8, 3, 3], 3)] {
+        for (shape, converted) in [([1, 8, 6, 6], 3), ([1, 8, 3, 3], 4)] {
             qdq_pointwise_in_integers_on(&shape, converted);
         }
     }
@@ -1897,13 +1901,14 @@ mod tests {
         // Not on levels: its input is not quantized; f32 weights.
         let b = conv_of(&mut m, "pw4", y, (16, 20, 1, 1, 1), PaddingSpec::Valid, int8(20, 16, 4));
         let c = qdq(&mut m, "pw2b", y, 128);
+        let d = conv_of(&mut m, "pw6", c, (16, 12, 1, 1, 2), PaddingSpec::Valid, int8(12, 16, 6));
         let c = conv(&mut m, "pw5", c, (16, 20, 1, 1, 1), PaddingSpec::Valid);
-        m.select_output_outlets(&[a, b, c]).unwrap();
+        m.select_output_outlets(&[a, b, c, d]).unwrap();
         for integers in [false, true] {
             let ops = qdq_checked_against_tract(m.clone(), shape, integers);
             let pointwise = ops.iter().filter(|o| o.starts_with("PointwiseConv")).count();
             let int = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("in integers")).count();
-            let want = (5, if integers { converted } else { 0 });
+            let want = (6, if integers { converted } else { 0 });
             assert_eq!((pointwise, int), want, "{shape:?} integers {integers}: {ops:#?}");
         }
     }

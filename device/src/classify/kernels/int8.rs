@@ -83,6 +83,9 @@ pub struct Int8Pointwise {
     pub input: Levels,
     weights: Vec<i8>,
     acc0: Vec<i32>,
+    /// `acc0` for input bytes that are the levels plus 128 (unsigned, as x86's `VPDPBUSD`
+    /// reads them): `acc0 − 128 · Σ_ci wq`.
+    acc0_unsigned: Vec<i32>,
     mult: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -122,6 +125,7 @@ impl Int8Pointwise {
         let (cin4, cout8) = (cin.div_ceil(DEPTH) * DEPTH, cout.div_ceil(CHANNELS / 2) * (CHANNELS / 2));
         let mut weights = vec![0i8; cin4 * cout8];
         let (mut acc0, mut mult, mut padded) = (vec![0; cout8], vec![0.0; cout8], vec![0.0; cout8]);
+        let mut acc0_unsigned = vec![0; cout8];
         // Each block's weights: per 4 input channels, `[co][ci]`.
         let mut c = 0;
         while c < cout {
@@ -134,11 +138,13 @@ impl Int8Pointwise {
             c += width;
         }
         for (co, (q, s)) in columns.iter().enumerate() {
-            acc0[co] = input.zero * q.iter().map(|&v| v as i32).sum::<i32>();
+            let wsum = q.iter().map(|&v| v as i32).sum::<i32>();
+            acc0[co] = input.zero * wsum;
+            acc0_unsigned[co] = (input.zero - 128) * wsum;
             mult[co] = s * input.scale;
             padded[co] = bias[co];
         }
-        Some(Int8Pointwise { cin, cout, input, weights, acc0, mult, bias: padded })
+        Some(Int8Pointwise { cin, cout, input, weights, acc0, acc0_unsigned, mult, bias: padded })
     }
 
     /// The input channels rounded up to whole dot products.
@@ -153,6 +159,10 @@ pub enum Int8Build {
     /// aarch64 with the dot-product extension (`SDOT`).
     #[cfg(target_arch = "aarch64")]
     Dotprod,
+    /// x86-64 with AVX-512 VNNI (`VPDPBUSD`: Intel since Ice Lake and Cascade Lake, AMD since
+    /// Zen 4).
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
     Portable,
 }
 
@@ -162,6 +172,12 @@ impl Int8Build {
         match self {
             #[cfg(target_arch = "aarch64")]
             Int8Build::Dotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Build::Vnni => {
+                super::Build::Avx512.available()
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
             Int8Build::Portable => true,
         }
     }
@@ -170,7 +186,9 @@ impl Int8Build {
     pub fn all() -> &'static [Int8Build] {
         #[cfg(target_arch = "aarch64")]
         return &[Int8Build::Dotprod, Int8Build::Portable];
-        #[cfg(not(target_arch = "aarch64"))]
+        #[cfg(target_arch = "x86_64")]
+        return &[Int8Build::Vnni, Int8Build::Portable];
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
         return &[Int8Build::Portable];
     }
 }
@@ -234,8 +252,23 @@ pub fn pointwise_int8_in(
     let last = (g.points - 1) * g.point_stride + (g.cin - 1) * g.channel_stride;
     assert!(x.len() > last && out.len() >= g.points * g.cout, "pointwise_int8: input or output too short");
     let sum = Sum::of(residual, g.points * g.cout);
-    let xq = pack(x, g, &q.input);
     let ep = Epilogue::new(clamp, quant);
+    #[cfg(target_arch = "x86_64")]
+    if build == Int8Build::Vnni {
+        let out = out.as_mut_ptr();
+        // SAFETY: as below; the machine has AVX-512 VNNI (asserted).
+        unsafe {
+            let xq = pack_avx512(x, g, &q.input);
+            match (sum.add.is_null(), quant.is_some()) {
+                (true, false) => blocks_vnni::<false, false>(&xq, q, g, ep, sum, out),
+                (false, false) => blocks_vnni::<true, false>(&xq, q, g, ep, sum, out),
+                (true, true) => blocks_vnni::<false, true>(&xq, q, g, ep, sum, out),
+                (false, true) => blocks_vnni::<true, true>(&xq, q, g, ep, sum, out),
+            }
+        }
+        return;
+    }
+    let xq = pack(x, g, &q.input);
     let out = out.as_mut_ptr();
     // SAFETY: the build's instructions are present (asserted); `pack` made whole blocks of
     // points and input channels, `q` holds whole blocks of channels, and the stores stay within
@@ -254,6 +287,8 @@ pub fn pointwise_int8_in(
             (Int8Build::Portable, false, false) => blocks::<false, true, false>(&xq, q, g, ep, sum, out),
             (Int8Build::Portable, true, true) => blocks::<false, false, true>(&xq, q, g, ep, sum, out),
             (Int8Build::Portable, false, true) => blocks::<false, true, true>(&xq, q, g, ep, sum, out),
+            #[cfg(target_arch = "x86_64")]
+            (Int8Build::Vnni, ..) => unreachable!("the VNNI build returned above"),
         }
     }
 }
@@ -515,6 +550,308 @@ unsafe fn store_edge<const SUM: bool, const QUANT: bool>(
     }
 }
 
+/// [`pack`] for the VNNI build: the same layout, each byte the level plus 128, unsigned
+/// (`VPDPBUSD` multiplies unsigned bytes by signed ones). 16 values at a time: channel-last, 4
+/// points x 16 channels into 64 consecutive bytes (one permutation of 32-bit groups);
+/// channel-first, 16 points x 4 channels (bytes interleaved by unpacking), the last points and
+/// channels by masked loads. Each value as [`Levels::level`] computes it (clamped to the 256
+/// levels before rounding instead of after: the same for every number; a NaN, which no
+/// quantize-dequantize outputs, reads as the lowest level).
+///
+/// # Safety
+/// The machine has AVX-512F, BW and VL; `x` holds `g`'s points and channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pack_avx512(x: &[f32], g: &PointwiseGeometry, levels: &Levels) -> Vec<u8> {
+    use std::arch::x86_64::*;
+    let cin4 = g.cin.div_ceil(DEPTH) * DEPTH;
+    let points4 = g.points.div_ceil(POINTS_INT8) * POINTS_INT8;
+    let mut xq = vec![0u8; points4 * cin4];
+    let group = |p: usize, ci: usize| p / POINTS_INT8 * cin4 * POINTS_INT8 + p % POINTS_INT8 * DEPTH + ci * POINTS_INT8;
+    let mask = |n: usize| if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
+    let (xp, qp) = (x.as_ptr(), xq.as_mut_ptr());
+    // SAFETY: loads are masked to `g`'s points and channels; stores stay within `xq`'s blocks.
+    unsafe {
+        if g.channel_stride == 1 {
+            // Element k·4 + q of the result is 32-bit group q·4 + k (point q, channels 4k..4k+4).
+            let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            for p in (0..g.points).step_by(POINTS_INT8) {
+                for ci in (0..g.cin).step_by(16) {
+                    let m = mask(g.cin - ci);
+                    let point = |q: usize| {
+                        if p + q < g.points {
+                            levels_avx512(levels, _mm512_maskz_loadu_ps(m, xp.add((p + q) * g.point_stride + ci)))
+                        } else {
+                            _mm_setzero_si128()
+                        }
+                    };
+                    let v = _mm512_castsi128_si512(point(0));
+                    let v = _mm512_inserti32x4::<1>(v, point(1));
+                    let v = _mm512_inserti32x4::<2>(v, point(2));
+                    let v = _mm512_inserti32x4::<3>(v, point(3));
+                    let groups = (cin4 - ci) / DEPTH;
+                    let stored = mask(POINTS_INT8 * groups.min(4));
+                    _mm512_mask_storeu_epi32(
+                        qp.add(group(p, ci)) as *mut i32,
+                        stored,
+                        _mm512_permutexvar_epi32(order, v),
+                    );
+                }
+            }
+            return xq;
+        }
+        if g.point_stride == 1 {
+            for p in (0..g.points).step_by(16) {
+                let m = mask(g.points - p);
+                for ci in (0..g.cin).step_by(DEPTH) {
+                    let channel = |c: usize| {
+                        if ci + c < g.cin {
+                            levels_avx512(levels, _mm512_maskz_loadu_ps(m, xp.add((ci + c) * g.channel_stride + p)))
+                        } else {
+                            _mm_setzero_si128()
+                        }
+                    };
+                    let (c0, c1, c2, c3) = (channel(0), channel(1), channel(2), channel(3));
+                    let (t0, t1) = (_mm_unpacklo_epi8(c0, c1), _mm_unpackhi_epi8(c0, c1));
+                    let (t2, t3) = (_mm_unpacklo_epi8(c2, c3), _mm_unpackhi_epi8(c2, c3));
+                    let quads = [
+                        _mm_unpacklo_epi16(t0, t2),
+                        _mm_unpackhi_epi16(t0, t2),
+                        _mm_unpacklo_epi16(t1, t3),
+                        _mm_unpackhi_epi16(t1, t3),
+                    ];
+                    for (b, quad) in quads.iter().enumerate().take((g.points - p).div_ceil(POINTS_INT8)) {
+                        _mm_storeu_si128(qp.add(group(p + POINTS_INT8 * b, ci)) as *mut __m128i, *quad);
+                    }
+                }
+            }
+            return xq;
+        }
+    }
+    for p in 0..g.points {
+        for ci in 0..g.cin {
+            let v = x[p * g.point_stride + ci * g.channel_stride];
+            xq[group(p, ci / DEPTH * DEPTH) + ci % DEPTH] = levels.level(v) as u8 ^ 0x80;
+        }
+    }
+    xq
+}
+
+/// The unsigned bytes (level plus 128) of 16 values, for [`pack_avx512`].
+///
+/// # Safety
+/// The machine has AVX-512F, BW and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn levels_avx512(levels: &Levels, v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let lowest = levels.zero - 128;
+    let v = _mm512_mul_ps(v, _mm512_set1_ps(levels.inv_scale));
+    let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lowest as f32)), _mm512_set1_ps((lowest + 255) as f32));
+    let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+    _mm512_cvtepi32_epi8(_mm512_sub_epi32(r, _mm512_set1_epi32(lowest)))
+}
+
+/// The VNNI build of [`blocks`]: per block of 32 output channels (two blocks of 16 weights; a
+/// last 16 or 8 alone), every block of 8 points (the last 4 alone), [`block_vnni`].
+///
+/// # Safety
+/// As [`blocks`], `xq` packed by [`pack_avx512`]; the machine has AVX-512 VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn blocks_vnni<const SUM: bool, const QUANT: bool>(
+    xq: &[u8],
+    q: &Int8Pointwise,
+    g: &PointwiseGeometry,
+    ep: Epilogue,
+    sum: Sum,
+    out: *mut f32,
+) {
+    let quads = xq.len() / (q.cin4() * POINTS_INT8);
+    let mut c = 0;
+    while c < g.cout {
+        let width = block_width(g.cout, c);
+        let pair = width == CHANNELS && c + CHANNELS < g.cout && block_width(g.cout, c + CHANNELS) == CHANNELS;
+        let mut b = 0;
+        while b < quads {
+            let p = b * POINTS_INT8;
+            // SAFETY: as the function's.
+            unsafe {
+                match (pair, width, b + 1 < quads) {
+                    (true, _, true) => block_vnni::<8, 2, 16, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                    (true, _, false) => block_vnni::<4, 2, 16, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                    (false, CHANNELS, true) => block_vnni::<8, 1, 16, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                    (false, CHANNELS, false) => block_vnni::<4, 1, 16, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                    (false, _, true) => block_vnni::<8, 1, 8, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                    (false, _, false) => block_vnni::<4, 1, 8, SUM, QUANT>(xq, q, g, ep, sum, out, p, c),
+                }
+            }
+            b += if b + 1 < quads { 2 } else { 1 };
+        }
+        c += if pair { 2 * CHANNELS } else { width };
+    }
+}
+
+/// `P` (4 or 8) points from `p` x `J` blocks of `W` (16, or 8 at the end) output channels from
+/// `c` of [`blocks_vnni`]: per 4 input channels, one load of each block's weights, one
+/// broadcast of each point's 4 input bytes, `P · J` `VPDPBUSD`s; then scaled back as [`block`]
+/// does (a multiply, then an add: the same roundings) and, for whole blocks of channel-last
+/// output, [`store_avx512`]; otherwise [`store_edge`].
+///
+/// # Safety
+/// As [`block`]; the machine has AVX-512 VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn block_vnni<const P: usize, const J: usize, const W: usize, const SUM: bool, const QUANT: bool>(
+    xq: &[u8],
+    q: &Int8Pointwise,
+    g: &PointwiseGeometry,
+    ep: Epilogue,
+    sum: Sum,
+    out: *mut f32,
+    p: usize,
+    c: usize,
+) {
+    use std::arch::x86_64::*;
+    let cin4 = q.cin4();
+    let lanes: __mmask16 = if W == CHANNELS { u16::MAX } else { 0xff };
+    // SAFETY: `xq` holds whole quads of points from `p` and `q` whole blocks of channels from
+    // `c` (its vectors padded to a multiple of 8 channels; loads of 8 are masked).
+    unsafe {
+        let x = xq.as_ptr().add(p * cin4);
+        let w: [*const i8; J] = std::array::from_fn(|j| q.weights.as_ptr().add((c + CHANNELS * j) * cin4));
+        let init: [__m512i; J] =
+            std::array::from_fn(|j| _mm512_maskz_loadu_epi32(lanes, q.acc0_unsigned.as_ptr().add(c + CHANNELS * j)));
+        let mut acc = [init; P];
+        for k in 0..cin4 / DEPTH {
+            let wv: [__m512i; J] =
+                std::array::from_fn(|j| _mm512_maskz_loadu_epi32(lanes, w[j].add(DEPTH * W * k) as *const i32));
+            for (pq, acc) in acc.iter_mut().enumerate() {
+                let at = x.add(pq / POINTS_INT8 * cin4 * POINTS_INT8 + 16 * k + DEPTH * (pq % POINTS_INT8));
+                let xv = _mm512_set1_epi32((at as *const i32).read_unaligned());
+                for j in 0..J {
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], xv, wv[j]);
+                }
+            }
+        }
+        let m: [__m512; J] =
+            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.mult.as_ptr().add(c + CHANNELS * j)));
+        let b: [__m512; J] =
+            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.bias.as_ptr().add(c + CHANNELS * j)));
+        let y: [[__m512; J]; P] = std::array::from_fn(|pq| {
+            std::array::from_fn(|j| _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[pq][j]), m[j]), b[j]))
+        });
+        let whole = W == CHANNELS && p + P <= g.points && c + CHANNELS * J <= g.cout;
+        if whole && !g.out_channel_first {
+            let bounds = (_mm512_set1_ps(ep.bounds.0), _mm512_set1_ps(ep.bounds.1));
+            let quant = ep.quant.as_ref().filter(|_| QUANT);
+            for (pq, y) in y.iter().enumerate() {
+                for (j, &y) in y.iter().enumerate() {
+                    store_avx512::<SUM>(y, sum, bounds, quant, out, (p + pq) * g.cout + c + CHANNELS * j);
+                }
+            }
+            return;
+        }
+        if whole {
+            // Channel-first output: the block transposed in registers, then each channel's
+            // points stored as a run.
+            let bounds = (_mm512_set1_ps(ep.bounds.0), _mm512_set1_ps(ep.bounds.1));
+            let quant = ep.quant.as_ref().filter(|_| QUANT);
+            let row = |co: usize| co * g.points + p;
+            for j in 0..J {
+                let c0 = c + CHANNELS * j;
+                // Per 4 points: `s[i]`'s 128-bit lane L is channel 4L + i of the 4 points.
+                let quads = |r: &[__m512]| {
+                    let t = [
+                        _mm512_unpacklo_ps(r[0], r[1]),
+                        _mm512_unpackhi_ps(r[0], r[1]),
+                        _mm512_unpacklo_ps(r[2], r[3]),
+                        _mm512_unpackhi_ps(r[2], r[3]),
+                    ];
+                    [
+                        _mm512_shuffle_ps::<0x44>(t[0], t[2]),
+                        _mm512_shuffle_ps::<0xee>(t[0], t[2]),
+                        _mm512_shuffle_ps::<0x44>(t[1], t[3]),
+                        _mm512_shuffle_ps::<0xee>(t[1], t[3]),
+                    ]
+                };
+                let r: [__m512; P] = std::array::from_fn(|pq| y[pq][j]);
+                let s = quads(&r[..4]);
+                if P == 4 {
+                    for (i, &s) in s.iter().enumerate() {
+                        let rows = [row(c0 + i), row(c0 + 4 + i), row(c0 + 8 + i), row(c0 + 12 + i)];
+                        rows_avx512::<SUM, 4>(s, rows, sum, bounds, quant, out);
+                    }
+                    continue;
+                }
+                let s4 = quads(&r[4..]);
+                // Channels i and 8 + i, and 4 + i and 12 + i, of all 8 points.
+                let even = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+                let odd = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+                for i in 0..4 {
+                    let v = _mm512_permutex2var_ps(s[i], even, s4[i]);
+                    rows_avx512::<SUM, 2>(v, [row(c0 + i), row(c0 + 8 + i)], sum, bounds, quant, out);
+                    let v = _mm512_permutex2var_ps(s[i], odd, s4[i]);
+                    rows_avx512::<SUM, 2>(v, [row(c0 + 4 + i), row(c0 + 12 + i)], sum, bounds, quant, out);
+                }
+            }
+            return;
+        }
+        for j in 0..J {
+            for quad in (0..P).step_by(POINTS_INT8) {
+                let v: [[f32; CHANNELS]; POINTS_INT8] =
+                    std::array::from_fn(|pq| std::mem::transmute::<__m512, [f32; CHANNELS]>(y[quad + pq][j]));
+                if p + quad < g.points {
+                    store_edge::<SUM, QUANT>(&v, W, g, ep, sum, out, p + quad, c + CHANNELS * j);
+                }
+            }
+        }
+    }
+}
+
+/// The epilogue of [`store_avx512`] on 16 values that go to `R` places: lanes `16/R · r` on
+/// from `out + rows[r]` (and the residual's and kept sum's at the same offsets).
+///
+/// # Safety
+/// The machine has AVX-512F; the `16/R` values from each row lie within the output (and the
+/// residual's slices, with `SUM`). (The masked loads and stores touch no other lane.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn rows_avx512<const SUM: bool, const R: usize>(
+    y: std::arch::x86_64::__m512,
+    rows: [usize; R],
+    sum: Sum,
+    bounds: (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
+    quant: Option<&FakeQuantParams>,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let lanes = CHANNELS / R;
+    // Row r's lanes, and its address less the lanes before them.
+    let piece = |r: usize| (((1u32 << lanes) - 1) << (r * lanes)) as __mmask16;
+    let at = |base: *mut f32, r: usize| base.wrapping_add(rows[r]).wrapping_sub(r * lanes);
+    // SAFETY: as the function's: only each row's own lanes are read and written.
+    unsafe {
+        let mut add = _mm512_setzero_ps();
+        if SUM {
+            for r in 0..R {
+                add = _mm512_mask_loadu_ps(add, piece(r), at(sum.add as *mut f32, r));
+            }
+        }
+        let (kept, y) = finish_avx512::<SUM>(y, add, bounds, quant);
+        for r in 0..R {
+            if SUM && !sum.keep.is_null() {
+                _mm512_mask_storeu_ps(at(sum.keep, r), piece(r), kept);
+            }
+            _mm512_mask_storeu_ps(at(out, r), piece(r), y);
+        }
+    }
+}
+
 /// `a[i] + Σ_k w[4i + k] · x[4L + k]` for each lane `i` (signed bytes into 32-bit lanes): one
 /// `SDOT` by element (no stable intrinsic yet, hence the assembly).
 ///
@@ -634,6 +971,9 @@ mod tests {
             (5, 20, 9),
             (6, 36, 24),
             (3, 7, 33),
+            // Whole blocks of points, the last block of 16 channels partly past the output's.
+            (8, 24, 12),
+            (12, 9, 28),
         ] {
             for (channel_last, out_channel_first) in [(true, false), (false, false), (true, true), (false, true)] {
                 for (clamp, residual) in [(NO_CLAMP, 0), ((0.0, 6.0), 0), ((0.0, 6.0), 1), ((0.0, f32::INFINITY), 2)] {
