@@ -31,8 +31,9 @@ use tract_onnx::pb::{
 /// 3.4x smaller on disk, for storage-bound uses. fer-device's plan runs its quantize-dequantize
 /// pairs in f32 in the epilogue of the kernel before them or as one pass (`FakeQuant`, session
 /// 20), which brings QDQ to 1.10-1.14x the f32 instructions on a Cortex-A72 (session 21), still
-/// not below f32; on CPUs with the dot product (Cortex-A76) it runs the QDQ model's 1x1
-/// convolutions in 8-bit integers, and there QDQ is the faster (MobileNetV2-0.5: 0.77x f32).
+/// not below f32; on CPUs with an 8-bit dot product (Cortex-A76, x86-64 with AVX-512 VNNI) it
+/// runs the QDQ model's 1x1 convolutions in 8-bit integers, and there QDQ is the faster
+/// (MobileNetV2-0.5: 0.77x f32 on the A76, session 21; 0.70x on a Zen 4, session 22).
 pub const SHIPPED_LAYOUT: Layout = Layout::Qdq;
 /// The activation storage written by default (same measurement; uint8 is also the more
 /// accurate on our models).

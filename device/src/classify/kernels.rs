@@ -24,7 +24,8 @@
 //! tract's depthwise convolution and max-pool ops; [`depthwise_chw`] is its channel-first
 //! counterpart (vectorised along rows), and [`direct_conv`] and [`pointwise_conv`] are the
 //! dense stems and the 1x1 convolutions; [`pointwise_int8`] computes a QDQ model's 1x1
-//! convolutions in integers where the machine has a dot product (module `int8`).
+//! convolutions in integers where the machine has a dot product (`SDOT`, AVX-512 VNNI; module
+//! `int8`).
 
 use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};

@@ -8,9 +8,11 @@
 //!
 //! The aarch64 build with the dot-product extension (Cortex-A76 and later: Raspberry Pi 5,
 //! Jetson Orin) sums 4 products per lane in one `SDOT`, 16 per instruction where an f32
-//! multiply-add does 4; [`int8_build`] offers the integer form only where such a build exists.
-//! The portable build computes the same sums one by one (the reference, and what other machines
-//! would run if asked).
+//! multiply-add does 4; the x86-64 build with AVX-512 VNNI (Intel since Ice Lake and Cascade
+//! Lake, AMD since Zen 4) 64 per `VPDPBUSD` (16 lanes, unsigned input bytes: the levels plus
+//! 128) where an f32 multiply-add does 16. [`int8_build`] offers the integer form only where
+//! such a build exists. The portable build computes the same sums one by one (the reference,
+//! and what other machines would run if asked).
 
 use super::*;
 
@@ -194,7 +196,8 @@ impl Int8Build {
 }
 
 /// The integer build that beats the f32 kernels on this machine, if any: aarch64 with the dot
-/// product. `FER_INT8=off` in the environment says none (for comparisons).
+/// product, x86-64 with AVX-512 VNNI. `FER_INT8=off` in the environment says none (for
+/// comparisons).
 pub fn int8_build() -> Option<Int8Build> {
     static BUILD: std::sync::OnceLock<Option<Int8Build>> = std::sync::OnceLock::new();
     *BUILD.get_or_init(|| {
