@@ -31,7 +31,10 @@ use tract_linalg::isa::IsaReq;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
 mod int8;
-pub use int8::{int8_build, pointwise_int8, pointwise_int8_in, Int8Build, Int8Pointwise, Levels};
+pub use int8::{
+    direct_int8, direct_int8_in, int8_build, pointwise_int8, pointwise_int8_in, Int8Build, Int8Direct, Int8Pointwise,
+    Levels,
+};
 
 /// The clamp of an op with nothing fused: no bounds.
 pub const NO_CLAMP: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);

@@ -88,6 +88,9 @@ pub struct DirectConv {
     pub bias: Arc<Vec<f32>>,
     /// Lower and upper bound of the output (infinite when nothing is fused).
     pub clamp: (f32, f32),
+    /// The convolution in integers ([`kernels::direct_int8`]), where [`integer_pointwise`]
+    /// found its input quantized, its weights int8 and its geometry unit-strided and unpadded.
+    pub int8: Option<Arc<kernels::Int8Direct>>,
 }
 
 impl Eq for DirectConv {}
@@ -95,7 +98,7 @@ impl Eq for DirectConv {}
 impl std::hash::Hash for DirectConv {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (self.cin, self.cout, self.kh, self.kw, self.strides, self.pads).hash(state);
-        (self.clamp.0.to_bits(), self.clamp.1.to_bits()).hash(state);
+        (self.clamp.0.to_bits(), self.clamp.1.to_bits(), self.int8.is_some()).hash(state);
         self.packed.iter().for_each(|v| v.to_bits().hash(state));
         self.bias.iter().for_each(|v| v.to_bits().hash(state));
     }
@@ -116,7 +119,7 @@ impl DirectConv {
         let mut b = vec![0.0; cpad];
         b[..cout].copy_from_slice(bias);
         let (strides, pads, clamp) = ((1, 1), [0; 4], kernels::NO_CLAMP);
-        DirectConv { cin, cout, kh, kw, strides, pads, packed: Arc::new(packed), bias: Arc::new(b), clamp }
+        DirectConv { cin, cout, kh, kw, strides, pads, packed: Arc::new(packed), bias: Arc::new(b), clamp, int8: None }
     }
 
     /// The kernel's geometry for an `h` x `w` input, if it takes it.
@@ -139,8 +142,15 @@ impl Op for DirectConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{}x{} {} -> {} channels, strides {:?}, padding {:?}, clamp {:?}",
-            self.kh, self.kw, self.cin, self.cout, self.strides, self.pads, self.clamp
+            "{}x{} {} -> {} channels, strides {:?}, padding {:?}, clamp {:?}{}",
+            self.kh,
+            self.kw,
+            self.cin,
+            self.cout,
+            self.strides,
+            self.pads,
+            self.clamp,
+            if self.int8.is_some() { ", in integers (int8 x int8 -> int32)" } else { "" }
         )])
     }
 
@@ -164,7 +174,10 @@ impl EvalOp for DirectConv {
             let mut o = out.try_as_plain_ram_mut()?;
             let o = o.as_slice_mut::<f32>()?;
             for (x, o) in x.chunks_exact(c * h * w).zip(o.chunks_exact_mut(self.cout * oh * ow)) {
-                kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, None, o);
+                match &self.int8 {
+                    Some(q) => kernels::direct_int8(x, q, (h, w), self.clamp, o),
+                    None => kernels::direct_conv(x, &self.packed, &self.bias, &geo, self.clamp, None, o),
+                }
             }
         }
         Ok(tvec!(out.into_tvalue()))
@@ -559,12 +572,29 @@ fn fake_quantized_by(model: &TypedModel, x: OutletId) -> Option<kernels::FakeQua
 
 /// Gives each [`PointwiseConv`] whose input is the output of a quantize-dequantize and whose
 /// weights are int8 levels (a QDQ model's 1x1 convolutions) its integer form,
-/// [`PointwiseConv::int8`]. Returns how many. (`tune` runs it where [`kernels::int8_build`] says
+/// [`PointwiseConv::int8`], and each such [`DirectConv`] with unit strides and no padding
+/// (mini-XCEPTION's second stem) [`DirectConv::int8`]. Returns how many. (`tune` runs it where [`kernels::int8_build`] says
 /// the machine has integer kernels faster than its f32 ones.)
 pub fn integer_pointwise(model: &mut TypedModel) -> TractResult<usize> {
     let mut converted = 0;
     for id in 0..model.nodes().len() {
         let node = model.node(id);
+        if let Some(op) = node.op_as::<DirectConv>() {
+            let in_place = op.strides == (1, 1) && op.pads == [0; 4];
+            let Some(levels) = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of) else {
+                continue;
+            };
+            let stride = op.bias.len();
+            let shape = (op.cin, op.cout, op.kh, op.kw);
+            let Some(q) = kernels::Int8Direct::new(&op.packed, stride, &op.bias, shape, levels).filter(|_| in_place)
+            else {
+                continue;
+            };
+            let op = DirectConv { int8: Some(Arc::new(q)), ..op.clone() };
+            model.node_mut(id).op = Box::new(op);
+            converted += 1;
+            continue;
+        }
         // A layer run by points (channel-first both sides) stays f32: its direct kernel stores
         // whole vectors of points where the integer blocks would transpose (Cortex-A76,
         // MobileNetV2-0.25's 576-point 8 -> 8 layer: 0.029 M instructions f32, 0.040 M in integers).
@@ -1910,6 +1940,37 @@ mod tests {
             let int = ops.iter().filter(|o| o.starts_with("PointwiseConv") && o.contains("in integers")).count();
             let want = (6, if integers { converted } else { 0 });
             assert_eq!((pointwise, int), want, "{shape:?} integers {integers}: {ops:#?}");
+        }
+    }
+
+    /// A QDQ model's unpadded 3x3 convolution (mini-XCEPTION's second stem) with int8 weights on
+    /// a quantized input, with its ReLU: a [`DirectConv`] in integers where [`integer_pointwise`]
+    /// runs, with tract's outputs; the same convolution padded stays f32.
+    #[test]
+    fn qdq_direct_in_integers() {
+        let shape = [1, 8, 12, 20];
+        let int8 = |seed: u32| {
+            let v = values(8 * 72, seed);
+            let w: Vec<f32> = (0..8 * 72)
+                .map(|i| {
+                    let level = if i % 72 == 5 { -127.0 } else { (v[i] * 126.0).round() };
+                    level * 0.004 * (1.0 + (i / 72) as f32 / 4.0)
+                })
+                .collect();
+            Tensor::from_shape(&[8, 8, 3, 3], &w).unwrap()
+        };
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact(shape)).unwrap();
+        let x = qdq(&mut m, "in", x, 7);
+        let a = conv_of(&mut m, "stem", x, (8, 8, 1, 3, 1), PaddingSpec::Valid, int8(1));
+        let a = relu(&mut m, "stem.relu", a);
+        let b = conv_of(&mut m, "padded", x, (8, 8, 1, 3, 1), PaddingSpec::SameUpper, int8(2));
+        m.select_output_outlets(&[a, b]).unwrap();
+        for integers in [false, true] {
+            let ops = qdq_checked_against_tract(m.clone(), &shape, integers);
+            let direct = ops.iter().filter(|o| o.starts_with("DirectConv")).count();
+            let int = ops.iter().filter(|o| o.starts_with("DirectConv") && o.contains("in integers")).count();
+            assert_eq!((direct, int), (2, usize::from(integers)), "integers {integers}: {ops:#?}");
         }
     }
 

@@ -16,6 +16,9 @@
 
 use super::*;
 
+mod direct;
+pub use direct::{direct_int8, direct_int8_in, Int8Direct};
+
 /// How the f32 output of a quantize-dequantize is read back as its level: `x · inv_scale`
 /// rounds to the level `m` (`x` is `m · scale` rounded to f32, `m` below 2^9), stored as the
 /// 8-bit `m − zero`.
@@ -64,6 +67,19 @@ impl Levels {
             vqmovn_high_s16(vqmovn_s16(low), high)
         }
     }
+
+    /// The levels of 4 channels' vectors of 4 points as 4 points' groups of 4 channels
+    /// (`[point][channel]`, 16 bytes): [`Levels::levels_neon`] transposed by one table lookup.
+    ///
+    /// # Safety
+    /// None beyond NEON, which aarch64 always has.
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    unsafe fn quad_neon(&self, v: [std::arch::aarch64::float32x4_t; 4]) -> std::arch::aarch64::int8x16_t {
+        use std::arch::aarch64::*;
+        const TRANSPOSE: [u8; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+        unsafe { vqtbl1q_s8(self.levels_neon(v), vld1q_u8(TRANSPOSE.as_ptr())) }
+    }
 }
 
 /// Input channels per dot product.
@@ -100,30 +116,7 @@ impl Int8Pointwise {
         if w.len() != cin * cout || bias.len() != cout || cin == 0 || cout == 0 {
             return None;
         }
-        let column = |co: usize| (0..cin).map(move |ci| w[ci * cout + co]);
-        let max = |co: usize| column(co).fold(0f32, |m, v| m.max(v.abs()));
-        let levels = |co: usize, s: f32| -> Option<Vec<i8>> {
-            if s == 0.0 {
-                return column(co).all(|v| v == 0.0).then(|| vec![0; cin]);
-            }
-            column(co)
-                .map(|v| {
-                    let q = v / s;
-                    let r = q.round();
-                    ((q - r).abs() <= 1e-3 && r.abs() <= 127.0).then_some(r as i8)
-                })
-                .collect()
-        };
-        let per_channel: Option<Vec<(Vec<i8>, f32)>> = (0..cout)
-            .map(|co| {
-                let s = max(co) / 127.0;
-                Some((levels(co, s)?, s))
-            })
-            .collect();
-        let columns = per_channel.or_else(|| {
-            let s = (0..cout).map(max).fold(0f32, f32::max) / 127.0;
-            (0..cout).map(|co| Some((levels(co, s)?, s))).collect()
-        })?;
+        let columns = int8_columns(w, cin, cout, cout)?;
         let (cin4, cout8) = (cin.div_ceil(DEPTH) * DEPTH, cout.div_ceil(CHANNELS / 2) * (CHANNELS / 2));
         let mut weights = vec![0i8; cin4 * cout8];
         let (mut acc0, mut mult, mut padded) = (vec![0; cout8], vec![0.0; cout8], vec![0.0; cout8]);
@@ -155,7 +148,38 @@ impl Int8Pointwise {
     }
 }
 
-/// The builds of [`pointwise_int8`].
+/// Per output channel of `w` (`[k][co]`, rows `stride` apart): its int8 levels and their scale,
+/// where every channel's weights are whole multiples in −127..=127 of its largest over 127
+/// (symmetric per-channel int8) or all are of the largest over all (per-tensor); `None` for
+/// anything else (f32 weights).
+fn int8_columns(w: &[f32], k: usize, cout: usize, stride: usize) -> Option<Vec<(Vec<i8>, f32)>> {
+    let column = |co: usize| (0..k).map(move |i| w[i * stride + co]);
+    let max = |co: usize| column(co).fold(0f32, |m, v| m.max(v.abs()));
+    let levels = |co: usize, s: f32| -> Option<Vec<i8>> {
+        if s == 0.0 {
+            return column(co).all(|v| v == 0.0).then(|| vec![0; k]);
+        }
+        column(co)
+            .map(|v| {
+                let q = v / s;
+                let r = q.round();
+                ((q - r).abs() <= 1e-3 && r.abs() <= 127.0).then_some(r as i8)
+            })
+            .collect()
+    };
+    let per_channel: Option<Vec<(Vec<i8>, f32)>> = (0..cout)
+        .map(|co| {
+            let s = max(co) / 127.0;
+            Some((levels(co, s)?, s))
+        })
+        .collect();
+    per_channel.or_else(|| {
+        let s = (0..cout).map(max).fold(0f32, f32::max) / 127.0;
+        (0..cout).map(|co| Some((levels(co, s)?, s))).collect()
+    })
+}
+
+/// The builds of [`pointwise_int8`] and [`direct_int8`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Int8Build {
     /// aarch64 with the dot-product extension (`SDOT`).
@@ -340,15 +364,12 @@ fn pack(x: &[f32], g: &PointwiseGeometry, levels: &Levels) -> Vec<i8> {
             return xq;
         }
         if g.point_stride == 1 {
-            // [channel][point] -> [point][channel] within 16 bytes.
-            let transpose = vld1q_u8([0u8, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15].as_ptr());
             let blocks = g.points / POINTS_INT8 * POINTS_INT8;
             for p in (0..blocks).step_by(POINTS_INT8) {
                 for ci in (0..whole).step_by(DEPTH) {
                     let v: [float32x4_t; 4] =
                         std::array::from_fn(|c| vld1q_f32(xp.add((ci + c) * g.channel_stride + p)));
-                    let b = vqtbl1q_s8(levels.levels_neon(v), transpose);
-                    vst1q_s8(qp.add(group(p, ci)), b);
+                    vst1q_s8(qp.add(group(p, ci)), levels.quad_neon(v));
                 }
                 for q in p..p + POINTS_INT8 {
                     for ci in whole..g.cin {
@@ -614,15 +635,7 @@ unsafe fn pack_avx512(x: &[f32], g: &PointwiseGeometry, levels: &Levels) -> Vec<
                             _mm_setzero_si128()
                         }
                     };
-                    let (c0, c1, c2, c3) = (channel(0), channel(1), channel(2), channel(3));
-                    let (t0, t1) = (_mm_unpacklo_epi8(c0, c1), _mm_unpackhi_epi8(c0, c1));
-                    let (t2, t3) = (_mm_unpacklo_epi8(c2, c3), _mm_unpackhi_epi8(c2, c3));
-                    let quads = [
-                        _mm_unpacklo_epi16(t0, t2),
-                        _mm_unpackhi_epi16(t0, t2),
-                        _mm_unpacklo_epi16(t1, t3),
-                        _mm_unpackhi_epi16(t1, t3),
-                    ];
+                    let quads = interleave_avx512([channel(0), channel(1), channel(2), channel(3)]);
                     for (b, quad) in quads.iter().enumerate().take((g.points - p).div_ceil(POINTS_INT8)) {
                         _mm_storeu_si128(qp.add(group(p + POINTS_INT8 * b, ci)) as *mut __m128i, *quad);
                     }
@@ -638,6 +651,19 @@ unsafe fn pack_avx512(x: &[f32], g: &PointwiseGeometry, levels: &Levels) -> Vec<
         }
     }
     xq
+}
+
+/// 4 channels' bytes of 16 points as 4 quads of points, each `[point][channel]` (16 bytes).
+///
+/// # Safety
+/// None beyond SSE2, which x86-64 always has.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn interleave_avx512(c: [std::arch::x86_64::__m128i; 4]) -> [std::arch::x86_64::__m128i; 4] {
+    use std::arch::x86_64::*;
+    let (t0, t1) = (_mm_unpacklo_epi8(c[0], c[1]), _mm_unpackhi_epi8(c[0], c[1]));
+    let (t2, t3) = (_mm_unpacklo_epi8(c[2], c[3]), _mm_unpackhi_epi8(c[2], c[3]));
+    [_mm_unpacklo_epi16(t0, t2), _mm_unpackhi_epi16(t0, t2), _mm_unpacklo_epi16(t1, t3), _mm_unpackhi_epi16(t1, t3)]
 }
 
 /// The unsigned bytes (level plus 128) of 16 values, for [`pack_avx512`].
@@ -887,10 +913,11 @@ mod tests {
     use super::*;
 
     /// Input levels of a u8 quantize-dequantize with zero point 3 (levels −3..=252).
-    const INPUT: FakeQuantParams = FakeQuantParams { inv_scale: 40.0, lo: -3.0, hi: 252.0, offset: 0.0, scale: 0.025 };
+    pub(crate) const INPUT: FakeQuantParams =
+        FakeQuantParams { inv_scale: 40.0, lo: -3.0, hi: 252.0, offset: 0.0, scale: 0.025 };
 
     /// `n` values on the levels of `p`, spread over all of them.
-    fn on_levels(n: usize, p: &FakeQuantParams, seed: u32) -> Vec<f32> {
+    pub(crate) fn on_levels(n: usize, p: &FakeQuantParams, seed: u32) -> Vec<f32> {
         let mut x = values(n, seed);
         fake_quant(&mut x.iter_mut().map(|v| *v * 6.0 + 1.5).collect::<Vec<_>>(), p);
         for v in x.iter_mut() {
@@ -901,7 +928,7 @@ mod tests {
 
     /// Per-output-channel int8 weights `[ci][co]`: levels in −127..=127 (each channel's largest
     /// at ±127) times the channel's scale.
-    fn int8_weights(cin: usize, cout: usize, seed: u32) -> Vec<f32> {
+    pub(crate) fn int8_weights(cin: usize, cout: usize, seed: u32) -> Vec<f32> {
         let r = values(cin * cout, seed);
         let scales: Vec<f32> = values(cout, seed + 1).iter().map(|v| 0.002 + v.abs() * 0.01).collect();
         let mut w = vec![0.0; cin * cout];
