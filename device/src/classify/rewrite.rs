@@ -580,7 +580,9 @@ pub fn integer_pointwise(model: &mut TypedModel) -> TractResult<usize> {
     for id in 0..model.nodes().len() {
         let node = model.node(id);
         if let Some(op) = node.op_as::<DirectConv>() {
-            let in_place = op.strides == (1, 1) && op.pads == [0; 4];
+            // Whole groups of 4 input channels: a 1-channel stem (the image) would multiply 3 of
+            // 4 bytes by zero, and pack one value at a time.
+            let in_place = op.strides == (1, 1) && op.pads == [0; 4] && op.cin.is_multiple_of(4);
             let Some(levels) = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of) else {
                 continue;
             };

@@ -127,6 +127,23 @@ struct Plane {
     ow: usize,
 }
 
+/// Per tap and group of 4 input channels, in the order the kernels sum them: the offset of its
+/// bytes in the packed input from the output point's (row `oy`, column `ox`, group 0), and of
+/// its weights from output channel 0's.
+fn taps(q: &Int8Direct, g: &Plane) -> Vec<(usize, usize)> {
+    let groups = q.groups();
+    let mut taps = Vec::with_capacity(q.kh * q.kw * groups);
+    for ky in 0..q.kh {
+        for kx in 0..q.kw {
+            for group in 0..groups {
+                let x = packed_at(q, g, ky, group, kx);
+                taps.push((x, ((ky * q.kw + kx) * groups + group) * q.cout8() * DEPTH));
+            }
+        }
+    }
+    taps
+}
+
 /// The byte of input channel group `group`'s value `l` at `row`, `col`.
 #[inline(always)]
 fn packed_at(q: &Int8Direct, g: &Plane, row: usize, group: usize, col: usize) -> usize {
@@ -177,8 +194,8 @@ fn pack_rows(x: &[f32], q: &Int8Direct, g: &Plane, unsigned: bool) -> Vec<i8> {
     xq
 }
 
-/// 16 columns at a time of one row and channel group of [`pack_rows`], unsigned; returns the
-/// first column not packed.
+/// 16 columns at a time (the last few by masked loads and stores) of one row and channel group
+/// of [`pack_rows`], unsigned; returns the first column not packed (the row's end).
 ///
 /// # Safety
 /// The machine has AVX-512 F, BW and VL; group `group` has 4 channels; `dst` is the row's group.
@@ -190,15 +207,19 @@ unsafe fn pack_row_avx512(x: &[f32], q: &Int8Direct, g: &Plane, row: usize, grou
     let mut col = 0;
     // SAFETY: as the function's; every load is of 16 columns of the row.
     unsafe {
-        while col + 16 <= g.w {
-            let channel = |c: usize| {
-                levels_avx512(&q.input, _mm512_loadu_ps(x.as_ptr().add((group * DEPTH + c) * plane + row * g.w + col)))
-            };
+        while col < g.w {
+            let n = (g.w - col).min(16);
+            let m = ((1u32 << n) - 1) as __mmask16;
+            let at = |c: usize| x.as_ptr().add((group * DEPTH + c) * plane + row * g.w + col);
+            let channel = |c: usize| levels_avx512(&q.input, _mm512_maskz_loadu_ps(m, at(c)));
             let quads = interleave_avx512([channel(0), channel(1), channel(2), channel(3)]);
             for (b, quad) in quads.iter().enumerate() {
-                _mm_storeu_si128(dst.as_mut_ptr().add((col + POINTS_INT8 * b) * DEPTH) as *mut __m128i, *quad);
+                // The quad's columns within the row: all 4, or the last few.
+                let left = n.saturating_sub(POINTS_INT8 * b).min(POINTS_INT8);
+                let d = dst.as_mut_ptr().add((col + POINTS_INT8 * b) * DEPTH) as *mut i32;
+                _mm_mask_storeu_epi32(d, ((1u32 << left) - 1) as __mmask8, *quad);
             }
-            col += 16;
+            col += n;
         }
     }
     col
@@ -244,6 +265,7 @@ const LANES_VNNI: usize = 16;
 unsafe fn direct_vnni(xq: &[i8], q: &Int8Direct, g: &Plane, clamp: (f32, f32), out: *mut f32) {
     use std::arch::x86_64::*;
     let bounds = (_mm512_set1_ps(clamp.0), _mm512_set1_ps(clamp.1));
+    let taps = taps(q, g);
     for oy in 0..g.oh {
         let mut ox = 0;
         while ox < g.ow {
@@ -254,9 +276,9 @@ unsafe fn direct_vnni(xq: &[i8], q: &Int8Direct, g: &Plane, clamp: (f32, f32), o
                 // SAFETY: as the function's: the run lies within the row.
                 unsafe {
                     if wide {
-                        direct_block_vnni::<2>(xq, q, g, bounds, out, (oy, start, c));
+                        direct_block_vnni::<2>(xq, q, g, &taps, bounds, out, (oy, start, c));
                     } else {
-                        direct_block_vnni::<1>(xq, q, g, bounds, out, (oy, start, c));
+                        direct_block_vnni::<1>(xq, q, g, &taps, bounds, out, (oy, start, c));
                     }
                 }
             }
@@ -280,29 +302,25 @@ unsafe fn direct_block_vnni<const N: usize>(
     xq: &[i8],
     q: &Int8Direct,
     g: &Plane,
+    taps: &[(usize, usize)],
     (lo, hi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512),
     out: *mut f32,
     (oy, ox, c): (usize, usize, usize),
 ) {
     use std::arch::x86_64::*;
-    let (groups, cout8) = (q.groups(), q.cout8());
     // SAFETY: the loads stay within the packed rows oy..oy + kh and columns ox..ox + 16 N + kw − 1
     // (< w), the weights within their padded channels; the stores within the output's channels.
     unsafe {
         let init: [__m512i; GROUP] = std::array::from_fn(|j| _mm512_set1_epi32(q.acc0_unsigned[c + j]));
         let mut acc = [init; N];
-        for ky in 0..q.kh {
-            for kx in 0..q.kw {
-                for group in 0..groups {
-                    let xp = xq.as_ptr().add(packed_at(q, g, oy + ky, group, ox + kx));
-                    let xv: [__m512i; N] = std::array::from_fn(|n| _mm512_loadu_si512(xp.add(64 * n) as *const _));
-                    let wp = q.weights.as_ptr().add((((ky * q.kw + kx) * groups + group) * cout8 + c) * DEPTH);
-                    for j in 0..GROUP {
-                        let wv = _mm512_set1_epi32((wp.add(DEPTH * j) as *const i32).read_unaligned());
-                        for n in 0..N {
-                            acc[n][j] = _mm512_dpbusd_epi32(acc[n][j], xv[n], wv);
-                        }
-                    }
+        let (x0, w0) = (xq.as_ptr().add(packed_at(q, g, oy, 0, ox)), q.weights.as_ptr().add(c * DEPTH));
+        for &(xo, wo) in taps {
+            let (xp, wp) = (x0.add(xo), w0.add(wo));
+            let xv: [__m512i; N] = std::array::from_fn(|n| _mm512_loadu_si512(xp.add(64 * n) as *const _));
+            for j in 0..GROUP {
+                let wv = _mm512_set1_epi32((wp.add(DEPTH * j) as *const i32).read_unaligned());
+                for n in 0..N {
+                    acc[n][j] = _mm512_dpbusd_epi32(acc[n][j], xv[n], wv);
                 }
             }
         }
@@ -327,13 +345,14 @@ unsafe fn direct_block_vnni<const N: usize>(
 #[target_feature(enable = "dotprod")]
 unsafe fn direct_dotprod(xq: &[i8], q: &Int8Direct, g: &Plane, clamp: (f32, f32), out: *mut f32) {
     const RUN: usize = 2 * POINTS_INT8;
+    let taps = taps(q, g);
     for oy in 0..g.oh {
         let mut ox = 0;
         while ox < g.ow {
             let start = ox.min(g.ow - RUN);
             for c in (0..q.cout).step_by(GROUP) {
                 // SAFETY: as the function's: the run lies within the row.
-                unsafe { direct_block_dotprod(xq, q, g, clamp, out, (oy, start, c)) };
+                unsafe { direct_block_dotprod(xq, q, g, &taps, clamp, out, (oy, start, c)) };
             }
             ox = start + RUN;
         }
@@ -353,34 +372,30 @@ unsafe fn direct_block_dotprod(
     xq: &[i8],
     q: &Int8Direct,
     g: &Plane,
+    taps: &[(usize, usize)],
     clamp: (f32, f32),
     out: *mut f32,
     (oy, ox, c): (usize, usize, usize),
 ) {
     use std::arch::aarch64::*;
-    let (groups, cout8) = (q.groups(), q.cout8());
     // SAFETY: as [`direct_block_vnni`]'s.
     unsafe {
         let init: [int32x4_t; GROUP] = std::array::from_fn(|j| vdupq_n_s32(q.acc0[c + j]));
         let mut acc = [init; 2];
-        for ky in 0..q.kh {
-            for kx in 0..q.kw {
-                for group in 0..groups {
-                    let xp = xq.as_ptr().add(packed_at(q, g, oy + ky, group, ox + kx));
-                    let xv = [vld1q_s8(xp), vld1q_s8(xp.add(16))];
-                    let wp = q.weights.as_ptr().add((((ky * q.kw + kx) * groups + group) * cout8 + c) * DEPTH);
-                    let wv = [vld1q_s8(wp), vld1q_s8(wp.add(16))];
-                    for (acc, &xv) in acc.iter_mut().zip(&xv) {
-                        acc[0] = sdot::<0>(acc[0], xv, wv[0]);
-                        acc[1] = sdot::<1>(acc[1], xv, wv[0]);
-                        acc[2] = sdot::<2>(acc[2], xv, wv[0]);
-                        acc[3] = sdot::<3>(acc[3], xv, wv[0]);
-                        acc[4] = sdot::<0>(acc[4], xv, wv[1]);
-                        acc[5] = sdot::<1>(acc[5], xv, wv[1]);
-                        acc[6] = sdot::<2>(acc[6], xv, wv[1]);
-                        acc[7] = sdot::<3>(acc[7], xv, wv[1]);
-                    }
-                }
+        let (x0, w0) = (xq.as_ptr().add(packed_at(q, g, oy, 0, ox)), q.weights.as_ptr().add(c * DEPTH));
+        for &(xo, wo) in taps {
+            let (xp, wp) = (x0.add(xo), w0.add(wo));
+            let xv = [vld1q_s8(xp), vld1q_s8(xp.add(16))];
+            let wv = [vld1q_s8(wp), vld1q_s8(wp.add(16))];
+            for (acc, &xv) in acc.iter_mut().zip(&xv) {
+                acc[0] = sdot::<0>(acc[0], xv, wv[0]);
+                acc[1] = sdot::<1>(acc[1], xv, wv[0]);
+                acc[2] = sdot::<2>(acc[2], xv, wv[0]);
+                acc[3] = sdot::<3>(acc[3], xv, wv[0]);
+                acc[4] = sdot::<0>(acc[4], xv, wv[1]);
+                acc[5] = sdot::<1>(acc[5], xv, wv[1]);
+                acc[6] = sdot::<2>(acc[6], xv, wv[1]);
+                acc[7] = sdot::<3>(acc[7], xv, wv[1]);
             }
         }
         let (lo, hi) = (vdupq_n_f32(clamp.0), vdupq_n_f32(clamp.1));
