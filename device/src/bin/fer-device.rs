@@ -718,7 +718,7 @@ fn bench_models(
         // Which builds of our kernels this machine runs (they decide the figures).
         let int8 = kernels::int8_build().map_or("none (f32 kernels)".to_string(), |b| format!("{b:?}"));
         println!(
-            "kernels: 1x1 and direct convolutions {}, QDQ 1x1 convolutions in integers {int8}",
+            "kernels: 1x1 and direct convolutions {}, QDQ 1x1 and direct convolutions in integers {int8}",
             kernels::build().name()
         );
     }

@@ -12,7 +12,8 @@
 //! Lake, AMD since Zen 4) 64 per `VPDPBUSD` (16 lanes, unsigned input bytes: the levels plus
 //! 128) where an f32 multiply-add does 16. [`int8_build`] offers the integer form only where
 //! such a build exists. The portable build computes the same sums one by one (the reference,
-//! and what other machines would run if asked).
+//! and what other machines would run if asked). Module `direct` does the same for unpadded,
+//! unit-stride dense convolutions ([`direct_int8`]).
 
 use super::*;
 
