@@ -101,12 +101,38 @@ pub struct Int8Pointwise {
     pub cout: usize,
     pub input: Levels,
     weights: Vec<i8>,
+    rescale: Rescale,
+}
+
+/// What turns an integer sum back into the f32 output, per output channel (padded with zeros):
+/// `(acc0 + Σ wq · xq) · mult + bias`.
+#[derive(Debug, Clone, PartialEq)]
+struct Rescale {
+    /// The input's zero times the channel's `Σ wq`.
     acc0: Vec<i32>,
     /// `acc0` for input bytes that are the levels plus 128 (unsigned, as x86's `VPDPBUSD`
-    /// reads them): `acc0 − 128 · Σ_ci wq`.
+    /// reads them): `acc0 − 128 · Σ wq`.
     acc0_unsigned: Vec<i32>,
+    /// The weights' scale times the input's.
     mult: Vec<f32>,
     bias: Vec<f32>,
+}
+
+impl Rescale {
+    /// Of each channel's weight levels and scale (from [`int8_columns`]) and `bias`, for input
+    /// with `input`'s levels; `len` ≥ the channels.
+    fn new(columns: &[(Vec<i8>, f32)], bias: &[f32], input: &Levels, len: usize) -> Rescale {
+        let mut r =
+            Rescale { acc0: vec![0; len], acc0_unsigned: vec![0; len], mult: vec![0.0; len], bias: vec![0.0; len] };
+        for (co, (q, s)) in columns.iter().enumerate() {
+            let wsum = q.iter().map(|&v| v as i32).sum::<i32>();
+            r.acc0[co] = input.zero * wsum;
+            r.acc0_unsigned[co] = (input.zero - 128) * wsum;
+            r.mult[co] = s * input.scale;
+            r.bias[co] = bias[co];
+        }
+        r
+    }
 }
 
 impl Int8Pointwise {
@@ -120,8 +146,6 @@ impl Int8Pointwise {
         let columns = int8_columns(w, cin, cout, cout)?;
         let (cin4, cout8) = (cin.div_ceil(DEPTH) * DEPTH, cout.div_ceil(CHANNELS / 2) * (CHANNELS / 2));
         let mut weights = vec![0i8; cin4 * cout8];
-        let (mut acc0, mut mult, mut padded) = (vec![0; cout8], vec![0.0; cout8], vec![0.0; cout8]);
-        let mut acc0_unsigned = vec![0; cout8];
         // Each block's weights: per 4 input channels, `[co][ci]`.
         let mut c = 0;
         while c < cout {
@@ -133,14 +157,8 @@ impl Int8Pointwise {
             }
             c += width;
         }
-        for (co, (q, s)) in columns.iter().enumerate() {
-            let wsum = q.iter().map(|&v| v as i32).sum::<i32>();
-            acc0[co] = input.zero * wsum;
-            acc0_unsigned[co] = (input.zero - 128) * wsum;
-            mult[co] = s * input.scale;
-            padded[co] = bias[co];
-        }
-        Some(Int8Pointwise { cin, cout, input, weights, acc0, acc0_unsigned, mult, bias: padded })
+        let rescale = Rescale::new(&columns, bias, &input, cout8);
+        Some(Int8Pointwise { cin, cout, input, weights, rescale })
     }
 
     /// The input channels rounded up to whole dot products.
@@ -488,7 +506,7 @@ unsafe fn block<const DOT: bool, const J: usize, const SUM: bool, const QUANT: b
         unsafe {
             let zero = vdupq_n_s32(0);
             let init: [int32x4_t; 4] =
-                std::array::from_fn(|j| if j < J { vld1q_s32(q.acc0.as_ptr().add(c + 4 * j)) } else { zero });
+                std::array::from_fn(|j| if j < J { vld1q_s32(q.rescale.acc0.as_ptr().add(c + 4 * j)) } else { zero });
             let mut acc = [init; 4];
             for k in 0..depth {
                 let xv = vld1q_s8(xb.as_ptr().add(16 * k));
@@ -504,9 +522,9 @@ unsafe fn block<const DOT: bool, const J: usize, const SUM: bool, const QUANT: b
             }
             let f = vdupq_n_f32(0.0);
             let m: [float32x4_t; 4] =
-                std::array::from_fn(|j| if j < J { vld1q_f32(q.mult.as_ptr().add(c + 4 * j)) } else { f });
+                std::array::from_fn(|j| if j < J { vld1q_f32(q.rescale.mult.as_ptr().add(c + 4 * j)) } else { f });
             let b: [float32x4_t; 4] =
-                std::array::from_fn(|j| if j < J { vld1q_f32(q.bias.as_ptr().add(c + 4 * j)) } else { f });
+                std::array::from_fn(|j| if j < J { vld1q_f32(q.rescale.bias.as_ptr().add(c + 4 * j)) } else { f });
             let a: [[float32x4_t; 4]; 4] = std::array::from_fn(|p| {
                 std::array::from_fn(|j| vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc[p][j]), m[j]), b[j]))
             });
@@ -521,7 +539,7 @@ unsafe fn block<const DOT: bool, const J: usize, const SUM: bool, const QUANT: b
     }
     let mut acc = [[0i32; CHANNELS]; POINTS_INT8];
     for acc in acc.iter_mut() {
-        acc[..width].copy_from_slice(&q.acc0[c..c + width]);
+        acc[..width].copy_from_slice(&q.rescale.acc0[c..c + width]);
     }
     for k in 0..depth {
         let (xk, wk) = (&xb[16 * k..16 * (k + 1)], &wb[16 * J * k..16 * J * (k + 1)]);
@@ -532,7 +550,13 @@ unsafe fn block<const DOT: bool, const J: usize, const SUM: bool, const QUANT: b
         }
     }
     let v: [[f32; CHANNELS]; POINTS_INT8] = std::array::from_fn(|pq| {
-        std::array::from_fn(|l| if l < width { acc[pq][l] as f32 * q.mult[c + l] + q.bias[c + l] } else { 0.0 })
+        std::array::from_fn(|l| {
+            if l < width {
+                acc[pq][l] as f32 * q.rescale.mult[c + l] + q.rescale.bias[c + l]
+            } else {
+                0.0
+            }
+        })
     });
     // SAFETY: as the function's.
     unsafe { store_edge::<SUM, QUANT>(&v, width, g, ep, sum, out, p, c) };
@@ -753,8 +777,9 @@ unsafe fn block_vnni<const P: usize, const J: usize, const W: usize, const SUM: 
     unsafe {
         let x = xq.as_ptr().add(p * cin4);
         let w: [*const i8; J] = std::array::from_fn(|j| q.weights.as_ptr().add((c + CHANNELS * j) * cin4));
-        let init: [__m512i; J] =
-            std::array::from_fn(|j| _mm512_maskz_loadu_epi32(lanes, q.acc0_unsigned.as_ptr().add(c + CHANNELS * j)));
+        let init: [__m512i; J] = std::array::from_fn(|j| {
+            _mm512_maskz_loadu_epi32(lanes, q.rescale.acc0_unsigned.as_ptr().add(c + CHANNELS * j))
+        });
         let mut acc = [init; P];
         for k in 0..cin4 / DEPTH {
             let wv: [__m512i; J] =
@@ -768,9 +793,9 @@ unsafe fn block_vnni<const P: usize, const J: usize, const W: usize, const SUM: 
             }
         }
         let m: [__m512; J] =
-            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.mult.as_ptr().add(c + CHANNELS * j)));
+            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.rescale.mult.as_ptr().add(c + CHANNELS * j)));
         let b: [__m512; J] =
-            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.bias.as_ptr().add(c + CHANNELS * j)));
+            std::array::from_fn(|j| _mm512_maskz_loadu_ps(lanes, q.rescale.bias.as_ptr().add(c + CHANNELS * j)));
         let y: [[__m512; J]; P] = std::array::from_fn(|pq| {
             std::array::from_fn(|j| _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[pq][j]), m[j]), b[j]))
         });

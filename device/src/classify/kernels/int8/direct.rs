@@ -26,10 +26,7 @@ pub struct Int8Direct {
     pub kw: usize,
     pub input: Levels,
     weights: Vec<i8>,
-    acc0: Vec<i32>,
-    acc0_unsigned: Vec<i32>,
-    mult: Vec<f32>,
-    bias: Vec<f32>,
+    rescale: Rescale,
 }
 
 impl Int8Direct {
@@ -50,20 +47,14 @@ impl Int8Direct {
         let columns = int8_columns(packed, k, cout, stride)?;
         let (groups, cout8) = (cin.div_ceil(DEPTH), cout.div_ceil(GROUP) * GROUP);
         let mut weights = vec![0i8; kh * kw * groups * cout8 * DEPTH];
-        let (mut acc0, mut acc0_unsigned) = (vec![0; cout8], vec![0; cout8]);
-        let (mut mult, mut b) = (vec![0.0; cout8], vec![0.0; cout8]);
-        for (co, (q, s)) in columns.iter().enumerate() {
+        for (co, (q, _)) in columns.iter().enumerate() {
             for (i, &v) in q.iter().enumerate() {
                 let (ci, tap) = (i / (kh * kw), i % (kh * kw));
                 weights[((tap * groups + ci / DEPTH) * cout8 + co) * DEPTH + ci % DEPTH] = v;
             }
-            let wsum = q.iter().map(|&v| v as i32).sum::<i32>();
-            acc0[co] = input.zero * wsum;
-            acc0_unsigned[co] = (input.zero - 128) * wsum;
-            mult[co] = s * input.scale;
-            b[co] = bias[co];
         }
-        Some(Int8Direct { cin, cout, kh, kw, input, weights, acc0, acc0_unsigned, mult, bias: b })
+        let rescale = Rescale::new(&columns, bias, &input, cout8);
+        Some(Int8Direct { cin, cout, kh, kw, input, weights, rescale })
     }
 
     fn groups(&self) -> usize {
@@ -231,7 +222,7 @@ fn direct_portable(xq: &[i8], q: &Int8Direct, g: &Plane, clamp: (f32, f32), out:
     for co in 0..q.cout {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
-                let mut acc = q.acc0[co];
+                let mut acc = q.rescale.acc0[co];
                 for ky in 0..q.kh {
                     for kx in 0..q.kw {
                         for group in 0..groups {
@@ -242,7 +233,7 @@ fn direct_portable(xq: &[i8], q: &Int8Direct, g: &Plane, clamp: (f32, f32), out:
                         }
                     }
                 }
-                let v = (acc as f32 * q.mult[co] + q.bias[co]).max(clamp.0).min(clamp.1);
+                let v = (acc as f32 * q.rescale.mult[co] + q.rescale.bias[co]).max(clamp.0).min(clamp.1);
                 // SAFETY: within the output (asserted by the caller).
                 unsafe { *out.add((co * g.oh + oy) * g.ow + ox) = v };
             }
@@ -311,7 +302,7 @@ unsafe fn direct_block_vnni<const N: usize>(
     // SAFETY: the loads stay within the packed rows oy..oy + kh and columns ox..ox + 16 N + kw − 1
     // (< w), the weights within their padded channels; the stores within the output's channels.
     unsafe {
-        let init: [__m512i; GROUP] = std::array::from_fn(|j| _mm512_set1_epi32(q.acc0_unsigned[c + j]));
+        let init: [__m512i; GROUP] = std::array::from_fn(|j| _mm512_set1_epi32(q.rescale.acc0_unsigned[c + j]));
         let mut acc = [init; N];
         let (x0, w0) = (xq.as_ptr().add(packed_at(q, g, oy, 0, ox)), q.weights.as_ptr().add(c * DEPTH));
         for &(xo, wo) in taps {
@@ -325,7 +316,7 @@ unsafe fn direct_block_vnni<const N: usize>(
             }
         }
         for j in 0..GROUP.min(q.cout - c) {
-            let (m, b) = (_mm512_set1_ps(q.mult[c + j]), _mm512_set1_ps(q.bias[c + j]));
+            let (m, b) = (_mm512_set1_ps(q.rescale.mult[c + j]), _mm512_set1_ps(q.rescale.bias[c + j]));
             for n in 0..N {
                 let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[n][j]), m), b);
                 let y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
@@ -380,7 +371,7 @@ unsafe fn direct_block_dotprod(
     use std::arch::aarch64::*;
     // SAFETY: as [`direct_block_vnni`]'s.
     unsafe {
-        let init: [int32x4_t; GROUP] = std::array::from_fn(|j| vdupq_n_s32(q.acc0[c + j]));
+        let init: [int32x4_t; GROUP] = std::array::from_fn(|j| vdupq_n_s32(q.rescale.acc0[c + j]));
         let mut acc = [init; 2];
         let (x0, w0) = (xq.as_ptr().add(packed_at(q, g, oy, 0, ox)), q.weights.as_ptr().add(c * DEPTH));
         for &(xo, wo) in taps {
@@ -400,7 +391,7 @@ unsafe fn direct_block_dotprod(
         }
         let (lo, hi) = (vdupq_n_f32(clamp.0), vdupq_n_f32(clamp.1));
         for j in 0..GROUP.min(q.cout - c) {
-            let (m, b) = (vdupq_n_f32(q.mult[c + j]), vdupq_n_f32(q.bias[c + j]));
+            let (m, b) = (vdupq_n_f32(q.rescale.mult[c + j]), vdupq_n_f32(q.rescale.bias[c + j]));
             for (n, acc) in acc.iter().enumerate() {
                 let y = vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc[j]), m), b);
                 let y = vminq_f32(vmaxq_f32(y, lo), hi);
