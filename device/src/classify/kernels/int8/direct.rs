@@ -121,6 +121,7 @@ struct Plane {
 /// Per tap and group of 4 input channels, in the order the kernels sum them: the offset of its
 /// bytes in the packed input from the output point's (row `oy`, column `ox`, group 0), and of
 /// its weights from output channel 0's.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn taps(q: &Int8Direct, g: &Plane) -> Vec<(usize, usize)> {
     let groups = q.groups();
     let mut taps = Vec::with_capacity(q.kh * q.kw * groups);
@@ -153,6 +154,7 @@ fn pack_rows(x: &[f32], q: &Int8Direct, g: &Plane, unsigned: bool) -> Vec<i8> {
         for group in 0..groups {
             let at = packed_at(q, g, row, group, 0);
             let channels = (q.cin - group * DEPTH).min(DEPTH);
+            #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_mut))]
             let mut col = 0;
             #[cfg(target_arch = "x86_64")]
             if unsigned && channels == DEPTH {
