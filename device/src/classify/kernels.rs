@@ -32,8 +32,8 @@ use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
 mod int8;
 pub use int8::{
-    direct_int8, direct_int8_in, int8_build, pointwise_int8, pointwise_int8_in, Int8Build, Int8Direct, Int8Pointwise,
-    Levels,
+    direct_int8, direct_int8_applies, direct_int8_in, int8_build, pointwise_int8, pointwise_int8_in, Int8Build,
+    Int8Direct, Int8Pointwise, Levels,
 };
 
 /// The clamp of an op with nothing fused: no bounds.

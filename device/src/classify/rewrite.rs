@@ -583,12 +583,18 @@ pub fn integer_pointwise(model: &mut TypedModel) -> TractResult<usize> {
             // Whole groups of 4 input channels: a 1-channel stem (the image) would multiply 3 of
             // 4 bytes by zero, and pack one value at a time.
             let in_place = op.strides == (1, 1) && op.pads == [0; 4] && op.cin.is_multiple_of(4);
+            let shape = model.outlet_fact(node.inputs[0])?.shape.as_concrete().map(|s| s.to_vec());
+            let wide = match shape.as_deref() {
+                Some(&[_, _, h, w]) => op.geometry(h, w).is_some_and(|g| kernels::direct_int8_applies(g.ow)),
+                _ => false,
+            };
             let Some(levels) = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of) else {
                 continue;
             };
             let stride = op.bias.len();
             let shape = (op.cin, op.cout, op.kh, op.kw);
-            let Some(q) = kernels::Int8Direct::new(&op.packed, stride, &op.bias, shape, levels).filter(|_| in_place)
+            let Some(q) =
+                kernels::Int8Direct::new(&op.packed, stride, &op.bias, shape, levels).filter(|_| in_place && wide)
             else {
                 continue;
             };
@@ -1947,32 +1953,37 @@ mod tests {
 
     /// A QDQ model's unpadded 3x3 convolution (mini-XCEPTION's second stem) with int8 weights on
     /// a quantized input, with its ReLU: a [`DirectConv`] in integers where [`integer_pointwise`]
-    /// runs, with tract's outputs; the same convolution padded stays f32.
+    /// runs, with tract's outputs; the same convolution padded stays f32, and so does an
+    /// unpadded 7x7 one (14 output columns) where this machine's integer build has no blocks for
+    /// rows that narrow (VNNI's are 16 points).
     #[test]
     fn qdq_direct_in_integers() {
         let shape = [1, 8, 12, 20];
-        let int8 = |seed: u32| {
-            let v = values(8 * 72, seed);
-            let w: Vec<f32> = (0..8 * 72)
+        let int8 = |k: usize, seed: u32| {
+            let n = 8 * k * k;
+            let v = values(8 * n, seed);
+            let w: Vec<f32> = (0..8 * n)
                 .map(|i| {
-                    let level = if i % 72 == 5 { -127.0 } else { (v[i] * 126.0).round() };
-                    level * 0.004 * (1.0 + (i / 72) as f32 / 4.0)
+                    let level = if i % n == 5 { -127.0 } else { (v[i] * 126.0).round() };
+                    level * 0.004 * (1.0 + (i / n) as f32 / 4.0)
                 })
                 .collect();
-            Tensor::from_shape(&[8, 8, 3, 3], &w).unwrap()
+            Tensor::from_shape(&[8, 8, k, k], &w).unwrap()
         };
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact(shape)).unwrap();
         let x = qdq(&mut m, "in", x, 7);
-        let a = conv_of(&mut m, "stem", x, (8, 8, 1, 3, 1), PaddingSpec::Valid, int8(1));
+        let a = conv_of(&mut m, "stem", x, (8, 8, 1, 3, 1), PaddingSpec::Valid, int8(3, 1));
         let a = relu(&mut m, "stem.relu", a);
-        let b = conv_of(&mut m, "padded", x, (8, 8, 1, 3, 1), PaddingSpec::SameUpper, int8(2));
-        m.select_output_outlets(&[a, b]).unwrap();
+        let b = conv_of(&mut m, "padded", x, (8, 8, 1, 3, 1), PaddingSpec::SameUpper, int8(3, 2));
+        let c = conv_of(&mut m, "narrow", x, (8, 8, 1, 7, 1), PaddingSpec::Valid, int8(7, 3));
+        m.select_output_outlets(&[a, b, c]).unwrap();
         for integers in [false, true] {
             let ops = qdq_checked_against_tract(m.clone(), &shape, integers);
             let direct = ops.iter().filter(|o| o.starts_with("DirectConv")).count();
             let int = ops.iter().filter(|o| o.starts_with("DirectConv") && o.contains("in integers")).count();
-            assert_eq!((direct, int), (2, usize::from(integers)), "integers {integers}: {ops:#?}");
+            let want = if integers { 1 + usize::from(kernels::direct_int8_applies(14)) } else { 0 };
+            assert_eq!((direct, int), (3, want), "integers {integers}: {ops:#?}");
         }
     }
 

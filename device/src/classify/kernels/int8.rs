@@ -18,7 +18,7 @@
 use super::*;
 
 mod direct;
-pub use direct::{direct_int8, direct_int8_in, Int8Direct};
+pub use direct::{direct_int8, direct_int8_applies, direct_int8_in, Int8Direct};
 
 /// How the f32 output of a quantize-dequantize is read back as its level: `x · inv_scale`
 /// rounds to the level `m` (`x` is `m · scale` rounded to f32, `m` below 2^9), stored as the

@@ -76,6 +76,20 @@ pub fn direct_int8(x: &[f32], q: &Int8Direct, (h, w): (usize, usize), clamp: (f3
     direct_int8_in(build, x, q, (h, w), clamp, out)
 }
 
+/// Whether [`direct_int8`] has vector blocks for output rows of `ow` points in this machine's
+/// integer build (16 points for VNNI, 8 for the dot product; narrower rows would run the
+/// portable loops, slower than the f32 kernel). Without an integer build, yes: the portable
+/// build was asked for.
+pub fn direct_int8_applies(ow: usize) -> bool {
+    match int8_build() {
+        #[cfg(target_arch = "x86_64")]
+        Some(Int8Build::Vnni) => ow >= LANES_VNNI,
+        #[cfg(target_arch = "aarch64")]
+        Some(Int8Build::Dotprod) => ow >= 2 * POINTS_INT8,
+        _ => true,
+    }
+}
+
 /// [`direct_int8`] in a given build.
 ///
 /// # Panics
@@ -136,7 +150,7 @@ fn taps(q: &Int8Direct, g: &Plane) -> Vec<(usize, usize)> {
     taps
 }
 
-/// The byte of input channel group `group`'s value `l` at `row`, `col`.
+/// Where input channel group `group`'s 4 bytes at `row`, `col` start in the packed input.
 #[inline(always)]
 fn packed_at(q: &Int8Direct, g: &Plane, row: usize, group: usize, col: usize) -> usize {
     ((row * q.groups() + group) * g.w + col) * DEPTH
