@@ -81,13 +81,14 @@ pub fn direct_int8(x: &[f32], q: &Int8Direct, (h, w): (usize, usize), clamp: (f3
 /// portable loops, slower than the f32 kernel). Without an integer build, yes: the portable
 /// build was asked for.
 pub fn direct_int8_applies(ow: usize) -> bool {
-    match int8_build() {
+    let narrowest = match int8_build() {
         #[cfg(target_arch = "x86_64")]
-        Some(Int8Build::Vnni) => ow >= LANES_VNNI,
+        Some(Int8Build::Vnni) => LANES_VNNI,
         #[cfg(target_arch = "aarch64")]
-        Some(Int8Build::Dotprod) => ow >= 2 * POINTS_INT8,
-        _ => true,
-    }
+        Some(Int8Build::Dotprod) => 2 * POINTS_INT8,
+        _ => 0,
+    };
+    ow >= narrowest
 }
 
 /// [`direct_int8`] in a given build.
