@@ -588,14 +588,10 @@ pub fn integer_pointwise(model: &mut TypedModel) -> TractResult<usize> {
                 Some(&[_, _, h, w]) => op.geometry(h, w).is_some_and(|g| kernels::direct_int8_applies(g.ow)),
                 _ => false,
             };
-            let Some(levels) = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of) else {
-                continue;
-            };
-            let stride = op.bias.len();
+            let levels = fake_quantized_by(model, node.inputs[0]).as_ref().and_then(kernels::Levels::of);
+            let Some(levels) = levels.filter(|_| in_place && wide) else { continue };
             let shape = (op.cin, op.cout, op.kh, op.kw);
-            let Some(q) =
-                kernels::Int8Direct::new(&op.packed, stride, &op.bias, shape, levels).filter(|_| in_place && wide)
-            else {
+            let Some(q) = kernels::Int8Direct::new(&op.packed, op.bias.len(), &op.bias, shape, levels) else {
                 continue;
             };
             let op = DirectConv { int8: Some(Arc::new(q)), ..op.clone() };
@@ -1911,19 +1907,22 @@ mod tests {
         }
     }
 
+    /// OIHW `k` x `k` int8 kernels: levels times each output channel's scale 0.01 · (1 + o / 8),
+    /// its largest level 127.
+    fn int8_kernel(cout: usize, cin: usize, k: usize, seed: u32) -> Tensor {
+        let n = cin * k * k;
+        let v = values(cout * n, seed);
+        let w: Vec<f32> = (0..cout * n)
+            .map(|i| {
+                let level = if i % n == 0 { 127.0 } else { (v[i] * 126.0).round() };
+                level * 0.01 * (1.0 + (i / n) as f32 / 8.0)
+            })
+            .collect();
+        Tensor::from_shape(&[cout, cin, k, k], &w).unwrap()
+    }
+
     fn qdq_pointwise_in_integers_on(shape: &[usize], converted: usize) {
-        // OIHW 1x1 kernels on levels: each output channel's scale 0.01 · (1 + o / 8), its largest
-        // level 127.
-        let int8 = |cout: usize, cin: usize, seed: u32| {
-            let v = values(cout * cin, seed);
-            let w: Vec<f32> = (0..cout * cin)
-                .map(|i| {
-                    let level = if i % cin == 0 { 127.0 } else { (v[i] * 126.0).round() };
-                    level * 0.01 * (1.0 + (i / cin) as f32 / 8.0)
-                })
-                .collect();
-            Tensor::from_shape(&[cout, cin, 1, 1], &w).unwrap()
-        };
+        let int8 = |cout: usize, cin: usize, seed: u32| int8_kernel(cout, cin, 1, seed);
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact(shape)).unwrap();
         let y = qdq(&mut m, "in", x, 3);
@@ -1959,17 +1958,7 @@ mod tests {
     #[test]
     fn qdq_direct_in_integers() {
         let shape = [1, 8, 12, 20];
-        let int8 = |k: usize, seed: u32| {
-            let n = 8 * k * k;
-            let v = values(8 * n, seed);
-            let w: Vec<f32> = (0..8 * n)
-                .map(|i| {
-                    let level = if i % n == 5 { -127.0 } else { (v[i] * 126.0).round() };
-                    level * 0.004 * (1.0 + (i / n) as f32 / 4.0)
-                })
-                .collect();
-            Tensor::from_shape(&[8, 8, k, k], &w).unwrap()
-        };
+        let int8 = |k: usize, seed: u32| int8_kernel(8, 8, k, seed);
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact(shape)).unwrap();
         let x = qdq(&mut m, "in", x, 7);
