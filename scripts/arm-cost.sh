@@ -7,6 +7,7 @@
 #
 #   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] [--onnxruntime] MODEL.onnx...
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE
+#   scripts/arm-cost.sh [--cpu ...] [--iterations N] --decode IMAGE [WIDTHxHEIGHT]
 #
 # --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
 # --profile-nodes N lists N of them (0: every node) and implies --profile.
@@ -20,6 +21,8 @@
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
 # instructions per frame and stage.
+# --decode runs `fer-device bench-decode` on IMAGE as a camera frame (default 640x480): the
+# decoding of each camera pixel format, in millions of guest instructions per frame.
 #
 # Installs what it needs on first use (qemu-system-arm, cpio, the arm64 kernel package into
 # .cache/arm-cost/). Output: one line per model, also saved to .cache/arm-cost/last-<cpu>.txt.
@@ -31,6 +34,7 @@ iterations=20
 models=()
 board=
 image=
+decode=
 profile=
 profile_nodes=
 ort=
@@ -41,12 +45,15 @@ while [ $# -gt 0 ]; do
     --profile) profile="--profile $profile_nodes"; shift ;;
     --profile-nodes) profile_nodes="--profile-nodes $2"; profile="--profile $profile_nodes"; shift 2 ;;
     --pipeline) board=$2; image=$3; shift 3 ;;
+    --decode)
+      image=$2; decode=640x480; shift 2
+      if [[ ${1:-} =~ ^[0-9]+x[0-9]+$ ]]; then decode=$1; shift; fi ;;
     --onnxruntime) ort=1; shift ;;
     *) models+=("$1"); shift ;;
   esac
 done
-if [ -z "$board" ] && [ ${#models[@]} -eq 0 ]; then
-  echo "usage: $0 [--cpu CPU] [--iterations N] MODEL.onnx... | --pipeline BOARD.toml IMAGE" >&2
+if [ -z "$board" ] && [ -z "$decode" ] && [ ${#models[@]} -eq 0 ]; then
+  echo "usage: $0 [--cpu CPU] [--iterations N] MODEL.onnx... | --pipeline BOARD.toml IMAGE | --decode IMAGE [WxH]" >&2
   exit 2
 fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -104,6 +111,10 @@ if [ -n "$board" ]; then
   cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
   cp "$image" "$work/initfs/img/"
   cmd="bench --poweroff --board board-configs/$(basename "$board") --source image:/img/$(basename "$image") --passes $iterations $ort_arg"
+elif [ -n "$decode" ]; then
+  mkdir -p "$work/initfs/img"
+  cp "$image" "$work/initfs/img/"
+  cmd="bench-decode --poweroff --width ${decode%x*} --height ${decode#*x} --iterations $iterations /img/$(basename "$image")"
 else
   for i in "${!models[@]}"; do
     cp "${models[$i]}" "$work/initfs/m/$i.onnx"
@@ -116,7 +127,7 @@ out="$work/last-$cpu.txt"
 timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
   -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
   -append "console=ttyAMA0 quiet -- $cmd" \
-  | tr -d '\r' | grep -E '^(bench-models|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|classifier|profile|  )' > "$out.raw"
+  | tr -d '\r' | grep -E '^(bench-models|bench-decode|format|MJPEG|YUYV|NV12|GRAY|RGB|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|classifier|profile|  )' > "$out.raw"
 # Name the models again (the VM saw /m/<i>.onnx).
 while read -r line; do
   if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then

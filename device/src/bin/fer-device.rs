@@ -89,6 +89,27 @@ enum Command {
         #[arg(long)]
         onnxruntime: Option<PathBuf>,
     },
+    /// Time the decoding of a camera frame in each pixel format a V4L2 camera can deliver (MJPEG
+    /// without Huffman tables as UVC cameras send it, YUYV, NV12, gray, RGB), made from a
+    /// photograph scaled to the camera's size; one thread, the formats interleaved, median of
+    /// `--iterations`, each as a ratio to MJPEG. Under QEMU icount the figures are guest
+    /// instructions (scripts/arm-cost.sh --decode). Built with `--features camera`, nokhwa's own
+    /// YUYV conversion is timed too.
+    ///
+    /// Example: fer-device bench-decode .cache/fixtures/astronaut.png --width 640 --height 480
+    BenchDecode {
+        /// A photograph (PNG/JPEG), resized to WIDTHxHEIGHT.
+        image: PathBuf,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Run as a VM's init: mount /proc first, power the machine off at the end.
+        #[arg(long)]
+        poweroff: bool,
+    },
     /// Time the cascade detector alone on photographs (one thread, median of `--iterations`)
     /// and OpenCV's `detectMultiScale` with the same cascade, parameters and gray image in the
     /// same run (Python: $FER_ORT_PYTHON or .venv-ref/bin/python with scripts/haar_reference.py),
@@ -826,6 +847,56 @@ enum PlanChoice {
 }
 
 /// `bench-detect`: our cascade vs OpenCV's on the same gray images, same parameters.
+/// `fer-device bench-decode`: see its help.
+fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Result<()> {
+    use fer_device::source::pixels::{decode_raw, encode_raw, RawFormat};
+    let photo = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
+    if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+        bail!("--width and --height must be even and non-zero, not {width}x{height}");
+    }
+    let rgb = image::imageops::resize(&photo.to_rgb8(), width, height, image::imageops::FilterType::Triangle);
+    let formats = [RawFormat::Mjpeg, RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Gray, RawFormat::Rgb];
+    let frames: Vec<Vec<u8>> =
+        formats.iter().map(|&f| encode_raw(&rgb, f)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+    type Decoder<'a> = (String, usize, Box<dyn Fn(&[u8]) -> Result<(), String> + 'a>);
+    let decoders: Vec<Decoder> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| -> Decoder { (f.to_string(), i, Box::new(move |d| decode_raw(f, width, height, d).map(drop))) })
+        .collect();
+    #[cfg(feature = "camera")]
+    let decoders = {
+        let mut d = decoders;
+        d.push((
+            "YUYV (nokhwa)".into(),
+            1,
+            Box::new(|d| nokhwa::utils::yuyv422_to_rgb(d, false).map(drop).map_err(|e| e.to_string())),
+        ));
+        d
+    };
+    let mut times = vec![Vec::with_capacity(iterations); decoders.len()];
+    for _ in 0..iterations.max(1) {
+        for ((_, frame, decode), t) in decoders.iter().zip(&mut times) {
+            let t0 = std::time::Instant::now();
+            decode(&frames[*frame]).map_err(anyhow::Error::msg)?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
+    println!("bench-decode {} as a {width}x{height} camera frame, median of {iterations}, one thread", path.display());
+    println!("{:<16} {:>10} {:>10} {:>12}", "format", "bytes", "ms", "vs MJPEG");
+    for ((name, frame, _), ms) in decoders.iter().zip(&medians) {
+        println!("{name:<16} {:>10} {ms:>10.3} {:>12.3}", frames[*frame].len(), ms / medians[0]);
+    }
+    Ok(())
+}
+
 fn bench_detect(images: &[PathBuf], cascade: &Path, p: &DetectParams, iterations: usize) -> Result<()> {
     let detector = HaarCascade::load(cascade)?;
     let mut ours = Vec::new();
@@ -969,6 +1040,19 @@ fn run(cli: Cli) -> Result<bool> {
             let result = bench_models(&models, iterations, profile, threads, plan, onnxruntime.as_deref());
             if let (Err(e), true) = (&result, poweroff) {
                 // The VM's console is stdout; elsewhere main reports it on stderr.
+                println!("error: {e:#}");
+            }
+            if poweroff {
+                as_init::power_off();
+            }
+            result.map(|_| true)
+        }
+        Command::BenchDecode { image, width, height, iterations, poweroff } => {
+            if poweroff {
+                as_init::mount_proc();
+            }
+            let result = bench_decode(&image, width, height, iterations);
+            if let (Err(e), true) = (&result, poweroff) {
                 println!("error: {e:#}");
             }
             if poweroff {

@@ -2,18 +2,33 @@
 //! open must succeed (a missing camera is a clear error naming the device); after that a camera
 //! that stops delivering frames (unplugged, driver reset) is closed and reopened with
 //! exponential backoff (`camera.retry_ms` doubling up to `camera.retry_max_ms`), each attempt
-//! reported on stderr, and the program keeps running. The V4L2 opener (nokhwa) is in
-//! [`v4l`](super::v4l) behind the `camera` feature; tests use scripted fakes.
+//! reported on stderr, and the program keeps running. A frame that arrives but cannot be
+//! decoded (a corrupt MJPEG frame) is a per-frame error: the camera stays open, unless
+//! [`BAD_FRAMES_BEFORE_REOPEN`] frames in a row fail, which is treated as a lost camera. The
+//! V4L2 opener (nokhwa) is in [`v4l`](super::v4l) behind the `camera` feature; tests use
+//! scripted fakes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Frame, FrameSource, SourceError};
 
+/// Why a grab gave no frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrabError {
+    /// The device failed (unplugged, driver error): close it and reopen.
+    Lost(String),
+    /// A frame came but could not be decoded: skip it, the camera goes on.
+    Frame(String),
+}
+
+/// Consecutive undecodable frames after which the camera is closed and reopened.
+pub const BAD_FRAMES_BEFORE_REOPEN: u32 = 30;
+
 /// An open camera.
 pub trait CameraDevice {
     /// Blocks for the next frame.
-    fn grab(&mut self) -> Result<image::DynamicImage, String>;
+    fn grab(&mut self) -> Result<image::DynamicImage, GrabError>;
 }
 
 /// Opens a camera (again).
@@ -46,6 +61,8 @@ pub struct CameraSource<O: CameraOpener> {
     index: u64,
     /// Reconnection attempts since the camera was lost.
     attempts: u32,
+    /// Undecodable frames in a row.
+    bad_frames: u32,
     sleep: Box<dyn FnMut(Duration)>,
     /// Messages about losses and reconnections (stderr by default).
     report: Box<dyn FnMut(&str)>,
@@ -62,6 +79,7 @@ impl<O: CameraOpener> CameraSource<O> {
             backoff,
             index: 0,
             attempts: 0,
+            bad_frames: 0,
             sleep: Box::new(std::thread::sleep),
             report: Box::new(|m| eprintln!("{m}")),
         })
@@ -109,9 +127,26 @@ impl<O: CameraOpener> FrameSource for CameraSource<O> {
                 Ok(image) => {
                     let frame = Frame { index: self.index, name: format!("camera#{}", self.index), image };
                     self.index += 1;
+                    self.bad_frames = 0;
                     return Ok(Some(frame));
                 }
-                Err(e) => {
+                Err(GrabError::Frame(message)) => {
+                    let path = PathBuf::from(format!("{}#{}", self.opener.name(), self.index));
+                    self.index += 1;
+                    self.bad_frames += 1;
+                    if self.bad_frames >= BAD_FRAMES_BEFORE_REOPEN {
+                        (self.report)(&format!(
+                            "camera {}: {} frames in a row could not be decoded (last: {message}); reopening in {} ms",
+                            self.opener.name(),
+                            self.bad_frames,
+                            self.backoff.delay(0).as_millis()
+                        ));
+                        self.bad_frames = 0;
+                        self.device = None;
+                    }
+                    return Err(SourceError::Frame { path, message });
+                }
+                Err(GrabError::Lost(e)) => {
                     (self.report)(&format!(
                         "camera {}: lost ({e}); reopening in {} ms",
                         self.opener.name(),
@@ -135,13 +170,13 @@ mod tests {
     use std::collections::VecDeque;
     use std::rc::Rc;
 
-    /// A camera whose grabs follow a script: `true` = a frame, `false` = an error.
+    /// A camera whose grabs follow a script: `true` = a frame, `false` = a device error.
     struct Scripted(Rc<RefCell<VecDeque<bool>>>);
     impl CameraDevice for Scripted {
-        fn grab(&mut self) -> Result<image::DynamicImage, String> {
+        fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
             match self.0.borrow_mut().pop_front() {
                 Some(true) => Ok(image::DynamicImage::new_luma8(4, 4)),
-                _ => Err("VIDIOC_DQBUF: No such device".into()),
+                _ => Err(GrabError::Lost("VIDIOC_DQBUF: No such device".into())),
             }
         }
     }
@@ -196,5 +231,73 @@ mod tests {
         assert!(log[0].contains("lost") && log[0].contains("/dev/video9"), "{log:?}");
         assert_eq!(log.iter().filter(|m| m.contains("reopen failed")).count(), 3, "{log:?}");
         assert!(log.last().unwrap().contains("reopened after 4 attempt(s)"), "{log:?}");
+    }
+
+    /// Frames by script: `true` decodes, `false` is a corrupt frame (never a device error).
+    struct Corrupting(Rc<RefCell<VecDeque<bool>>>);
+    impl CameraDevice for Corrupting {
+        fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
+            match self.0.borrow_mut().pop_front() {
+                Some(true) => Ok(image::DynamicImage::new_luma8(4, 4)),
+                _ => Err(GrabError::Frame("not a decodable image (JPEG)".into())),
+            }
+        }
+    }
+    struct CorruptOpener {
+        opened: Rc<RefCell<u32>>,
+        grabs: Rc<RefCell<VecDeque<bool>>>,
+    }
+    impl CameraOpener for CorruptOpener {
+        type Device = Corrupting;
+        fn open(&mut self) -> Result<Corrupting, String> {
+            *self.opened.borrow_mut() += 1;
+            Ok(Corrupting(self.grabs.clone()))
+        }
+        fn name(&self) -> String {
+            "/dev/video9".into()
+        }
+    }
+
+    #[test]
+    fn corrupt_frames_are_skipped_and_only_a_long_run_of_them_reopens_the_camera() {
+        let n = BAD_FRAMES_BEFORE_REOPEN as usize;
+        // Good, two corrupt, good; then `n` corrupt in a row, then good.
+        let mut script = vec![true, false, false, true];
+        script.extend(std::iter::repeat_n(false, n));
+        script.push(true);
+        let grabs = Rc::new(RefCell::new(VecDeque::from(script)));
+        let opened = Rc::new(RefCell::new(0));
+        let o = CorruptOpener { opened: opened.clone(), grabs };
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l2 = log.clone();
+        let mut cam = CameraSource::open(o, Backoff { first_ms: 1, max_ms: 1 })
+            .unwrap()
+            .with_hooks(|_| {}, move |m| l2.borrow_mut().push(m.to_string()));
+        let mut seen = Vec::new();
+        for _ in 0..4 + n + 1 {
+            seen.push(match cam.next_frame() {
+                Ok(Some(f)) => f.name,
+                Ok(None) => "end".into(),
+                Err(e @ SourceError::Frame { .. }) => format!("skipped {e}"),
+                Err(e) => format!("fatal {e}"),
+            });
+        }
+        assert_eq!(
+            seen[..4],
+            [
+                "camera#0",
+                "skipped /dev/video9#1: not a decodable image (JPEG)",
+                "skipped /dev/video9#2: not a decodable image (JPEG)",
+                "camera#3"
+            ]
+        );
+        assert!(seen[4..4 + n].iter().all(|s| s.starts_with("skipped")), "{seen:?}");
+        assert_eq!(seen[4 + n], format!("camera#{}", 4 + n));
+        // Opened once at the start, once after the run of `n`; the two single ones did not.
+        assert_eq!(*opened.borrow(), 2);
+        let log = log.borrow();
+        assert!(log[0].contains(&format!("{n} frames in a row could not be decoded")), "{log:?}");
+        assert!(log[1].contains("reopened after 1 attempt(s)"), "{log:?}");
+        assert_eq!(log.len(), 2, "{log:?}");
     }
 }

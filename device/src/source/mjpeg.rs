@@ -116,4 +116,22 @@ mod tests {
         assert!(err.contains("cam.mjpeg") && err.contains("truncated"), "{err}");
         assert!(s.next_frame().unwrap().is_none());
     }
+
+    #[test]
+    fn a_recorded_uvc_stream_without_huffman_tables_decodes() {
+        // What `ffmpeg -f v4l2 -input_format mjpeg -i /dev/video0 -c copy cam.mjpeg` saves from
+        // most UVC cameras: JPEG frames without DHT segments.
+        let frame = |v: u8| {
+            let rgb = RgbImage::from_fn(16, 8, |x, _| image::Rgb([v, (x * 16) as u8, v]));
+            crate::source::pixels::encode_raw(&rgb, crate::source::pixels::RawFormat::Mjpeg).unwrap()
+        };
+        let stream = [frame(30), frame(220)].concat();
+        let mut s = MjpegSource::new("uvc.mjpeg", Box::new(std::io::Cursor::new(stream)));
+        for v in [30, 220] {
+            let f = s.next_frame().unwrap().unwrap();
+            let p = f.image.to_rgb8().get_pixel(8, 4).0;
+            assert!((i32::from(p[0]) - v).abs() < 6 && (i32::from(p[1]) - 128).abs() < 12, "{p:?} vs {v}");
+        }
+        assert!(s.next_frame().unwrap().is_none());
+    }
 }

@@ -18,6 +18,7 @@
 pub mod camera;
 mod folder;
 mod mjpeg;
+pub mod pixels;
 #[cfg(feature = "camera")]
 pub mod v4l;
 
@@ -55,10 +56,15 @@ pub trait FrameSource {
     fn describe(&self) -> String;
 }
 
-/// Decodes an in-memory PNG/JPEG, naming `path` in errors.
+/// Decodes an in-memory PNG/JPEG, naming `path` in errors. JPEGs without Huffman tables (frames
+/// saved from an MJPEG camera) get the standard ones ([`pixels::decode_jpeg`]).
 pub(crate) fn decode(bytes: &[u8], path: &std::path::Path) -> Result<image::DynamicImage, SourceError> {
-    image::load_from_memory(bytes)
-        .map_err(|e| SourceError::Frame { path: path.to_path_buf(), message: format!("not a decodable image: {e}") })
+    let decoded = if bytes.starts_with(&[0xFF, 0xD8]) {
+        pixels::decode_jpeg(bytes)
+    } else {
+        image::load_from_memory(bytes).map_err(|e| format!("not a decodable image: {e}"))
+    };
+    decoded.map_err(|message| SourceError::Frame { path: path.to_path_buf(), message })
 }
 
 type Pending = Result<Option<Frame>, SourceError>;

@@ -1,12 +1,15 @@
 //! The V4L2 camera through nokhwa (feature `camera`): `/dev/videoN` at the board config's
-//! resolution, rate and pixel format (closest the driver offers); MJPEG and YUYV frames are
-//! decoded to RGB by nokhwa.
+//! resolution, rate and pixel format (closest the driver offers). Frames are decoded by
+//! [`pixels`](super::pixels) in whatever format the driver delivers (MJPEG with or without
+//! Huffman tables, YUYV, NV12, gray, RGB, BGR), not by nokhwa, whose MJPEG decoder needs the C
+//! libjpeg of the `mozjpeg` crate.
 
 use fer_core::board::{CameraConfig, PixelFormat};
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
 
-use super::camera::{CameraDevice, CameraOpener};
+use super::camera::{CameraDevice, CameraOpener, GrabError};
+use super::pixels::{decode_raw, RawFormat};
 
 /// Opens the configured V4L2 device.
 pub struct V4lOpener {
@@ -42,9 +45,17 @@ impl CameraOpener for V4lOpener {
 }
 
 impl CameraDevice for V4lCamera {
-    fn grab(&mut self) -> Result<image::DynamicImage, String> {
-        let buffer = self.0.frame().map_err(|e| e.to_string())?;
-        let rgb = buffer.decode_image::<RgbFormat>().map_err(|e| format!("cannot decode the frame: {e}"))?;
-        Ok(image::DynamicImage::ImageRgb8(rgb))
+    fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
+        let buffer = self.0.frame().map_err(|e| GrabError::Lost(e.to_string()))?;
+        let format = match buffer.source_frame_format() {
+            FrameFormat::MJPEG => RawFormat::Mjpeg,
+            FrameFormat::YUYV => RawFormat::Yuyv,
+            FrameFormat::NV12 => RawFormat::Nv12,
+            FrameFormat::GRAY => RawFormat::Gray,
+            FrameFormat::RAWRGB => RawFormat::Rgb,
+            FrameFormat::RAWBGR => RawFormat::Bgr,
+        };
+        let size = buffer.resolution();
+        decode_raw(format, size.width(), size.height(), buffer.buffer()).map_err(GrabError::Frame)
     }
 }

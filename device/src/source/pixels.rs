@@ -1,0 +1,512 @@
+//! Camera frames as the driver delivers them, decoded to images: the pixel formats a V4L2
+//! camera offers through nokhwa (MJPEG, YUYV 4:2:2, NV12, 8-bit gray, RGB, BGR). Built on every
+//! target, not behind the `camera` feature, so that it is tested and benchmarked without a
+//! camera (`fer-device bench-decode`); nokhwa's own decoders are not used (its MJPEG decoder is
+//! libjpeg through the `mozjpeg` C crate, which the default build leaves out).
+//!
+//! JPEG goes through the `image` crate's decoder, as file and MJPEG-stream frames do. Many UVC
+//! cameras send MJPEG frames without Huffman tables (the JPEG "abbreviated" form of Motion-JPEG,
+//! which assumes the tables of ITU T.81 Annex K.3); [`decode_jpeg`] puts those tables in front
+//! of the scan when a frame has none. YUV frames are ITU-R BT.601 with limited ("video") range,
+//! as V4L2 delivers YUYV and NV12 by default; converted in 8.8 fixed point.
+
+use std::borrow::Cow;
+
+use image::{DynamicImage, GrayImage, RgbImage};
+
+/// A camera frame's pixel format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFormat {
+    /// One JPEG image per frame (Huffman tables optional).
+    Mjpeg,
+    /// 4:2:2, two pixels in four bytes: Y0 U Y1 V.
+    Yuyv,
+    /// 4:2:0: the Y plane, then one plane of interleaved U V for each 2x2 block.
+    Nv12,
+    /// 8-bit luminance.
+    Gray,
+    /// 8-bit R G B.
+    Rgb,
+    /// 8-bit B G R.
+    Bgr,
+}
+
+impl std::fmt::Display for RawFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RawFormat::Mjpeg => "MJPEG",
+            RawFormat::Yuyv => "YUYV",
+            RawFormat::Nv12 => "NV12",
+            RawFormat::Gray => "GRAY",
+            RawFormat::Rgb => "RGB",
+            RawFormat::Bgr => "BGR",
+        })
+    }
+}
+
+/// The DHT segment with the four tables of ITU T.81 Annex K.3 (luminance and chrominance, DC
+/// and AC) that Motion-JPEG frames without tables are coded with.
+const STANDARD_DHT: [u8; 420] = [
+    0xFF, 0xC4, 0x01, 0xA2, 0x00, 0x00, 0x01, 0x05, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x01, 0x00, 0x03, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+    0x07, 0x08, 0x09, 0x0A, 0x0B, 0x10, 0x00, 0x02, 0x01, 0x03, 0x03, 0x02, 0x04, 0x03, 0x05, 0x05, 0x04, 0x04, 0x00,
+    0x00, 0x01, 0x7D, 0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+    0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0, 0x24, 0x33, 0x62,
+    0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36, 0x37,
+    0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A,
+    0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x83, 0x84, 0x85,
+    0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6,
+    0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7,
+    0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7,
+    0xE8, 0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0x11, 0x00, 0x02, 0x01, 0x02, 0x04,
+    0x04, 0x03, 0x04, 0x07, 0x05, 0x04, 0x04, 0x00, 0x01, 0x02, 0x77, 0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21,
+    0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71, 0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xA1, 0xB1, 0xC1,
+    0x09, 0x23, 0x33, 0x52, 0xF0, 0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25, 0xF1, 0x17, 0x18, 0x19,
+    0x1A, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+    0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74,
+    0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95,
+    0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6,
+    0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7,
+    0xD8, 0xD9, 0xDA, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8,
+    0xF9, 0xFA,
+];
+
+/// `data` with the standard Huffman tables inserted after its start-of-image marker when no
+/// DHT segment comes before its first scan; otherwise (or when the headers cannot be walked:
+/// the decoder reports that) `data` itself.
+pub fn with_huffman_tables(data: &[u8]) -> Cow<'_, [u8]> {
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return Cow::Borrowed(data);
+    }
+    let mut pos = 2;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while data.get(pos) == Some(&0xFF) && data.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let (Some(0xFF), Some(&marker)) = (data.get(pos), data.get(pos + 1)) else {
+            return Cow::Borrowed(data);
+        };
+        match marker {
+            0xC4 => return Cow::Borrowed(data),
+            0xDA => break,
+            // Segments without a length.
+            0x01 | 0xD0..=0xD7 => pos += 2,
+            _ => {
+                let Some(len) = data.get(pos + 2..pos + 4) else { return Cow::Borrowed(data) };
+                pos += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(data.len() + STANDARD_DHT.len());
+    out.extend_from_slice(&data[..2]);
+    out.extend_from_slice(&STANDARD_DHT);
+    out.extend_from_slice(&data[2..]);
+    Cow::Owned(out)
+}
+
+/// Decodes one JPEG image, with or without Huffman tables (see the module notes).
+pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage, String> {
+    image::load_from_memory_with_format(&with_huffman_tables(data), image::ImageFormat::Jpeg)
+        .map_err(|e| format!("not a decodable image (JPEG): {e}"))
+}
+
+/// Decodes a `width` x `height` camera frame of `format`. Uncompressed rows may be padded: the
+/// row stride is the frame's length divided by its rows (NV12 frames must be unpadded). A frame
+/// shorter than its size needs, an odd width for YUYV/NV12 or an odd height for NV12 is an error
+/// naming the sizes.
+pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Result<DynamicImage, String> {
+    if format == RawFormat::Mjpeg {
+        return decode_jpeg(data);
+    }
+    if width == 0 || height == 0 {
+        return Err(format!("a {width}x{height} {format} frame has no pixels"));
+    }
+    let (w, h) = (width as usize, height as usize);
+    let (row, rows) = match format {
+        RawFormat::Yuyv | RawFormat::Nv12 if !w.is_multiple_of(2) => {
+            return Err(format!("a {format} frame needs an even width, not {width}"));
+        }
+        RawFormat::Nv12 if !h.is_multiple_of(2) => {
+            return Err(format!("an NV12 frame needs an even height, not {height}"))
+        }
+        RawFormat::Yuyv => (2 * w, h),
+        RawFormat::Nv12 => (w, h + h / 2),
+        RawFormat::Gray => (w, h),
+        RawFormat::Rgb | RawFormat::Bgr => (3 * w, h),
+        RawFormat::Mjpeg => unreachable!("decoded above"),
+    };
+    if data.len() < row * rows {
+        return Err(format!(
+            "a {width}x{height} {format} frame needs {} bytes, this one has {} (truncated?)",
+            row * rows,
+            data.len()
+        ));
+    }
+    let stride = if format != RawFormat::Nv12 && data.len().is_multiple_of(rows) { data.len() / rows } else { row };
+    let rows_of = |n: usize| (0..n).map(move |r| &data[r * stride..r * stride + row]);
+    // The first `n` rows without their padding.
+    let packed_rows = |n: usize| -> Vec<u8> {
+        if stride == row {
+            return data[..n * row].to_vec();
+        }
+        let mut out = Vec::with_capacity(n * row);
+        rows_of(n).for_each(|r| out.extend_from_slice(r));
+        out
+    };
+    let image = match format {
+        RawFormat::Yuyv | RawFormat::Nv12 => {
+            let mut rgb = RgbImage::new(width, height);
+            yuv_to_rgb(format, data, (w, h, stride), &mut rgb);
+            DynamicImage::ImageRgb8(rgb)
+        }
+        RawFormat::Gray => {
+            let pixels = packed_rows(h);
+            DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, pixels).expect("w*h bytes"))
+        }
+        RawFormat::Rgb | RawFormat::Bgr => {
+            let mut pixels = packed_rows(h);
+            if format == RawFormat::Bgr {
+                pixels.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
+            }
+            DynamicImage::ImageRgb8(RgbImage::from_raw(width, height, pixels).expect("3*w*h bytes"))
+        }
+        RawFormat::Mjpeg => unreachable!("decoded above"),
+    };
+    Ok(image)
+}
+
+/// A YUYV or NV12 frame (`data`, its width, height and row stride) to RGB, with AVX2 where an
+/// x86 CPU has it (2.3x faster than the x86-64 baseline's SSE2; BENCHMARKS.md); on aarch64 the
+/// baseline has NEON.
+fn yuv_to_rgb(format: RawFormat, data: &[u8], size: (usize, usize, usize), rgb: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { yuv_to_rgb_avx2(format, data, size, rgb) };
+    }
+    yuv_rows_to_rgb(format, data, size, rgb)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn yuv_to_rgb_avx2(format: RawFormat, data: &[u8], size: (usize, usize, usize), rgb: &mut [u8]) {
+    yuv_rows_to_rgb(format, data, size, rgb)
+}
+
+#[inline(always)]
+fn yuv_rows_to_rgb(format: RawFormat, data: &[u8], (w, h, stride): (usize, usize, usize), rgb: &mut [u8]) {
+    let rows = rgb.chunks_exact_mut(3 * w).take(h).enumerate();
+    if format == RawFormat::Nv12 {
+        let (luma, chroma) = data.split_at(w * h);
+        for (r, dst) in rows {
+            nv12_row_to_rgb(&luma[r * w..(r + 1) * w], &chroma[(r / 2) * w..(r / 2 + 1) * w], dst);
+        }
+    } else {
+        for (r, dst) in rows {
+            yuyv_row_to_rgb(&data[r * stride..r * stride + 2 * w], dst);
+        }
+    }
+}
+
+/// Pixels converted per block: 16, sharing 8 chroma pairs.
+const BLOCK: usize = 16;
+
+/// `BLOCK` pixels to RGB (BT.601 limited range, 8.8 fixed point, rounded), pixel `k` with the
+/// chroma of pair `k / 2`; over fixed-size arrays, which the compiler turns into vector code.
+#[inline(always)]
+fn block_to_rgb(y: &[u8; BLOCK], u: &[u8; BLOCK / 2], v: &[u8; BLOCK / 2], out: &mut [u8; 3 * BLOCK]) {
+    let (mut r, mut g, mut b) = ([0u8; BLOCK], [0u8; BLOCK], [0u8; BLOCK]);
+    let (mut du, mut dv) = ([0i32; BLOCK], [0i32; BLOCK]);
+    for k in 0..BLOCK {
+        (du[k], dv[k]) = (i32::from(u[k / 2]), i32::from(v[k / 2]));
+    }
+    for k in 0..BLOCK {
+        let (d, e) = (du[k] - 128, dv[k] - 128);
+        let c = 298 * (i32::from(y[k]) - 16) + 128;
+        r[k] = ((c + 409 * e) >> 8).clamp(0, 255) as u8;
+        g[k] = ((c - 100 * d - 208 * e) >> 8).clamp(0, 255) as u8;
+        b[k] = ((c + 516 * d) >> 8).clamp(0, 255) as u8;
+    }
+    for k in 0..BLOCK {
+        out[3 * k] = r[k];
+        out[3 * k + 1] = g[k];
+        out[3 * k + 2] = b[k];
+    }
+}
+
+/// One row of YUYV (Y0 U Y1 V per two pixels) to RGB; a last partial block is converted from
+/// a zero-padded copy.
+#[inline(always)]
+fn yuyv_row_to_rgb(src: &[u8], dst: &mut [u8]) {
+    #[inline(always)]
+    fn convert(q: &[u8], px: &mut [u8; 3 * BLOCK]) {
+        let (mut y, mut u, mut v) = ([0u8; BLOCK], [0u8; BLOCK / 2], [0u8; BLOCK / 2]);
+        for k in 0..BLOCK / 2 {
+            (y[2 * k], u[k], y[2 * k + 1], v[k]) = (q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3]);
+        }
+        block_to_rgb(&y, &u, &v, px);
+    }
+    let mut src_blocks = src.chunks_exact(2 * BLOCK);
+    let mut dst_blocks = dst.chunks_exact_mut(3 * BLOCK);
+    for (q, px) in (&mut src_blocks).zip(&mut dst_blocks) {
+        convert(q, px.try_into().expect("3 * BLOCK bytes"));
+    }
+    let (q, px) = (src_blocks.remainder(), dst_blocks.into_remainder());
+    if !q.is_empty() {
+        let (mut padded, mut out) = ([0u8; 2 * BLOCK], [0u8; 3 * BLOCK]);
+        padded[..q.len()].copy_from_slice(q);
+        convert(&padded, &mut out);
+        px.copy_from_slice(&out[..px.len()]);
+    }
+}
+
+/// One row of NV12 to RGB: its luma row and the chroma row (U V pairs) it shares with its
+/// neighbour; a last partial block as in [`yuyv_row_to_rgb`].
+#[inline(always)]
+fn nv12_row_to_rgb(luma: &[u8], chroma: &[u8], dst: &mut [u8]) {
+    #[inline(always)]
+    fn convert(y: &[u8], uv: &[u8], px: &mut [u8; 3 * BLOCK]) {
+        let (mut u, mut v) = ([0u8; BLOCK / 2], [0u8; BLOCK / 2]);
+        for k in 0..BLOCK / 2 {
+            (u[k], v[k]) = (uv[2 * k], uv[2 * k + 1]);
+        }
+        block_to_rgb(y.try_into().expect("BLOCK bytes"), &u, &v, px);
+    }
+    let mut y_blocks = luma.chunks_exact(BLOCK);
+    let mut uv_blocks = chroma.chunks_exact(BLOCK);
+    let mut dst_blocks = dst.chunks_exact_mut(3 * BLOCK);
+    for ((y, uv), px) in (&mut y_blocks).zip(&mut uv_blocks).zip(&mut dst_blocks) {
+        convert(y, uv, px.try_into().expect("3 * BLOCK bytes"));
+    }
+    let (y, uv, px) = (y_blocks.remainder(), uv_blocks.remainder(), dst_blocks.into_remainder());
+    if !y.is_empty() {
+        let (mut py, mut puv, mut out) = ([0u8; BLOCK], [0u8; BLOCK], [0u8; 3 * BLOCK]);
+        py[..y.len()].copy_from_slice(y);
+        puv[..uv.len()].copy_from_slice(uv);
+        convert(&py, &puv, &mut out);
+        px.copy_from_slice(&out[..px.len()]);
+    }
+}
+
+/// The BT.601 limited-range Y, U, V of an RGB pixel, rounded (the inverse of the decoding, in
+/// floating point: camera-like test and benchmark frames are made with it).
+pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (f64::from(r), f64::from(g), f64::from(b));
+    let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+    let u = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+    let v = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+    [y, u, v].map(|x| x.round().clamp(0.0, 255.0) as u8)
+}
+
+/// An RGB image as a camera's frame of `format` (JPEG: quality 85, Huffman tables left out as
+/// UVC cameras do). YUYV and NV12 take each pair's (block's) chroma from its first pixel. For
+/// tests and `bench-decode`.
+pub fn encode_raw(rgb: &RgbImage, format: RawFormat) -> Result<Vec<u8>, String> {
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let yuv: Vec<[u8; 3]> = rgb.pixels().map(|p| rgb_to_yuv(p.0)).collect();
+    Ok(match format {
+        RawFormat::Mjpeg => {
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+                .encode_image(rgb)
+                .map_err(|e| format!("cannot encode a JPEG: {e}"))?;
+            strip_huffman_tables(&out)
+        }
+        RawFormat::Yuyv => yuv.chunks_exact(2).flat_map(|p| [p[0][0], p[0][1], p[1][0], p[0][2]]).collect(),
+        RawFormat::Nv12 => {
+            let mut out: Vec<u8> = yuv.iter().map(|p| p[0]).collect();
+            for r in (0..h).step_by(2) {
+                for c in (0..w).step_by(2) {
+                    let p = yuv[r * w + c];
+                    out.extend([p[1], p[2]]);
+                }
+            }
+            out
+        }
+        RawFormat::Gray => DynamicImage::ImageRgb8(rgb.clone()).to_luma8().into_raw(),
+        RawFormat::Rgb => rgb.as_raw().clone(),
+        RawFormat::Bgr => rgb.pixels().flat_map(|p| [p.0[2], p.0[1], p.0[0]]).collect(),
+    })
+}
+
+/// A JPEG without its DHT segments (as an MJPEG camera sends it), its header walked as in
+/// [`with_huffman_tables`]; anything after the first scan's header is kept as it is.
+fn strip_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut pos = 2;
+    while pos + 4 <= jpeg.len() && jpeg[pos + 1] != 0xDA {
+        let len = 2 + usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+        if jpeg[pos + 1] != 0xC4 {
+            out.extend_from_slice(&jpeg[pos..pos + len]);
+        }
+        pos += len;
+    }
+    out.extend_from_slice(&jpeg[pos..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured test picture: gradients, and a deterministic pattern constant over 2x2 blocks
+    /// (the chroma that YUYV and NV12 share).
+    fn picture(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let n = (x / 2 * 7919 + y / 2 * 104_729) % 61;
+            image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, (n * 4) as u8])
+        })
+    }
+
+    /// The DHT segments' tables (class/id byte, counts, values) of a JPEG, in order.
+    fn huffman_tables(jpeg: &[u8]) -> Vec<Vec<u8>> {
+        let mut tables = Vec::new();
+        let mut pos = 2;
+        while jpeg[pos + 1] != 0xDA {
+            let len = 2 + usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+            if jpeg[pos + 1] == 0xC4 {
+                let mut t = &jpeg[pos + 4..pos + len];
+                while !t.is_empty() {
+                    let n = 17 + t[1..17].iter().map(|&c| usize::from(c)).sum::<usize>();
+                    tables.push(t[..n].to_vec());
+                    t = &t[n..];
+                }
+            }
+            pos += len;
+        }
+        tables
+    }
+
+    #[test]
+    fn the_standard_tables_are_those_a_baseline_encoder_writes() {
+        // image's encoder codes with the tables of T.81 Annex K.3; ours must be the same four.
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&picture(32, 16)).unwrap();
+        let mut theirs = huffman_tables(&jpeg);
+        let mut ours = huffman_tables(&[[0xFF, 0xD8].as_slice(), &STANDARD_DHT, &[0xFF, 0xDA]].concat());
+        theirs.sort();
+        ours.sort();
+        assert_eq!(ours.len(), 4);
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_camera_jpeg_without_huffman_tables_decodes_like_the_whole_file() {
+        let rgb = picture(64, 48);
+        let mut full = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut full, 85).encode_image(&rgb).unwrap();
+        let stripped = encode_raw(&rgb, RawFormat::Mjpeg).unwrap();
+        assert!(huffman_tables(&stripped).is_empty() && stripped.len() < full.len() - 400);
+        let want = image::load_from_memory(&full).unwrap().to_rgb8();
+        let got = decode_raw(RawFormat::Mjpeg, 64, 48, &stripped).unwrap().to_rgb8();
+        assert_eq!(got, want);
+        // A frame that has tables is passed through untouched.
+        assert!(matches!(with_huffman_tables(&full), Cow::Borrowed(_)));
+        assert_eq!(decode_jpeg(&full).unwrap().to_rgb8(), want);
+        let Err(err) = decode_jpeg(&stripped[2..]) else { panic!("decoded a JPEG without its start marker") };
+        assert!(err.contains("JPEG"), "{err}");
+    }
+
+    /// ITU-R BT.601 100 % colour bars: (Y, Cb, Cr) in limited range and their RGB.
+    const BARS: [([u8; 3], [u8; 3]); 8] = [
+        ([235, 128, 128], [255, 255, 255]),
+        ([210, 16, 146], [255, 255, 0]),
+        ([170, 166, 16], [0, 255, 255]),
+        ([145, 54, 34], [0, 255, 0]),
+        ([106, 202, 222], [255, 0, 255]),
+        ([81, 90, 240], [255, 0, 0]),
+        ([41, 240, 110], [0, 0, 255]),
+        ([16, 128, 128], [0, 0, 0]),
+    ];
+
+    fn near(a: [u8; 3], b: [u8; 3], tolerance: i32) -> bool {
+        a.iter().zip(b).all(|(&x, y)| (i32::from(x) - i32::from(y)).abs() <= tolerance)
+    }
+
+    #[test]
+    fn yuyv_and_nv12_colour_bars_decode_to_their_colours() {
+        // One row of 16 pixels, two per bar; the second pixel of each pair gets the bar's Y and
+        // the first Y 16 (black whatever the chroma... nearly): Y0 and Y1 must not swap.
+        let mut yuyv = Vec::new();
+        for ([y, u, v], _) in BARS {
+            yuyv.extend([y, u, y, v]);
+        }
+        let img = decode_raw(RawFormat::Yuyv, 16, 1, &yuyv).unwrap().to_rgb8();
+        for (i, (_, want)) in BARS.iter().enumerate() {
+            for x in [2 * i, 2 * i + 1] {
+                let got = img.get_pixel(x as u32, 0).0;
+                assert!(near(got, *want, 2), "bar {i} pixel {x}: {got:?} vs {want:?}");
+            }
+        }
+        // Y0 then Y1: white then black under neutral chroma.
+        let pair = decode_raw(RawFormat::Yuyv, 2, 1, &[235, 128, 16, 128]).unwrap().to_rgb8();
+        assert_eq!((pair.get_pixel(0, 0).0, pair.get_pixel(1, 0).0), ([255; 3], [0; 3]));
+        // NV12: the same bars as 2x2 blocks (16 x 2 pixels), chroma in the second plane.
+        let mut nv12: Vec<u8> = [0, 1].iter().flat_map(|_| BARS.iter().flat_map(|(p, _)| [p[0], p[0]])).collect();
+        nv12.extend(BARS.iter().flat_map(|(p, _)| [p[1], p[2]]));
+        let img = decode_raw(RawFormat::Nv12, 16, 2, &nv12).unwrap().to_rgb8();
+        for (i, (_, want)) in BARS.iter().enumerate() {
+            for (x, y) in [(2 * i, 0), (2 * i + 1, 1)] {
+                let got = img.get_pixel(x as u32, y).0;
+                assert!(near(got, *want, 2), "NV12 bar {i} ({x}, {y}): {got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_format_round_trips_a_picture() {
+        let rgb = picture(40, 30);
+        for (format, tolerance) in [
+            (RawFormat::Rgb, 0.0),
+            (RawFormat::Bgr, 0.0),
+            (RawFormat::Yuyv, 2.5),
+            (RawFormat::Nv12, 4.0),
+            (RawFormat::Mjpeg, 7.0),
+        ] {
+            let frame = encode_raw(&rgb, format).unwrap();
+            let got = decode_raw(format, 40, 30, &frame).unwrap().to_rgb8();
+            let mean =
+                got.as_raw().iter().zip(rgb.as_raw()).map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs()).sum::<f64>()
+                    / rgb.as_raw().len() as f64;
+            assert!(mean <= tolerance, "{format}: mean error {mean}");
+        }
+        // The dispatched build (AVX2 on most x86) and the generic code agree bit for bit.
+        for format in [RawFormat::Yuyv, RawFormat::Nv12] {
+            let frame = encode_raw(&rgb, format).unwrap();
+            let (mut generic, mut dispatched) = (vec![0; 40 * 30 * 3], vec![0; 40 * 30 * 3]);
+            yuv_rows_to_rgb(format, &frame, (40, 30, 80), &mut generic);
+            yuv_to_rgb(format, &frame, (40, 30, 80), &mut dispatched);
+            assert_eq!(generic, dispatched, "{format}");
+        }
+        let gray = decode_raw(RawFormat::Gray, 40, 30, &encode_raw(&rgb, RawFormat::Gray).unwrap()).unwrap();
+        assert_eq!(gray.to_luma8(), DynamicImage::ImageRgb8(rgb.clone()).to_luma8());
+        // Within a YUYV pair only the chroma is shared: luminance survives pixel for pixel.
+        let yuyv = decode_raw(RawFormat::Yuyv, 40, 30, &encode_raw(&rgb, RawFormat::Yuyv).unwrap()).unwrap();
+        let luma = |i: &DynamicImage| i.to_luma8().into_raw();
+        let worst = luma(&yuyv)
+            .iter()
+            .zip(luma(&DynamicImage::ImageRgb8(rgb)))
+            .map(|(&a, b)| (i32::from(a) - i32::from(b)).abs())
+            .max();
+        assert!(worst.unwrap() <= 3, "{worst:?}");
+    }
+
+    #[test]
+    fn padded_rows_are_skipped_and_bad_sizes_named() {
+        let rgb = picture(6, 4);
+        let yuyv = encode_raw(&rgb, RawFormat::Yuyv).unwrap();
+        let padded: Vec<u8> = yuyv.chunks_exact(12).flat_map(|r| r.iter().copied().chain([0xEE; 4])).collect();
+        assert_eq!(
+            decode_raw(RawFormat::Yuyv, 6, 4, &padded).unwrap().to_rgb8(),
+            decode_raw(RawFormat::Yuyv, 6, 4, &yuyv).unwrap().to_rgb8()
+        );
+        let short = decode_raw(RawFormat::Yuyv, 6, 4, &yuyv[..40]).unwrap_err();
+        assert!(short.contains("6x4 YUYV") && short.contains("48 bytes") && short.contains("40"), "{short}");
+        let odd = decode_raw(RawFormat::Nv12, 5, 4, &[0; 40]).unwrap_err();
+        assert!(odd.contains("even width"), "{odd}");
+        assert!(decode_raw(RawFormat::Nv12, 6, 3, &[0; 40]).unwrap_err().contains("even height"));
+        assert!(decode_raw(RawFormat::Gray, 0, 4, &[]).unwrap_err().contains("no pixels"));
+    }
+}
