@@ -76,6 +76,26 @@ for t in aarch64 armv7; do
   fi
 done
 
+# A camera recording replayed: the astronaut as 3 raw 512x512 YUYV frames (BT.601 limited range,
+# chroma averaged over each pair: NumPy's encoder, independent of ours), piped on stdin as from
+# `v4l2-ctl --stream-mmap --stream-to=-`.
+.venv-ref/bin/python - "$e2e/astronaut.yuv" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+rgb = np.asarray(Image.open(".cache/fixtures/astronaut.png").convert("RGB"), dtype=np.float64)
+r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+q = lambda a: np.clip(np.round(a), 0, 255).astype(np.uint8)
+pairs = lambda a: (a[:, 0::2] + a[:, 1::2]) / 2
+yuyv = np.stack([q(y[:, 0::2]), q(pairs(u)), q(y[:, 1::2]), q(pairs(v))], axis=-1)
+open(sys.argv[1], "wb").write(yuyv.tobytes() * 3)
+PY
+target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:-" --headless \
+  --json "$e2e/yuyv.jsonl" <"$e2e/astronaut.yuv" 2>>"$e2e/device-x86_64.log"
+
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"
 # The real model through the classifier's plan (fer-edge's rewrites and kernels) against
@@ -132,6 +152,14 @@ for t in ("x86_64", "aarch64", "armv7"):
     face = load(f"real-{t}.jsonl")[0]["faces"][0]
     assert face["label"] == "happy" and face["confidence"] > 0.9, f"mini-XCEPTION on {t}: astronaut is {face['label']} ({face['confidence']:.3f})"
 print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets (LBP detector)")
+png = load("real-x86_64.jsonl")[0]["faces"][0]
+yuyv = load("yuyv.jsonl")
+assert len(yuyv) == 3 and all(len(f["faces"]) == 1 for f in yuyv), f"raw YUYV stream: {yuyv}"
+for f in yuyv:
+    face = f["faces"][0]
+    assert face["label"] == png["label"], f"raw YUYV frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
+    assert all(abs(face["box"][k] - png["box"][k]) <= 4 for k in "xywh"), f"raw YUYV box {face['box']} vs {png['box']}"
+print(f"e2e raw camera frames: 3 YUYV frames on stdin, the astronaut {face['label']} ({face['confidence']:.3f}) as from the PNG")
 import struct, zlib
 screens = {t: open(f"{d}/screens-{t}/screen-000000.png", "rb").read() for t in ("x86_64", "aarch64", "armv7")}
 png = screens["x86_64"]

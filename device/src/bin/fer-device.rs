@@ -15,7 +15,7 @@ use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
-use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, SingleImage, SourceError};
+use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, RawSource, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
 
 #[derive(Parser)]
@@ -155,8 +155,10 @@ struct PipelineArgs {
     /// Board config (camera, display, model, detection, tracking).
     #[arg(long)]
     board: PathBuf,
-    /// camera | folder:PATH | image:PATH | mjpeg:PATH (mjpeg:- reads stdin). A folder is read as
-    /// the frames of one scene (faces are tracked across files, sorted by name).
+    /// camera | folder:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH, FORMAT one of
+    /// yuyv, nv12, gray, rgb, bgr: raw camera frames as `v4l2-ctl --stream-to` records them
+    /// (PATH `-` reads stdin, for mjpeg and raw frames). A folder is read as the frames of one
+    /// scene (faces are tracked across files, sorted by name).
     #[arg(long, default_value = "camera")]
     source: String,
     /// Model manifest, instead of the board config's `model.manifest`.
@@ -255,7 +257,13 @@ fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
         "image" => Box::new(SingleImage::open(path)?),
         "mjpeg" => Box::new(MjpegSource::open(path)?),
         "camera" => open_camera(cfg)?,
-        other => bail!("unknown source kind {other:?}: use camera, folder:PATH, image:PATH or mjpeg:PATH"),
+        "yuyv" | "nv12" | "gray" | "rgb" | "bgr" => {
+            Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?)
+        }
+        other => bail!(
+            "unknown source kind {other:?}: use camera, folder:PATH, image:PATH, mjpeg:PATH or \
+             yuyv|nv12|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
+        ),
     })
 }
 

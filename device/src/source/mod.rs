@@ -19,6 +19,7 @@ pub mod camera;
 mod folder;
 mod mjpeg;
 pub mod pixels;
+mod raw;
 #[cfg(feature = "camera")]
 pub mod v4l;
 
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 
 pub use folder::{FolderSource, SingleImage};
 pub use mjpeg::MjpegSource;
+pub use raw::RawSource;
 
 /// One frame.
 #[derive(Debug, Clone)]

@@ -44,6 +44,23 @@ impl std::fmt::Display for RawFormat {
     }
 }
 
+impl std::str::FromStr for RawFormat {
+    type Err = String;
+
+    /// `mjpeg`, `yuyv`, `nv12`, `gray`, `rgb` or `bgr`.
+    fn from_str(s: &str) -> Result<RawFormat, String> {
+        Ok(match s {
+            "mjpeg" => RawFormat::Mjpeg,
+            "yuyv" => RawFormat::Yuyv,
+            "nv12" => RawFormat::Nv12,
+            "gray" => RawFormat::Gray,
+            "rgb" => RawFormat::Rgb,
+            "bgr" => RawFormat::Bgr,
+            other => return Err(format!("unknown pixel format {other:?}: use mjpeg, yuyv, nv12, gray, rgb or bgr")),
+        })
+    }
+}
+
 /// The DHT segment with the four tables of ITU T.81 Annex K.3 (luminance and chrominance, DC
 /// and AC) that Motion-JPEG frames without tables are coded with.
 const STANDARD_DHT: [u8; 420] = [
@@ -112,19 +129,16 @@ pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage, String> {
         .map_err(|e| format!("not a decodable image (JPEG): {e}"))
 }
 
-/// Decodes a `width` x `height` camera frame of `format`. Uncompressed rows may be padded: the
-/// row stride is the frame's length divided by its rows (NV12 frames must be unpadded). A frame
-/// shorter than its size needs, an odd width for YUYV/NV12 or an odd height for NV12 is an error
-/// naming the sizes.
-pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Result<DynamicImage, String> {
-    if format == RawFormat::Mjpeg {
-        return decode_jpeg(data);
-    }
+/// Bytes per unpadded row and rows (NV12: the luma rows and the half as many chroma rows) of an
+/// uncompressed frame; an error for an empty frame, an odd width for YUYV/NV12, an odd height for
+/// NV12, or MJPEG (no fixed size).
+fn layout(format: RawFormat, width: u32, height: u32) -> Result<(usize, usize), String> {
     if width == 0 || height == 0 {
         return Err(format!("a {width}x{height} {format} frame has no pixels"));
     }
     let (w, h) = (width as usize, height as usize);
-    let (row, rows) = match format {
+    Ok(match format {
+        RawFormat::Mjpeg => return Err("MJPEG frames have no fixed size".into()),
         RawFormat::Yuyv | RawFormat::Nv12 if !w.is_multiple_of(2) => {
             return Err(format!("a {format} frame needs an even width, not {width}"));
         }
@@ -135,8 +149,24 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
         RawFormat::Nv12 => (w, h + h / 2),
         RawFormat::Gray => (w, h),
         RawFormat::Rgb | RawFormat::Bgr => (3 * w, h),
-        RawFormat::Mjpeg => unreachable!("decoded above"),
-    };
+    })
+}
+
+/// The size in bytes of an unpadded uncompressed frame (errors as [`decode_raw`]'s).
+pub fn frame_bytes(format: RawFormat, width: u32, height: u32) -> Result<usize, String> {
+    layout(format, width, height).map(|(row, rows)| row * rows)
+}
+
+/// Decodes a `width` x `height` camera frame of `format`. Uncompressed rows may be padded: the
+/// row stride is the frame's length divided by its rows (NV12 frames must be unpadded). A frame
+/// shorter than its size needs, an odd width for YUYV/NV12 or an odd height for NV12 is an error
+/// naming the sizes.
+pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Result<DynamicImage, String> {
+    if format == RawFormat::Mjpeg {
+        return decode_jpeg(data);
+    }
+    let (row, rows) = layout(format, width, height)?;
+    let (w, h) = (width as usize, height as usize);
     if data.len() < row * rows {
         return Err(format!(
             "a {width}x{height} {format} frame needs {} bytes, this one has {} (truncated?)",
