@@ -6,7 +6,7 @@
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
 #   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] [--onnxruntime] MODEL.onnx...
-#   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE
+#   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE|FORMAT:WxH:FRAMES
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --decode IMAGE [WIDTHxHEIGHT]
 #
 # --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
@@ -109,8 +109,15 @@ if [ -n "$board" ]; then
   cp -r "$(dirname "$manifest")/." "$work/initfs/$(dirname "$manifest")/"
   mkdir -p "$work/initfs/usr/share/opencv4"
   cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
-  cp "$image" "$work/initfs/img/"
-  cmd="bench --poweroff --board board-configs/$(basename "$board") --source image:/img/$(basename "$image") --passes $iterations $ort_arg"
+  # IMAGE is a photograph, or raw camera frames as FORMAT:WIDTHxHEIGHT:PATH (yuyv:640x480:cam.yuv).
+  if [[ $image =~ ^(yuyv|nv12|gray|rgb|bgr):([0-9]+x[0-9]+):(.+)$ ]]; then
+    cp "${BASH_REMATCH[3]}" "$work/initfs/img/"
+    source="${BASH_REMATCH[1]}:${BASH_REMATCH[2]}:/img/$(basename "${BASH_REMATCH[3]}")"
+  else
+    cp "$image" "$work/initfs/img/"
+    source="image:/img/$(basename "$image")"
+  fi
+  cmd="bench --poweroff --board board-configs/$(basename "$board") --source $source --passes $iterations $ort_arg"
 elif [ -n "$decode" ]; then
   mkdir -p "$work/initfs/img"
   cp "$image" "$work/initfs/img/"
