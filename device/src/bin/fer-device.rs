@@ -14,7 +14,7 @@ use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
-use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas};
+use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas, ThreadedPresenter};
 use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, RawSource, SingleImage, SourceError};
 use fer_device::track::{Probs, Tracker};
 
@@ -350,9 +350,18 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             let (size, mono) = panel_size(&cfg.display);
             Some(Box::new(PngPresenter::new(Path::new(dir), size, mono)?))
         }
-        (None, false) => open_display(&cfg.display).with_context(|| {
-            format!("{}: opening the display (pass --headless to run without it)", a.board.display())
-        })?,
+        (None, false) if cfg.display == DisplayConfig::None => None,
+        // A panel on its own thread: its bus transfer overlaps the next frames' processing.
+        (None, false) => {
+            let display = cfg.display.clone();
+            let p = ThreadedPresenter::spawn(move || {
+                open_display(&display).map(|p| p.expect("every display kind but none opens a presenter"))
+            })
+            .with_context(|| {
+                format!("{}: opening the display (pass --headless to run without it)", a.board.display())
+            })?;
+            Some(Box::new(p))
+        }
     };
     if let Some(p) = &presenter {
         eprintln!("fer-device: display {}", p.describe());

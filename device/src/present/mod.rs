@@ -12,8 +12,10 @@ use crate::track::TrackedFace;
 
 pub mod panels;
 pub mod screen;
+mod threaded;
 
 pub use panels::{open_display, PngPresenter, PresentError, Presenter};
+pub use threaded::ThreadedPresenter;
 
 /// An `image::RgbImage` as an embedded-graphics draw target (for PNG snapshots).
 pub struct RgbCanvas(pub image::RgbImage);

@@ -1,0 +1,236 @@
+//! A presenter on a thread of its own. Pushing a screen to a panel is a bus transfer that the
+//! pipeline need not wait for: a full ST7789 240x240 screen is 115,200 bytes, ~15 ms at the
+//! Pi's 62.5 MHz SPI clock (ILI9341 320x240: 153,600 bytes, ~20 ms); an SSD1306's 1,024 bytes
+//! over 400 kHz I²C ~23 ms — as long as detection and classification of a frame on a Pi 4.
+//! [`ThreadedPresenter`] hands each screen to its thread and returns at once; one screen waits
+//! at most, and a newer one replaces it, so the panel shows the latest state and never falls
+//! behind the camera (replaced screens are counted: [`ThreadedPresenter::skipped`]).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use image::GrayImage;
+
+use super::panels::{PresentError, Presenter};
+use crate::track::TrackedFace;
+
+/// One screen's content.
+struct Screen {
+    faces: Vec<TrackedFace>,
+    crop: Option<GrayImage>,
+    fps: f32,
+}
+
+#[derive(Default)]
+struct Mailbox {
+    waiting: Option<Screen>,
+    /// The first error since the last `show` returned one.
+    error: Option<PresentError>,
+    skipped: u64,
+    stop: bool,
+}
+
+type Shared = Arc<(Mutex<Mailbox>, Condvar)>;
+
+/// Shows screens on its own thread (see the module notes). Errors of the display come back
+/// from the next [`Presenter::show`]. Dropping it shows the screen still waiting, if any, and
+/// joins the thread.
+pub struct ThreadedPresenter {
+    shared: Shared,
+    worker: Option<JoinHandle<()>>,
+    description: String,
+}
+
+fn lock(m: &Mutex<Mailbox>) -> MutexGuard<'_, Mailbox> {
+    // The mailbox holds plain data: a panic elsewhere while it was locked leaves it usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ThreadedPresenter {
+    /// Opens a presenter with `open` on a new thread (so it need not be `Send`: bus handles);
+    /// `open`'s error is returned here.
+    pub fn spawn<E: Send + 'static>(
+        open: impl FnOnce() -> Result<Box<dyn Presenter>, E> + Send + 'static,
+    ) -> Result<ThreadedPresenter, E> {
+        let shared: Shared = Arc::default();
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let theirs = shared.clone();
+        let worker = std::thread::spawn(move || {
+            let mut presenter = match open() {
+                Ok(p) => {
+                    let _ = opened_tx.send(Ok(p.describe()));
+                    p
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return;
+                }
+            };
+            let (mailbox, wake) = &*theirs;
+            loop {
+                let screen = {
+                    let mut m = lock(mailbox);
+                    while m.waiting.is_none() && !m.stop {
+                        m = wake.wait(m).unwrap_or_else(|e| e.into_inner());
+                    }
+                    match m.waiting.take() {
+                        Some(s) => s,
+                        None => break,
+                    }
+                };
+                if let Err(e) = presenter.show(&screen.faces, screen.crop.as_ref(), screen.fps) {
+                    lock(mailbox).error.get_or_insert(e);
+                }
+            }
+        });
+        match opened_rx.recv() {
+            Ok(Ok(description)) => Ok(ThreadedPresenter { shared, worker: Some(worker), description }),
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                Err(e)
+            }
+            // The thread died while opening: `open` panicked, a bug rather than input.
+            Err(_) => panic!("the display thread ended while opening its display"),
+        }
+    }
+
+    /// Screens replaced by a newer one before the display thread took them.
+    pub fn skipped(&self) -> u64 {
+        lock(&self.shared.0).skipped
+    }
+}
+
+impl Presenter for ThreadedPresenter {
+    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        let (mailbox, wake) = &*self.shared;
+        let mut m = lock(mailbox);
+        let screen = Screen { faces: faces.to_vec(), crop: crop.cloned(), fps };
+        if m.waiting.replace(screen).is_some() {
+            m.skipped += 1;
+        }
+        wake.notify_one();
+        match m.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (on its own thread)", self.description)
+    }
+}
+
+impl Drop for ThreadedPresenter {
+    fn drop(&mut self) {
+        lock(&self.shared.0).stop = true;
+        self.shared.1.notify_one();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Records the fps of every screen it shows; blocks in `show` until the test lets it go,
+    /// and fails the screens whose fps is negative.
+    struct Gated {
+        shown: mpsc::Sender<f32>,
+        gate: Arc<Mutex<mpsc::Receiver<()>>>,
+    }
+
+    impl Presenter for Gated {
+        fn show(&mut self, _: &[TrackedFace], _: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+            lock_gate(&self.gate).recv().expect("the test holds the gate");
+            self.shown.send(fps).unwrap();
+            if fps < 0.0 {
+                return Err(PresentError::Write { device: "/dev/spidev9.0".into(), message: "bus error".into() });
+            }
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "gated".into()
+        }
+    }
+
+    fn lock_gate(g: &Mutex<mpsc::Receiver<()>>) -> MutexGuard<'_, mpsc::Receiver<()>> {
+        g.lock().unwrap()
+    }
+
+    fn gated() -> (ThreadedPresenter, mpsc::Receiver<f32>, mpsc::Sender<()>) {
+        let (shown_tx, shown) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel();
+        let gate = Arc::new(Mutex::new(gate_rx));
+        let p = ThreadedPresenter::spawn(move || {
+            Ok::<_, String>(Box::new(Gated { shown: shown_tx, gate }) as Box<dyn Presenter>)
+        })
+        .unwrap();
+        (p, shown, gate_tx)
+    }
+
+    #[test]
+    fn show_returns_while_the_display_is_busy_and_the_latest_screen_wins() {
+        let (mut p, shown, gate) = gated();
+        assert_eq!(p.describe(), "gated (on its own thread)");
+        // Screen 1 goes to the display thread, which blocks in `show` at the gate.
+        p.show(&[], None, 1.0).unwrap();
+        while lock(&p.shared.0).waiting.is_some() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // With the display busy, three more screens come: each returns at once, the last wins.
+        for fps in [2.0, 3.0, 4.0] {
+            p.show(&[], None, fps).unwrap();
+        }
+        assert_eq!(p.skipped(), 2);
+        gate.send(()).unwrap();
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 1.0);
+        gate.send(()).unwrap();
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 4.0);
+        // A screen still waiting when the presenter is dropped is shown before the thread ends.
+        p.show(&[], None, 5.0).unwrap();
+        gate.send(()).unwrap();
+        drop(p);
+        assert_eq!(shown.try_recv().unwrap(), 5.0);
+        assert!(shown.try_recv().is_err(), "nothing else was shown");
+    }
+
+    /// Fails the screens whose fps is negative; reports every screen it was given.
+    struct Failing(mpsc::Sender<f32>);
+
+    impl Presenter for Failing {
+        fn show(&mut self, _: &[TrackedFace], _: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+            self.0.send(fps).unwrap();
+            if fps < 0.0 {
+                return Err(PresentError::Write { device: "/dev/spidev9.0".into(), message: "bus error".into() });
+            }
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "failing".into()
+        }
+    }
+
+    #[test]
+    fn display_errors_come_back_from_the_next_show_and_opening_errors_at_once() {
+        let (tx, shown) = mpsc::channel();
+        let mut p =
+            ThreadedPresenter::spawn(move || Ok::<_, String>(Box::new(Failing(tx)) as Box<dyn Presenter>)).unwrap();
+        p.show(&[], None, -1.0).unwrap();
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), -1.0);
+        while lock(&p.shared.0).error.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let err = p.show(&[], None, 1.0).unwrap_err().to_string();
+        assert!(err.contains("/dev/spidev9.0") && err.contains("bus error"), "{err}");
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 1.0, "the screen after the error is shown");
+        p.show(&[], None, 2.0).unwrap();
+        drop(p);
+        assert_eq!(shown.try_recv().unwrap(), 2.0);
+        let e = ThreadedPresenter::spawn(|| Err::<Box<dyn Presenter>, _>("no /dev/spidev0.0".to_string()));
+        assert_eq!(e.err().unwrap(), "no /dev/spidev0.0");
+    }
+}
