@@ -86,13 +86,15 @@ fn benchmarks_refuse_a_missing_onnxruntime_library_before_running() {
 
 #[test]
 fn a_missing_display_stops_the_run_before_any_frame_naming_the_device() {
-    // The display is opened on its own thread; its error must still end the run at once.
+    // The display is opened on its own thread, before the model is loaded (here, one that does
+    // not exist): its error must still end the run at once.
     let dir = std::env::temp_dir().join(format!("fer-device-cli-display-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let board = dir.join("rpi4-missing-spi.toml");
     let config = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap();
-    assert!(config.contains("spi = \"/dev/spidev0.0\""));
-    std::fs::write(&board, config.replace("/dev/spidev0.0", "/dev/spidev-fer-missing")).unwrap();
+    assert!(config.contains("spi = \"/dev/spidev0.0\"") && config.contains("models/mini-xception-fer2013/"));
+    let config = config.replace("/dev/spidev0.0", "/dev/spidev-fer-missing");
+    std::fs::write(&board, config.replace("models/mini-xception-fer2013/", "models/fer-missing/")).unwrap();
     let json = dir.join("out.jsonl");
     let out = fer_device()
         .args(["run", "--board"])

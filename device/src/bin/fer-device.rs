@@ -303,7 +303,8 @@ fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
 }
 
 /// Loads the board config, model and detector.
-fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>)> {
+/// The board config with the command line's overrides, validated.
+fn load_board(a: &PipelineArgs) -> Result<BoardConfig> {
     let mut cfg = BoardConfig::load(&a.board)?;
     if let Some(w) = a.detect_width {
         cfg.detection.detect_width = w;
@@ -315,6 +316,13 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
         cfg.detection.max_faces = m;
     }
     cfg.validate(&a.board)?;
+    Ok(cfg)
+}
+
+fn build_pipeline(
+    a: &PipelineArgs,
+    cfg: BoardConfig,
+) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>)> {
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
     let classifier = TractClassifier::load(&manifest, cfg.model.threads)
         .with_context(|| format!("loading the model of {}", a.board.display()))?;
@@ -342,7 +350,8 @@ fn build_pipeline(a: &PipelineArgs) -> Result<(BoardConfig, PathBuf, Pipeline<Ha
 
 fn run_pipeline(r: RunArgs) -> Result<bool> {
     let a = &r.common;
-    let (cfg, manifest, mut pipeline) = build_pipeline(a)?;
+    let cfg = load_board(a)?;
+    // The display first: a missing panel is found before the model is loaded.
     let mut presenter: Option<Box<dyn Presenter>> = match (&r.display, r.headless) {
         (_, true) => None,
         (Some(d), _) => {
@@ -363,6 +372,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Some(Box::new(p))
         }
     };
+    let (cfg, manifest, mut pipeline) = build_pipeline(a, cfg)?;
     if let Some(p) = &presenter {
         eprintln!("fer-device: display {}", p.describe());
     }
@@ -447,6 +457,9 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         }
     }
     eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
+    if let Some(summary) = presenter.as_ref().and_then(|p| p.summary()) {
+        eprintln!("fer-device: display {summary}");
+    }
     Ok(true)
 }
 
@@ -471,7 +484,7 @@ fn peak_rss_mib() -> Option<f64> {
 fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort_lib: Option<&Path>) -> Result<bool> {
     // A library named but unusable is an error before anything runs.
     let ort_lib = ort_lib.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
-    let (cfg, manifest, mut pipeline) = build_pipeline(&a)?;
+    let (cfg, manifest, mut pipeline) = build_pipeline(&a, load_board(&a)?)?;
     // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
     // in memory (the bus transfer to the panel is not included).
     let stages = ["decode", "detect", "classify", "track", "draw", "screen", "total"];

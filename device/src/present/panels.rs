@@ -31,6 +31,10 @@ pub trait Presenter {
     fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError>;
     /// For logs: what and where.
     fn describe(&self) -> String;
+    /// For the end of a run: anything worth reporting about the screens shown (none by default).
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An in-memory frame buffer of any colour type (rendered once, then sent in one transfer).

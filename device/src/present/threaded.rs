@@ -118,6 +118,11 @@ impl Presenter for ThreadedPresenter {
     fn describe(&self) -> String {
         format!("{} (on its own thread)", self.description)
     }
+
+    fn summary(&self) -> Option<String> {
+        let skipped = self.skipped();
+        (skipped > 0).then(|| format!("{skipped} screen(s) replaced by a newer one while the display was busy"))
+    }
 }
 
 impl Drop for ThreadedPresenter {
@@ -186,6 +191,7 @@ mod tests {
             p.show(&[], None, fps).unwrap();
         }
         assert_eq!(p.skipped(), 2);
+        assert_eq!(p.summary().unwrap(), "2 screen(s) replaced by a newer one while the display was busy");
         gate.send(()).unwrap();
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 1.0);
         gate.send(()).unwrap();
