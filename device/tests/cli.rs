@@ -48,7 +48,7 @@ fn check_config_accepts_every_shipped_board() {
         assert!(t.contains(&format!("{b}.toml: {b}")), "{b} not reported:\n{t}");
     }
     // This machine has no camera or display nodes: said plainly, not pretended.
-    assert!(t.contains("camera   /dev/video0:"), "{t}");
+    assert!(t.contains("camera   /dev/video0 (640x480 YUYV at 30 fps):"), "{t}");
 }
 
 #[test]

@@ -1130,7 +1130,19 @@ fn run(cli: Cli) -> Result<bool> {
                             cfg.detection.cascade.as_str()
                         };
                         println!("        cascade  {cascade}: {}", presence(cascade));
-                        println!("        camera   {}: {}", cfg.camera.device, presence(&cfg.camera.device));
+                        let c = &cfg.camera;
+                        let format = match c.format {
+                            fer_core::board::PixelFormat::Mjpeg => "MJPEG",
+                            fer_core::board::PixelFormat::Yuyv => "YUYV",
+                        };
+                        println!(
+                            "        camera   {} ({}x{} {format} at {} fps): {}",
+                            c.device,
+                            c.width,
+                            c.height,
+                            c.fps,
+                            presence(&c.device)
+                        );
                         let display = match &cfg.display {
                             DisplayConfig::None => "none".to_string(),
                             DisplayConfig::Ssd1306 { i2c_bus, address, .. } => {
