@@ -26,3 +26,4 @@ pub mod pipeline;
 pub mod present;
 pub mod source;
 pub mod track;
+mod worker;

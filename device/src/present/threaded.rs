@@ -53,19 +53,8 @@ impl ThreadedPresenter {
         open: impl FnOnce() -> Result<Box<dyn Presenter>, E> + Send + 'static,
     ) -> Result<ThreadedPresenter, E> {
         let shared: Shared = Arc::default();
-        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
         let theirs = shared.clone();
-        let worker = std::thread::spawn(move || {
-            let mut presenter = match open() {
-                Ok(p) => {
-                    let _ = opened_tx.send(Ok(p.describe()));
-                    p
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return;
-                }
-            };
+        let serve = move |mut presenter: Box<dyn Presenter>| {
             let (mailbox, wake) = &*theirs;
             loop {
                 let screen = {
@@ -82,16 +71,9 @@ impl ThreadedPresenter {
                     lock(mailbox).error.get_or_insert(e);
                 }
             }
-        });
-        match opened_rx.recv() {
-            Ok(Ok(description)) => Ok(ThreadedPresenter { shared, worker: Some(worker), description }),
-            Ok(Err(e)) => {
-                let _ = worker.join();
-                Err(e)
-            }
-            // The thread died while opening: `open` panicked, a bug rather than input.
-            Err(_) => panic!("the display thread ended while opening its display"),
-        }
+        };
+        let (description, worker) = crate::worker::spawn_opened("display", open, |p| p.describe(), serve)?;
+        Ok(ThreadedPresenter { shared, worker: Some(worker), description })
     }
 
     /// Screens replaced by a newer one before the display thread took them.

@@ -90,37 +90,18 @@ impl Prefetch {
         depth: usize,
         open: impl FnOnce() -> Result<Box<dyn FrameSource>, E> + Send + 'static,
     ) -> Result<Prefetch, E> {
-        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
         let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(depth.max(1));
-        let worker = std::thread::spawn(move || {
-            let mut source = match open() {
-                Ok(s) => {
-                    let _ = opened_tx.send(Ok(s.describe()));
-                    s
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return;
-                }
-            };
-            loop {
-                let next = source.next_frame();
-                let last = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
-                // A send fails once the reader is gone: stop reading.
-                if tx.send(next).is_err() || last {
-                    break;
-                }
+        let serve = move |mut source: Box<dyn FrameSource>| loop {
+            let next = source.next_frame();
+            let last = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
+            // A send fails once the reader is gone: stop reading.
+            if tx.send(next).is_err() || last {
+                break;
             }
-        });
-        match opened_rx.recv() {
-            Ok(Ok(description)) => Ok(Prefetch { rx, description, finished: false }),
-            Ok(Err(e)) => {
-                let _ = worker.join();
-                Err(e)
-            }
-            // The thread died while opening: `open` panicked, a bug rather than input.
-            Err(_) => panic!("the frame-reading thread ended while opening its source"),
-        }
+        };
+        // Not joined (see above): the thread handle is dropped.
+        let (description, _) = crate::worker::spawn_opened("frame-reading", open, |s| s.describe(), serve)?;
+        Ok(Prefetch { rx, description, finished: false })
     }
 }
 
