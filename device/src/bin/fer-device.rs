@@ -879,11 +879,10 @@ enum PlanChoice {
 /// `bench-detect`: our cascade vs OpenCV's on the same gray images, same parameters.
 /// `fer-device bench-decode`: see its help.
 fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Result<()> {
-    use fer_device::source::pixels::{decode_raw, encode_raw, RawFormat};
+    use fer_device::source::pixels::{decode_raw, encode_raw, frame_bytes, RawFormat};
+    // Every format is made from one picture: NV12's size rules (even, non-zero) hold for all.
+    frame_bytes(RawFormat::Nv12, width, height).map_err(|e| anyhow::anyhow!("--width/--height: {e}"))?;
     let photo = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
-    if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
-        bail!("--width and --height must be even and non-zero, not {width}x{height}");
-    }
     let rgb = image::imageops::resize(&photo.to_rgb8(), width, height, image::imageops::FilterType::Triangle);
     let formats = [RawFormat::Mjpeg, RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Gray, RawFormat::Rgb];
     let frames: Vec<Vec<u8>> =

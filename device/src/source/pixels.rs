@@ -140,10 +140,10 @@ fn layout(format: RawFormat, width: u32, height: u32) -> Result<(usize, usize), 
     Ok(match format {
         RawFormat::Mjpeg => return Err("MJPEG frames have no fixed size".into()),
         RawFormat::Yuyv | RawFormat::Nv12 if !w.is_multiple_of(2) => {
-            return Err(format!("a {format} frame needs an even width, not {width}"));
+            return Err(format!("{format} frames need an even width, not {width}"));
         }
         RawFormat::Nv12 if !h.is_multiple_of(2) => {
-            return Err(format!("an NV12 frame needs an even height, not {height}"))
+            return Err(format!("NV12 frames need an even height, not {height}"))
         }
         RawFormat::Yuyv => (2 * w, h),
         RawFormat::Nv12 => (w, h + h / 2),
@@ -334,6 +334,10 @@ pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
 /// UVC cameras do). YUYV and NV12 take each pair's (block's) chroma from its first pixel. For
 /// tests and `bench-decode`.
 pub fn encode_raw(rgb: &RgbImage, format: RawFormat) -> Result<Vec<u8>, String> {
+    if format != RawFormat::Mjpeg {
+        // The same size rules as decoding (YUYV pairs never straddle rows, NV12 blocks fit).
+        frame_bytes(format, rgb.width(), rgb.height())?;
+    }
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let yuv: Vec<[u8; 3]> = rgb.pixels().map(|p| rgb_to_yuv(p.0)).collect();
     Ok(match format {
@@ -534,6 +538,7 @@ mod tests {
         );
         let short = decode_raw(RawFormat::Yuyv, 6, 4, &yuyv[..40]).unwrap_err();
         assert!(short.contains("6x4 YUYV") && short.contains("48 bytes") && short.contains("40"), "{short}");
+        assert!(encode_raw(&picture(5, 4), RawFormat::Yuyv).unwrap_err().contains("even width"));
         let odd = decode_raw(RawFormat::Nv12, 5, 4, &[0; 40]).unwrap_err();
         assert!(odd.contains("even width"), "{odd}");
         assert!(decode_raw(RawFormat::Nv12, 6, 3, &[0; 40]).unwrap_err().contains("even height"));
