@@ -1,0 +1,391 @@
+//! A Haar [`StumpPlan`] run on [`LANES`] neighbouring windows of a row at once: each stump's
+//! rectangle sums are then a few vector loads (the windows' corners lie `step` integral-image
+//! elements apart) instead of 8-12 scalar loads per window. Same arithmetic, in the same order,
+//! as [`StumpPlan::window_result`] (no fused multiply-adds), so the hits are bit for bit those
+//! of the window-by-window scan, which stays the reference (unit test
+//! `row_scan_finds_the_windows_of_the_window_by_window_scan`).
+//!
+//! Positions are visited as OpenCV's scan does: `x = 0, step, ...`, skipping one position after
+//! a window rejected by the first stage. A batch evaluates the first stage on all its lanes,
+//! then follows that rule through them and runs the later stages only on the visited windows
+//! that passed, while any is left.
+
+use super::{HaarStump, Integral, StumpPlan};
+
+/// Windows evaluated together (8 f32 lanes: one AVX2 register, two NEON registers).
+const LANES: usize = 8;
+
+/// Integral-image elements past the last row that a batch may read: the lanes beyond a row's
+/// last window (their results are discarded).
+pub(super) const PAD: usize = 2 * LANES;
+
+/// Appends to `hits` the x (level pixels) of every window of the integral-image row `y` that
+/// passes every stage: `positions` windows, `step` (1 or 2) pixels apart. Haar plans only.
+pub(super) fn scan_row(
+    plan: &StumpPlan,
+    ii: &Integral,
+    y: usize,
+    positions: usize,
+    step: usize,
+    hits: &mut Vec<usize>,
+) {
+    check(plan, ii, y, positions, step);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present; `check` bounds every read of the batches.
+            unsafe {
+                return if step == 1 {
+                    scan_row_avx2::<1>(plan, ii, y, positions, hits)
+                } else {
+                    scan_row_avx2::<2>(plan, ii, y, positions, hits)
+                };
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `check` bounds every read of the batches.
+    unsafe {
+        if step == 1 {
+            scan_row_body::<1>(plan, ii, y, positions, hits, neon::stage::<1>)
+        } else {
+            scan_row_body::<2>(plan, ii, y, positions, hits, neon::stage::<2>)
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    // SAFETY: `check` bounds every read of the batches.
+    unsafe {
+        scan_row_portable(plan, ii, y, positions, step, hits)
+    }
+}
+
+/// Panics unless every read of [`scan_row_body`] for this row lies inside the integral image.
+fn check(plan: &StumpPlan, ii: &Integral, y: usize, positions: usize, step: usize) {
+    assert!(!plan.haar.is_empty() && (step == 1 || step == 2), "row scan of an LBP plan or step {step}");
+    // The last batch's loads (LANES * step elements from each corner) reach up to here.
+    let last = y * ii.stride + (positions.max(1) - 1 + LANES) * step - 1 + plan.span;
+    assert!(last < ii.sum.len() && last < ii.sq.len(), "row {y} of {positions} windows outside the integral image");
+}
+
+/// The lane-array build of the row scan, for targets without a vector build here (and as a
+/// second implementation in tests).
+///
+/// # Safety
+/// As [`scan_row_body`].
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
+unsafe fn scan_row_portable(
+    plan: &StumpPlan,
+    ii: &Integral,
+    y: usize,
+    positions: usize,
+    step: usize,
+    hits: &mut Vec<usize>,
+) {
+    unsafe {
+        if step == 1 {
+            scan_row_body::<1>(plan, ii, y, positions, hits, stage_portable::<1>)
+        } else {
+            scan_row_body::<2>(plan, ii, y, positions, hits, stage_portable::<2>)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_row_avx2<const STEP: usize>(
+    plan: &StumpPlan,
+    ii: &Integral,
+    y: usize,
+    positions: usize,
+    hits: &mut Vec<usize>,
+) {
+    unsafe { scan_row_body::<STEP>(plan, ii, y, positions, hits, avx2::stage::<STEP>) }
+}
+
+/// A stage on the batch: `(stumps, threshold, first window's integral-image element, each
+/// window's 1 / standard deviation)` → bit k set if window k passes.
+type StageFn = unsafe fn(&[HaarStump], f32, *const i32, &[f32; LANES]) -> u32;
+
+/// # Safety
+/// Every element up to `y * stride + (positions - 1 + LANES) * STEP - 1 + span` of `ii.sum` and
+/// `ii.sq` must exist (as [`check`] asserts).
+#[inline(always)]
+unsafe fn scan_row_body<const STEP: usize>(
+    plan: &StumpPlan,
+    ii: &Integral,
+    y: usize,
+    positions: usize,
+    hits: &mut Vec<usize>,
+    stage: StageFn,
+) {
+    let (sum, sq) = (ii.sum.as_ptr(), ii.sq.as_ptr());
+    let n = &plan.norm;
+    // Next position index OpenCV's scan visits.
+    let mut next = 0;
+    let mut j0 = 0;
+    while j0 < positions {
+        let base = y * ii.stride + j0 * STEP;
+        let lanes = LANES.min(positions - j0);
+        // Variance normalisation, in f64 as the scalar scan; bit k of `alive`: window k is
+        // still a candidate.
+        let mut alive = 0u32;
+        let mut inv = [0f32; LANES];
+        for (k, inv) in inv.iter_mut().enumerate().take(lanes) {
+            let b = base + k * STEP;
+            // SAFETY: b + n[i] <= b + span, within the caller's bound.
+            let (valsum, sqsum) = unsafe {
+                let s = |o: usize| *sum.add(b + o);
+                let q = |o: usize| *sq.add(b + o);
+                (s(n[0]) - s(n[1]) - s(n[2]) + s(n[3]), q(n[0]) - q(n[1]) - q(n[2]) + q(n[3]))
+            };
+            let valsum = valsum as f64;
+            let nf = plan.area * sqsum - valsum * valsum;
+            if nf > 0.0 && plan.area / nf.sqrt() < 0.1 {
+                *inv = (1.0 / nf.sqrt()) as f32;
+                alive |= 1 << k;
+            }
+        }
+        let mut start = 0;
+        for (si, &(end, threshold)) in plan.stages.iter().enumerate() {
+            if si > 0 && alive == 0 {
+                break;
+            }
+            // SAFETY: the caller's bound covers every lane of the batch.
+            let pass = unsafe { stage(&plan.haar[start..end], threshold, sum.add(base), &inv) };
+            if si == 0 {
+                // Follow the scan through the batch (even one of flat windows only, so that
+                // `next` moves on): a window rejected here, not a flat one, makes the scan skip
+                // the next position; skipped windows are dropped.
+                for k in 0..lanes {
+                    if j0 + k == next {
+                        next += if (alive & !pass) >> k & 1 == 1 { 2 } else { 1 };
+                    } else {
+                        alive &= !(1 << k);
+                    }
+                }
+            }
+            alive &= pass;
+            start = end;
+        }
+        while alive != 0 {
+            hits.push((j0 + alive.trailing_zeros() as usize) * STEP);
+            alive &= alive - 1;
+        }
+        j0 += LANES;
+    }
+}
+
+/// [`StageFn`] on lane arrays.
+///
+/// # Safety
+/// `at + LANES * STEP - 1 + o` must be readable for every corner offset `o` of `stumps`.
+unsafe fn stage_portable<const STEP: usize>(
+    stumps: &[HaarStump],
+    threshold: f32,
+    at: *const i32,
+    inv: &[f32; LANES],
+) -> u32 {
+    // The rectangle sum of each lane as f32 (wrapping: lanes past the row may read anything).
+    let rect = |o: &[usize; 4]| -> [f32; LANES] {
+        // SAFETY: the caller's bound.
+        let v = |c: usize| -> [i32; LANES] { std::array::from_fn(|k| unsafe { *at.add(o[c] + k * STEP) }) };
+        let (a, b, c, d) = (v(0), v(1), v(2), v(3));
+        std::array::from_fn(|k| a[k].wrapping_sub(b[k]).wrapping_sub(c[k]).wrapping_add(d[k]) as f32)
+    };
+    let mut total = [0f32; LANES];
+    for st in stumps {
+        let (a, b) = (rect(&st.offsets[0]), rect(&st.offsets[1]));
+        let mut v: [f32; LANES] = std::array::from_fn(|k| st.weights[0] * a[k] + st.weights[1] * b[k]);
+        if st.three {
+            let c = rect(&st.offsets[2]);
+            for k in 0..LANES {
+                v[k] += st.weights[2] * c[k];
+            }
+        }
+        for k in 0..LANES {
+            total[k] += if v[k] * inv[k] < st.threshold { st.leaves[0] } else { st.leaves[1] };
+        }
+    }
+    (0..LANES).fold(0, |m, k| m | ((total[k] >= threshold) as u32) << k)
+}
+
+/// [`StageFn`] in AVX2: one register of 8 lanes.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{HaarStump, LANES};
+    use std::arch::x86_64::*;
+
+    /// The `STEP`-apart elements from `p`: 8 contiguous, or the even ones of 16.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load<const STEP: usize>(p: *const i32) -> __m256i {
+        unsafe {
+            let lo = _mm256_loadu_si256(p.cast());
+            if STEP == 1 {
+                return lo;
+            }
+            let hi = _mm256_loadu_si256(p.add(8).cast());
+            // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs in order 0 2 1 3.
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
+            _mm256_castpd_si256(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(even)))
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn rect<const STEP: usize>(at: *const i32, o: &[usize; 4]) -> __m256 {
+        unsafe {
+            let [a, b, c, d] = o.map(|o| load::<STEP>(at.add(o)));
+            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_sub_epi32(_mm256_sub_epi32(a, b), c), d))
+        }
+    }
+
+    /// # Safety
+    /// AVX2, and the bound of [`super::stage_portable`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn stage<const STEP: usize>(
+        stumps: &[HaarStump],
+        threshold: f32,
+        at: *const i32,
+        inv: &[f32; LANES],
+    ) -> u32 {
+        unsafe {
+            let inv = _mm256_loadu_ps(inv.as_ptr());
+            let mut total = _mm256_setzero_ps();
+            for st in stumps {
+                let [w0, w1, w2] = st.weights.map(|w| _mm256_set1_ps(w));
+                let mut v = _mm256_add_ps(
+                    _mm256_mul_ps(w0, rect::<STEP>(at, &st.offsets[0])),
+                    _mm256_mul_ps(w1, rect::<STEP>(at, &st.offsets[1])),
+                );
+                if st.three {
+                    v = _mm256_add_ps(v, _mm256_mul_ps(w2, rect::<STEP>(at, &st.offsets[2])));
+                }
+                let below = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_mul_ps(v, inv), _mm256_set1_ps(st.threshold));
+                let leaf = _mm256_blendv_ps(_mm256_set1_ps(st.leaves[1]), _mm256_set1_ps(st.leaves[0]), below);
+                total = _mm256_add_ps(total, leaf);
+            }
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(total, _mm256_set1_ps(threshold))) as u32
+        }
+    }
+}
+
+/// [`StageFn`] in NEON: two registers of 4 lanes.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{HaarStump, LANES};
+    use std::arch::aarch64::*;
+
+    /// Lanes 0-3 and 4-7: the `STEP`-apart elements from `p`.
+    #[inline(always)]
+    unsafe fn load<const STEP: usize>(p: *const i32) -> [int32x4_t; 2] {
+        unsafe {
+            if STEP == 1 {
+                [vld1q_s32(p), vld1q_s32(p.add(4))]
+            } else {
+                // De-interleaving loads: element 0 of each pair.
+                [vld2q_s32(p).0, vld2q_s32(p.add(8)).0]
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rect<const STEP: usize>(at: *const i32, o: &[usize; 4]) -> [float32x4_t; 2] {
+        unsafe {
+            let [a, b, c, d] = o.map(|o| load::<STEP>(at.add(o)));
+            std::array::from_fn(|h| vcvtq_f32_s32(vaddq_s32(vsubq_s32(vsubq_s32(a[h], b[h]), c[h]), d[h])))
+        }
+    }
+
+    /// # Safety
+    /// The bound of [`super::stage_portable`].
+    pub(super) unsafe fn stage<const STEP: usize>(
+        stumps: &[HaarStump],
+        threshold: f32,
+        at: *const i32,
+        inv: &[f32; LANES],
+    ) -> u32 {
+        unsafe {
+            let inv = [vld1q_f32(inv.as_ptr()), vld1q_f32(inv.as_ptr().add(4))];
+            let mut total = [vdupq_n_f32(0.0); 2];
+            for st in stumps {
+                let (a, b) = (rect::<STEP>(at, &st.offsets[0]), rect::<STEP>(at, &st.offsets[1]));
+                let mut v: [float32x4_t; 2] = std::array::from_fn(|h| {
+                    vaddq_f32(vmulq_n_f32(a[h], st.weights[0]), vmulq_n_f32(b[h], st.weights[1]))
+                });
+                if st.three {
+                    let c = rect::<STEP>(at, &st.offsets[2]);
+                    v = std::array::from_fn(|h| vaddq_f32(v[h], vmulq_n_f32(c[h], st.weights[2])));
+                }
+                let (l0, l1, t) = (vdupq_n_f32(st.leaves[0]), vdupq_n_f32(st.leaves[1]), vdupq_n_f32(st.threshold));
+                for h in 0..2 {
+                    let below = vcltq_f32(vmulq_f32(v[h], inv[h]), t);
+                    total[h] = vaddq_f32(total[h], vbslq_f32(below, l0, l1));
+                }
+            }
+            let bits = vld1q_u32([1u32, 2, 4, 8].as_ptr());
+            let t = vdupq_n_f32(threshold);
+            let m = |h: usize| vaddvq_u32(vandq_u32(vcgeq_f32(total[h], t), bits));
+            m(0) | m(1) << 4
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{resize_bilinear, HaarCascade};
+    use super::*;
+    use std::path::Path;
+
+    /// The row scan against the window-by-window scan of the stump plan, with OpenCV's visiting
+    /// rule, on rows of real photographs at several pyramid levels and both steps.
+    #[test]
+    fn row_scan_finds_the_windows_of_the_window_by_window_scan() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let c = HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
+            .unwrap();
+        let (ww, wh) = (c.width as usize, c.height as usize);
+        let (mut hits_seen, mut windows) = (0, 0);
+        for (photo, scales) in [("astronaut.png", &[1.0, 2.6][..]), ("group.png", &[3.3])] {
+            let path = root.join(".cache/fixtures").join(photo);
+            let img =
+                image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
+            let gray = fer_core::preprocess::to_gray8(&img);
+            for &scale in scales {
+                let (w, h) = ((gray.width() as f64 / scale) as usize, (gray.height() as f64 / scale) as usize);
+                let level = resize_bilinear(&gray, w as u32, h as u32);
+                // Rows padded as in raw_detections, where every level has the widest one's stride.
+                let ii = Integral::with_squares(&level, true, gray.width() as usize + 1);
+                let plan = StumpPlan::new(&c, ii.stride).unwrap();
+                for step in [1, 2] {
+                    let positions = (w - ww) / step + 1;
+                    // Every third row (the rows are independent): 8 s instead of 23 under QEMU.
+                    for y in (0..=(h - wh)).step_by(3) {
+                        let mut want = Vec::new();
+                        let mut x = 0;
+                        while x + ww <= w {
+                            let r = plan.window_result(&ii, y * ii.stride + x);
+                            if r > 0 {
+                                want.push(x);
+                            }
+                            x += if r == 0 { 2 * step } else { step };
+                            windows += 1;
+                        }
+                        let mut got = Vec::new();
+                        scan_row(&plan, &ii, y, positions, step, &mut got);
+                        assert_eq!(got, want, "{photo} at 1/{scale}, step {step}, row {y}");
+                        // The lane-array build too, where scan_row took a vector one.
+                        got.clear();
+                        // SAFETY: scan_row's check passed for this row.
+                        unsafe { scan_row_portable(&plan, &ii, y, positions, step, &mut got) };
+                        assert_eq!(got, want, "portable: {photo} at 1/{scale}, step {step}, row {y}");
+                        hits_seen += want.len();
+                    }
+                }
+            }
+        }
+        // Faces were found, so the comparison covered windows through every stage.
+        assert!(hits_seen > 20 && windows > 100_000, "{hits_seen} hits in {windows} windows");
+    }
+}
