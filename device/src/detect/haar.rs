@@ -293,8 +293,8 @@ impl HaarCascade {
         }
         let ii = Integral::with_squares(img, !self.lbp, stride);
         let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
-        if let Some(plan) = plan.filter(|p| !p.haar.is_empty()) {
-            // Haar: a row's windows in batches (rows.rs), the same hits as the loop below.
+        if let Some(plan) = plan {
+            // A row's windows in batches (rows.rs), the same hits as the loop below.
             let mut xs = Vec::new();
             for y in (0..=h - wh).step_by(step) {
                 rows::scan_row(plan, &ii, y, (w - ww) / step + 1, step, &mut xs);
