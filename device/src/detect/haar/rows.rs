@@ -446,7 +446,11 @@ mod neon {
                 let table = vld1q_u8_x2(st.subset.as_ptr().cast());
                 let (l0, l1) = (vdupq_n_f32(st.leaves[0]), vdupq_n_f32(st.leaves[1]));
                 for (h, total) in total.iter_mut().enumerate() {
-                    let g = st.grid.map(|o| load_half::<STEP>(at.add(o + h * 4 * STEP)));
+                    // A loop, not `array::map`: that was a call per stump, through the stack.
+                    let mut g = [vdupq_n_s32(0); 16];
+                    for (g, &o) in g.iter_mut().zip(&st.grid) {
+                        *g = load_half::<STEP>(at.add(o + h * 4 * STEP));
+                    }
                     let block = |bx: usize, by: usize| {
                         let d = vsubq_s32(g[(by + 1) * 4 + bx + 1], g[by * 4 + bx + 1]);
                         vaddq_s32(vsubq_s32(d, g[(by + 1) * 4 + bx]), g[by * 4 + bx])
