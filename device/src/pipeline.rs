@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
-use fer_core::preprocess::{crop_rect, to_gray8, FaceBox};
+use fer_core::preprocess::{crop_rect, to_gray8, to_gray8_region, FaceBox};
 use image::GrayImage;
 use serde::Serialize;
 
@@ -101,8 +101,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     let mut found: Vec<FaceBox> = Vec::new();
                     for b in tracked {
                         let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
-                        // Only the region is converted to gray, not the whole frame.
-                        let roi = to_gray8(&frame.image.crop_imm(r.x0, r.y0, r.width(), r.height()));
+                        // Only the region is converted to gray (in place), not the whole frame.
+                        let roi = to_gray8_region(&frame.image, &r);
                         let s = (48.0 / b.w).min(1.0);
                         for f in detect_scaled(d, &roi, s, 0.8 * b.w, r.x0 as f32, r.y0 as f32) {
                             if !found.iter().any(|g| iou(g, &f) > 0.5) {
