@@ -243,10 +243,11 @@ pub fn to_gray8_region(img: &DynamicImage, r: &CropRect) -> image::GrayImage {
     };
     let stride = rgb.width() as usize * 3;
     let (x0, x1) = (r.x0 as usize * 3, r.x1 as usize * 3);
-    let gray = rgb.as_raw()[r.y0 as usize * stride..r.y1 as usize * stride]
-        .chunks_exact(stride)
-        .flat_map(|row| row[x0..x1].chunks_exact(3).map(gray_pixel))
-        .collect();
+    // Row by row into a Vec of the right size (a `flat_map` has no exact length to collect by).
+    let mut gray = Vec::with_capacity(r.width() as usize * r.height() as usize);
+    for row in rgb.as_raw()[r.y0 as usize * stride..r.y1 as usize * stride].chunks_exact(stride) {
+        gray.extend(row[x0..x1].chunks_exact(3).map(gray_pixel));
+    }
     image::GrayImage::from_raw(r.width(), r.height(), gray).expect("one gray byte per RGB pixel")
 }
 
