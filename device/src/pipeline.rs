@@ -55,8 +55,15 @@ impl<D, C> Pipeline<D, C> {
     }
 }
 
-/// Runs `d` on `gray` scaled by `s` (≤ 1) and maps the boxes back, offset by `(ox, oy)`.
-fn detect_scaled<D: Detector>(d: &mut D, gray: &GrayImage, s: f32, min_face: f32, ox: f32, oy: f32) -> Vec<FaceBox> {
+/// Runs `d` on `gray` scaled by `s` (≤ 1) for faces `min_face` to `max_face` wide (in `gray`'s
+/// pixels) and maps the boxes back, offset by `(ox, oy)`.
+fn detect_scaled<D: Detector>(
+    d: &mut D,
+    gray: &GrayImage,
+    s: f32,
+    (min_face, max_face): (f32, Option<f32>),
+    (ox, oy): (f32, f32),
+) -> Vec<FaceBox> {
     let small = if s < 1.0 {
         let (w, h) =
             (((gray.width() as f32 * s).round() as u32).max(1), ((gray.height() as f32 * s).round() as u32).max(1));
@@ -65,7 +72,8 @@ fn detect_scaled<D: Detector>(d: &mut D, gray: &GrayImage, s: f32, min_face: f32
         gray.clone()
     };
     let s = if s < 1.0 { small.width() as f32 / gray.width() as f32 } else { 1.0 };
-    d.detect(&small, ((min_face * s).round() as u32).max(1))
+    let px = |size: f32| ((size * s).round() as u32).max(1);
+    d.detect(&small, px(min_face), max_face.map(px))
         .into_iter()
         .map(|b| FaceBox { x: ox + b.x / s, y: oy + b.y / s, w: b.w / s, h: b.h / s })
         .collect()
@@ -92,19 +100,22 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     } else {
                         1.0
                     };
-                    detect_scaled(d, &gray, s, cfg.min_face as f32, 0.0, 0.0)
+                    detect_scaled(d, &gray, s, (cfg.min_face as f32, None), (0.0, 0.0))
                 } else {
                     // Between full passes, look only around the tracked faces: a region twice the
                     // face's size, scaled so the face is about 48 px (twice the cascade window),
-                    // for faces at least 0.8 of the tracked size (0.6 cost 1.26x the instructions
-                    // on aarch64: BENCHMARKS.md); a face that shrank more waits for a full pass.
+                    // for faces 0.8 to 1.25 times the tracked size (0.6 cost 1.26x the
+                    // instructions on aarch64; the levels above 1.25 were 17 % of the cascade's
+                    // work on a face and found nothing: BENCHMARKS.md); a face that shrank or
+                    // grew more waits for a full pass.
                     let mut found: Vec<FaceBox> = Vec::new();
                     for b in tracked {
                         let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
                         // Only the region is converted to gray (in place), not the whole frame.
                         let roi = to_gray8_region(&frame.image, &r);
                         let s = (48.0 / b.w).min(1.0);
-                        for f in detect_scaled(d, &roi, s, 0.8 * b.w, r.x0 as f32, r.y0 as f32) {
+                        let sizes = (0.8 * b.w, Some(1.25 * b.w));
+                        for f in detect_scaled(d, &roi, s, sizes, (r.x0 as f32, r.y0 as f32)) {
                             if !found.iter().any(|g| iou(g, &f) > 0.5) {
                                 found.push(f);
                             }
@@ -149,11 +160,12 @@ mod tests {
     use fer_core::board::TrackingConfig;
     use image::{DynamicImage, Luma};
 
-    /// Finds the bounding box of bright pixels, and remembers the sizes of the images it saw.
-    struct BrightSquare(Vec<(u32, u32)>);
+    /// Finds the bounding box of bright pixels, and remembers the sizes of the images it saw and
+    /// the face sizes it was asked for.
+    struct BrightSquare(Vec<((u32, u32), u32, Option<u32>)>);
     impl Detector for BrightSquare {
-        fn detect(&mut self, gray: &GrayImage, _min_face: u32) -> Vec<FaceBox> {
-            self.0.push(gray.dimensions());
+        fn detect(&mut self, gray: &GrayImage, min_face: u32, max_face: Option<u32>) -> Vec<FaceBox> {
+            self.0.push((gray.dimensions(), min_face, max_face));
             let pts: Vec<(u32, u32)> =
                 gray.enumerate_pixels().filter(|p| p.2 .0[0] > 128).map(|p| (p.0, p.1)).collect();
             let Some(x0) = pts.iter().map(|p| p.0).min() else { return vec![] };
@@ -191,12 +203,14 @@ mod tests {
             .map(|i| p.process(&frame(i, 200 + 10 * i as u32)).unwrap().faces.iter().map(|f| f.bbox).collect())
             .collect();
         let FaceFinder::Detect(BrightSquare(seen)) = &p.finder else { unreachable!() };
-        // Frame 0: whole frame at 320 px; frames 1, 2: only the region around the face
-        // (2x the 80-px face, scaled to 48/80); frame 3: full pass again.
-        assert_eq!(seen[0], (320, 240));
-        assert_eq!(seen[1], (96, 96), "ROI 160x160 scaled by 0.6");
-        assert_eq!(seen[2], (96, 96));
-        assert_eq!(seen[3], (320, 240));
+        // Frame 0: whole frame at 320 px, faces from min_face (halved) up; frames 1, 2: only the
+        // region around the face (2x the 80-px face, scaled to 48/80), faces 0.8-1.25x the
+        // tracked one's width (64-100 px, 38-60 at 0.6); frame 3: full pass again.
+        let min = (p.detection.min_face as f32 * 0.5).round() as u32;
+        assert_eq!(seen[0], ((320, 240), min, None));
+        assert_eq!(seen[1], ((96, 96), 38, Some(60)), "ROI 160x160 scaled by 0.6");
+        assert_eq!(seen[2], ((96, 96), 38, Some(60)));
+        assert_eq!(seen[3], ((320, 240), min, None));
         for (i, boxes) in ids.iter().enumerate() {
             assert_eq!(boxes.len(), 1, "frame {i}");
             let b = boxes[0];

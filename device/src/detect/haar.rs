@@ -414,8 +414,9 @@ impl HaarCascade {
 }
 
 impl Detector for HaarCascade {
-    fn detect(&mut self, gray: &GrayImage, min_face: u32) -> Vec<FaceBox> {
-        self.detect_rects(gray, &DetectParams { min_size: min_face, ..self.params })
+    fn detect(&mut self, gray: &GrayImage, min_face: u32, max_face: Option<u32>) -> Vec<FaceBox> {
+        let max_size = max_face.unwrap_or(self.params.max_size);
+        self.detect_rects(gray, &DetectParams { min_size: min_face, max_size, ..self.params })
             .into_iter()
             .map(|r| FaceBox { x: r.x as f32, y: r.y as f32, w: r.w as f32, h: r.h as f32 })
             .collect()

@@ -7,7 +7,7 @@
 //! /// Reports the whole frame as one face (for images that are already face crops).
 //! struct WholeFrame;
 //! impl Detector for WholeFrame {
-//!     fn detect(&mut self, gray: &image::GrayImage, _min_face: u32) -> Vec<FaceBox> {
+//!     fn detect(&mut self, gray: &image::GrayImage, _min_face: u32, _max_face: Option<u32>) -> Vec<FaceBox> {
 //!         vec![FaceBox { x: 0.0, y: 0.0, w: gray.width() as f32, h: gray.height() as f32 }]
 //!     }
 //! }
@@ -23,6 +23,7 @@ pub(crate) use haar::resize_bilinear;
 
 /// Finds faces in a gray frame.
 pub trait Detector {
-    /// Faces at least `min_face` pixels wide, in `gray`'s pixel coordinates.
-    fn detect(&mut self, gray: &image::GrayImage, min_face: u32) -> Vec<FaceBox>;
+    /// Faces at least `min_face` and at most `max_face` (if given) pixels wide, in `gray`'s pixel
+    /// coordinates.
+    fn detect(&mut self, gray: &image::GrayImage, min_face: u32, max_face: Option<u32>) -> Vec<FaceBox>;
 }
