@@ -49,6 +49,28 @@ fn check_config_accepts_every_shipped_board() {
     }
     // This machine has no camera or display nodes: said plainly, not pretended.
     assert!(t.contains("camera   /dev/video0 (640x480 YUYV at 30 fps):"), "{t}");
+    // Every shipped board's min_face is a size its cascade can find.
+    assert!(!t.contains("note"), "{t}");
+}
+
+#[test]
+fn check_config_names_face_sizes_the_cascade_cannot_find() {
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-min-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zero = std::fs::read_to_string(repo().join("board-configs/rpi-zero2w.toml")).unwrap();
+    // LBP's window is 45 px (OpenCV's lbpcascade_frontalface_improved.xml), Haar's 24.
+    let lbp = dir.join("lbp.toml");
+    std::fs::write(&lbp, zero.replacen("detector = \"haar\"", "detector = \"lbp\"", 1)).unwrap();
+    // rpi4 scans at 320 of 640 px: Haar's 24-px window is a 48-px face; min_face 40 is below it.
+    let small = dir.join("small.toml");
+    let rpi4 = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap();
+    std::fs::write(&small, rpi4.replacen("min_face = 64", "min_face = 40", 1)).unwrap();
+    let out = fer_device().arg("check-config").args([&lbp, &small]).current_dir(repo()).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "a note is not an invalid config:\n{t}");
+    assert!(t.contains("320-px-wide frames (45 px: its 45-px window); faces of 40-44 px are missed"), "{t}");
+    assert!(t.contains("640-px-wide frames (48 px: its 24-px window at detect_width 320); faces of 40-47"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -224,6 +224,25 @@ fn default_cascade(kind: DetectorKind) -> &'static str {
     }
 }
 
+/// Where `min_face` asks for faces smaller than the cascade can find in the camera's frames (its
+/// window, scaled up by the detection pass's downscaling): says which sizes are missed.
+fn min_face_note(cfg: &BoardConfig, cascade: &Path) -> Option<String> {
+    let (ww, _) = HaarCascade::load(cascade).ok()?.window();
+    let (d, width) = (&cfg.detection, cfg.camera.width);
+    let scale = if d.detect_width > 0 && width > d.detect_width { width as f64 / d.detect_width as f64 } else { 1.0 };
+    let smallest = (ww as f64 * scale).ceil() as u32;
+    (d.min_face < smallest).then(|| {
+        format!(
+            "detection.min_face {} px is below the smallest face this cascade can find in {width}-px-wide \
+             frames ({smallest} px: its {ww}-px window{}); faces of {}-{} px are missed",
+            d.min_face,
+            if scale > 1.0 { format!(" at detect_width {}", d.detect_width) } else { String::new() },
+            d.min_face,
+            smallest - 1,
+        )
+    })
+}
+
 fn presence(path: &str) -> &'static str {
     if Path::new(path).exists() {
         "present"
@@ -1129,6 +1148,9 @@ fn run(cli: Cli) -> Result<bool> {
                             cfg.detection.cascade.as_str()
                         };
                         println!("        cascade  {cascade}: {}", presence(cascade));
+                        if let Some(note) = min_face_note(&cfg, Path::new(cascade)) {
+                            println!("        note     {note}");
+                        }
                         let c = &cfg.camera;
                         let format = match c.format {
                             fer_core::board::PixelFormat::Mjpeg => "MJPEG",
