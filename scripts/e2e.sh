@@ -59,7 +59,7 @@ runs() {
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
     --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
-  # The Pi Zero 2 W config: 320x240 frames, SSD1306 screen rendered to PNG.
+  # The Pi Zero 2 W config: LBP detector, SSD1306 screen rendered to PNG.
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi-zero2w.toml --model "$real" \
     --source "image:.cache/fixtures/astronaut.png" --display "png:$e2e/screens-$t" --json "$e2e/real-$t.jsonl" \
     2>>"$e2e/device-$t.log"
