@@ -4,7 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use fer_core::board::{DetectionConfig, TrackingConfig};
+use fer_core::preprocess::FaceBox;
+use fer_device::classify::{Classifier, ClassifyError};
 use fer_device::detect::{group_rectangles, DetectParams, HaarCascade, Rect};
+use fer_device::pipeline::{FaceFinder, Pipeline};
+use fer_device::source::Frame;
+use fer_device::track::{Probs, Tracker};
+use image::DynamicImage;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -56,8 +63,7 @@ fn matches_opencv(golden: &str) {
             scale_factor: case.scale_factor,
             min_neighbors: case.min_neighbors,
             min_size: case.min_size,
-            max_size: 0,
-            threads: 1,
+            ..Default::default()
         };
         // `detect_rects` is these two steps; the raw detections are needed for the thread check
         // below too, and each pass is seconds under qemu-user.
@@ -107,6 +113,67 @@ fn matches_opencv(golden: &str) {
                 ours.len(),
                 case.boxes.len()
             );
+        }
+    }
+}
+
+fn box_iou(a: &FaceBox, b: &FaceBox) -> f32 {
+    let (x0, y0) = (a.x.max(b.x), a.y.max(b.y));
+    let (x1, y1) = ((a.x + a.w).min(b.x + b.w), (a.y + a.h).min(b.y + b.h));
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    inter / (a.w * a.h + b.w * b.h - inter)
+}
+
+/// Gives every face the same probabilities (the pipeline test below is about boxes).
+struct Uniform;
+impl Classifier for Uniform {
+    fn classify(&mut self, _frame: &DynamicImage, faces: &[FaceBox]) -> Result<Vec<Probs>, ClassifyError> {
+        Ok(vec![[1.0 / 7.0; 7]; faces.len()])
+    }
+}
+
+/// The pipeline's passes around a tracked face find it where the full pass finds it (within a
+/// pixel of the image detection runs on), on a still photograph (frames 0-2: the first is the
+/// full pass) and moving 8 px a frame (frames 3, 4, against full passes of those frames): Haar
+/// at full resolution and downscaled (as rpi4.toml), LBP likewise (as rpi-zero2w.toml). When the
+/// region was rescaled to a 48-px face and searched for 0.8-1.25x the face's width, Haar's box
+/// grew 95 -> 109 px on still frames.
+#[test]
+fn region_passes_keep_the_full_pass_box() {
+    let path = repo().join(".cache/fixtures/astronaut.png");
+    let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let haar = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
+    let lbp = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml";
+    for (xml, detect_width, scale_factor, min_neighbors) in
+        [(haar, 0, 1.1, 3), (haar, 320, 1.15, 4), (lbp, 0, 1.2, 3), (lbp, 384, 1.1, 3)]
+    {
+        let mut cascade = HaarCascade::load(Path::new(xml)).unwrap();
+        cascade.params = DetectParams { scale_factor, min_neighbors, ..Default::default() };
+        let detection = DetectionConfig { detect_width, full_detect_every: 100, min_face: 48, ..Default::default() };
+        let tracker = Tracker::new(TrackingConfig::default());
+        let every = DetectionConfig { full_detect_every: 1, ..detection.clone() };
+        let mut p = Pipeline::new(FaceFinder::Detect(cascade.clone()), Uniform, tracker.clone(), detection);
+        let mut full_passes = Pipeline::new(FaceFinder::Detect(cascade), Uniform, tracker, every);
+        let label = format!("{xml} at width {detect_width}");
+        let px = if detect_width > 0 { w as f32 / detect_width as f32 } else { 1.0 };
+        let mut still = None;
+        for (index, dx) in [0u32, 0, 0, 8, 16].into_iter().enumerate() {
+            let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y));
+            let frame = Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into() };
+            let faces = p.process(&frame).unwrap().faces;
+            assert_eq!(faces.len(), 1, "{label}: frame {index}: {faces:?}");
+            let b = faces[0].bbox;
+            let full = if dx == 0 {
+                *still.get_or_insert(b)
+            } else {
+                let want = full_passes.process(&frame).unwrap().faces;
+                want.iter().map(|f| f.bbox).max_by(|x, y| box_iou(x, &b).total_cmp(&box_iou(y, &b))).unwrap()
+            };
+            eprintln!("{label}: frame {index}: {b:?}, full pass {full:?}");
+            let d = [b.x - full.x, b.y - full.y, b.w - full.w, b.h - full.h];
+            assert!(d.iter().all(|v| v.abs() <= px * 1.01), "{label}: frame {index}: {b:?}, full pass {full:?}");
         }
     }
 }

@@ -357,9 +357,8 @@ fn build_pipeline(
         haar.params = DetectParams {
             scale_factor: cfg.detection.scale_factor as f64,
             min_neighbors: cfg.detection.min_neighbors as usize,
-            min_size: 0,
-            max_size: 0,
             threads: cfg.detection.threads,
+            ..DetectParams::default()
         };
         FaceFinder::Detect(haar)
     };
@@ -1120,7 +1119,7 @@ fn run(cli: Cli) -> Result<bool> {
         } => {
             let kind = if detector == "lbp" { DetectorKind::Lbp } else { DetectorKind::Haar };
             let cascade = cascade.unwrap_or_else(|| PathBuf::from(default_cascade(kind)));
-            let p = DetectParams { scale_factor, min_neighbors, min_size, max_size: 0, threads };
+            let p = DetectParams { scale_factor, min_neighbors, min_size, threads, ..DetectParams::default() };
             bench_detect(&images, &cascade, &p, iterations).map(|_| true)
         }
         Command::CheckConfig { boards } => {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use image::GrayImage;
 
-use super::Detector;
+use super::{Detector, GrayView, Search};
 use fer_core::preprocess::FaceBox;
 
 mod rows;
@@ -71,13 +71,16 @@ pub struct DetectParams {
     pub min_size: u32,
     /// Largest window side (0 = image size).
     pub max_size: u32,
+    /// Only windows whose centre lies in this rectangle (pixels of the full image), as the
+    /// pipeline's passes around a tracked face ask; `None`: everywhere (OpenCV).
+    pub centres: Option<Rect>,
     /// Threads scanning pyramid levels in parallel (the result is the same for any count).
     pub threads: usize,
 }
 
 impl Default for DetectParams {
     fn default() -> Self {
-        DetectParams { scale_factor: 1.1, min_neighbors: 3, min_size: 0, max_size: 0, threads: 1 }
+        DetectParams { scale_factor: 1.1, min_neighbors: 3, min_size: 0, max_size: 0, centres: None, threads: 1 }
     }
 }
 
@@ -275,12 +278,14 @@ impl HaarCascade {
         })
     }
 
-    /// Runs the cascade at every position of one pyramid level; pushes hits, scaled by `factor`
-    /// to the original image, into `out`. The level's integral image has row stride `stride`
-    /// (at least its width + 1), the stride `plan` was made for.
+    /// Runs the cascade at every position of one pyramid level, or of the part of one at
+    /// `(ox, oy)` in the level; pushes hits, scaled by `factor` to the original image, into
+    /// `out`. The level's integral image has row stride `stride` (at least its width + 1), the
+    /// stride `plan` was made for.
     fn scan_level(
         &self,
         img: &GrayImage,
+        (ox, oy): (u32, u32),
         factor: f64,
         step: usize,
         (stride, plan): (usize, Option<&StumpPlan>),
@@ -299,8 +304,8 @@ impl HaarCascade {
             for y in (0..=h - wh).step_by(step) {
                 rows::scan_row(plan, &ii, y, (w - ww) / step + 1, step, &mut xs);
                 out.extend(xs.drain(..).map(|x| Rect {
-                    x: cvround(x as f64 * factor),
-                    y: cvround(y as f64 * factor),
+                    x: cvround((ox as usize + x) as f64 * factor),
+                    y: cvround((oy as usize + y) as f64 * factor),
                     w: win_w,
                     h: win_h,
                 }));
@@ -314,7 +319,8 @@ impl HaarCascade {
                 // Only cascades without a stump plan get here (deeper trees): the tree walk.
                 let result = self.window_result(&ii, x, y);
                 if result > 0 {
-                    out.push(Rect { x: cvround(x as f64 * factor), y: cvround(y as f64 * factor), w: win_w, h: win_h });
+                    let (x, y) = ((ox as usize + x) as f64, (oy as usize + y) as f64);
+                    out.push(Rect { x: cvround(x * factor), y: cvround(y * factor), w: win_w, h: win_h });
                 }
                 // As OpenCV: a window rejected by the first stage also skips the next position.
                 x += if result == 0 { 2 * step } else { step };
@@ -347,11 +353,17 @@ impl HaarCascade {
         1
     }
 
-    /// Detected rectangles before grouping, over all pyramid levels, in level order. With
+    /// Detected rectangles before grouping, over all pyramid levels, in level order, in the full
+    /// image's pixels. For a part of an image, the levels are the parts of the whole image's
+    /// levels that its pixels determine (bit for bit the same pixels), and the windows those
+    /// lying in them, at the whole image's positions: the hits are the whole image's hits there,
+    /// except where OpenCV's rule of skipping the position after a first-stage rejection, which
+    /// depends on the row's windows to the left of the part, visits other positions. With
     /// `p.threads` > 1 the levels are shared out to that many threads (largest first, each
     /// thread taking the next unscanned level), and the hits are still returned in level order.
-    pub fn raw_detections(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
-        let (iw, ih) = (img.width() as f64, img.height() as f64);
+    pub fn raw_detections<'a>(&self, img: impl Into<GrayView<'a>>, p: &DetectParams) -> Vec<Rect> {
+        let img: GrayView = img.into();
+        let (iw, ih) = (img.image.width() as f64, img.image.height() as f64);
         let max = if p.max_size == 0 { f64::MAX } else { p.max_size as f64 };
         let mut levels = Vec::new();
         let mut factor = 1.0f64;
@@ -367,13 +379,32 @@ impl HaarCascade {
         }
         // One integral-image stride for every level (the widest level's), so that one stump plan
         // serves the whole pyramid: a Haar plan costs ~30 us to make on x86.
-        let stride = img.width() as usize + 1;
+        let stride = img.image.width() as usize + 1;
         let plan = StumpPlan::new(self, stride);
+        let (fw, fh) = (img.full.0 as f64, img.full.1 as f64);
         let scan = |factor: f64| {
-            let (sw, sh) = (cvround(iw / factor).max(1) as u32, cvround(ih / factor).max(1) as u32);
-            let level = resize_bilinear(img, sw, sh);
+            let (sw, sh) = (cvround(fw / factor).max(1) as u32, cvround(fh / factor).max(1) as u32);
+            // OpenCV's window step: 2 pixels of the level, 1 once the level is under half size;
+            // a part's level starts at a multiple of it, so its positions are the whole level's.
+            let step = if factor > 2.0 { 1 } else { 2 };
+            // The level's pixels under windows centred in `p.centres`: positions from
+            // `centre / factor - window / 2`.
+            let (ww, wh) = (self.width as f64, self.height as f64);
+            let want = match p.centres {
+                None => [0..sw, 0..sh],
+                Some(c) => {
+                    let span = |c0: i32, len: i32, win: f64, n: u32| {
+                        let first = (c0 as f64 / factor - win / 2.0).ceil().max(0.0);
+                        let last = ((c0 + len) as f64 / factor - win / 2.0).floor() + win + 1.0;
+                        first.min(n as f64) as u32..last.clamp(0.0, n as f64) as u32
+                    };
+                    [span(c.x, c.w, ww, sw), span(c.y, c.h, wh, sh)]
+                }
+            };
             let mut hits = Vec::new();
-            self.scan_level(&level, factor, if factor > 2.0 { 1 } else { 2 }, (stride, plan.as_ref()), &mut hits);
+            if let Some((level, origin)) = resize_bilinear_part(img, sw, sh, step as u32, want) {
+                self.scan_level(&level, origin, factor, step, (stride, plan.as_ref()), &mut hits);
+            }
             hits
         };
         let threads = p.threads.clamp(1, levels.len().max(1));
@@ -406,15 +437,20 @@ impl HaarCascade {
     }
 
     /// OpenCV's `detectMultiScale`: raw detections grouped with `groupRectangles(min_neighbors, 0.2)`.
-    pub fn detect_rects(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
+    pub fn detect_rects<'a>(&self, img: impl Into<GrayView<'a>>, p: &DetectParams) -> Vec<Rect> {
         group_rectangles(&self.raw_detections(img, p), p.min_neighbors, 0.2)
     }
 }
 
 impl Detector for HaarCascade {
-    fn detect(&mut self, gray: &GrayImage, min_face: u32, max_face: Option<u32>) -> Vec<FaceBox> {
-        let max_size = max_face.unwrap_or(self.params.max_size);
-        self.detect_rects(gray, &DetectParams { min_size: min_face, max_size, ..self.params })
+    fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
+        let p = DetectParams {
+            min_size: search.min_face,
+            max_size: search.max_face.unwrap_or(self.params.max_size),
+            centres: search.centres,
+            ..self.params
+        };
+        self.detect_rects(gray, &p)
             .into_iter()
             .map(|r| FaceBox { x: r.x as f32, y: r.y as f32, w: r.w as f32, h: r.h as f32 })
             .collect()
@@ -665,35 +701,89 @@ fn cvround(v: f64) -> i32 {
     v.round_ties_even() as i32
 }
 
-/// Bilinear resize with half-pixel centres (OpenCV's INTER_LINEAR, in floating point). Each
-/// source row's horizontal interpolation is computed once into a row of f32 (reused by the next
-/// output row when it starts there), then the vertical one runs over whole rows; the same
-/// arithmetic per pixel as interpolating each output pixel from its four neighbours (unit test
-/// `bilinear_resize_matches_the_per_pixel_formula`).
+/// Bilinear resize with half-pixel centres (OpenCV's INTER_LINEAR, in floating point), of a
+/// whole image (the tests' pyramid levels; detection resizes through [`resize_bilinear_part`]).
+#[cfg(test)]
 pub(crate) fn resize_bilinear(img: &GrayImage, w: u32, h: u32) -> GrayImage {
     if (w, h) == img.dimensions() {
         return img.clone();
     }
-    let (sw, sh) = (img.width() as usize, img.height() as usize);
+    resize_rows(GrayView::whole(img), w, h, 0..w, 0..h)
+}
+
+/// The part of `src.full` resized to `w`×`h` (as a resize of the whole image makes it) that the
+/// pixels of `src` determine, within `want` (columns, rows), from multiples of `align` on both
+/// axes, with its origin in the resized image; the same pixels, bit for bit (unit test
+/// `resize_part_is_that_part_of_the_resize`). `None` if no pixel is determined.
+pub(crate) fn resize_bilinear_part(
+    src: GrayView,
+    w: u32,
+    h: u32,
+    align: u32,
+    want: [std::ops::Range<u32>; 2],
+) -> Option<(GrayImage, (u32, u32))> {
+    let (iw, ih) = src.image.dimensions();
+    let (x0, y0) = src.origin;
+    let same = (w, h) == src.full;
+    let axis = |m: u32, n: u32, v0: u32, len: u32, want: &std::ops::Range<u32>| -> Option<std::ops::Range<u32>> {
+        let r = if same {
+            // Not resized: every source pixel is its own.
+            v0..v0 + len
+        } else {
+            let f = n as f32 / m as f32;
+            let ok = |d: u32| {
+                let (i0, i1, _) = bilinear_coord(d, f, n as usize);
+                i0 >= v0 as usize && i1 < (v0 + len) as usize
+            };
+            let start = (want.start..want.end.min(m)).find(|&d| ok(d))?;
+            start..(start..m).find(|&d| !ok(d)).unwrap_or(m)
+        };
+        let (start, end) = (r.start.max(want.start), r.end.min(want.end));
+        let start = start.div_ceil(align.max(1)) * align.max(1);
+        (start < end).then_some(start..end)
+    };
+    let xr = axis(w, src.full.0, x0, iw, &want[0])?;
+    let yr = axis(h, src.full.1, y0, ih, &want[1])?;
+    let origin = (xr.start, yr.start);
+    let img = if same {
+        image::imageops::crop_imm(src.image, xr.start - x0, yr.start - y0, xr.len() as u32, yr.len() as u32).to_image()
+    } else {
+        resize_rows(src, w, h, xr, yr)
+    };
+    Some((img, origin))
+}
+
+/// Pixels `xr`×`yr` of `src.full` resized bilinearly to `w`×`h`, from the pixels of `src`
+/// (which must hold every source pixel they read). Each source row's horizontal interpolation is
+/// computed once into a row of f32 (reused by the next output row when it starts there), then
+/// the vertical one runs over whole rows; the same arithmetic per pixel as interpolating each
+/// output pixel from its four neighbours (unit test
+/// `bilinear_resize_matches_the_per_pixel_formula`).
+fn resize_rows(src: GrayView, w: u32, h: u32, xr: std::ops::Range<u32>, yr: std::ops::Range<u32>) -> GrayImage {
+    let (sw, sh) = (src.full.0 as usize, src.full.1 as usize);
+    let (ox, oy) = (src.origin.0 as usize, src.origin.1 as usize);
+    let iw = src.image.width() as usize;
     let (fx, fy) = (sw as f32 / w as f32, sh as f32 / h as f32);
-    let src = img.as_raw();
-    // Per output column: the two source columns and their weights (1 - tx, tx).
-    let xs: Vec<_> = (0..w)
+    let data = src.image.as_raw();
+    // Per output column: the two source columns (in `src.image`) and their weights (1 - tx, tx).
+    let xs: Vec<_> = xr
+        .clone()
         .map(|x| {
             let (x0, x1, tx) = bilinear_coord(x, fx, sw);
-            (x0, x1, 1.0 - tx, tx)
+            (x0 - ox, x1 - ox, 1.0 - tx, tx)
         })
         .collect();
     let horizontal = |y: usize, out: &mut Vec<f32>| {
-        let row = &src[y * sw..(y + 1) * sw];
+        let row = &data[(y - oy) * iw..(y - oy + 1) * iw];
         out.clear();
         out.extend(xs.iter().map(|&(x0, x1, a, b)| row[x0] as f32 * a + row[x1] as f32 * b));
     };
-    let (mut top, mut bot) = (Vec::with_capacity(w as usize), Vec::with_capacity(w as usize));
+    let (ow, oh) = (xr.len(), yr.len());
+    let (mut top, mut bot) = (Vec::with_capacity(ow), Vec::with_capacity(ow));
     // The source rows now in `top` and `bot`.
     let mut rows = (usize::MAX, usize::MAX);
-    let mut out = Vec::with_capacity((w * h) as usize);
-    for y in 0..h {
+    let mut out = Vec::with_capacity(ow * oh);
+    for y in yr {
         let (y0, y1, ty) = bilinear_coord(y, fy, sh);
         if rows.0 != y0 {
             if rows.1 == y0 {
@@ -711,7 +801,7 @@ pub(crate) fn resize_bilinear(img: &GrayImage, w: u32, h: u32) -> GrayImage {
         let (a, b) = (1.0 - ty, ty);
         out.extend(top.iter().zip(&bot).map(|(&t, &u)| (t * a + u * b + 0.5).min(255.0) as u8));
     }
-    GrayImage::from_raw(w, h, out).expect("w*h pixels")
+    GrayImage::from_raw(ow as u32, oh as u32, out).expect("w*h pixels")
 }
 
 /// Output index `d` on an axis of `n` source pixels scaled by `f`: the two source indices and
@@ -950,6 +1040,48 @@ mod tests {
         for (w, h) in [(48, 31), (88, 55), (24, 24), (30, 60), (150, 100), (97, 1), (1, 61)] {
             assert_eq!(resize_bilinear(&img, w, h), per_pixel(w, h), "{w}x{h}");
         }
+    }
+
+    /// A part of an image, resized as the whole image is, gives that part of the whole image's
+    /// resize, bit for bit: parts at several places (inside, on each border), sizes down, up and
+    /// unchanged, with and without alignment and a wanted range; and it is the largest such part
+    /// (one pixel more on any side would read a source pixel outside the part).
+    #[test]
+    fn resize_part_is_that_part_of_the_resize() {
+        let img = GrayImage::from_fn(97, 61, |x, y| image::Luma([((x * 37 + y * 101) ^ (x * y)) as u8]));
+        let mut parts = 0;
+        for (w, h) in [(48, 31), (88, 55), (97, 61), (150, 100), (24, 24)] {
+            let whole = resize_bilinear(&img, w, h);
+            for (x0, y0, pw, ph) in [(10, 7, 40, 30), (0, 0, 30, 61), (50, 20, 47, 41), (33, 0, 1, 61), (5, 5, 3, 3)] {
+                let crop = image::imageops::crop_imm(&img, x0, y0, pw, ph).to_image();
+                let view = GrayView { image: &crop, origin: (x0, y0), full: (97, 61) };
+                for align in [1, 2] {
+                    for want in [[0..w, 0..h], [w / 3..w / 2, 0..h / 4]] {
+                        let Some((part, (ox, oy))) = resize_bilinear_part(view, w, h, align, want.clone()) else {
+                            continue;
+                        };
+                        parts += 1;
+                        let label = format!("{w}x{h} from {x0},{y0} {pw}x{ph}, align {align}, want {want:?}");
+                        assert!(ox % align == 0 && oy % align == 0, "{label}: origin {ox},{oy}");
+                        assert!(want[0].contains(&ox) && want[1].contains(&oy), "{label}: origin {ox},{oy}");
+                        let expect = image::imageops::crop_imm(&whole, ox, oy, part.width(), part.height()).to_image();
+                        assert_eq!(part, expect, "{label}");
+                        // The part ends where the next column or row would read beyond `crop`
+                        // (or at the wanted range's or the image's end).
+                        let (fx, fy) = (97.0 / w as f32, 61.0 / h as f32);
+                        let (ex, ey) = (ox + part.width(), oy + part.height());
+                        let beyond_x = ex == want[0].end.min(w) || bilinear_coord(ex, fx, 97).1 >= (x0 + pw) as usize;
+                        let beyond_y = ey == want[1].end.min(h) || bilinear_coord(ey, fy, 61).1 >= (y0 + ph) as usize;
+                        assert!(
+                            beyond_x && beyond_y,
+                            "{label}: part {ox},{oy} {:?} could be larger",
+                            part.dimensions()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(parts > 40, "{parts} parts compared");
     }
 
     impl HaarCascade {

@@ -3,12 +3,13 @@
 //!
 //! ```
 //! use fer_core::preprocess::FaceBox;
-//! use fer_device::detect::Detector;
+//! use fer_device::detect::{Detector, GrayView, Search};
 //! /// Reports the whole frame as one face (for images that are already face crops).
 //! struct WholeFrame;
 //! impl Detector for WholeFrame {
-//!     fn detect(&mut self, gray: &image::GrayImage, _min_face: u32, _max_face: Option<u32>) -> Vec<FaceBox> {
-//!         vec![FaceBox { x: 0.0, y: 0.0, w: gray.width() as f32, h: gray.height() as f32 }]
+//!     fn detect(&mut self, gray: GrayView<'_>, _search: Search) -> Vec<FaceBox> {
+//!         let ((x, y), (w, h)) = (gray.origin, gray.image.dimensions());
+//!         vec![FaceBox { x: x as f32, y: y as f32, w: w as f32, h: h as f32 }]
 //!     }
 //! }
 //! ```
@@ -19,11 +20,49 @@ pub use haar::{group_rectangles, CascadeError, DetectParams, HaarCascade, Rect};
 
 use fer_core::preprocess::FaceBox;
 
-pub(crate) use haar::resize_bilinear;
+pub(crate) use haar::resize_bilinear_part;
+
+use image::GrayImage;
+
+/// A gray image, or a part of one: `image` holds the pixels from `origin` of an image `full`
+/// wide and high.
+#[derive(Debug, Clone, Copy)]
+pub struct GrayView<'a> {
+    pub image: &'a GrayImage,
+    pub origin: (u32, u32),
+    pub full: (u32, u32),
+}
+
+impl<'a> GrayView<'a> {
+    /// All of `image`.
+    pub fn whole(image: &'a GrayImage) -> Self {
+        GrayView { image, origin: (0, 0), full: image.dimensions() }
+    }
+}
+
+impl<'a> From<&'a GrayImage> for GrayView<'a> {
+    fn from(image: &'a GrayImage) -> Self {
+        GrayView::whole(image)
+    }
+}
+
+/// What a detector looks for, in pixels of the full image.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Search {
+    /// Smallest face width.
+    pub min_face: u32,
+    /// Largest face width, if any.
+    pub max_face: Option<u32>,
+    /// Only faces centred in this rectangle, if given (the pipeline's passes around a tracked
+    /// face).
+    pub centres: Option<Rect>,
+}
 
 /// Finds faces in a gray frame.
 pub trait Detector {
-    /// Faces at least `min_face` and at most `max_face` (if given) pixels wide, in `gray`'s pixel
-    /// coordinates.
-    fn detect(&mut self, gray: &image::GrayImage, min_face: u32, max_face: Option<u32>) -> Vec<FaceBox>;
+    /// The faces of `search`, in the full image's pixel coordinates. Given a part of an image, a
+    /// detector should find what it finds there in the whole image (the same scales and window
+    /// positions), so that the pipeline's passes over regions around tracked faces agree with
+    /// its passes over whole frames.
+    fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox>;
 }
