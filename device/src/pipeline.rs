@@ -139,7 +139,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                         let roi = to_gray8_region(&frame.image, &r);
                         let view = GrayView { image: &roi, origin: (r.x0, r.y0), full: (w, h) };
                         let search = Search {
-                            min_face: (0.6 * b.w).round() as u32,
+                            // Never below the full pass's smallest face.
+                            min_face: ((0.6 * b.w).round() as u32).max(cfg.min_face),
                             max_face: Some((1.35 * b.w).round() as u32),
                             centres: Some(centres),
                         };
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn full_pass_downscaled_then_region_passes_follow_the_face_until_they_lose_it() {
-        let det = DetectionConfig { detect_width: 320, full_detect_every: 3, ..Default::default() };
+        let det = DetectionConfig { detect_width: 320, full_detect_every: 3, min_face: 56, ..Default::default() };
         let mut p = Pipeline::new(
             FaceFinder::Detect(BrightSquare(vec![])),
             Uniform,
@@ -238,7 +239,8 @@ mod tests {
         let FaceFinder::Detect(BrightSquare(seen)) = &p.finder else { unreachable!() };
         // Frame 0: whole frame at 320 px, faces from min_face (halved) up; frames 1, 2: only the
         // region around the face (2x the 80-px face), at the full pass's scale (1/2), faces
-        // 0.6-1.35x the tracked one's width (48-108 px, 24-54 at 1/2) centred within 0.2 of its
+        // 0.6-1.35x the tracked one's width (48-108 px) but not below min_face (56-108 px,
+        // 28-54 at 1/2), centred within 0.2 of its
         // width (16 px, 8 at 1/2) of its centre; frame 3: full pass again; frame 4: the region
         // pass loses the face that jumped, so frame 5 gets a full pass before its turn.
         let min = (p.detection.min_face as f32 * 0.5).round() as u32;
@@ -246,7 +248,7 @@ mod tests {
         assert_eq!(seen.len(), 6);
         for (i, x) in [(1, 240), (2, 250), (4, 270)] {
             let centres = Some(Rect { x: x / 2 - 8, y: 140 / 2 - 8, w: 16, h: 16 });
-            let search = Search { min_face: 24, max_face: Some(54), centres };
+            let search = Search { min_face: 28, max_face: Some(54), centres };
             assert_eq!(seen[i], ((80, 80), search), "frame {i}: ROI 160x160 scaled by 1/2");
         }
         assert_eq!(seen[0], full);
