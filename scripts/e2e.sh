@@ -59,7 +59,7 @@ runs() {
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
     --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
-  # The Pi Zero 2 W config: LBP detector, SSD1306 screen rendered to PNG.
+  # The Pi Zero 2 W config: 320x240 frames, SSD1306 screen rendered to PNG.
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi-zero2w.toml --model "$real" \
     --source "image:.cache/fixtures/astronaut.png" --display "png:$e2e/screens-$t" --json "$e2e/real-$t.jsonl" \
     2>>"$e2e/device-$t.log"
@@ -151,7 +151,7 @@ print(f"e2e photo: astronaut face at x={box['x']:.0f} y={box['y']:.0f} w={box['w
 for t in ("x86_64", "aarch64", "armv7"):
     face = load(f"real-{t}.jsonl")[0]["faces"][0]
     assert face["label"] == "happy" and face["confidence"] > 0.9, f"mini-XCEPTION on {t}: astronaut is {face['label']} ({face['confidence']:.3f})"
-print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets (LBP detector)")
+print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets (rpi-zero2w.toml: Haar on its frames)")
 png = load("real-x86_64.jsonl")[0]["faces"][0]
 yuyv = load("yuyv.jsonl")
 assert len(yuyv) == 3 and all(len(f["faces"]) == 1 for f in yuyv), f"raw YUYV stream: {yuyv}"

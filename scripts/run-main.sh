@@ -66,7 +66,7 @@ for p in astronaut group; do
   $bin/fer-device run --board board-configs/rpi4.toml --source "image:out/photos/$p.png" ${photo_args[$p]} \
     --display "png:out/device/screens-st7789/$p" --json "out/device/photo-$p.jsonl" --annotated out/device/annotated
 done
-# What the Pi Zero 2 W's 128x64 OLED would show (LBP detector, as its config says).
+# What the Pi Zero 2 W's 128x64 OLED would show (its config: Haar on small frames).
 $bin/fer-device run --board board-configs/rpi-zero2w.toml --source image:out/photos/astronaut.png \
   --display png:out/device/screens-ssd1306 --json out/device/photo-astronaut-zero2w.jsonl
 python3 - <<'PY'

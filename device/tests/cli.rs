@@ -58,10 +58,11 @@ fn check_config_names_face_sizes_the_cascade_cannot_find() {
     let dir = std::env::temp_dir().join(format!("fer-device-cli-min-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let zero = std::fs::read_to_string(repo().join("board-configs/rpi-zero2w.toml")).unwrap();
-    // rpi-zero2w's LBP window is 45 px (OpenCV's lbpcascade_frontalface_improved.xml), Haar's 24.
-    assert!(zero.contains("detector = \"lbp\""));
+    // LBP's window is 45 px (OpenCV's lbpcascade_frontalface_improved.xml), Haar's 24: rpi-zero2w
+    // (Haar, min_face 40) on LBP.
+    assert!(zero.contains("detector = \"haar\"") && zero.contains("min_face = 40"));
     let lbp = dir.join("lbp.toml");
-    std::fs::write(&lbp, zero.replacen("min_face = 45", "min_face = 40", 1)).unwrap();
+    std::fs::write(&lbp, zero.replacen("detector = \"haar\"", "detector = \"lbp\"", 1)).unwrap();
     // rpi4 scans at 320 of 640 px: Haar's 24-px window is a 48-px face; min_face 40 is below it.
     let small = dir.join("small.toml");
     let rpi4 = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap();
