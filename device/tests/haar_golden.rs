@@ -89,6 +89,30 @@ fn matches_opencv(golden: &str) {
             assert!(!want.is_empty() && want.len() < one.len(), "{}: {} of {}", case.image, want.len(), one.len());
             assert_eq!(small, want, "{}: max_size {max_size}", case.image);
         }
+        // Windows centred in a rectangle (the region passes' `centres`): the whole image's hits
+        // whose window centre lies in it, found from the parts of the levels under them.
+        if i == 0 {
+            let c = one[one.len() / 2];
+            let centres = Rect { x: c.x + c.w / 2 - 15, y: c.y + c.h / 2 - 10, w: 30, h: 20 };
+            let win = cascade.window().0 as f64;
+            let inside = |r: &Rect| {
+                // The hit's level (factor scale^k, the one whose rounded window is its width),
+                // its position in the level, and the window's centre there, scaled back: the
+                // rule of `centres` (the rounded rectangle's centre can differ by a pixel).
+                let f = (0..64).map(|k| p.scale_factor.powi(k)).find(|f| (win * f).round_ties_even() as i32 == r.w);
+                let f = f.unwrap();
+                let (x, y) = ((r.x as f64 / f).round(), (r.y as f64 / f).round());
+                let (cx, cy) = ((x + win / 2.0) * f, (y + win / 2.0) * f);
+                cx >= centres.x as f64
+                    && cx <= (centres.x + centres.w) as f64
+                    && cy >= centres.y as f64
+                    && cy <= (centres.y + centres.h) as f64
+            };
+            let want: Vec<Rect> = one.iter().copied().filter(inside).collect();
+            let got = cascade.raw_detections(&gray, &DetectParams { centres: Some(centres), ..p });
+            assert!(!want.is_empty() && want.len() < one.len(), "{}: {} of {}", case.image, want.len(), one.len());
+            assert_eq!(got, want, "{}: centres {centres:?}", case.image);
+        }
         let label = format!("{} (scale {}, neighbours {})", case.image, case.scale_factor, case.min_neighbors);
         eprintln!("{label}: ours {ours:?}\n  opencv {:?}", case.boxes);
         // Every OpenCV face is found by us at nearly the same box.

@@ -387,16 +387,16 @@ impl HaarCascade {
             // OpenCV's window step: 2 pixels of the level, 1 once the level is under half size;
             // a part's level starts at a multiple of it, so its positions are the whole level's.
             let step = if factor > 2.0 { 1 } else { 2 };
-            // The level's pixels under windows centred in `p.centres`: positions from
-            // `centre / factor - window / 2`.
+            // The level's pixels under the windows centred in `p.centres`: positions `x` with
+            // `(x + window / 2) * factor` in the rectangle, and the window's pixels after them.
             let (ww, wh) = (self.width as f64, self.height as f64);
             let want = match p.centres {
                 None => [0..sw, 0..sh],
                 Some(c) => {
                     let span = |c0: i32, len: i32, win: f64, n: u32| {
                         let first = (c0 as f64 / factor - win / 2.0).ceil().max(0.0);
-                        let last = ((c0 + len) as f64 / factor - win / 2.0).floor() + win + 1.0;
-                        first.min(n as f64) as u32..last.clamp(0.0, n as f64) as u32
+                        let end = ((c0 + len) as f64 / factor - win / 2.0).floor() + win;
+                        first.min(n as f64) as u32..end.clamp(0.0, n as f64) as u32
                     };
                     [span(c.x, c.w, ww, sw), span(c.y, c.h, wh, sh)]
                 }
