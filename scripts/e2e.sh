@@ -158,7 +158,9 @@ assert len(yuyv) == 3 and all(len(f["faces"]) == 1 for f in yuyv), f"raw YUYV st
 for f in yuyv:
     face = f["faces"][0]
     assert face["label"] == png["label"], f"raw YUYV frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
-    assert all(abs(face["box"][k] - png["box"][k]) <= 4 for k in "xywh"), f"raw YUYV box {face['box']} vs {png['box']}"
+    # Frame 0 is a full detection pass, frames 1 and 2 region passes: all at the PNG's box
+    # (within a pixel for the YUYV round trip's gray), not drifting from it.
+    assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"raw YUYV frame {f['source']}: box {face['box']} vs {png['box']}"
 print(f"e2e raw camera frames: 3 YUYV frames on stdin, the astronaut {face['label']} ({face['confidence']:.3f}) as from the PNG")
 import struct, zlib
 screens = {t: open(f"{d}/screens-{t}/screen-000000.png", "rb").read() for t in ("x86_64", "aarch64", "armv7")}
