@@ -133,9 +133,12 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                             w: (2.0 * t).ceil() as i32,
                             h: (2.0 * t).ceil() as i32,
                         };
-                        // The region under those windows (half a face beyond the box holds
-                        // 0.2 + 1.35 / 2 widths from the centre); only it is converted to gray.
-                        let Ok(r) = crop_rect(w, h, b, 0.5) else { continue };
+                        // The region under those windows: 0.2 + 1.35 / 2 widths from the
+                        // centre, 0.375 beyond the box, and 4 px of the detection image (`px`
+                        // frame pixels each) for the rounding of the centres and sizes to them
+                        // and for the resize's second source pixel; only it is converted to gray.
+                        let px = w as f32 / size.0 as f32;
+                        let Ok(r) = crop_rect(w, h, b, 0.375 + 4.0 * px / b.w) else { continue };
                         let roi = to_gray8_region(&frame.image, &r);
                         let view = GrayView { image: &roi, origin: (r.x0, r.y0), full: (w, h) };
                         let search = Search {
@@ -193,10 +196,11 @@ mod tests {
 
     /// Finds the bounding box of bright pixels, and remembers the sizes of the images it saw and
     /// the face sizes and centres it was asked for.
-    struct BrightSquare(Vec<((u32, u32), Search)>);
+    struct BrightSquare(Vec<((u32, u32), Search)>, Vec<(u32, u32)>);
     impl Detector for BrightSquare {
         fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
             self.0.push((gray.image.dimensions(), search));
+            self.1.push(gray.origin);
             let (ox, oy) = gray.origin;
             let pts: Vec<(u32, u32)> =
                 gray.image.enumerate_pixels().filter(|p| p.2 .0[0] > 128).map(|p| (ox + p.0, oy + p.1)).collect();
@@ -226,7 +230,7 @@ mod tests {
     fn full_pass_downscaled_then_region_passes_follow_the_face_until_they_lose_it() {
         let det = DetectionConfig { detect_width: 320, full_detect_every: 3, min_face: 56, ..Default::default() };
         let mut p = Pipeline::new(
-            FaceFinder::Detect(BrightSquare(vec![])),
+            FaceFinder::Detect(BrightSquare(vec![], vec![])),
             Uniform,
             Tracker::new(TrackingConfig::default()),
             det,
@@ -236,20 +240,25 @@ mod tests {
         let ids: Vec<Vec<FaceBox>> = (0..6)
             .map(|i| p.process(&frame(i as u64, xs[i])).unwrap().faces.iter().map(|f| f.bbox).collect())
             .collect();
-        let FaceFinder::Detect(BrightSquare(seen)) = &p.finder else { unreachable!() };
+        let FaceFinder::Detect(BrightSquare(seen, origins)) = &p.finder else { unreachable!() };
         // Frame 0: whole frame at 320 px, faces from min_face (halved) up; frames 1, 2: only the
-        // region around the face (2x the 80-px face), at the full pass's scale (1/2), faces
-        // 0.6-1.35x the tracked one's width (48-108 px) but not below min_face (56-108 px,
-        // 28-54 at 1/2), centred within 0.2 of its
-        // width (16 px, 8 at 1/2) of its centre; frame 3: full pass again; frame 4: the region
-        // pass loses the face that jumped, so frame 5 gets a full pass before its turn.
+        // region around the face (the 80-px face and 0.375 of it + 4 detection pixels, 8 px, on
+        // each side: 156 px, 78 at 1/2), at the full pass's scale (1/2), faces 0.6-1.35x the
+        // tracked one's width (48-108 px) but not below min_face (56-108 px, 28-54 at 1/2),
+        // centred within 0.2 of its width (16 px, 8 at 1/2) of its centre; frame 3: full pass
+        // again; frame 4: the region pass loses the face that jumped, so frame 5 gets a full
+        // pass before its turn.
         let min = (p.detection.min_face as f32 * 0.5).round() as u32;
         let full = ((320, 240), Search { min_face: min, ..Default::default() });
         assert_eq!(seen.len(), 6);
         for (i, x) in [(1, 240), (2, 250), (4, 270)] {
-            let centres = Some(Rect { x: x / 2 - 8, y: 140 / 2 - 8, w: 16, h: 16 });
-            let search = Search { min_face: 28, max_face: Some(54), centres };
-            assert_eq!(seen[i], ((80, 80), search), "frame {i}: ROI 160x160 scaled by 1/2");
+            let c = Rect { x: x / 2 - 8, y: 140 / 2 - 8, w: 16, h: 16 };
+            let search = Search { min_face: 28, max_face: Some(54), centres: Some(c) };
+            assert_eq!(seen[i], ((78, 78), search), "frame {i}: ROI 156x156 scaled by 1/2");
+            // The region holds every window searched: the largest, centred anywhere in `centres`.
+            let (half, (ox, oy)) = (54 / 2, origins[i]);
+            assert!(ox as i32 <= c.x - half && c.x + c.w + half <= (ox + 78) as i32, "frame {i}: x from {ox}");
+            assert!(oy as i32 <= c.y - half && c.y + c.h + half <= (oy + 78) as i32, "frame {i}: y from {oy}");
         }
         assert_eq!(seen[0], full);
         assert_eq!(seen[3], full);
