@@ -121,7 +121,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     // and windows there, and the sizes and places of the hits it groups into the
                     // face (Haar's 0.65-1.27x, LBP's 0.68-1.32x on the astronaut), so the box is
                     // the full pass's (it drifted when regions were rescaled to a 48-px face),
-                    // also on a face moving 8 % of its width a frame (test
+                    // within a detection pixel on a face moving 8 % of its width a frame (test
                     // region_passes_keep_the_full_pass_box; costs in BENCHMARKS.md). A face that
                     // moved, shrank or grew more is lost here, and the next frame gets a full pass.
                     let mut found: Vec<FaceBox> = Vec::new();
