@@ -702,13 +702,10 @@ fn cvround(v: f64) -> i32 {
 }
 
 /// Bilinear resize with half-pixel centres (OpenCV's INTER_LINEAR, in floating point), of a
-/// whole image (the tests' pyramid levels; detection resizes through [`resize_bilinear_part`]).
+/// whole image: [`resize_bilinear_part`] of all of it (the tests' pyramid levels).
 #[cfg(test)]
 pub(crate) fn resize_bilinear(img: &GrayImage, w: u32, h: u32) -> GrayImage {
-    if (w, h) == img.dimensions() {
-        return img.clone();
-    }
-    resize_rows(GrayView::whole(img), w, h, 0..w, 0..h)
+    resize_bilinear_part(GrayView::whole(img), w, h, 1, [0..w, 0..h]).expect("a whole image determines its resize").0
 }
 
 /// The part of `src.full` resized to `w`×`h` (as a resize of the whole image makes it) that the
