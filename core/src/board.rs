@@ -252,7 +252,8 @@ pub struct DetectionConfig {
     /// Most faces classified per frame (largest first).
     #[serde(default = "default_max_faces")]
     pub max_faces: usize,
-    /// Full-frame detection every N frames; in between, only around tracked faces (1 = always).
+    /// Full-frame detection every N frames; in between, only where the faces of the last frame
+    /// are predicted to be, and the whole frame again when one is not found there (1 = always).
     #[serde(default = "default_full_every")]
     pub full_detect_every: u32,
     /// Threads scanning the detection pyramid's levels in parallel (same faces for any count).

@@ -27,7 +27,23 @@ pub struct FrameResult {
     pub width: u32,
     pub height: u32,
     pub faces: Vec<TrackedFace>,
+    /// How faces were looked for in this frame.
+    pub detection: Pass,
     pub timings: StageTimes,
+}
+
+/// How faces were looked for in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    /// The whole frame is the face (`FaceFinder::WholeFrame`).
+    WholeFrame,
+    /// A detection pass over the whole frame.
+    Full,
+    /// Only regions around where the faces of the last frame are predicted to be.
+    Region,
+    /// A region pass missed a face, so the whole frame was searched too.
+    RegionThenFull,
 }
 
 /// How faces are found.
@@ -46,13 +62,11 @@ pub struct Pipeline<D, C> {
     pub detection: DetectionConfig,
     /// Frames processed so far (drives `full_detect_every`).
     pub frames: u64,
-    /// A region pass lost a tracked face: the next frame gets a full pass.
-    lost: bool,
 }
 
 impl<D, C> Pipeline<D, C> {
     pub fn new(finder: FaceFinder<D>, classifier: C, tracker: Tracker, detection: DetectionConfig) -> Self {
-        Pipeline { finder, classifier, tracker, detection, frames: 0, lost: false }
+        Pipeline { finder, classifier, tracker, detection, frames: 0 }
     }
 }
 
@@ -94,80 +108,125 @@ fn detect_in<D: Detector>(d: &mut D, gray: GrayView, size: (u32, u32), search: S
         .collect()
 }
 
+/// Looks for each of the `predicted` faces only around it (see [`region_pass`]). A face found
+/// off the centre of its search (more than 0.1 of its width, on either axis) may have had hits
+/// beyond it (it moved off its predicted path): the search is centred on it again, up to twice.
+/// `None` when a face is not found, or not settled by then (it moved too far from where it was
+/// predicted, shrank, grew, or left): then the whole frame must be searched.
+fn region_passes<D: Detector>(
+    d: &mut D,
+    frame: &Frame,
+    size: (u32, u32),
+    min_face: u32,
+    predicted: &[FaceBox],
+) -> Option<Vec<FaceBox>> {
+    let mut found: Vec<FaceBox> = Vec::new();
+    for b in predicted {
+        let mut b = *b;
+        let faces = 'settle: {
+            for _ in 0..3 {
+                let faces = region_pass(d, frame, size, min_face, &b)?;
+                let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);
+                let off = |f: &FaceBox| (f.x + f.w / 2.0 - cx).abs().max((f.y + f.h / 2.0 - cy).abs());
+                let nearest = *faces.iter().min_by(|f, g| off(f).total_cmp(&off(g)))?;
+                if off(&nearest) <= 0.1 * b.w {
+                    break 'settle faces;
+                }
+                b = nearest;
+            }
+            return None;
+        };
+        for f in faces {
+            if !found.iter().any(|g| iou(g, &f) > 0.5) {
+                found.push(f);
+            }
+        }
+    }
+    Some(found)
+}
+
+/// A region pass's windows are centred within this fraction of the face's width of its centre.
+const REGION_RADIUS: f32 = 0.2;
+/// A region pass's faces are these fractions of the face's width.
+const REGION_SIZES: (f32, f32) = (0.6, 1.45);
+
+/// Looks for the face `b` only around it: windows centred within 0.2 face widths of its centre,
+/// for faces 0.6 to 1.45 times its width, at the full pass's scale (`size`). These are the full
+/// pass's pyramid pixels and windows there, and the sizes and places of the hits it groups into
+/// the face (Haar's hits on the astronaut, shifted by 0-72 px: 0.64-1.39x its box, centres within
+/// 0.12 of its width of its centre), so the box is the full pass's (it drifted when regions were
+/// rescaled to a 48-px face), within a detection pixel (tests region_passes_*; costs in
+/// BENCHMARKS.md). `None` when `b` lies off the frame.
+fn region_pass<D: Detector>(
+    d: &mut D,
+    frame: &Frame,
+    size: (u32, u32),
+    min_face: u32,
+    b: &FaceBox,
+) -> Option<Vec<FaceBox>> {
+    let (w, h) = (frame.image.width(), frame.image.height());
+    let (cx, cy, t) = (b.x + b.w / 2.0, b.y + b.h / 2.0, REGION_RADIUS * b.w);
+    let centres = Rect {
+        x: (cx - t).floor() as i32,
+        y: (cy - t).floor() as i32,
+        w: (2.0 * t).ceil() as i32,
+        h: (2.0 * t).ceil() as i32,
+    };
+    // The region under those windows: 0.2 + 1.45 / 2 widths from the centre, 0.425 beyond the
+    // box, and 4 px of the detection image (`px` frame pixels each) for the rounding of the
+    // centres and sizes to them and for the resize's second source pixel; only it is converted to
+    // gray.
+    let px = w as f32 / size.0 as f32;
+    let r = crop_rect(w, h, *b, REGION_RADIUS + REGION_SIZES.1 / 2.0 - 0.5 + 4.0 * px / b.w).ok()?;
+    let roi = to_gray8_region(&frame.image, &r);
+    let view = GrayView { image: &roi, origin: (r.x0, r.y0), full: (w, h) };
+    let search = Search {
+        // Never below the full pass's smallest face.
+        min_face: ((REGION_SIZES.0 * b.w).round() as u32).max(min_face),
+        max_face: Some((REGION_SIZES.1 * b.w).round() as u32),
+        centres: Some(centres),
+    };
+    Some(detect_in(d, view, size, search))
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
 impl<D: Detector, C: Classifier> Pipeline<D, C> {
-    /// Faces in `frame`, largest first, at most `detection.max_faces`.
-    pub fn find_faces(&mut self, frame: &Frame) -> Vec<FaceBox> {
+    /// Faces in `frame`, largest first, at most `detection.max_faces`, and how they were found.
+    pub fn find_faces(&mut self, frame: &Frame) -> (Vec<FaceBox>, Pass) {
         let (w, h) = (frame.image.width(), frame.image.height());
-        let mut boxes = match &mut self.finder {
-            FaceFinder::WholeFrame => vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }],
+        let (mut boxes, pass) = match &mut self.finder {
+            FaceFinder::WholeFrame => (vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }], Pass::WholeFrame),
             FaceFinder::Detect(d) => {
                 let cfg = &self.detection;
-                let tracked = self.tracker.boxes();
-                let lost = std::mem::take(&mut self.lost);
-                let full =
-                    self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || tracked.is_empty() || lost;
                 let size = detection_size(w, h, cfg);
-                if full {
+                let full_pass = |d: &mut D| {
                     let gray = to_gray8(&frame.image);
                     detect_in(d, GrayView::whole(&gray), size, Search { min_face: cfg.min_face, ..Default::default() })
+                };
+                // Faces of the last frame, where their velocity will have taken them.
+                let predicted = self.tracker.predicted();
+                if self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty() {
+                    (full_pass(d), Pass::Full)
                 } else {
-                    // Between full passes, look only around the tracked faces: windows centred
-                    // within 0.2 face widths of the face's centre, for faces 0.6 to 1.35 times its
-                    // width, at the full pass's scale. These are the full pass's pyramid pixels
-                    // and windows there, and the sizes and places of the hits it groups into the
-                    // face (Haar's 0.65-1.27x, LBP's 0.68-1.32x on the astronaut), so the box is
-                    // the full pass's (it drifted when regions were rescaled to a 48-px face),
-                    // within a detection pixel on a face moving 8 % of its width a frame (test
-                    // region_passes_keep_the_full_pass_box; costs in BENCHMARKS.md). A face that
-                    // moved, shrank or grew more is lost here, and the next frame gets a full pass.
-                    let mut found: Vec<FaceBox> = Vec::new();
-                    for b in tracked {
-                        let (cx, cy, t) = (b.x + b.w / 2.0, b.y + b.h / 2.0, 0.2 * b.w);
-                        let centres = Rect {
-                            x: (cx - t).floor() as i32,
-                            y: (cy - t).floor() as i32,
-                            w: (2.0 * t).ceil() as i32,
-                            h: (2.0 * t).ceil() as i32,
-                        };
-                        // The region under those windows: 0.2 + 1.35 / 2 widths from the
-                        // centre, 0.375 beyond the box, and 4 px of the detection image (`px`
-                        // frame pixels each) for the rounding of the centres and sizes to them
-                        // and for the resize's second source pixel; only it is converted to gray.
-                        let px = w as f32 / size.0 as f32;
-                        let Ok(r) = crop_rect(w, h, b, 0.375 + 4.0 * px / b.w) else { continue };
-                        let roi = to_gray8_region(&frame.image, &r);
-                        let view = GrayView { image: &roi, origin: (r.x0, r.y0), full: (w, h) };
-                        let search = Search {
-                            // Never below the full pass's smallest face.
-                            min_face: ((0.6 * b.w).round() as u32).max(cfg.min_face),
-                            max_face: Some((1.35 * b.w).round() as u32),
-                            centres: Some(centres),
-                        };
-                        let faces = detect_in(d, view, size, search);
-                        self.lost |= faces.is_empty();
-                        for f in faces {
-                            if !found.iter().any(|g| iou(g, &f) > 0.5) {
-                                found.push(f);
-                            }
-                        }
+                    match region_passes(d, frame, size, cfg.min_face, &predicted) {
+                        Some(found) => (found, Pass::Region),
+                        None => (full_pass(d), Pass::RegionThenFull),
                     }
-                    found
                 }
             }
         };
         boxes.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
         boxes.truncate(self.detection.max_faces);
-        boxes
+        (boxes, pass)
     }
 
     /// Runs every stage on one frame.
     pub fn process(&mut self, frame: &Frame) -> Result<FrameResult, ClassifyError> {
         let t = Instant::now();
-        let boxes = self.find_faces(frame);
+        let (boxes, detection) = self.find_faces(frame);
         self.frames += 1;
         let detect_ms = ms(t);
         let t = Instant::now();
@@ -182,6 +241,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
             width: frame.image.width(),
             height: frame.image.height(),
             faces,
+            detection,
             timings: StageTimes { detect_ms, classify_ms, track_ms: ms(t) },
         })
     }
@@ -227,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn full_pass_downscaled_then_region_passes_follow_the_face_until_they_lose_it() {
+    fn full_pass_downscaled_then_region_passes_where_the_face_will_be() {
         let det = DetectionConfig { detect_width: 320, full_detect_every: 3, min_face: 56, ..Default::default() };
         let mut p = Pipeline::new(
             FaceFinder::Detect(BrightSquare(vec![], vec![])),
@@ -237,42 +297,45 @@ mod tests {
         );
         // The face moves 10 px a frame, then jumps 200 px at frame 4.
         let xs = [200, 210, 220, 230, 430, 440];
-        let ids: Vec<Vec<FaceBox>> = (0..6)
-            .map(|i| p.process(&frame(i as u64, xs[i])).unwrap().faces.iter().map(|f| f.bbox).collect())
-            .collect();
+        let results: Vec<FrameResult> = (0..6).map(|i| p.process(&frame(i as u64, xs[i])).unwrap()).collect();
         let FaceFinder::Detect(BrightSquare(seen, origins)) = &p.finder else { unreachable!() };
-        // Frame 0: whole frame at 320 px, faces from min_face (halved) up; frames 1, 2: only the
-        // region around the face (the 80-px face and 0.375 of it + 4 detection pixels, 8 px, on
-        // each side: 156 px, 78 at 1/2), at the full pass's scale (1/2), faces 0.6-1.35x the
-        // tracked one's width (48-108 px) but not below min_face (56-108 px, 28-54 at 1/2),
-        // centred within 0.2 of its width (16 px, 8 at 1/2) of its centre; frame 3: full pass
-        // again; frame 4: the region pass loses the face that jumped, so frame 5 gets a full
-        // pass before its turn.
+        // Frame 0: whole frame at 320 px, faces from min_face (halved) up. Then only the region
+        // around where the face will be (the 80-px face and 0.2 + 1.45 / 2 - 0.5 of it + 4
+        // detection pixels, 8 px, on each side: 164 px, 82 at 1/2), at the full pass's scale
+        // (1/2), faces 0.6-1.45x the tracked one's width (48-116 px) but not below min_face
+        // (56-116 px, 28-58 at 1/2), centred within 0.2 of its width (16 px, 8 at 1/2) of its
+        // predicted centre. Frame 1: at the centre of frame 0's face (no velocity yet), 240; the
+        // face is found 10 px off it (more than 0.1 of its width), so again at 250. Frame 2: 10 px
+        // on from frame 1's, 260, found there. Frame 3: full pass again. Frame 4: the region pass
+        // (at 280) misses the face that jumped, and a full pass finds it. Frame 5: at the centre
+        // of frame 4's face (a new track: no velocity), 470, found at 480, so again at 480.
         let min = (p.detection.min_face as f32 * 0.5).round() as u32;
         let full = ((320, 240), Search { min_face: min, ..Default::default() });
-        assert_eq!(seen.len(), 6);
-        for (i, x) in [(1, 240), (2, 250), (4, 270)] {
+        let region = |x: i32| {
             let c = Rect { x: x / 2 - 8, y: 140 / 2 - 8, w: 16, h: 16 };
-            let search = Search { min_face: 28, max_face: Some(54), centres: Some(c) };
-            assert_eq!(seen[i], ((78, 78), search), "frame {i}: ROI 156x156 scaled by 1/2");
+            ((82, 82), Search { min_face: 28, max_face: Some(58), centres: Some(c) })
+        };
+        let want = [full, region(240), region(250), region(260), full, region(280), full, region(470), region(480)];
+        assert_eq!(seen, &want);
+        for (i, (_, s)) in want.iter().enumerate().filter(|w| w.1 .1.centres.is_some()) {
             // The region holds every window searched: the largest, centred anywhere in `centres`.
-            let (half, (ox, oy)) = (54 / 2, origins[i]);
-            assert!(ox as i32 <= c.x - half && c.x + c.w + half <= (ox + 78) as i32, "frame {i}: x from {ox}");
-            assert!(oy as i32 <= c.y - half && c.y + c.h + half <= (oy + 78) as i32, "frame {i}: y from {oy}");
+            let (c, half, (ox, oy)) = (s.centres.unwrap(), 58 / 2, origins[i]);
+            assert!(ox as i32 <= c.x - half && c.x + c.w + half <= (ox + 82) as i32, "call {i}: x from {ox}");
+            assert!(oy as i32 <= c.y - half && c.y + c.h + half <= (oy + 82) as i32, "call {i}: y from {oy}");
         }
-        assert_eq!(seen[0], full);
-        assert_eq!(seen[3], full);
-        assert_eq!(seen[5], full, "the frame after a lost face");
-        assert!(ids[4].is_empty(), "frame 4: {:?}", ids[4]);
-        let ids: Vec<_> = ids.into_iter().enumerate().filter(|(i, _)| *i != 4).collect();
-        for (i, boxes) in ids {
-            assert_eq!(boxes.len(), 1, "frame {i}");
-            let b = boxes[0];
+        let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
+        use Pass::*;
+        assert_eq!(passes, [Full, Region, Region, Full, RegionThenFull, Region]);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.faces.len(), 1, "frame {i}");
+            let b = r.faces[0].bbox;
             let x = xs[i] as f32;
             assert!(
                 (b.x - x).abs() <= 3.0 && (b.y - 100.0).abs() <= 3.0 && (b.w - 80.0).abs() <= 4.0,
                 "frame {i}: {b:?}"
             );
+            // The jump is too far for one track.
+            assert_eq!(r.faces[0].id, if i < 4 { 1 } else { 2 }, "frame {i}");
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Tracking and smoothing: faces keep their id across frames (greedy IoU matching), their class
 //! probabilities are smoothed (EMA or a window mean), and the shown label changes only when
-//! another class leads by the hysteresis margin, so the display does not flicker.
+//! another class leads by the hysteresis margin, so the display does not flicker. Each track
+//! keeps its face's velocity (centre displacement per frame between its last two detections), so
+//! the pipeline can look for the face where it will be, not where it was.
 
 use std::collections::VecDeque;
 
@@ -63,6 +65,20 @@ struct Track {
     window: VecDeque<Probs>,
     shown: usize,
     missed: u32,
+    /// Centre displacement per frame between the last two detections, pixels.
+    velocity: (f32, f32),
+}
+
+impl Track {
+    /// `bbox` moved on by `frames` frames at `velocity`.
+    fn ahead(&self, frames: u32) -> FaceBox {
+        let f = frames as f32;
+        FaceBox { x: self.bbox.x + f * self.velocity.0, y: self.bbox.y + f * self.velocity.1, ..self.bbox }
+    }
+}
+
+fn centre(b: &FaceBox) -> (f32, f32) {
+    (b.x + b.w / 2.0, b.y + b.h / 2.0)
 }
 
 /// The tracker.
@@ -78,18 +94,22 @@ impl Tracker {
         Tracker { cfg, tracks: Vec::new(), next_id: 1 }
     }
 
-    /// Boxes of the live tracks (for re-detection around them).
-    pub fn boxes(&self) -> Vec<FaceBox> {
-        self.tracks.iter().map(|t| t.bbox).collect()
+    /// Where the faces detected in the last frame will be in the next one, moving on at their
+    /// velocity (for re-detection around them). Tracks missed in the last frame are left out.
+    pub fn predicted(&self) -> Vec<FaceBox> {
+        self.tracks.iter().filter(|t| t.missed == 0).map(|t| t.ahead(1)).collect()
     }
 
     /// Feeds one frame's detections; returns the faces seen in this frame, in detection order.
     pub fn update(&mut self, dets: &[Detection]) -> Vec<TrackedFace> {
-        // Greedy matching: highest IoU pair first.
+        // Greedy matching: highest IoU pair first, against the track's last box or where its
+        // velocity has taken it by now, whichever overlaps more (a face that stopped matches the
+        // first, a fast one the second).
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
+            let ahead = t.ahead(t.missed + 1);
             for (di, d) in dets.iter().enumerate() {
-                let v = iou(&t.bbox, &d.bbox);
+                let v = iou(&t.bbox, &d.bbox).max(iou(&ahead, &d.bbox));
                 if v >= self.cfg.iou_match {
                     pairs.push((v, ti, di));
                 }
@@ -114,6 +134,8 @@ impl Tracker {
             let ti = match track_of[di] {
                 Some(ti) => {
                     let t = &mut self.tracks[ti];
+                    let ((x0, y0), (x1, y1), frames) = (centre(&t.bbox), centre(&d.bbox), (t.missed + 1) as f32);
+                    t.velocity = ((x1 - x0) / frames, (y1 - y0) / frames);
                     t.bbox = d.bbox;
                     t.missed = 0;
                     smooth(&self.cfg, t, &d.probs);
@@ -127,6 +149,7 @@ impl Tracker {
                         window: VecDeque::from([d.probs]),
                         shown: argmax(&d.probs),
                         missed: 0,
+                        velocity: (0.0, 0.0),
                     });
                     self.next_id += 1;
                     self.tracks.len() - 1
@@ -231,6 +254,37 @@ mod tests {
         }
         let f9 = t.update(&[Detection { bbox: b(20.0), probs: p }]);
         assert_eq!(f9[0].id, 3);
+    }
+
+    #[test]
+    fn velocity_predicts_the_next_box_and_keeps_ids_of_fast_faces() {
+        let mut t = Tracker::new(cfg());
+        let p = one_hot(Emotion::Happy, 0.9);
+        let mut ids = Vec::new();
+        // x 0 -> 40 -> 100 -> 160 -> 220, y half as much: the first step overlaps the last box
+        // by IoU 4800/15200 = 0.32 >= iou_match 0.3; the steps of 60 px by 2800/17200 = 0.16,
+        // but the box moved on by the last step by 7200/12800 = 0.56, then 1.
+        for x in [0.0, 40.0, 100.0, 160.0, 220.0] {
+            let f = t.update(&[Detection { bbox: FaceBox { y: 10.0 + x / 2.0, ..b(x) }, probs: p }]);
+            ids.push(f[0].id);
+        }
+        assert_eq!(ids, [1, 1, 1, 1, 1]);
+        assert_eq!(t.predicted(), [FaceBox { y: 10.0 + 140.0, ..b(280.0) }]);
+        // The face stops: it still matches its last box.
+        let f = t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(220.0) }, probs: p }]);
+        assert_eq!(f[0].id, 1);
+        assert_eq!(t.predicted(), [FaceBox { y: 120.0, ..b(220.0) }]);
+        // Missed in a frame: not predicted (the pipeline then looks at the whole frame); found
+        // again 2 frames after its last detection, the velocity is per frame.
+        t.update(&[]);
+        assert_eq!(t.predicted(), []);
+        t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(260.0) }, probs: p }]);
+        assert_eq!(t.predicted(), [FaceBox { y: 120.0, ..b(280.0) }]);
+        // Without the velocity the 60-px steps are new faces.
+        let mut still = Tracker::new(cfg());
+        let ids: Vec<u64> =
+            [0.0, 60.0, 120.0].iter().map(|&x| still.update(&[Detection { bbox: b(x), probs: p }])[0].id).collect();
+        assert_eq!(ids, [1, 2, 3]);
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use fer_core::board::{DetectionConfig, TrackingConfig};
 use fer_core::preprocess::FaceBox;
 use fer_device::classify::{Classifier, ClassifyError};
-use fer_device::detect::{group_rectangles, DetectParams, HaarCascade, Rect};
-use fer_device::pipeline::{FaceFinder, Pipeline};
+use fer_device::detect::{group_rectangles, DetectParams, Detector, GrayView, HaarCascade, Rect, Search};
+use fer_device::pipeline::{FaceFinder, Pass, Pipeline};
 use fer_device::source::Frame;
 use fer_device::track::{Probs, Tracker};
 use image::DynamicImage;
 use serde::Deserialize;
+use Pass::{Full, Region};
 
 #[derive(Deserialize)]
 struct Doc {
@@ -164,40 +165,89 @@ impl Classifier for Uniform {
 /// grew 95 -> 109 px on still frames.
 #[test]
 fn region_passes_keep_the_full_pass_box() {
+    for c in configs() {
+        let (passes, calls) = follow(&c, &[(0, 0), (0, 0), (0, 0), (8, 0), (16, 0)]);
+        assert_eq!(passes, [Full, Region, Region, Region, Region], "{}", c.0);
+        // Frame 3's move from rest, 8 px, is a tenth of LBP's box: it may take a second look.
+        assert_eq!(calls[..3], [1, 1, 1], "{}", c.0);
+    }
+}
+
+/// A face moving 24 px right a frame (a quarter of Haar's 95-px box, a third of LBP's 77): in
+/// frame 1 the region pass centred on frame 0's face (no velocity yet) finds it off centre and
+/// looks again centred on it (Haar), or misses it, and a full pass finds it (LBP at full
+/// resolution); from then on the tracker has its velocity, and one region pass centred where it
+/// will be finds it, at the full pass's box. Centred on where it was, every frame would need at
+/// least two.
+#[test]
+fn region_passes_follow_a_fast_face_at_its_velocity() {
+    for c in configs() {
+        let moves: Vec<(u32, u32)> = (0..6).map(|i| (24 * i, 0)).collect();
+        let (passes, calls) = follow(&c, &moves);
+        assert_eq!(passes[0], Full, "{}", c.0);
+        assert_eq!(passes[2..], [Region; 4], "{}", c.0);
+        assert_eq!(calls[2..], [1; 4], "{}", c.0);
+    }
+}
+
+/// Counts the calls to a detector.
+#[derive(Clone)]
+struct Counting(HaarCascade, usize);
+impl Detector for Counting {
+    fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
+        self.1 += 1;
+        self.0.detect(gray, search)
+    }
+}
+
+/// Haar at full resolution and downscaled (as rpi4.toml), LBP likewise (as rpi-zero2w.toml):
+/// (label, cascade, detection config).
+fn configs() -> Vec<(String, HaarCascade, DetectionConfig)> {
+    let haar = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
+    let lbp = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml";
+    [(haar, 0, 1.1, 3), (haar, 320, 1.15, 4), (lbp, 0, 1.2, 3), (lbp, 384, 1.1, 3)]
+        .into_iter()
+        .map(|(xml, detect_width, scale_factor, min_neighbors)| {
+            let mut cascade = HaarCascade::load(Path::new(xml)).unwrap();
+            cascade.params = DetectParams { scale_factor, min_neighbors, ..Default::default() };
+            let detection =
+                DetectionConfig { detect_width, full_detect_every: 100, min_face: 48, ..Default::default() };
+            (format!("{xml} at width {detect_width}"), cascade, detection)
+        })
+        .collect()
+}
+
+/// Runs the pipeline of `c` on the astronaut shifted right and down by each of `moves` in turn and checks that
+/// every frame has the one face, at the box a full pass finds on that frame within a detection
+/// pixel; returns the frames' passes and the detector's calls in each.
+fn follow(c: &(String, HaarCascade, DetectionConfig), moves: &[(u32, u32)]) -> (Vec<Pass>, Vec<usize>) {
+    let (label, cascade, detection) = c;
     let path = repo().join(".cache/fixtures/astronaut.png");
     let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
-    let haar = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
-    let lbp = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml";
-    for (xml, detect_width, scale_factor, min_neighbors) in
-        [(haar, 0, 1.1, 3), (haar, 320, 1.15, 4), (lbp, 0, 1.2, 3), (lbp, 384, 1.1, 3)]
-    {
-        let mut cascade = HaarCascade::load(Path::new(xml)).unwrap();
-        cascade.params = DetectParams { scale_factor, min_neighbors, ..Default::default() };
-        let detection = DetectionConfig { detect_width, full_detect_every: 100, min_face: 48, ..Default::default() };
-        let tracker = Tracker::new(TrackingConfig::default());
-        let every = DetectionConfig { full_detect_every: 1, ..detection.clone() };
-        let mut p = Pipeline::new(FaceFinder::Detect(cascade.clone()), Uniform, tracker.clone(), detection);
-        let mut full_passes = Pipeline::new(FaceFinder::Detect(cascade), Uniform, tracker, every);
-        let label = format!("{xml} at width {detect_width}");
-        let px = if detect_width > 0 { w as f32 / detect_width as f32 } else { 1.0 };
-        let mut still = None;
-        for (index, dx) in [0u32, 0, 0, 8, 16].into_iter().enumerate() {
-            let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y));
-            let frame = Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into() };
-            let faces = p.process(&frame).unwrap().faces;
-            assert_eq!(faces.len(), 1, "{label}: frame {index}: {faces:?}");
-            let b = faces[0].bbox;
-            let full = if dx == 0 {
-                *still.get_or_insert(b)
-            } else {
-                let want = full_passes.process(&frame).unwrap().faces;
-                want.iter().map(|f| f.bbox).max_by(|x, y| box_iou(x, &b).total_cmp(&box_iou(y, &b))).unwrap()
-            };
-            eprintln!("{label}: frame {index}: {b:?}, full pass {full:?}");
-            let d = [b.x - full.x, b.y - full.y, b.w - full.w, b.h - full.h];
-            assert!(d.iter().all(|v| v.abs() <= px * 1.01), "{label}: frame {index}: {b:?}, full pass {full:?}");
-        }
+    let tracker = Tracker::new(TrackingConfig::default());
+    let every = DetectionConfig { full_detect_every: 1, ..detection.clone() };
+    let counting = Counting(cascade.clone(), 0);
+    let mut p = Pipeline::new(FaceFinder::Detect(counting), Uniform, tracker.clone(), detection.clone());
+    let mut full_passes = Pipeline::new(FaceFinder::Detect(cascade.clone()), Uniform, tracker, every);
+    let px = if detection.detect_width > 0 { w as f32 / detection.detect_width as f32 } else { 1.0 };
+    let (mut passes, mut calls) = (Vec::new(), Vec::new());
+    for (index, &(dx, dy)) in moves.iter().enumerate() {
+        let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y.saturating_sub(dy)));
+        let frame = Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into() };
+        let r = p.process(&frame).unwrap();
+        assert_eq!(r.faces.len(), 1, "{label}: frame {index}: {:?}", r.faces);
+        let b = r.faces[0].bbox;
+        let want = full_passes.process(&frame).unwrap().faces;
+        let full = want.iter().map(|f| f.bbox).max_by(|x, y| box_iou(x, &b).total_cmp(&box_iou(y, &b))).unwrap();
+        eprintln!("{label}: frame {index}: {:?} {b:?}, full pass {full:?}", r.detection);
+        let d = [b.x - full.x, b.y - full.y, b.w - full.w, b.h - full.h];
+        assert!(d.iter().all(|v| v.abs() <= px * 1.01), "{label}: frame {index}: {b:?}, full pass {full:?}");
+        assert_eq!(r.faces[0].id, 1, "{label}: frame {index}: one track");
+        passes.push(r.detection);
+        let FaceFinder::Detect(Counting(_, n)) = &mut p.finder else { unreachable!() };
+        calls.push(std::mem::take(n));
     }
+    (passes, calls)
 }

@@ -12,7 +12,7 @@ use fer_core::manifest::ModelManifest;
 use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
-use fer_device::pipeline::{FaceFinder, FrameResult, Pipeline};
+use fer_device::pipeline::{FaceFinder, FrameResult, Pass, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas, ThreadedPresenter};
 use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, RawSource, SingleImage, SourceError};
@@ -317,6 +317,7 @@ fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
         "width": r.width,
         "height": r.height,
         "faces": faces,
+        "detection": r.detection,
         "timings_ms": r.timings,
     })
 }
@@ -509,6 +510,8 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     let (panel, mono) = panel_size(&cfg.display);
     let mut ms: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut faces = 0usize;
+    // Detection passes by kind: (kind, frames, detect ms).
+    let mut kinds: Vec<(Pass, usize, f64)> = Vec::new();
     for _ in 0..passes.max(1) {
         let mut source = open_source(&a.source, &cfg)?;
         loop {
@@ -531,6 +534,10 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);
+            match kinds.iter_mut().find(|k| k.0 == r.detection) {
+                Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + d),
+                None => kinds.push((r.detection, 1, d)),
+            }
             for (i, v) in [decode, d, c, k, draw, screen, decode + d + c + k + draw + screen].into_iter().enumerate() {
                 ms[i].push(v);
             }
@@ -557,6 +564,17 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
         println!("{name:<10} {mean:>9.3} {p50:>9.3} {p95:>9.3}");
         rows.insert(name.to_string(), serde_json::json!({"mean_ms": mean, "p50_ms": p50, "p95_ms": p95}));
     }
+    let passes_json: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|(kind, n, d)| {
+            println!(
+                "detection {:<16} {n:>5} frames, mean {:.3} ms",
+                serde_json::json!(kind).as_str().unwrap_or("?"),
+                d / *n as f64
+            );
+            serde_json::json!({"pass": kind, "frames": n, "detect_mean_ms": d / *n as f64})
+        })
+        .collect();
     let fps = 1e3 / stat(&ms[6]).0;
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
@@ -588,7 +606,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     if let Some(path) = json {
         let doc = serde_json::json!({
             "board": cfg.name, "source": a.source, "model": manifest, "frames": ms[0].len(), "faces": faces,
-            "stages": rows, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
+            "stages": rows, "detection_passes": passes_json, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
