@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::classify::{Classifier, ClassifyError};
 use crate::detect::{resize_bilinear_part, Detector, GrayView, Rect, Search};
 use crate::source::Frame;
-use crate::track::{iou, Detection, TrackedFace, Tracker};
+use crate::track::{iou, Detection, Prediction, TrackedFace, Tracker};
 
 /// Milliseconds spent per stage on one frame.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -108,31 +108,38 @@ fn detect_in<D: Detector>(d: &mut D, gray: GrayView, size: (u32, u32), search: S
         .collect()
 }
 
-/// Looks for each of the `predicted` faces only around it (see [`region_pass`]). A face found
-/// off the centre of its search (more than 0.1 of its width, on either axis) may have had hits
-/// beyond it (it moved off its predicted path): the search is centred on it again, up to twice.
-/// `None` when a face is not found, or not settled by then (it moved too far from where it was
-/// predicted, shrank, grew, or left): then the whole frame must be searched.
+/// Looks for each of the `predicted` faces only around it (see [`region_pass`]): first where it
+/// will be. A face found off the centre of a search (more than 0.1 of its width, on either axis)
+/// may have had hits beyond it (it moved off its predicted path): the search is centred on it
+/// again. A face not found where it will be is looked for where it was (it stopped or turned).
+/// At most three passes a face; `None` when a face is not found, or not settled by then (it
+/// moved too far from where it was predicted, shrank, grew, or left): then the whole frame must
+/// be searched.
 fn region_passes<D: Detector>(
     d: &mut D,
     frame: &Frame,
     size: (u32, u32),
     min_face: u32,
-    predicted: &[FaceBox],
+    predicted: &[Prediction],
 ) -> Option<Vec<FaceBox>> {
+    let centre = |b: &FaceBox| (b.x + b.w / 2.0, b.y + b.h / 2.0);
+    // How far `f`'s centre lies from `b`'s, on the farther axis, in `b`'s widths.
+    let off = |b: &FaceBox, f: &FaceBox| {
+        let ((bx, by), (fx, fy)) = (centre(b), centre(f));
+        (fx - bx).abs().max((fy - by).abs()) / b.w
+    };
     let mut found: Vec<FaceBox> = Vec::new();
-    for b in predicted {
-        let mut b = *b;
+    for p in predicted {
+        let (mut b, mut tried_last) = (p.next, off(&p.next, &p.last) <= 0.1);
         let faces = 'settle: {
             for _ in 0..3 {
-                let faces = region_pass(d, frame, size, min_face, &b)?;
-                let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);
-                let off = |f: &FaceBox| (f.x + f.w / 2.0 - cx).abs().max((f.y + f.h / 2.0 - cy).abs());
-                let nearest = *faces.iter().min_by(|f, g| off(f).total_cmp(&off(g)))?;
-                if off(&nearest) <= 0.1 * b.w {
-                    break 'settle faces;
+                let faces = region_pass(d, frame, size, min_face, &b).unwrap_or_default();
+                match faces.iter().min_by(|f, g| off(&b, f).total_cmp(&off(&b, g))) {
+                    Some(f) if off(&b, f) <= 0.1 => break 'settle faces,
+                    Some(f) => b = *f,
+                    None if !tried_last => (b, tried_last) = (p.last, true),
+                    None => break,
                 }
-                b = nearest;
             }
             return None;
         };
@@ -306,16 +313,28 @@ mod tests {
         // (56-116 px, 28-58 at 1/2), centred within 0.2 of its width (16 px, 8 at 1/2) of its
         // predicted centre. Frame 1: at the centre of frame 0's face (no velocity yet), 240; the
         // face is found 10 px off it (more than 0.1 of its width), so again at 250. Frame 2: 10 px
-        // on from frame 1's, 260, found there. Frame 3: full pass again. Frame 4: the region pass
-        // (at 280) misses the face that jumped, and a full pass finds it. Frame 5: at the centre
-        // of frame 4's face (a new track: no velocity), 470, found at 480, so again at 480.
+        // on from frame 1's, 260, found there. Frame 3: full pass again. Frame 4: the face jumped:
+        // region passes where it would be (280) and where it was (270) miss it, and a full pass
+        // finds it. Frame 5: at the centre of frame 4's face (a new track: no velocity), 470,
+        // found at 480, so again at 480.
         let min = (p.detection.min_face as f32 * 0.5).round() as u32;
         let full = ((320, 240), Search { min_face: min, ..Default::default() });
         let region = |x: i32| {
             let c = Rect { x: x / 2 - 8, y: 140 / 2 - 8, w: 16, h: 16 };
             ((82, 82), Search { min_face: 28, max_face: Some(58), centres: Some(c) })
         };
-        let want = [full, region(240), region(250), region(260), full, region(280), full, region(470), region(480)];
+        let want = [
+            full,
+            region(240),
+            region(250),
+            region(260),
+            full,
+            region(280),
+            region(270),
+            full,
+            region(470),
+            region(480),
+        ];
         assert_eq!(seen, &want);
         for (i, (_, s)) in want.iter().enumerate().filter(|w| w.1 .1.centres.is_some()) {
             // The region holds every window searched: the largest, centred anywhere in `centres`.

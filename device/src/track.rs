@@ -81,6 +81,15 @@ fn centre(b: &FaceBox) -> (f32, f32) {
     (b.x + b.w / 2.0, b.y + b.h / 2.0)
 }
 
+/// A face detected in the last frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Its box in the last frame.
+    pub last: FaceBox,
+    /// Its box moved on by its velocity: where it will be in the next frame.
+    pub next: FaceBox,
+}
+
 /// The tracker.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -94,10 +103,11 @@ impl Tracker {
         Tracker { cfg, tracks: Vec::new(), next_id: 1 }
     }
 
-    /// Where the faces detected in the last frame will be in the next one, moving on at their
-    /// velocity (for re-detection around them). Tracks missed in the last frame are left out.
-    pub fn predicted(&self) -> Vec<FaceBox> {
-        self.tracks.iter().filter(|t| t.missed == 0).map(|t| t.ahead(1)).collect()
+    /// Where the faces detected in the last frame were, and where they will be in the next one,
+    /// moving on at their velocity (for re-detection around them). Tracks missed in the last
+    /// frame are left out.
+    pub fn predicted(&self) -> Vec<Prediction> {
+        self.tracks.iter().filter(|t| t.missed == 0).map(|t| Prediction { last: t.bbox, next: t.ahead(1) }).collect()
     }
 
     /// Feeds one frame's detections; returns the faces seen in this frame, in detection order.
@@ -269,17 +279,19 @@ mod tests {
             ids.push(f[0].id);
         }
         assert_eq!(ids, [1, 1, 1, 1, 1]);
-        assert_eq!(t.predicted(), [FaceBox { y: 10.0 + 140.0, ..b(280.0) }]);
+        let last = FaceBox { y: 120.0, ..b(220.0) };
+        assert_eq!(t.predicted(), [Prediction { last, next: FaceBox { y: 10.0 + 140.0, ..b(280.0) } }]);
         // The face stops: it still matches its last box.
         let f = t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(220.0) }, probs: p }]);
         assert_eq!(f[0].id, 1);
-        assert_eq!(t.predicted(), [FaceBox { y: 120.0, ..b(220.0) }]);
+        assert_eq!(t.predicted(), [Prediction { last, next: last }]);
         // Missed in a frame: not predicted (the pipeline then looks at the whole frame); found
         // again 2 frames after its last detection, the velocity is per frame.
         t.update(&[]);
         assert_eq!(t.predicted(), []);
         t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(260.0) }, probs: p }]);
-        assert_eq!(t.predicted(), [FaceBox { y: 120.0, ..b(280.0) }]);
+        let (last, next) = (FaceBox { y: 120.0, ..b(260.0) }, FaceBox { y: 120.0, ..b(280.0) });
+        assert_eq!(t.predicted(), [Prediction { last, next }]);
         // Without the velocity the 60-px steps are new faces.
         let mut still = Tracker::new(cfg());
         let ids: Vec<u64> =
