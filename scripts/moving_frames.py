@@ -1,0 +1,45 @@
+"""Raw YUYV camera frames of a moving face, for measuring the pipeline's region passes.
+
+    .venv-ref/bin/python scripts/moving_frames.py STEP FRAMES OUT.yuv
+
+The astronaut photograph (scripts/fixtures.sh), resized to 480x480 (Pillow, bilinear), on a gray
+640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame; YUYV with
+BT.601 limited-range coefficients and chroma averaged over each pixel pair (NumPy, independent
+of fer-device's decoder). Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`.
+Prints the canvas x of each frame.
+"""
+import sys
+
+import numpy as np
+from PIL import Image
+
+step, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+src = Image.open(".cache/fixtures/astronaut.png").convert("RGB").resize((480, 480), Image.BILINEAR)
+face = np.asarray(src).astype(np.float64)
+
+
+def yuyv(rgb):
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    u = (u[:, 0::2] + u[:, 1::2]) / 2
+    v = (v[:, 0::2] + v[:, 1::2]) / 2
+    out = np.empty((rgb.shape[0], rgb.shape[1] * 2), np.uint8)
+    q = lambda a: np.clip(np.round(a), 0, 255).astype(np.uint8)
+    out[:, 0::4], out[:, 1::4], out[:, 2::4], out[:, 3::4] = q(y[:, 0::2]), q(u), q(y[:, 1::2]), q(v)
+    return out.tobytes()
+
+
+xs, x, d = [], 0, step
+for _ in range(n):
+    xs.append(x)
+    if not 0 <= x + d <= 160:
+        d = -d
+    x += d
+with open(path, "wb") as f:
+    for x in xs:
+        canvas = np.full((480, 640, 3), 128.0)
+        canvas[:, x : x + 480] = face
+        f.write(yuyv(canvas))
+print(xs)
