@@ -155,6 +155,8 @@ print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({fac
 png = load("real-x86_64.jsonl")[0]["faces"][0]
 yuyv = load("yuyv.jsonl")
 assert len(yuyv) == 3 and all(len(f["faces"]) == 1 for f in yuyv), f"raw YUYV stream: {yuyv}"
+passes = [f["detection"] for f in yuyv]
+assert passes == ["full", "region", "region"], f"raw YUYV stream: detection passes {passes}"
 for f in yuyv:
     face = f["faces"][0]
     assert face["label"] == png["label"], f"raw YUYV frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
