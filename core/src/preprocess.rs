@@ -103,6 +103,13 @@ pub struct FaceBox {
     pub h: f32,
 }
 
+impl FaceBox {
+    /// The box's centre.
+    pub fn centre(&self) -> (f32, f32) {
+        (self.x + self.w / 2.0, self.y + self.h / 2.0)
+    }
+}
+
 /// Integer crop rectangle `[x0, x1) × [y0, y1)`, inside the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CropRect {

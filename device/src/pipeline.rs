@@ -122,10 +122,9 @@ fn region_passes<D: Detector>(
     min_face: u32,
     predicted: &[Prediction],
 ) -> Option<Vec<FaceBox>> {
-    let centre = |b: &FaceBox| (b.x + b.w / 2.0, b.y + b.h / 2.0);
     // How far `f`'s centre lies from `b`'s, on the farther axis, in `b`'s widths.
     let off = |b: &FaceBox, f: &FaceBox| {
-        let ((bx, by), (fx, fy)) = (centre(b), centre(f));
+        let ((bx, by), (fx, fy)) = (b.centre(), f.centre());
         (fx - bx).abs().max((fy - by).abs()) / b.w
     };
     let mut found: Vec<FaceBox> = Vec::new();
@@ -172,7 +171,7 @@ fn region_pass<D: Detector>(
     b: &FaceBox,
 ) -> Option<Vec<FaceBox>> {
     let (w, h) = (frame.image.width(), frame.image.height());
-    let (cx, cy, t) = (b.x + b.w / 2.0, b.y + b.h / 2.0, REGION_RADIUS * b.w);
+    let ((cx, cy), t) = (b.centre(), REGION_RADIUS * b.w);
     let centres = Rect {
         x: (cx - t).floor() as i32,
         y: (cy - t).floor() as i32,

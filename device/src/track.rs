@@ -77,10 +77,6 @@ impl Track {
     }
 }
 
-fn centre(b: &FaceBox) -> (f32, f32) {
-    (b.x + b.w / 2.0, b.y + b.h / 2.0)
-}
-
 /// A face detected in the last frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prediction {
@@ -144,7 +140,7 @@ impl Tracker {
             let ti = match track_of[di] {
                 Some(ti) => {
                     let t = &mut self.tracks[ti];
-                    let ((x0, y0), (x1, y1), frames) = (centre(&t.bbox), centre(&d.bbox), (t.missed + 1) as f32);
+                    let ((x0, y0), (x1, y1), frames) = (t.bbox.centre(), d.bbox.centre(), (t.missed + 1) as f32);
                     t.velocity = ((x1 - x0) / frames, (y1 - y0) / frames);
                     t.bbox = d.bbox;
                     t.missed = 0;
