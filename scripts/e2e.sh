@@ -94,7 +94,9 @@ yuyv = np.stack([q(y[:, 0::2]), q(pairs(u)), q(y[:, 1::2]), q(pairs(v))], axis=-
 open(sys.argv[1], "wb").write(yuyv.tobytes() * 3)
 PY
 target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:-" --headless \
-  --json "$e2e/yuyv.jsonl" <"$e2e/astronaut.yuv" 2>>"$e2e/device-x86_64.log"
+  --json "$e2e/yuyv.jsonl" <"$e2e/astronaut.yuv" 2>"$e2e/yuyv.log"
+cat "$e2e/yuyv.log" >>"$e2e/device-x86_64.log"
+grep -q "detection passes: full 1, region 2$" "$e2e/yuyv.log" || { echo "e2e: raw YUYV replay's summary: $(cat "$e2e/yuyv.log")" >&2; exit 1; }
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"

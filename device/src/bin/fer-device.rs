@@ -294,6 +294,19 @@ fn probs_json(p: &Probs) -> serde_json::Value {
         .into()
 }
 
+/// Adds a frame found by `pass` with `detect_ms` of detection to `kinds` (pass, frames, ms).
+fn count_pass(kinds: &mut Vec<(Pass, usize, f64)>, pass: Pass, detect_ms: f64) {
+    match kinds.iter_mut().find(|k| k.0 == pass) {
+        Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + detect_ms),
+        None => kinds.push((pass, 1, detect_ms)),
+    }
+}
+
+/// A pass's name as in the JSON lines.
+fn pass_name(pass: Pass) -> String {
+    serde_json::json!(pass).as_str().unwrap_or("?").to_string()
+}
+
 fn frame_json(r: &FrameResult, t0: std::time::Instant) -> serde_json::Value {
     let faces: Vec<serde_json::Value> = r
         .faces
@@ -417,6 +430,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     eprintln!("fer-device: {} -> {} ({})", source.describe(), manifest.display(), cfg.name);
     let t0 = std::time::Instant::now();
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
+    let mut kinds = Vec::new();
     loop {
         if r.max_frames > 0 && frames >= r.max_frames {
             break;
@@ -447,6 +461,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             }
         };
         faces += result.faces.len();
+        count_pass(&mut kinds, result.detection, result.timings.detect_ms);
         writeln!(out, "{}", frame_json(&result, t0))?;
         out.flush()?;
         let now = std::time::Instant::now();
@@ -476,6 +491,10 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         }
     }
     eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
+    if !kinds.is_empty() {
+        let passes: Vec<String> = kinds.iter().map(|(k, n, _)| format!("{} {n}", pass_name(*k))).collect();
+        eprintln!("fer-device: detection passes: {}", passes.join(", "));
+    }
     if let Some(summary) = presenter.as_ref().and_then(|p| p.summary()) {
         eprintln!("fer-device: display {summary}");
     }
@@ -534,10 +553,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);
-            match kinds.iter_mut().find(|k| k.0 == r.detection) {
-                Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + d),
-                None => kinds.push((r.detection, 1, d)),
-            }
+            count_pass(&mut kinds, r.detection, d);
             for (i, v) in [decode, d, c, k, draw, screen, decode + d + c + k + draw + screen].into_iter().enumerate() {
                 ms[i].push(v);
             }
@@ -567,11 +583,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     let passes_json: Vec<serde_json::Value> = kinds
         .iter()
         .map(|(kind, n, d)| {
-            println!(
-                "detection {:<16} {n:>5} frames, mean {:.3} ms",
-                serde_json::json!(kind).as_str().unwrap_or("?"),
-                d / *n as f64
-            );
+            println!("detection {:<16} {n:>5} frames, mean {:.3} ms", pass_name(*kind), d / *n as f64);
             serde_json::json!({"pass": kind, "frames": n, "detect_mean_ms": d / *n as f64})
         })
         .collect();
