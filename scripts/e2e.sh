@@ -143,6 +143,9 @@ bench = json.load(open(f"{d}/bench.json"))
 assert bench["frames"] == 2 and bench["faces"] == 2, bench
 assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
 assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
+# rpi4.toml on the photograph twice: a full pass, then a region pass around the face it found.
+passes = {p["pass"]: p["frames"] for p in bench["detection_passes"]}
+assert passes == {"full": 1, "region": 1}, f"bench.json detection passes: {bench['detection_passes']}"
 print(f"e2e bench: {bench['fps']:.1f} fps (debug build), peak RSS {bench['peak_rss_mib']:.0f} MiB")
 for name in ("bench.json", "bench-real.json", "bench-real-lib.json"):
     c = json.load(open(f"{d}/{name}"))["classifier"]

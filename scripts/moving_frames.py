@@ -1,11 +1,12 @@
 """Raw YUYV camera frames of a moving face, for measuring the pipeline's region passes.
 
-    .venv-ref/bin/python scripts/moving_frames.py STEP FRAMES OUT.yuv
+    .venv-ref/bin/python scripts/moving_frames.py STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
 
 The astronaut photograph (scripts/fixtures.sh), resized to 480x480 (Pillow, bilinear), on a gray
 640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame; YUYV with
 BT.601 limited-range coefficients and chroma averaged over each pixel pair (NumPy, independent
-of fer-device's decoder). Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`.
+of fer-device's decoder). With WIDTHxHEIGHT, each 640x480 canvas is resized to it (Pillow,
+bilinear) before encoding. Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`.
 Prints the canvas x of each frame.
 """
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 step, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+size = tuple(int(v) for v in sys.argv[4].split("x")) if len(sys.argv) > 4 else (640, 480)
 src = Image.open(".cache/fixtures/astronaut.png").convert("RGB").resize((480, 480), Image.BILINEAR)
 face = np.asarray(src).astype(np.float64)
 
@@ -41,5 +43,8 @@ with open(path, "wb") as f:
     for x in xs:
         canvas = np.full((480, 640, 3), 128.0)
         canvas[:, x : x + 480] = face
+        if size != (640, 480):
+            img = Image.fromarray(canvas.astype(np.uint8)).resize(size, Image.BILINEAR)
+            canvas = np.asarray(img).astype(np.float64)
         f.write(yuyv(canvas))
 print(xs)
