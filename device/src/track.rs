@@ -281,8 +281,8 @@ mod tests {
         let f = t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(220.0) }, probs: p }]);
         assert_eq!(f[0].id, 1);
         assert_eq!(t.predicted(), [Prediction { last, next: last }]);
-        // Missed in a frame: not predicted (the pipeline then looks at the whole frame); found
-        // again 2 frames after its last detection, the velocity is per frame.
+        // Missed in a frame: not predicted (the pipeline looks for it again only in a full
+        // pass); found again 2 frames after its last detection, the velocity is per frame.
         t.update(&[]);
         assert_eq!(t.predicted(), []);
         t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(260.0) }, probs: p }]);
