@@ -129,12 +129,12 @@ fn region_passes<D: Detector>(
     };
     let mut found: Vec<FaceBox> = Vec::new();
     for p in predicted {
-        let (mut b, mut tried_last) = (p.next, off(&p.next, &p.last) <= 0.1);
+        let (mut b, mut tried_last) = (p.next, off(&p.next, &p.last) <= REGION_SETTLED);
         let faces = 'settle: {
             for _ in 0..3 {
                 let faces = region_pass(d, frame, size, min_face, &b).unwrap_or_default();
                 match faces.iter().min_by(|f, g| off(&b, f).total_cmp(&off(&b, g))) {
-                    Some(f) if off(&b, f) <= 0.1 => break 'settle faces,
+                    Some(f) if off(&b, f) <= REGION_SETTLED => break 'settle faces,
                     Some(f) => b = *f,
                     None if !tried_last => (b, tried_last) = (p.last, true),
                     None => break,
@@ -155,6 +155,9 @@ fn region_passes<D: Detector>(
 const REGION_RADIUS: f32 = 0.2;
 /// A region pass's faces are these fractions of the face's width.
 const REGION_SIZES: (f32, f32) = (0.6, 1.45);
+/// A face found within this fraction of its search's width of the search's centre (on either
+/// axis) had all its hits inside the search (they spread 0.12 of its width around it).
+const REGION_SETTLED: f32 = 0.1;
 
 /// Looks for the face `b` only around it: windows centred within 0.2 face widths of its centre,
 /// for faces 0.6 to 1.45 times its width, at the full pass's scale (`size`). These are the full
