@@ -47,17 +47,17 @@ runs() {
   local t=$1
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
-    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device-$t.log"
+    --source "photos:$e2e/faces" --headless --whole-frame --json "$e2e/faces-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   # (also the single-thread frame loop, --prefetch 0: the defaults read frames on a second thread)
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board "$e2e/rpi4-mt.toml" --model "$model" \
-    --source "folder:$e2e/faces" --headless --whole-frame --prefetch 0 --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device-$t.log"
+    --source "photos:$e2e/faces" --headless --whole-frame --prefetch 0 --json "$e2e/mt-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$model" \
     --source "image:.cache/fixtures/astronaut.png" --headless --json "$e2e/photo-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi4.toml --model "$int8" \
-    --source "folder:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device-$t.log"
+    --source "photos:$e2e/faces" --headless --whole-frame --json "$e2e/int8-$t.jsonl" 2>>"$e2e/device-$t.log"
   # shellcheck disable=SC2086
   # The Pi Zero 2 W config: 320x240 frames, SSD1306 screen rendered to PNG.
   TRACT_CPU_ARM32_NEON=true ${runner[$t]} "${bin[$t]}" run --board board-configs/rpi-zero2w.toml --model "$real" \
@@ -136,6 +136,10 @@ for kind, expect_faces in (("faces", 21), ("int8", 21), ("photo", 1), ("real", 1
     for t in ("aarch64", "armv7"):
         worst = compare(ref, load(f"{kind}-{t}.jsonl"), f"{kind} {t}", 1e-4)
         print(f"e2e {kind}: {t} matches x86_64 ({len(ref)} frames, max |dp| {worst:.1e})")
+# photos: unrelated faces, each a new one: its own id, its label this frame's most probable.
+faces = [r["faces"][0] for r in load("faces-x86_64.jsonl")]
+assert len({f["id"] for f in faces}) == len(faces), f"photos: faces share track ids: {[f['id'] for f in faces]}"
+assert all(f["label"] == max(f["probs"], key=f["probs"].get) for f in faces), "photos: a label carried over from another photo"
 for t in ("x86_64", "aarch64", "armv7"):
     worst = compare(load(f"faces-{t}.jsonl"), load(f"mt-{t}.jsonl"), f"model.threads 2 on {t}", 1e-6)
     print(f"e2e threads: tract on 2 threads matches 1 thread on {t} (max |dp| {worst:.1e})")

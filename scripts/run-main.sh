@@ -46,7 +46,7 @@ for d in out/builtin/folders/test/*/; do
 done
 for variant in "" "-int8"; do
   $bin/fer-device run --board board-configs/rpi4.toml --model "models/mobilenetv2-0.5-builtin$variant/manifest.json" \
-    --source folder:out/samples --headless --whole-frame --json "out/device/builtin-test$variant.jsonl"
+    --source photos:out/samples --headless --whole-frame --json "out/device/builtin-test$variant.jsonl"
 done
 python3 - <<'PY'
 import json
@@ -58,8 +58,9 @@ PY
 
 step "fer-device on real photographs (Haar/LBP detection, board default model) -> out/device/photo-*.jsonl, annotated/, screens-*/"
 mkdir -p out/photos && cp .cache/fixtures/astronaut.png .cache/fixtures/group.png out/photos/
-# Unrelated photographs: one run each (a folder source is one scene, tracked across frames).
-# The group photograph's faces are ~60 px in a 1666 px frame: detect at full resolution.
+# One run each, for their own detection settings (photos:DIR would take a folder of them, each a
+# scene of its own). The group photograph's faces are ~60 px in a 1666 px frame: detect at full
+# resolution.
 declare -A photo_args=([astronaut]="" [group]="--detect-width 0 --min-face 24 --max-faces 32")
 for p in astronaut group; do
   # shellcheck disable=SC2086

@@ -62,11 +62,13 @@ pub struct Pipeline<D, C> {
     pub detection: DetectionConfig,
     /// Frames processed so far (drives `full_detect_every`).
     pub frames: u64,
+    /// The last frame's width and height.
+    size: Option<(u32, u32)>,
 }
 
 impl<D, C> Pipeline<D, C> {
     pub fn new(finder: FaceFinder<D>, classifier: C, tracker: Tracker, detection: DetectionConfig) -> Self {
-        Pipeline { finder, classifier, tracker, detection, frames: 0 }
+        Pipeline { finder, classifier, tracker, detection, frames: 0, size: None }
     }
 }
 
@@ -204,8 +206,13 @@ fn ms(t: Instant) -> f64 {
 
 impl<D: Detector, C: Classifier> Pipeline<D, C> {
     /// Faces in `frame`, largest first, at most `detection.max_faces`, and how they were found.
+    /// A frame that starts a new scene (`frame.new_scene`, or a size other than the last frame's)
+    /// ends the tracks of earlier frames first, so it gets a full pass.
     pub fn find_faces(&mut self, frame: &Frame) -> (Vec<FaceBox>, Pass) {
         let (w, h) = (frame.image.width(), frame.image.height());
+        if frame.new_scene || self.size.replace((w, h)).is_some_and(|s| s != (w, h)) {
+            self.tracker.end_scene();
+        }
         let (mut boxes, pass) = match &mut self.finder {
             FaceFinder::WholeFrame => (vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }], Pass::WholeFrame),
             FaceFinder::Detect(d) => {
@@ -288,11 +295,46 @@ mod tests {
         }
     }
 
-    fn frame(index: u64, x: u32) -> Frame {
-        let img = GrayImage::from_fn(640, 480, |px, py| {
+    /// A `w`×`h` frame with a bright 80-px square face at (`x`, 100).
+    fn frame_of(index: u64, (w, h): (u32, u32), x: u32, new_scene: bool) -> Frame {
+        let img = GrayImage::from_fn(w, h, |px, py| {
             Luma([if (x..x + 80).contains(&px) && (100..180).contains(&py) { 255 } else { 0 }])
         });
-        Frame { index, name: format!("f{index}"), image: DynamicImage::ImageLuma8(img) }
+        Frame { index, name: format!("f{index}"), image: DynamicImage::ImageLuma8(img), new_scene }
+    }
+
+    fn frame(index: u64, x: u32) -> Frame {
+        frame_of(index, (640, 480), x, false)
+    }
+
+    #[test]
+    fn a_new_scene_or_frame_size_ends_the_tracks_and_gets_a_full_pass() {
+        let det = DetectionConfig { full_detect_every: 100, min_face: 40, ..Default::default() };
+        let mut p = Pipeline::new(
+            FaceFinder::Detect(BrightSquare(vec![], vec![])),
+            Uniform,
+            Tracker::new(TrackingConfig::default()),
+            det,
+        );
+        // The same face at the same place in every frame; frame 2 starts a new scene (another
+        // photograph), frame 4 is smaller (another source), frame 5 is that size again.
+        let frames = [
+            frame_of(0, (640, 480), 200, false),
+            frame_of(1, (640, 480), 200, false),
+            frame_of(2, (640, 480), 200, true),
+            frame_of(3, (640, 480), 200, false),
+            frame_of(4, (400, 300), 200, false),
+            frame_of(5, (400, 300), 200, false),
+        ];
+        let got: Vec<(Pass, Vec<u64>)> = frames
+            .iter()
+            .map(|f| p.process(f).unwrap())
+            .map(|r| (r.detection, r.faces.iter().map(|f| f.id).collect()))
+            .collect();
+        use Pass::*;
+        let want =
+            [(Full, 1), (Region, 1), (Full, 2), (Region, 2), (Full, 3), (Region, 3)].map(|(p, id)| (p, vec![id]));
+        assert_eq!(got, want);
     }
 
     #[test]

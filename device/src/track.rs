@@ -99,6 +99,11 @@ impl Tracker {
         Tracker { cfg, tracks: Vec::new(), next_id: 1 }
     }
 
+    /// Forgets every face (the next frame shows another scene); ids are not reused.
+    pub fn end_scene(&mut self) {
+        self.tracks.clear();
+    }
+
     /// Where the faces detected in the last frame were, and where they will be in the next one,
     /// moving on at their velocity (for re-detection around them). Tracks missed in the last
     /// frame are left out.

@@ -237,7 +237,8 @@ fn follow(c: &(String, HaarCascade, DetectionConfig), moves: &[u32]) -> (Vec<Pas
     let mut seen: Vec<(u32, Vec<FaceBox>)> = Vec::new();
     for (index, &dx) in moves.iter().enumerate() {
         let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y));
-        let frame = Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into() };
+        let frame =
+            Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into(), new_scene: false };
         let r = p.process(&frame).unwrap();
         assert_eq!(r.faces.len(), 1, "{label}: frame {index}: {:?}", r.faces);
         let b = r.faces[0].bbox;

@@ -32,6 +32,7 @@ enum Command {
     /// Examples:
     ///   fer-device run --board board-configs/rpi4.toml --source image:photo.jpg --headless
     ///   fer-device run --board board-configs/rpi4.toml --source folder:frames/ --json out.jsonl --annotated out/
+    ///   fer-device run --board board-configs/rpi4.toml --source photos:holiday/ --headless --annotated out/
     ///   cat cam.mjpeg | fer-device run --board board-configs/rpi4.toml --source mjpeg:- --headless
     Run(RunArgs),
     /// Measure per-stage latency (decode, detect, classify, track, draw), frames per second and
@@ -155,10 +156,12 @@ struct PipelineArgs {
     /// Board config (camera, display, model, detection, tracking).
     #[arg(long)]
     board: PathBuf,
-    /// camera | folder:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH, FORMAT one of
-    /// yuyv, nv12, gray, rgb, bgr: raw camera frames as `v4l2-ctl --stream-to` records them
-    /// (PATH `-` reads stdin, for mjpeg and raw frames). A folder is read as the frames of one
-    /// scene (faces are tracked across files, sorted by name).
+    /// camera | folder:PATH | photos:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH,
+    /// FORMAT one of yuyv, nv12, gray, rgb, bgr: raw camera frames as `v4l2-ctl --stream-to`
+    /// records them (PATH `-` reads stdin, for mjpeg and raw frames). `folder:` reads its files,
+    /// sorted by name, as the frames of one scene (faces are tracked from file to file);
+    /// `photos:` as unrelated photographs (each searched whole, its faces new ones). A frame of
+    /// another size than the last starts a new scene in any source.
     #[arg(long, default_value = "camera")]
     source: String,
     /// Model manifest, instead of the board config's `model.manifest`.
@@ -263,7 +266,7 @@ fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
 fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
     bail!(
         "camera {}: this build has no V4L2 camera support (build fer-device with --features camera, \
-         which needs libclang-dev); use --source folder:PATH, image:PATH or mjpeg:PATH",
+         which needs libclang-dev); use --source folder:PATH, photos:PATH, image:PATH or mjpeg:PATH",
         cfg.camera.device
     )
 }
@@ -273,6 +276,7 @@ fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
     let path = Path::new(arg);
     Ok(match kind {
         "folder" => Box::new(FolderSource::open(path)?),
+        "photos" => Box::new(FolderSource::open(path)?.photos()),
         "image" => Box::new(SingleImage::open(path)?),
         "mjpeg" => Box::new(MjpegSource::open(path)?),
         "camera" => open_camera(cfg)?,
@@ -280,7 +284,7 @@ fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
             Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?)
         }
         other => bail!(
-            "unknown source kind {other:?}: use camera, folder:PATH, image:PATH, mjpeg:PATH or \
+            "unknown source kind {other:?}: use camera, folder:PATH, photos:PATH, image:PATH, mjpeg:PATH or \
              yuyv|nv12|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
         ),
     })

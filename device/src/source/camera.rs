@@ -63,6 +63,8 @@ pub struct CameraSource<O: CameraOpener> {
     attempts: u32,
     /// Undecodable frames in a row.
     bad_frames: u32,
+    /// The camera was reopened since the last frame (the next frame starts a new scene).
+    reopened: bool,
     sleep: Box<dyn FnMut(Duration)>,
     /// Messages about losses and reconnections (stderr by default).
     report: Box<dyn FnMut(&str)>,
@@ -80,6 +82,7 @@ impl<O: CameraOpener> CameraSource<O> {
             index: 0,
             attempts: 0,
             bad_frames: 0,
+            reopened: false,
             sleep: Box::new(std::thread::sleep),
             report: Box::new(|m| eprintln!("{m}")),
         })
@@ -110,6 +113,7 @@ impl<O: CameraOpener> FrameSource for CameraSource<O> {
                                 self.attempts
                             ));
                             self.attempts = 0;
+                            self.reopened = true;
                             self.device.insert(d)
                         }
                         Err(e) => {
@@ -125,7 +129,8 @@ impl<O: CameraOpener> FrameSource for CameraSource<O> {
             };
             match device.grab() {
                 Ok(image) => {
-                    let frame = Frame { index: self.index, name: format!("camera#{}", self.index), image };
+                    let new_scene = std::mem::take(&mut self.reopened);
+                    let frame = Frame { index: self.index, name: format!("camera#{}", self.index), image, new_scene };
                     self.index += 1;
                     self.bad_frames = 0;
                     return Ok(Some(frame));
@@ -224,8 +229,11 @@ mod tests {
             move |d| s2.borrow_mut().push(d.as_millis() as u64),
             move |m| l2.borrow_mut().push(m.to_string()),
         );
-        let names: Vec<String> = (0..3).map(|_| cam.next_frame().unwrap().unwrap().name).collect();
-        assert_eq!(names, vec!["camera#0", "camera#1", "camera#2"]);
+        let frames: Vec<(String, bool)> =
+            (0..3).map(|_| cam.next_frame().unwrap().unwrap()).map(|f| (f.name, f.new_scene)).collect();
+        // The frame after the reopening starts a new scene (faces seen before are stale).
+        let expected = [("camera#0", false), ("camera#1", false), ("camera#2", true)].map(|(n, s)| (n.to_string(), s));
+        assert_eq!(frames, expected);
         assert_eq!(*slept.borrow(), vec![100, 200, 300, 300]);
         let log = log.borrow();
         assert!(log[0].contains("lost") && log[0].contains("/dev/video9"), "{log:?}");

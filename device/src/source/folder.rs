@@ -1,15 +1,18 @@
-//! Image files: a folder of PNG/JPEG files in sorted order, or one image.
+//! Image files: a folder of PNG/JPEG files in sorted order (the frames of one scene, or unrelated
+//! photographs), or one image.
 
 use std::path::{Path, PathBuf};
 
 use super::{decode, Frame, FrameSource, SourceError};
 
-/// PNG/JPEG files of a folder, sorted by name.
+/// PNG/JPEG files of a folder, sorted by name: the frames of one scene (faces are tracked from
+/// file to file), or, [`FolderSource::photos`], unrelated photographs (each a scene of its own).
 #[derive(Debug)]
 pub struct FolderSource {
     dir: PathBuf,
     files: Vec<PathBuf>,
     next: usize,
+    photos: bool,
 }
 
 impl FolderSource {
@@ -24,7 +27,12 @@ impl FolderSource {
         if files.is_empty() {
             return Err(fatal("no PNG or JPEG files".into()));
         }
-        Ok(FolderSource { dir: dir.to_path_buf(), files, next: 0 })
+        Ok(FolderSource { dir: dir.to_path_buf(), files, next: 0, photos: false })
+    }
+
+    /// The files are unrelated photographs: every frame starts a new scene.
+    pub fn photos(self) -> FolderSource {
+        FolderSource { photos: true, ..self }
     }
 
     pub fn len(&self) -> usize {
@@ -45,11 +53,12 @@ impl FrameSource for FolderSource {
             .map_err(|e| SourceError::Frame { path: path.clone(), message: format!("cannot read: {e}") })?;
         let image = decode(&bytes, &path)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Some(Frame { index, name, image }))
+        Ok(Some(Frame { index, name, image, new_scene: self.photos }))
     }
 
     fn describe(&self) -> String {
-        format!("folder {} ({} images)", self.dir.display(), self.files.len())
+        let (kind, scene) = if self.photos { ("photos", ", each a scene of its own") } else { ("folder", "") };
+        format!("{kind} {} ({} images{scene})", self.dir.display(), self.files.len())
     }
 }
 
@@ -78,7 +87,7 @@ impl FrameSource for SingleImage {
             .map_err(|e| SourceError::Fatal { path: self.path.clone(), message: format!("cannot read: {e}") })?;
         let image = decode(&bytes, &self.path)?;
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Some(Frame { index: 0, name, image }))
+        Ok(Some(Frame { index: 0, name, image, new_scene: false }))
     }
 
     fn describe(&self) -> String {
@@ -105,12 +114,18 @@ mod tests {
         assert_eq!(s.len(), 4);
         let f = s.next_frame().unwrap().unwrap();
         assert_eq!((f.index, f.name.as_str(), f.image.to_luma8().get_pixel(0, 0).0[0]), (0, "a.png", 2));
+        assert!(!f.new_scene, "a folder's files are one scene");
         assert_eq!(s.next_frame().unwrap().unwrap().name, "b.png");
         let err = s.next_frame().unwrap_err();
         assert!(matches!(err, SourceError::Frame { .. }));
         assert!(err.to_string().contains("c.jpg") && err.to_string().contains("not a decodable image"), "{err}");
         assert_eq!(s.next_frame().unwrap().unwrap().name, "d.png");
         assert!(s.next_frame().unwrap().is_none());
+        let mut p = FolderSource::open(&dir).unwrap().photos();
+        assert!(p.describe().starts_with("photos") && p.describe().contains("each a scene of its own"));
+        let scenes = [p.next_frame(), p.next_frame(), p.next_frame(), p.next_frame()]
+            .map(|f| f.ok().flatten().map(|f| f.new_scene));
+        assert_eq!(scenes, [Some(true), Some(true), None, Some(true)], "every photograph a new scene, c.jpg an error");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

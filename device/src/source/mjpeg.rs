@@ -63,7 +63,7 @@ impl FrameSource for MjpegSource {
                     self.index += 1;
                     let path = self.name.join(format!("frame#{index}"));
                     let image = decode(&jpeg, &path)?;
-                    return Ok(Some(Frame { index, name: format!("stream#{index}"), image }));
+                    return Ok(Some(Frame { index, name: format!("stream#{index}"), new_scene: false, image }));
                 }
             } else if self.buf.len() > 1 {
                 // No start marker: keep only a possible half marker.

@@ -9,7 +9,7 @@
 //! impl FrameSource for Once {
 //!     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
 //!         if std::mem::replace(&mut self.0, true) { return Ok(None); }
-//!         Ok(Some(Frame { index: 0, name: "blank".into(), image: image::DynamicImage::new_luma8(64, 48) }))
+//!         Ok(Some(Frame { index: 0, name: "blank".into(), image: image::DynamicImage::new_luma8(64, 48), new_scene: true }))
 //!     }
 //!     fn describe(&self) -> String { "one blank frame".into() }
 //! }
@@ -37,6 +37,10 @@ pub struct Frame {
     /// File name, or `stream#N` / `camera#N`.
     pub name: String,
     pub image: image::DynamicImage,
+    /// The first frame of a new scene: faces of earlier frames do not continue into it (every
+    /// file of `photos:DIR`, a camera's first frame after it was reopened). A frame of another
+    /// size than the last one starts a new scene too.
+    pub new_scene: bool,
 }
 
 /// Source errors. [`SourceError::Frame`] concerns one frame only: the source can go on.
@@ -149,6 +153,7 @@ mod tests {
                 index: i,
                 name: format!("f{i}"),
                 image: image::DynamicImage::new_luma8(2, 2),
+                new_scene: false,
             }))
         }
         fn describe(&self) -> String {
@@ -179,7 +184,12 @@ mod tests {
         fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
             self.0 += 1;
             assert!(self.0 <= 2, "source bug");
-            Ok(Some(Frame { index: self.0 - 1, name: "p".into(), image: image::DynamicImage::new_luma8(2, 2) }))
+            Ok(Some(Frame {
+                index: self.0 - 1,
+                name: "p".into(),
+                image: image::DynamicImage::new_luma8(2, 2),
+                new_scene: false,
+            }))
         }
         fn describe(&self) -> String {
             "panicking".into()

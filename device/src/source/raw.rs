@@ -94,7 +94,7 @@ impl FrameSource for RawSource {
         self.index += 1;
         let image = decode_raw(self.format, self.width, self.height, &self.buf)
             .map_err(|message| SourceError::Frame { path: self.name.join(format!("frame#{index}")), message })?;
-        Ok(Some(Frame { index, name: format!("stream#{index}"), image }))
+        Ok(Some(Frame { index, name: format!("stream#{index}"), image, new_scene: false }))
     }
 
     fn describe(&self) -> String {
