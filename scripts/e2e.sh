@@ -147,6 +147,7 @@ bench = json.load(open(f"{d}/bench.json"))
 assert bench["frames"] == 2 and bench["faces"] == 2, bench
 assert all(bench["stages"][s]["mean_ms"] >= 0 for s in ("decode", "detect", "classify", "track", "draw", "screen", "total")), bench
 assert bench["fps"] > 0 and bench["peak_rss_mib"] > 0, bench
+assert bench["startup_ms"]["model"] > 0 and bench["startup_ms"]["detector"] > 0, bench
 # rpi4.toml on the photograph twice: a full pass, then a region pass around the face it found.
 passes = {p["pass"]: p["frames"] for p in bench["detection_passes"]}
 assert passes == {"full": 1, "region": 1}, f"bench.json detection passes: {bench['detection_passes']}"

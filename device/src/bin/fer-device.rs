@@ -356,13 +356,23 @@ fn load_board(a: &PipelineArgs) -> Result<BoardConfig> {
     Ok(cfg)
 }
 
+/// Wall time of the start-up steps, ms: loading the model (manifest, hash, ONNX, tract's
+/// optimisation and our rewrites) and the detector (the cascade's XML).
+struct Startup {
+    model_ms: f64,
+    detector_ms: f64,
+}
+
 fn build_pipeline(
     a: &PipelineArgs,
     cfg: BoardConfig,
-) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>)> {
+) -> Result<(BoardConfig, PathBuf, Pipeline<HaarCascade, TractClassifier>, Startup)> {
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
+    let t = std::time::Instant::now();
     let classifier = TractClassifier::load(&manifest, cfg.model.threads)
         .with_context(|| format!("loading the model of {}", a.board.display()))?;
+    let model_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = std::time::Instant::now();
     let finder = if a.whole_frame {
         FaceFinder::WholeFrame
     } else {
@@ -380,8 +390,9 @@ fn build_pipeline(
         };
         FaceFinder::Detect(haar)
     };
+    let startup = Startup { model_ms, detector_ms: t.elapsed().as_secs_f64() * 1e3 };
     let pipeline = Pipeline::new(finder, classifier, Tracker::new(cfg.tracking.clone()), cfg.detection.clone());
-    Ok((cfg, manifest, pipeline))
+    Ok((cfg, manifest, pipeline, startup))
 }
 
 fn run_pipeline(r: RunArgs) -> Result<bool> {
@@ -408,7 +419,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Some(Box::new(p))
         }
     };
-    let (cfg, manifest, mut pipeline) = build_pipeline(a, cfg)?;
+    let (cfg, manifest, mut pipeline, _) = build_pipeline(a, cfg)?;
     if let Some(p) = &presenter {
         eprintln!("fer-device: display {}", p.describe());
     }
@@ -526,7 +537,7 @@ fn peak_rss_mib() -> Option<f64> {
 fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort_lib: Option<&Path>) -> Result<bool> {
     // A library named but unusable is an error before anything runs.
     let ort_lib = ort_lib.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
-    let (cfg, manifest, mut pipeline) = build_pipeline(&a, load_board(&a)?)?;
+    let (cfg, manifest, mut pipeline, startup) = build_pipeline(&a, load_board(&a)?)?;
     // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
     // in memory (the bus transfer to the panel is not included).
     let stages = ["decode", "detect", "classify", "track", "draw", "screen", "total"];
@@ -591,6 +602,10 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             serde_json::json!({"pass": kind, "frames": n, "detect_mean_ms": d / *n as f64})
         })
         .collect();
+    println!(
+        "start-up: model {:.3} ms (manifest, hash, ONNX, optimised plan), detector {:.3} ms",
+        startup.model_ms, startup.detector_ms
+    );
     let fps = 1e3 / stat(&ms[6]).0;
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
@@ -622,7 +637,8 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     if let Some(path) = json {
         let doc = serde_json::json!({
             "board": cfg.name, "source": a.source, "model": manifest, "frames": ms[0].len(), "faces": faces,
-            "stages": rows, "detection_passes": passes_json, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
+            "stages": rows, "detection_passes": passes_json,
+            "startup_ms": {"model": startup.model_ms, "detector": startup.detector_ms}, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
