@@ -8,10 +8,24 @@ use std::path::{Path, PathBuf};
 
 use fer_device::onnxruntime::{OnnxRuntime, OrtError};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fer-ort-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A file in the temporary folder, removed when dropped (at the end of the test using it).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    Scratch(std::env::temp_dir().join(format!("fer-ort-test-{}-{name}", std::process::id())))
 }
 
 #[test]
@@ -25,7 +39,7 @@ fn a_missing_library_is_named_in_the_error() {
 #[test]
 fn a_file_that_is_not_a_library_is_refused() {
     let path = scratch("not-a-library.so");
-    std::fs::write(&path, b"this is text, not ELF").unwrap();
+    std::fs::write(&*path, b"this is text, not ELF").unwrap();
     let e = OnnxRuntime::load(&path).err().expect("a text file loaded as onnxruntime");
     assert!(matches!(e, OrtError::Load { .. }) && e.to_string().contains("not-a-library.so"), "{e}");
     // A real shared library without onnxruntime's entry point.
@@ -169,7 +183,7 @@ mod with_the_library {
     fn onnxruntime_runs_a_model_as_its_definition_says() {
         let (w, b, x) = (values(54, 1), values(3, 2), values(60, 3));
         let path = scratch("conv.onnx");
-        std::fs::write(&path, model(&w, &b)).unwrap();
+        std::fs::write(&*path, model(&w, &b)).unwrap();
         let ort = OnnxRuntime::load(&library()).unwrap();
         assert!(ort.version().starts_with(|c: char| c.is_ascii_digit()), "version {:?}", ort.version());
         let mut session = ort.session(&path, 1).unwrap();
@@ -189,7 +203,7 @@ mod with_the_library {
         let ort = OnnxRuntime::load(&library()).unwrap();
         let bytes = model(&values(54, 1), &values(3, 2));
         let truncated = scratch("truncated.onnx");
-        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        std::fs::write(&*truncated, &bytes[..bytes.len() / 2]).unwrap();
         let e = ort.session(&truncated, 1).err().expect("a truncated model loaded");
         assert!(
             matches!(e, OrtError::Call { what: "CreateSession", .. }) && e.to_string().contains("truncated.onnx"),
@@ -199,7 +213,7 @@ mod with_the_library {
         assert!(e.to_string().contains("absent.onnx"), "{e}");
 
         let path = scratch("conv2.onnx");
-        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(&*path, &bytes).unwrap();
         let mut session = ort.session(&path, 1).unwrap();
         // Values that do not fill the shape: refused before onnxruntime sees them.
         let e = session.run(&[0.0; 59], &[1, 2, 5, 6]).unwrap_err();

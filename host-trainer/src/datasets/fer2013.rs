@@ -113,10 +113,9 @@ mod tests {
         format!("{emotion},{},{usage}", vec![fill; n].join(" "))
     }
 
+    /// Writes `text` to a file of the temporary folder; the test removes it.
     fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("fer2013-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
+        let p = std::env::temp_dir().join(format!("fer2013-test-{}-{name}", std::process::id()));
         std::fs::write(&p, text).unwrap();
         p
     }
@@ -152,14 +151,17 @@ mod tests {
 
         let err = load_csv(&p, OnError::Fail).unwrap_err().to_string();
         assert!(err.contains("a.csv:5:"), "{err}");
+        std::fs::remove_file(p).unwrap();
     }
 
     #[test]
     fn header_problems_are_layout_errors() {
         let p = write("b.csv", "label,data\n");
         assert!(load_csv(&p, OnError::Skip).unwrap_err().to_string().contains("lacks the `emotion`"));
+        std::fs::remove_file(p).unwrap();
         let p = write("c.csv", "");
         assert!(load_csv(&p, OnError::Skip).unwrap_err().to_string().contains("empty file"));
+        std::fs::remove_file(p).unwrap();
         let missing = std::env::temp_dir().join("does-not-exist-fer.csv");
         assert!(load_csv(&missing, OnError::Skip).unwrap_err().to_string().contains("does-not-exist-fer.csv"));
     }
@@ -170,5 +172,6 @@ mod tests {
         let ds = load_csv(&p, OnError::Fail).unwrap();
         assert_eq!(ds.train.len(), 1);
         assert_eq!(ds.train[0].label, Emotion::Sad);
+        std::fs::remove_file(p).unwrap();
     }
 }
