@@ -211,6 +211,12 @@ pub struct ModelConfig {
     /// (2 threads measured 2x slower on x86: BENCHMARKS.md); more may pay off for larger models.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Threads that classify the faces of one frame at once, each an even share of them as one
+    /// batch (the pipeline's thread and up to `face_threads - 1` more). 1: every face of a frame
+    /// on the pipeline's thread, one batch. Set it to the board's cores for several faces at a
+    /// time (BENCHMARKS.md: the group photograph); it does not change the results.
+    #[serde(default = "default_threads")]
+    pub face_threads: usize,
 }
 
 fn default_threads() -> usize {
@@ -437,6 +443,9 @@ impl BoardConfig {
         }
         if !(1..=64).contains(&self.model.threads) {
             return bad("model.threads", format!("{} is outside 1..=64", self.model.threads));
+        }
+        if !(1..=64).contains(&self.model.face_threads) {
+            return bad("model.face_threads", format!("{} is outside 1..=64", self.model.face_threads));
         }
         let d = &self.detection;
         if !(1..=64).contains(&d.threads) {

@@ -163,6 +163,7 @@ fn board_good_config_gets_defaults() {
     let c = BoardConfig::from_toml(Path::new("t.toml"), GOOD_BOARD).unwrap();
     assert_eq!(c.camera.device, "/dev/video0");
     assert_eq!(c.detection.scale_factor, 1.1);
+    assert_eq!(c.model.face_threads, 1, "faces of a frame on the pipeline's thread unless asked");
     match c.display {
         fer_core::board::DisplayConfig::Ssd1306 { address, height, .. } => assert_eq!((address, height), (0x3C, 64)),
         other => panic!("{other:?}"),
@@ -205,6 +206,8 @@ fn board_unknown_display_kind() {
 fn board_invalid_values() {
     let e = board_err(&GOOD_BOARD.replace("threads = 2", "threads = 0"));
     assert_eq!(e.field(), Some("model.threads"), "{e}");
+    let e = board_err(&GOOD_BOARD.replace("threads = 2", "threads = 2\nface_threads = 0"));
+    assert_eq!(e.field(), Some("model.face_threads"), "{e}");
     let e = board_err(&GOOD_BOARD.replace("i2c_bus = \"/dev/i2c-1\"", "i2c_bus = \"/dev/i2c-1\"\naddress = 0x80"));
     assert_eq!(e.field(), Some("display.address"), "{e}");
     let e = board_err(&format!("{GOOD_BOARD}\n[detection]\nscale_factor = 1.0\n"));

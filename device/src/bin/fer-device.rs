@@ -370,6 +370,7 @@ fn build_pipeline(
     let manifest = a.model.clone().unwrap_or_else(|| PathBuf::from(&cfg.model.manifest));
     let t = std::time::Instant::now();
     let classifier = TractClassifier::load(&manifest, cfg.model.threads)
+        .and_then(|c| c.with_face_threads(cfg.model.face_threads))
         .with_context(|| format!("loading the model of {}", a.board.display()))?;
     let model_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = std::time::Instant::now();

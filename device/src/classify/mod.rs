@@ -95,9 +95,12 @@ pub struct TractClassifier {
     model: InferenceModel,
     /// Shared by the plans of every batch size (one thread pool, not one per plan).
     options: RunOptions,
-    /// One run state (plan + per-op scratch) per batch size, built on first use of each size
-    /// and reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
-    states: std::collections::HashMap<usize, TypedSimpleState>,
+    /// One plan per batch size, built on first use of each size.
+    plans: std::collections::HashMap<usize, Arc<TypedSimplePlan>>,
+    /// Per worker ([`TractClassifier::with_face_threads`]; worker 0 runs on the caller's
+    /// thread): one run state (plan + per-op scratch) per batch size, built on first use and
+    /// reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
+    workers: Vec<std::collections::HashMap<usize, TypedSimpleState>>,
 }
 
 impl TractClassifier {
@@ -127,7 +130,8 @@ impl TractClassifier {
             onnx: onnx.clone(),
             model,
             options: run_options(threads),
-            states: Default::default(),
+            plans: Default::default(),
+            workers: vec![Default::default()],
         };
         let out = c.run(&probe, 1).map_err(|e| bad(format!("probe run failed: {e}")))?;
         if out.len() != c.manifest.labels.len() {
@@ -140,31 +144,99 @@ impl TractClassifier {
         Ok(c)
     }
 
+    /// Classifies the faces of a frame on up to `n` threads at once (the caller's and `n - 1`
+    /// more, started per frame): each takes an even share of the faces, in order, as one batch
+    /// (BENCHMARKS.md: several faces on a 4-core board). Each thread's batch-1 state is made
+    /// here, from the plan the load built, so frames of up to `n` faces build no plan.
+    pub fn with_face_threads(mut self, n: usize) -> Result<TractClassifier, ClassifyError> {
+        self.workers.resize_with(n.max(1), Default::default);
+        for w in 0..self.workers.len() {
+            self.state(w, 1)?;
+        }
+        Ok(self)
+    }
+
     pub fn manifest(&self) -> &ModelManifest {
         &self.manifest
     }
 
+    /// The run state of worker `w` for batches of `n`, making the plan and the state on first use.
+    fn state(&mut self, w: usize, n: usize) -> Result<&mut TypedSimpleState, ClassifyError> {
+        if !self.workers[w].contains_key(&n) {
+            let model_error =
+                |e: TractError| ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") };
+            let plan = match self.plans.get(&n) {
+                Some(p) => p.clone(),
+                None => {
+                    let s = &self.manifest.input;
+                    let shape = [n, s.channels, s.height, s.width];
+                    let p = optimized_plan(&self.model, &shape, &self.options, PlanKind::Fer).map_err(model_error)?;
+                    self.plans.insert(n, p.clone());
+                    p
+                }
+            };
+            let state = plan.spawn().map_err(model_error)?;
+            self.workers[w].insert(n, state);
+        }
+        Ok(self.workers[w].get_mut(&n).expect("inserted above"))
+    }
+
     /// Raw model outputs for `n` preprocessed faces (`n * C * H * W` values).
     pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<f32>, ClassifyError> {
-        let s = &self.manifest.input;
-        let shape = [n, s.channels, s.height, s.width];
-        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), batch.to_vec())
-            .map_err(|e| ClassifyError::Inference(e.to_string()))?
-            .into_tensor();
-        let state = match self.states.entry(n) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let state =
-                    optimized_plan(&self.model, &shape, &self.options, PlanKind::Fer).and_then(|p| p.spawn()).map_err(
-                        |e| ClassifyError::Model { path: self.onnx.clone(), message: format!("batch {n}: {e:#}") },
-                    )?;
-                v.insert(state)
-            }
-        };
-        let out = state.run(tvec![input.into()]).map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
-        Ok(view.iter().copied().collect())
+        self.run_split(batch, &[n])
     }
+
+    /// Raw model outputs for consecutive groups of preprocessed faces, `sizes[i]` faces on worker
+    /// `i` (worker 0 on this thread), all at once; in the faces' order.
+    fn run_split(&mut self, batch: &[f32], sizes: &[usize]) -> Result<Vec<f32>, ClassifyError> {
+        let s = &self.manifest.input;
+        let (face, dims) = (s.channels * s.height * s.width, [s.channels, s.height, s.width]);
+        let total: usize = sizes.iter().sum();
+        if batch.len() != total * face || sizes.len() > self.workers.len() {
+            return Err(ClassifyError::Inference(format!(
+                "{} values for {total} faces of {face} on {} workers",
+                batch.len(),
+                self.workers.len()
+            )));
+        }
+        for (w, &n) in sizes.iter().enumerate() {
+            self.state(w, n)?;
+        }
+        let mut rest = batch;
+        let mut jobs = Vec::with_capacity(sizes.len());
+        for (states, &n) in self.workers.iter_mut().zip(sizes) {
+            let (x, after) = rest.split_at(n * face);
+            rest = after;
+            jobs.push((states.get_mut(&n).expect("made above"), x, n));
+        }
+        let run = |(state, x, n): (&mut TypedSimpleState, &[f32], usize)| -> Result<Vec<f32>, ClassifyError> {
+            let inference = |e: TractError| ClassifyError::Inference(format!("{e:#}"));
+            let shape = [n, dims[0], dims[1], dims[2]];
+            let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), x.to_vec())
+                .map_err(|e| ClassifyError::Inference(e.to_string()))?
+                .into_tensor();
+            let out = state.run(tvec![input.into()]).map_err(inference)?;
+            let view = out[0].to_plain_array_view::<f32>().map_err(inference)?;
+            Ok(view.iter().copied().collect())
+        };
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next().expect("at least one group");
+        std::thread::scope(|scope| {
+            let others: Vec<_> = jobs.map(|j| scope.spawn(move || run(j))).collect();
+            let mut out = run(first)?;
+            for o in others {
+                // A tract op that panics is a bug, not input.
+                out.extend(o.join().expect("a classification thread panicked")?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// `n` faces shared out to `workers` groups as evenly as possible, larger groups first.
+fn split(n: usize, workers: usize) -> Vec<usize> {
+    let k = workers.clamp(1, n.max(1));
+    (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
 }
 
 /// Softmax of one row.
@@ -181,7 +253,7 @@ impl Classifier for TractClassifier {
             return Ok(Vec::new());
         }
         let batch = self.manifest.input.preprocess_batch(frame, faces)?;
-        let out = self.run(&batch.data, faces.len())?;
+        let out = self.run_split(&batch.data, &split(faces.len(), self.workers.len()))?;
         let k = self.manifest.labels.len();
         Ok(out
             .chunks(k)
@@ -206,6 +278,130 @@ mod tests {
         assert!((p[0] - 1.0 / 3.0).abs() < 1e-6 && (p[1] - 2.0 / 3.0).abs() < 1e-6);
         let big = softmax(&[1000.0, 1000.0]);
         assert!((big[0] - 0.5).abs() < 1e-6, "stable for large logits");
+    }
+
+    #[test]
+    fn faces_are_shared_out_evenly_in_order() {
+        assert_eq!(split(5, 1), [5]);
+        assert_eq!(split(5, 2), [3, 2]);
+        assert_eq!(split(5, 3), [2, 2, 1]);
+        assert_eq!(split(3, 4), [1, 1, 1]);
+        assert_eq!(split(1, 4), [1]);
+    }
+
+    /// A linear classifier as ONNX: x [N, 1, 8, 8] (batch `N` symbolic) -> Flatten -> MatMul
+    /// `w` [64, 7] -> Add `b` [7] = logits [N, 7]; and its manifest (gray, 1/255, no margin).
+    fn linear_model(dir: &Path, w: &[f32], b: &[f32]) -> PathBuf {
+        use prost::Message;
+        use tract_onnx::pb::{tensor_proto::DataType, tensor_shape_proto::dimension::Value, *};
+        let info = |name: &str, dims: &[Value]| ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: DataType::Float as i32,
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|d| tensor_shape_proto::Dimension { value: Some(d.clone()), ..Default::default() })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let node = |op: &str, input: &[&str], output: &str| NodeProto {
+            op_type: op.into(),
+            input: input.iter().map(|i| i.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let tensor = |name: &str, dims: &[i64], data: &[f32]| TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            float_data: data.to_vec(),
+            ..Default::default()
+        };
+        let n = Value::DimParam("N".into());
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+            graph: Some(GraphProto {
+                name: "linear".into(),
+                node: vec![
+                    node("Flatten", &["x"], "flat"),
+                    node("MatMul", &["flat", "w"], "wx"),
+                    node("Add", &["wx", "b"], "y"),
+                ],
+                initializer: vec![tensor("w", &[64, 7], w), tensor("b", &[7], b)],
+                input: vec![info("x", &[n.clone(), Value::DimValue(1), Value::DimValue(8), Value::DimValue(8)])],
+                output: vec![info("y", &[n, Value::DimValue(7)])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let onnx = dir.join("model.onnx");
+        std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+        let manifest = serde_json::json!({
+            "schema_version": 1, "name": "linear", "architecture": "linear", "onnx_file": "model.onnx",
+            "sha256": fer_core::manifest::sha256_file(&onnx).unwrap(),
+            "input": {"channels": 1, "height": 8, "width": 8, "color": "gray", "resize": "bilinear",
+                      "normalisation": {"scale": 1.0 / 255.0, "mean": [0.0], "std": [1.0]}, "face_margin": 0.0},
+            "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+            "output": {"classes": 7, "activation": "logits"},
+            "quantization": {"kind": "none"},
+            "provenance": {"dataset": "none", "created_by": "classify::tests"},
+        });
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn faces_classified_on_several_threads_are_each_their_own_softmax_of_w_x_plus_b() {
+        let w: Vec<f32> = (0..64 * 7).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        let b: Vec<f32> = (0..7).map(|i| i as f32 * 0.25 - 0.5).collect();
+        let dir = std::env::temp_dir().join(format!("fer-classify-test-{}", std::process::id()));
+        let manifest = linear_model(&dir, &w, &b);
+        let frame = DynamicImage::ImageLuma8(image::GrayImage::from_fn(64, 48, |x, y| {
+            image::Luma([((x * 7 + y * 13) % 256) as u8])
+        }));
+        let faces: Vec<FaceBox> = (0..5)
+            .map(|i| FaceBox { x: (i * 11) as f32, y: (i * 5) as f32, w: 8.0 + i as f32, h: 8.0 + i as f32 })
+            .collect();
+        // The reference: each face preprocessed alone, logits by the sums, softmax.
+        let spec = ModelManifest::load(&manifest).unwrap().input;
+        let want: Vec<Vec<f32>> = faces
+            .iter()
+            .map(|f| {
+                let x = spec.preprocess_batch(&frame, std::slice::from_ref(f)).unwrap().data;
+                let logits: Vec<f32> =
+                    (0..7).map(|k| b[k] + (0..64).map(|i| x[i] * w[i * 7 + k]).sum::<f32>()).collect();
+                softmax(&logits)
+            })
+            .collect();
+        assert!(want.windows(2).all(|p| p[0] != p[1]), "faces that tell each other apart");
+        for threads in [1, 2, 3, 8] {
+            let mut c = TractClassifier::load(&manifest, 1).unwrap().with_face_threads(threads).unwrap();
+            for n in [5, 3, 1] {
+                let got = c.classify(&frame, &faces[..n]).unwrap();
+                assert_eq!(got.len(), n);
+                for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.iter().zip(r).all(|(g, r)| (g - r).abs() < 1e-5),
+                        "{threads} threads, {n} faces, face {i}: {g:?} vs {r:?}"
+                    );
+                }
+            }
+            // Up to one face a thread, the batch-1 plan of the load is the only plan.
+            let sizes: std::collections::BTreeSet<usize> = c.plans.keys().copied().collect();
+            let want_sizes: std::collections::BTreeSet<usize> =
+                [5, 3, 1].iter().flat_map(|&n| split(n, threads)).collect();
+            assert_eq!(sizes, want_sizes, "{threads} threads");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
