@@ -1,23 +1,21 @@
-"""Raw YUYV camera frames of a moving face, for measuring the pipeline's region passes.
+"""Raw YUYV camera frames of moving faces, for measuring the pipeline's region passes.
 
-    .venv-ref/bin/python scripts/moving_frames.py STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
+    .venv-ref/bin/python scripts/moving_frames.py [--group] STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
 
 The astronaut photograph (scripts/fixtures.sh), resized to 480x480 (Pillow, bilinear), on a gray
-640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame; YUYV with
-BT.601 limited-range coefficients and chroma averaged over each pixel pair (NumPy, independent
-of fer-device's decoder). With WIDTHxHEIGHT, each 640x480 canvas is resized to it (Pillow,
-bilinear) before encoding. Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`.
-Prints the canvas x of each frame.
+640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame. With
+--group, several faces: a 320x240 window of the group photograph, from (200 + x / 2, 170),
+upscaled to 640x480 (Pillow, bilinear; faces ~115-160 px), x going right and back between 0
+and 640 by STEP pixels a frame (the camera panning). YUYV with BT.601 limited-range
+coefficients and chroma averaged over each pixel pair (NumPy, independent of fer-device's
+decoder). With WIDTHxHEIGHT, each 640x480 canvas is resized to it (Pillow, bilinear) before
+encoding. Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`. Prints the canvas x
+of each frame.
 """
 import sys
 
 import numpy as np
 from PIL import Image
-
-step, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-size = tuple(int(v) for v in sys.argv[4].split("x")) if len(sys.argv) > 4 else (640, 480)
-src = Image.open(".cache/fixtures/astronaut.png").convert("RGB").resize((480, 480), Image.BILINEAR)
-face = np.asarray(src).astype(np.float64)
 
 
 def yuyv(rgb):
@@ -33,18 +31,43 @@ def yuyv(rgb):
     return out.tobytes()
 
 
-xs, x, d = [], 0, step
-for _ in range(n):
-    xs.append(x)
-    if not 0 <= x + d <= 160:
-        d = -d
-    x += d
-with open(path, "wb") as f:
-    for x in xs:
-        canvas = np.full((480, 640, 3), 128.0)
-        canvas[:, x : x + 480] = face
-        if size != (640, 480):
-            img = Image.fromarray(canvas.astype(np.uint8)).resize(size, Image.BILINEAR)
-            canvas = np.asarray(img).astype(np.float64)
-        f.write(yuyv(canvas))
-print(xs)
+def main(args):
+    group = args[:1] == ["--group"]
+    args = args[1:] if group else args
+    step, n, path = int(args[0]), int(args[1]), args[2]
+    size = tuple(int(v) for v in args[3].split("x")) if len(args) > 3 else (640, 480)
+    if group:
+        photo = Image.open(".cache/fixtures/group.png").convert("RGB")
+        end = 640
+
+        def canvas_at(x):
+            window = photo.crop((200 + x // 2, 170, 200 + x // 2 + 320, 410))
+            return np.asarray(window.resize((640, 480), Image.BILINEAR)).astype(np.float64)
+    else:
+        src = Image.open(".cache/fixtures/astronaut.png").convert("RGB").resize((480, 480), Image.BILINEAR)
+        face = np.asarray(src).astype(np.float64)
+        end = 160
+
+        def canvas_at(x):
+            canvas = np.full((480, 640, 3), 128.0)
+            canvas[:, x : x + 480] = face
+            return canvas
+
+    xs, x, d = [], 0, step
+    for _ in range(n):
+        xs.append(x)
+        if not 0 <= x + d <= end:
+            d = -d
+        x += d
+    with open(path, "wb") as f:
+        for x in xs:
+            canvas = canvas_at(x)
+            if size != (640, 480):
+                img = Image.fromarray(canvas.astype(np.uint8)).resize(size, Image.BILINEAR)
+                canvas = np.asarray(img).astype(np.float64)
+            f.write(yuyv(canvas))
+    print(xs)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
