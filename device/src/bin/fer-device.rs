@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// Run the pipeline on a source and write one JSON line per frame.
     ///
+    /// Ctrl-C or SIGTERM (`systemctl stop`) ends the run after the frame in hand, also while
+    /// the camera sends nothing: its JSON line and the summary are written, exit status 0. A
+    /// second signal kills at once.
+    ///
     /// Examples:
     ///   fer-device run --board board-configs/rpi4.toml --source image:photo.jpg --headless
     ///   fer-device run --board board-configs/rpi4.toml --source folder:frames/ --json out.jsonl --annotated out/
@@ -396,6 +400,32 @@ fn build_pipeline(
     Ok((cfg, manifest, pipeline, startup))
 }
 
+/// Set by SIGINT or SIGTERM: `run` stops after the frame in hand (a second signal kills).
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Ctrl-C and `systemctl stop` end a run cleanly: the frame in hand is finished, its JSON line
+/// written, the summary printed and the display's last screen shown. The handler is reset by
+/// the first signal (SA_RESETHAND), so a second one kills at once.
+fn stop_on_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic
+        // (async-signal-safe); the old action is not needed.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                eprintln!("fer-device: cannot catch signal {signal}: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
 fn run_pipeline(r: RunArgs) -> Result<bool> {
     let a = &r.common;
     let cfg = load_board(a)?;
@@ -428,7 +458,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let mut last_frame = std::time::Instant::now();
     let mut source: Box<dyn FrameSource> = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
-        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?)
+        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?.stop_on(&STOP))
     } else {
         open_source(&a.source, &cfg)?
     };
@@ -447,8 +477,12 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let t0 = std::time::Instant::now();
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
     let mut kinds = Vec::new();
+    stop_on_signals();
     loop {
         if r.max_frames > 0 && frames >= r.max_frames {
+            break;
+        }
+        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
         let frame = match source.next_frame() {
@@ -505,6 +539,9 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             let path = dir.join(format!("{:06}-{stem}.png", frame.index));
             canvas.0.save(&path).with_context(|| format!("writing {}", path.display()))?;
         }
+    }
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("fer-device: stopped by a signal");
     }
     eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
     if !kinds.is_empty() {

@@ -86,6 +86,8 @@ pub struct Prefetch {
     rx: std::sync::mpsc::Receiver<Pending>,
     description: String,
     finished: bool,
+    /// Ends the source when set, even while no frame comes ([`Prefetch::stop_on`]).
+    stop: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Prefetch {
@@ -105,7 +107,14 @@ impl Prefetch {
         };
         // Not joined (see above): the thread handle is dropped.
         let (description, _) = crate::worker::spawn_opened("frame-reading", open, |s| s.describe(), serve)?;
-        Ok(Prefetch { rx, description, finished: false })
+        Ok(Prefetch { rx, description, finished: false, stop: None })
+    }
+
+    /// Ends the source (`Ok(None)`) as soon as `flag` is set (a stop signal), also while the
+    /// reading thread waits for a frame (a camera being reopened, a quiet pipe): it is checked
+    /// every 50 ms. The reading thread is left to stop at its next frame.
+    pub fn stop_on(self, flag: &'static std::sync::atomic::AtomicBool) -> Prefetch {
+        Prefetch { stop: Some(flag), ..self }
     }
 }
 
@@ -116,7 +125,19 @@ impl FrameSource for Prefetch {
         }
         // The thread always sends the end (or a fatal error) before it stops; a closed channel
         // without one means it panicked, which must not pass for the end of the source.
-        let next = self.rx.recv().unwrap_or_else(|_| {
+        let received = loop {
+            let Some(stop) = self.stop else { break self.rx.recv().ok() };
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                self.finished = true;
+                return Ok(None);
+            }
+            match self.rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(next) => break Some(next),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+            }
+        };
+        let next = received.unwrap_or_else(|| {
             Err(SourceError::Fatal {
                 path: self.description.clone().into(),
                 message: "the frame-reading thread stopped unexpectedly (a bug: see its panic message)".into(),
@@ -204,6 +225,43 @@ mod tests {
         let e = p.next_frame().unwrap_err();
         assert!(matches!(e, SourceError::Fatal { .. }) && e.to_string().contains("stopped unexpectedly"), "{e}");
         assert!(p.next_frame().unwrap().is_none());
+    }
+
+    /// One frame, then nothing ever again (a camera being reopened, a quiet pipe).
+    struct Stalling(bool);
+
+    impl FrameSource for Stalling {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            if std::mem::replace(&mut self.0, true) {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+            Ok(Some(Frame {
+                index: 0,
+                name: "s".into(),
+                image: image::DynamicImage::new_luma8(2, 2),
+                new_scene: false,
+            }))
+        }
+        fn describe(&self) -> String {
+            "stalling".into()
+        }
+    }
+
+    #[test]
+    fn a_stop_flag_ends_prefetch_while_no_frame_comes() {
+        static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let mut p = Prefetch::spawn(1, || Ok::<_, String>(Box::new(Stalling(false)) as _)).unwrap().stop_on(&STOP);
+        assert_eq!(p.next_frame().unwrap().unwrap().name, "s");
+        let setter = std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let t = std::time::Instant::now();
+        assert!(p.next_frame().unwrap().is_none(), "a stopped source ends");
+        // Waited for the flag (not for a frame, which never comes).
+        assert!(t.elapsed() >= std::time::Duration::from_millis(150), "{:?}", t.elapsed());
+        assert!(p.next_frame().unwrap().is_none(), "and stays ended");
+        setter.join().unwrap();
     }
 
     #[test]
