@@ -98,16 +98,17 @@ target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real
 cat "$e2e/yuyv.log" >>"$e2e/device-x86_64.log"
 grep -q "detection passes: full 1, region 2$" "$e2e/yuyv.log" || { echo "e2e: raw YUYV replay's summary: $(cat "$e2e/yuyv.log")" >&2; exit 1; }
 
-# A stop signal while the camera sends nothing (a pipe that stays open after 3 frames): the run
-# ends at once, exit 0, its 3 JSON lines and its summary written (a second signal would kill).
+# A camera that stops sending (a pipe that stays open after 3 frames): after 2 s the screen
+# says "no frames"; SIGTERM then ends the run at once, exit 0, with its 3 JSON lines, a
+# "stopped" screen and its summary (a second signal would kill).
 mkfifo "$e2e/quiet.fifo"
 { cat "$e2e/astronaut.yuv"; sleep 60; } >"$e2e/quiet.fifo" &
 writer=$!
 target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:$e2e/quiet.fifo" \
-  --headless --json "$e2e/stopped.jsonl" 2>"$e2e/stopped.log" &
+  --display "png:$e2e/quiet-screens" --json "$e2e/stopped.jsonl" 2>"$e2e/stopped.log" &
 run=$!
 for _ in $(seq 300); do
-  [ "$(wc -l 2>/dev/null <"$e2e/stopped.jsonl" || echo 0)" -ge 3 ] && break
+  grep -q "no frame for" "$e2e/stopped.log" 2>/dev/null && break
   sleep 0.1
 done
 kill -TERM "$run"
@@ -119,7 +120,18 @@ kill "$writer" 2>/dev/null && quiet=yes
 [ "$quiet" = yes ] && [ "$rc" -eq 0 ] && [ "$(wc -l <"$e2e/stopped.jsonl")" -eq 3 ] && grep -q "stopped by a signal" "$e2e/stopped.log" \
   && grep -q "^fer-device: 3 frames, 3 faces" "$e2e/stopped.log" \
   || { echo "e2e: SIGTERM while no frame comes: exit $rc, pipe open $quiet, $(wc -l <"$e2e/stopped.jsonl") lines; $(cat "$e2e/stopped.log")" >&2; exit 1; }
-echo "e2e stop signal: a run waiting for frames ends cleanly on SIGTERM (exit 0, 3 frames written)"
+.venv-ref/bin/python - "$e2e/quiet-screens" <<'PY'
+import os, sys
+from PIL import Image
+d = sys.argv[1]
+names = sorted(os.listdir(d))
+assert len(names) == 5, f"quiet camera: screens {names} (want 3 frames, no frames, stopped)"
+pixels = lambda p: list(Image.open(p).convert("L").getdata())
+for name, golden in (("screen-000003.png", "no-frames"), ("screen-000004.png", "stopped")):
+    want = pixels(f"device/tests/golden/screen-ssd1306-{golden}.png")
+    assert pixels(f"{d}/{name}") == want, f"quiet camera: {name} is not the {golden} screen"
+PY
+echo "e2e stop signal: a quiet camera shows 'no frames' after 2 s; SIGTERM ends the run at once (exit 0, 3 frames, 'stopped' screen)"
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"

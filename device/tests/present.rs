@@ -17,6 +17,7 @@ use fer_core::Emotion;
 use fer_device::present::panels::{
     encode_fb, render, render_mono, render_rgb, FbGeometry, FramebufferPresenter, SpiPanelPresenter, Ssd1306Presenter,
 };
+use fer_device::present::screen::Screen;
 use fer_device::present::{open_display, Presenter};
 use fer_device::track::TrackedFace;
 
@@ -70,12 +71,28 @@ fn check_golden(name: &str, got: &image::RgbImage) {
 #[test]
 fn whole_screens_match_their_goldens() {
     let c = crop();
-    let mono = render_mono(Size::new(128, 64), &faces(), Some(&c), 12.4);
+    let mono = render_mono(Size::new(128, 64), &Screen::frame(&faces(), Some(&c), 12.4));
     check_golden("screen-ssd1306-128x64.png", &image::DynamicImage::ImageLuma8(mono).to_rgb8());
-    let short = render_mono(Size::new(128, 32), &faces()[..1], None, 30.0);
+    let short = render_mono(Size::new(128, 32), &Screen::frame(&faces()[..1], None, 30.0));
     check_golden("screen-ssd1306-128x32.png", &image::DynamicImage::ImageLuma8(short).to_rgb8());
-    check_golden("screen-st7789-240x240.png", &render_rgb(Size::new(240, 240), &faces(), Some(&c), 24.5));
-    check_golden("screen-ili9341-320x240.png", &render_rgb(Size::new(320, 240), &[], None, 9.0));
+    check_golden(
+        "screen-st7789-240x240.png",
+        &render_rgb(Size::new(240, 240), &Screen::frame(&faces(), Some(&c), 24.5)),
+    );
+    check_golden("screen-ili9341-320x240.png", &render_rgb(Size::new(320, 240), &Screen::frame(&[], None, 9.0)));
+}
+
+#[test]
+fn status_screens_show_the_message_alone() {
+    // What a panel shows when the results would be stale: no face, bars, crop or frame rate.
+    let mono = |s: &Screen| image::DynamicImage::ImageLuma8(render_mono(Size::new(128, 64), s)).to_rgb8();
+    check_golden("screen-ssd1306-stopped.png", &mono(&Screen::status("stopped")));
+    check_golden("screen-ssd1306-no-frames.png", &mono(&Screen::status("no frames")));
+    check_golden("screen-st7789-no-frames.png", &render_rgb(Size::new(240, 240), &Screen::status("no frames")));
+    // A status replaces the results even when faces are given (they are stale).
+    let (c, f) = (crop(), faces());
+    let stale = Screen { status: Some("stopped"), ..Screen::frame(&f, Some(&c), 12.0) };
+    assert_eq!(mono(&stale), mono(&Screen::status("stopped")));
 }
 
 /// SSD1306 page layout (datasheet §8.7): byte (page p, column x) holds rows 8p..8p+7, LSB on top.
@@ -117,7 +134,7 @@ fn ssd1306_init_and_frame_on_the_i2c_bus() {
     // One frame: column window 0..127, page window 0..7, then the 1024 bytes of RAM in
     // 16-byte writes after control byte 0x40 (data).
     let c = crop();
-    let screen = render_mono(Size::new(128, 64), &faces(), Some(&c), 12.0);
+    let screen = render_mono(Size::new(128, 64), &Screen::frame(&faces(), Some(&c), 12.0));
     expected.push(cmd(&[0x21, 0, 127]));
     expected.push(cmd(&[0x22, 0, 7]));
     for chunk in pack_pages(&screen).chunks(16) {
@@ -125,7 +142,7 @@ fn ssd1306_init_and_frame_on_the_i2c_bus() {
     }
     let bus = Mock::new(&expected);
     let mut p = Ssd1306Presenter::new(bus, a, 64, Rotation::Deg0, "mock-i2c").unwrap();
-    p.show(&faces(), Some(&c), 12.0).unwrap();
+    p.show(&Screen::frame(&faces(), Some(&c), 12.0)).unwrap();
     p.release().done();
 }
 
@@ -213,14 +230,15 @@ fn st7789_init_and_frame_on_the_spi_bus() {
 
     wire.0.borrow_mut().1.clear();
     let c = crop();
-    p.show(&faces(), Some(&c), 24.0).unwrap();
+    p.show(&Screen::frame(&faces(), Some(&c), 24.0)).unwrap();
     let frame = commands(&wire.0.borrow().1);
     let names: Vec<u8> = frame.iter().map(|c| c.0).collect();
     assert_eq!(names, vec![0x2A, 0x2B, 0x2C], "CASET, RASET, RAMWR");
     assert_eq!(frame[0].1, vec![0, 0, 0, 239], "columns 0..=239");
     assert_eq!(frame[1].1, vec![0, 0, 0, 239], "rows 0..=239");
     // RAMWR data: the rendered screen, row by row, RGB565 big-endian.
-    let screen: fer_device::present::panels::Buffer<Rgb565> = render(Size::new(240, 240), &faces(), Some(&c), 24.0);
+    let screen: fer_device::present::panels::Buffer<Rgb565> =
+        render(Size::new(240, 240), &Screen::frame(&faces(), Some(&c), 24.0));
     let want: Vec<u8> = screen.pixels.iter().flat_map(|p| p.into_storage().to_be_bytes()).collect();
     assert_eq!(frame[2].1.len(), want.len());
     assert!(frame[2].1 == want, "RAMWR pixels differ from the rendered screen");

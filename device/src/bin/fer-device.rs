@@ -14,8 +14,11 @@ use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, Pass, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
+use fer_device::present::screen::Screen;
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas, ThreadedPresenter};
-use fer_device::source::{FolderSource, FrameSource, MjpegSource, Prefetch, RawSource, SingleImage, SourceError};
+use fer_device::source::{
+    FolderSource, FrameSource, MjpegSource, Polled, Prefetch, RawSource, SingleImage, SourceError,
+};
 use fer_device::track::{Probs, Tracker};
 
 #[derive(Parser)]
@@ -30,8 +33,9 @@ enum Command {
     /// Run the pipeline on a source and write one JSON line per frame.
     ///
     /// Ctrl-C or SIGTERM (`systemctl stop`) ends the run after the frame in hand, also while
-    /// the camera sends nothing: its JSON line and the summary are written, exit status 0. A
-    /// second signal kills at once.
+    /// the camera sends nothing: its JSON line and the summary are written, the display says
+    /// "stopped", exit status 0. A second signal kills at once. After 2 s without a frame the
+    /// display says "no frames" (its results would be stale).
     ///
     /// Examples:
     ///   fer-device run --board board-configs/rpi4.toml --source image:photo.jpg --headless
@@ -400,6 +404,10 @@ fn build_pipeline(
     Ok((cfg, manifest, pipeline, startup))
 }
 
+/// How long `run` waits for a frame before its screen says "no frames" (the results shown are
+/// stale: a camera being reopened, a stalled stream).
+const NO_FRAMES_NOTICE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Set by SIGINT or SIGTERM: `run` stops after the frame in hand (a second signal kills).
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -408,7 +416,7 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 }
 
 /// Ctrl-C and `systemctl stop` end a run cleanly: the frame in hand is finished, its JSON line
-/// written, the summary printed and the display's last screen shown. The handler is reset by
+/// written, the display says "stopped" and the summary is printed. The handler is reset by
 /// the first signal (SA_RESETHAND), so a second one kills at once.
 fn stop_on_signals() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
@@ -458,7 +466,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let mut last_frame = std::time::Instant::now();
     let mut source: Box<dyn FrameSource> = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
-        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?.stop_on(&STOP))
+        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?)
     } else {
         open_source(&a.source, &cfg)?
     };
@@ -478,14 +486,41 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
     let mut kinds = Vec::new();
     stop_on_signals();
+    // Shows a status instead of stale results; a display that fails is reported, not fatal.
+    let status = |presenter: &mut Option<Box<dyn Presenter>>, message: &str, errors: &mut u64| {
+        if let Some(Err(e)) = presenter.as_mut().map(|p| p.show(&Screen::status(message))) {
+            *errors += 1;
+            eprintln!("display: {e}");
+        }
+    };
     loop {
         if r.max_frames > 0 && frames >= r.max_frames {
             break;
         }
-        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        // Wait for the next frame, watching for a stop signal; a source read ahead on another
+        // thread gives up every 50 ms, so a camera being reopened or a quiet pipe cannot hold
+        // the stop up, and after NO_FRAMES_NOTICE without a frame the screen says so.
+        let waiting_since = std::time::Instant::now();
+        let mut noticed = false;
+        let next = loop {
+            if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                break None;
+            }
+            match source.poll_frame(std::time::Duration::from_millis(50)) {
+                Polled::Next(next) => break Some(next),
+                Polled::Waiting if !noticed && waiting_since.elapsed() >= NO_FRAMES_NOTICE => {
+                    noticed = true;
+                    eprintln!("fer-device: no frame for {} s", NO_FRAMES_NOTICE.as_secs());
+                    status(&mut presenter, "no frames", &mut errors);
+                }
+                Polled::Waiting => {}
+            }
+        };
+        let Some(next) = next else {
+            status(&mut presenter, "stopped", &mut errors);
             break;
-        }
-        let frame = match source.next_frame() {
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(SourceError::Frame { path, message }) => {
@@ -526,7 +561,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         };
         if let Some(p) = presenter.as_mut() {
             let crop = main_face_crop(&frame.image, &result.faces);
-            if let Err(e) = p.show(&result.faces, crop.as_ref(), fps) {
+            if let Err(e) = p.show(&Screen::frame(&result.faces, crop.as_ref(), fps)) {
                 // The results are already written; a display that fails is reported, not fatal.
                 errors += 1;
                 eprintln!("display: {e}");
@@ -602,7 +637,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             let draw = t.elapsed().as_secs_f64() * 1e3;
             let t = std::time::Instant::now();
             let crop = main_face_crop(&frame.image, &r.faces);
-            std::hint::black_box(render_panel(panel, mono, &r.faces, crop.as_ref(), 30.0));
+            std::hint::black_box(render_panel(panel, mono, &Screen::frame(&r.faces, crop.as_ref(), 30.0)));
             let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);

@@ -14,7 +14,6 @@ use image::GrayImage;
 
 use super::screen::{draw_screen, Screen, ScreenColor};
 use super::RgbCanvas;
-use crate::track::TrackedFace;
 
 /// Why a display could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +26,9 @@ pub enum PresentError {
 
 /// Something that shows the screen of each processed frame.
 pub trait Presenter {
-    /// Shows `faces` of one frame (`crop`: the main face, gray) with the current frame rate.
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError>;
+    /// Shows one screen: a frame's faces (the main face's gray crop, the frame rate), or a
+    /// status ([`Screen::status`]).
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError>;
     /// For logs: what and where.
     fn describe(&self) -> String;
     /// For the end of a run: anything worth reporting about the screens shown (none by default).
@@ -71,39 +71,33 @@ impl<C: PixelColor> DrawTarget for Buffer<C> {
 }
 
 /// Renders a screen of `size` into a buffer.
-pub fn render<C: ScreenColor>(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Buffer<C> {
+pub fn render<C: ScreenColor>(size: Size, s: &Screen) -> Buffer<C> {
     let mut b = Buffer::new(size, C::background());
-    draw_screen(&mut b, &Screen { faces, fps, crop }).expect("drawing into memory cannot fail");
+    draw_screen(&mut b, s).expect("drawing into memory cannot fail");
     b
 }
 
 /// A colour screen as an RGB image (PNG snapshots, framebuffer).
-pub fn render_rgb(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> image::RgbImage {
+pub fn render_rgb(size: Size, s: &Screen) -> image::RgbImage {
     let mut canvas = RgbCanvas(image::RgbImage::new(size.width, size.height));
-    draw_screen(&mut canvas, &Screen { faces, fps, crop }).expect("drawing into memory cannot fail");
+    draw_screen(&mut canvas, s).expect("drawing into memory cannot fail");
     canvas.0
 }
 
 /// A monochrome screen as a black/white image.
-pub fn render_mono(size: Size, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> GrayImage {
-    let b: Buffer<BinaryColor> = render(size, faces, crop, fps);
+pub fn render_mono(size: Size, s: &Screen) -> GrayImage {
+    let b: Buffer<BinaryColor> = render(size, s);
     GrayImage::from_fn(size.width, size.height, |x, y| {
         image::Luma([if b.pixels[(y * size.width + x) as usize].is_on() { 255 } else { 0 }])
     })
 }
 
 /// A `size` panel's screen as an image: black/white for a mono panel, RGB for a colour one.
-pub fn render_panel(
-    size: Size,
-    mono: bool,
-    faces: &[TrackedFace],
-    crop: Option<&GrayImage>,
-    fps: f32,
-) -> image::DynamicImage {
+pub fn render_panel(size: Size, mono: bool, s: &Screen) -> image::DynamicImage {
     if mono {
-        image::DynamicImage::ImageLuma8(render_mono(size, faces, crop, fps))
+        image::DynamicImage::ImageLuma8(render_mono(size, s))
     } else {
-        image::DynamicImage::ImageRgb8(render_rgb(size, faces, crop, fps))
+        image::DynamicImage::ImageRgb8(render_rgb(size, s))
     }
 }
 
@@ -124,10 +118,10 @@ impl PngPresenter {
 }
 
 impl Presenter for PngPresenter {
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let path = self.dir.join(format!("screen-{:06}.png", self.index));
         self.index += 1;
-        render_panel(self.size, self.mono, faces, crop, fps)
+        render_panel(self.size, self.mono, s)
             .save(&path)
             .map_err(|e| PresentError::Write { device: path.display().to_string(), message: e.to_string() })
     }
@@ -214,19 +208,18 @@ impl Ssd1306Presenter<linux_embedded_hal::I2cdev> {
 }
 
 impl<I2C: embedded_hal::i2c::I2c> Presenter for Ssd1306Presenter<I2C> {
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
-        let screen = Screen { faces, fps, crop };
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let err = |e: display_interface::DisplayError| PresentError::Write {
             device: self.device.clone(),
             message: format!("{e:?}"),
         };
         match &mut self.oled {
             Oled::Tall(d) => {
-                draw_screen(d, &screen).map_err(err)?;
+                draw_screen(d, s).map_err(err)?;
                 d.flush().map_err(err)
             }
             Oled::Short(d) => {
-                draw_screen(d, &screen).map_err(err)?;
+                draw_screen(d, s).map_err(err)?;
                 d.flush().map_err(err)
             }
         }
@@ -311,8 +304,8 @@ where
     M: Model<ColorFormat = Rgb565>,
     RST: embedded_hal::digital::OutputPin,
 {
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
-        let b: Buffer<Rgb565> = render(self.size, faces, crop, fps);
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
+        let b: Buffer<Rgb565> = render(self.size, s);
         let (w, h) = (self.size.width as u16, self.size.height as u16);
         self.display
             .set_pixels(0, 0, w - 1, h - 1, b.pixels)
@@ -461,12 +454,12 @@ fn fb_geometry(file: &std::fs::File) -> std::io::Result<FbGeometry> {
 }
 
 impl Presenter for FramebufferPresenter {
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         use std::io::{Seek, SeekFrom, Write};
         let g = self.geometry;
         // Draw at most 480×320 (a screen-sized overlay; the rest of the console is left alone).
         let size = Size::new(g.width.min(480), g.height.min(320));
-        let img = render_rgb(size, faces, crop, fps);
+        let img = render_rgb(size, s);
         let err = |message: String| PresentError::Write { device: self.device.clone(), message };
         let bytes = encode_fb(&img, &FbGeometry { height: size.height, ..g }).map_err(err)?;
         self.file.seek(SeekFrom::Start(0)).and_then(|_| self.file.write_all(&bytes)).map_err(|e| err(e.to_string()))

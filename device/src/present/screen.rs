@@ -84,6 +84,20 @@ pub struct Screen<'a> {
     pub fps: f32,
     /// Gray crop of the main face (any size; scaled to fit).
     pub crop: Option<&'a GrayImage>,
+    /// A message instead of a frame's results (`stopped`, `no frames`), alone in the middle.
+    pub status: Option<&'a str>,
+}
+
+impl<'a> Screen<'a> {
+    /// A frame's results.
+    pub fn frame(faces: &'a [TrackedFace], crop: Option<&'a GrayImage>, fps: f32) -> Screen<'a> {
+        Screen { faces, fps, crop, status: None }
+    }
+
+    /// A message alone: no face, bars or frame rate (the results it replaces are stale).
+    pub fn status(message: &'a str) -> Screen<'a> {
+        Screen { faces: &[], fps: 0.0, crop: None, status: Some(message) }
+    }
 }
 
 /// Short names that fit a 128-pixel-wide panel.
@@ -136,8 +150,8 @@ fn text<D: DrawTarget>(
 }
 
 /// The main line: `happy 93%` (`?` when the smoothed label is uncertain) or `no face`.
-fn headline(faces: &[TrackedFace]) -> String {
-    match faces.first() {
+fn headline(s: &Screen) -> String {
+    match s.faces.first() {
         Some(f) => format!("{}{} {:.0}%", f.label, if f.uncertain { "?" } else { "" }, f.confidence * 100.0),
         None => "no face".into(),
     }
@@ -165,7 +179,10 @@ where
 {
     let fg = D::Color::foreground();
     let (w, h) = (size.width as i32, size.height as i32);
-    text(target, &headline(s.faces), Point::zero(), &FONT_6X10, fg, Alignment::Left)?;
+    if let Some(status) = s.status {
+        return text(target, status, Point::new(w / 2, h / 2 - 5), &FONT_6X10, fg, Alignment::Center);
+    }
+    text(target, &headline(s), Point::zero(), &FONT_6X10, fg, Alignment::Left)?;
     let mut rate = format!("{:.0}fps", s.fps);
     if s.faces.len() > 1 {
         rate.push_str(&format!(" x{}", s.faces.len()));
@@ -204,6 +221,9 @@ where
 {
     let fg = D::Color::foreground();
     let (w, h) = (size.width as i32, size.height as i32);
+    if let Some(status) = s.status {
+        return text(target, status, Point::new(w / 2, h / 2 - 10), &FONT_10X20, fg, Alignment::Center);
+    }
     // Face crop in a square at the top left (nearest-neighbour scaled).
     let side = (w / 2).min(h - 24 - 7 * 14).max(0) as u32;
     if let (Some(crop), true) = (s.crop, side > 0) {
@@ -219,7 +239,7 @@ where
     }
     let right = side as i32 + 8;
     let label_color = s.faces.first().map(|f| D::Color::emotion(f.label)).unwrap_or(fg);
-    text(target, &headline(s.faces), Point::new(right, 4), &FONT_10X20, label_color, Alignment::Left)?;
+    text(target, &headline(s), Point::new(right, 4), &FONT_10X20, label_color, Alignment::Left)?;
     text(target, &format!("{:.1} fps", s.fps), Point::new(right, 30), &FONT_6X10, fg, Alignment::Left)?;
     let count = match s.faces.len() {
         1 => "1 face".to_string(),

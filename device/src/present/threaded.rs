@@ -12,18 +12,20 @@ use std::thread::JoinHandle;
 use image::GrayImage;
 
 use super::panels::{PresentError, Presenter};
+use super::screen::Screen;
 use crate::track::TrackedFace;
 
-/// One screen's content.
-struct Screen {
+/// One screen's content, owned.
+struct Owned {
     faces: Vec<TrackedFace>,
     crop: Option<GrayImage>,
     fps: f32,
+    status: Option<String>,
 }
 
 #[derive(Default)]
 struct Mailbox {
-    waiting: Option<Screen>,
+    waiting: Option<Owned>,
     /// The first error since the last `show` returned one.
     error: Option<PresentError>,
     skipped: u64,
@@ -67,7 +69,13 @@ impl ThreadedPresenter {
                         None => break,
                     }
                 };
-                if let Err(e) = presenter.show(&screen.faces, screen.crop.as_ref(), screen.fps) {
+                let shown = Screen {
+                    faces: &screen.faces,
+                    crop: screen.crop.as_ref(),
+                    fps: screen.fps,
+                    status: screen.status.as_deref(),
+                };
+                if let Err(e) = presenter.show(&shown) {
                     lock(mailbox).error.get_or_insert(e);
                 }
             }
@@ -83,10 +91,11 @@ impl ThreadedPresenter {
 }
 
 impl Presenter for ThreadedPresenter {
-    fn show(&mut self, faces: &[TrackedFace], crop: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+    fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let (mailbox, wake) = &*self.shared;
         let mut m = lock(mailbox);
-        let screen = Screen { faces: faces.to_vec(), crop: crop.cloned(), fps };
+        let screen =
+            Owned { faces: s.faces.to_vec(), crop: s.crop.cloned(), fps: s.fps, status: s.status.map(str::to_string) };
         if m.waiting.replace(screen).is_some() {
             m.skipped += 1;
         }
@@ -131,7 +140,8 @@ mod tests {
     }
 
     impl Presenter for Gated {
-        fn show(&mut self, _: &[TrackedFace], _: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
+            let fps = s.fps;
             lock_gate(&self.gate).recv().expect("the test holds the gate");
             self.shown.send(fps).unwrap();
             if fps < 0.0 {
@@ -164,13 +174,13 @@ mod tests {
         let (mut p, shown, gate) = gated();
         assert_eq!(p.describe(), "gated (on its own thread)");
         // Screen 1 goes to the display thread, which blocks in `show` at the gate.
-        p.show(&[], None, 1.0).unwrap();
+        p.show(&Screen::frame(&[], None, 1.0)).unwrap();
         while lock(&p.shared.0).waiting.is_some() {
             std::thread::sleep(Duration::from_millis(1));
         }
         // With the display busy, three more screens come: each returns at once, the last wins.
         for fps in [2.0, 3.0, 4.0] {
-            p.show(&[], None, fps).unwrap();
+            p.show(&Screen::frame(&[], None, fps)).unwrap();
         }
         assert_eq!(p.skipped(), 2);
         assert_eq!(p.summary().unwrap(), "2 screen(s) replaced by a newer one while the display was busy");
@@ -179,7 +189,7 @@ mod tests {
         gate.send(()).unwrap();
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 4.0);
         // A screen still waiting when the presenter is dropped is shown before the thread ends.
-        p.show(&[], None, 5.0).unwrap();
+        p.show(&Screen::frame(&[], None, 5.0)).unwrap();
         gate.send(()).unwrap();
         drop(p);
         assert_eq!(shown.try_recv().unwrap(), 5.0);
@@ -190,7 +200,8 @@ mod tests {
     struct Failing(mpsc::Sender<f32>);
 
     impl Presenter for Failing {
-        fn show(&mut self, _: &[TrackedFace], _: Option<&GrayImage>, fps: f32) -> Result<(), PresentError> {
+        fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
+            let fps = s.fps;
             self.0.send(fps).unwrap();
             if fps < 0.0 {
                 return Err(PresentError::Write { device: "/dev/spidev9.0".into(), message: "bus error".into() });
@@ -207,15 +218,15 @@ mod tests {
         let (tx, shown) = mpsc::channel();
         let mut p =
             ThreadedPresenter::spawn(move || Ok::<_, String>(Box::new(Failing(tx)) as Box<dyn Presenter>)).unwrap();
-        p.show(&[], None, -1.0).unwrap();
+        p.show(&Screen::frame(&[], None, -1.0)).unwrap();
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), -1.0);
         while lock(&p.shared.0).error.is_none() {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let err = p.show(&[], None, 1.0).unwrap_err().to_string();
+        let err = p.show(&Screen::frame(&[], None, 1.0)).unwrap_err().to_string();
         assert!(err.contains("/dev/spidev9.0") && err.contains("bus error"), "{err}");
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 1.0, "the screen after the error is shown");
-        p.show(&[], None, 2.0).unwrap();
+        p.show(&Screen::frame(&[], None, 2.0)).unwrap();
         drop(p);
         assert_eq!(shown.try_recv().unwrap(), 2.0);
         let e = ThreadedPresenter::spawn(|| Err::<Box<dyn Presenter>, _>("no /dev/spidev0.0".to_string()));

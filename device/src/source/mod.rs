@@ -54,12 +54,28 @@ pub enum SourceError {
     Fatal { path: PathBuf, message: String },
 }
 
+/// What [`FrameSource::poll_frame`] found.
+#[derive(Debug)]
+pub enum Polled {
+    /// What [`FrameSource::next_frame`] returns.
+    Next(Result<Option<Frame>, SourceError>),
+    /// No frame came within the time given; ask again.
+    Waiting,
+}
+
 /// A sequence of frames.
 pub trait FrameSource {
     /// The next frame; `Ok(None)` at the end of a finite source.
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
     /// Human-readable description for logs.
     fn describe(&self) -> String;
+    /// The next frame, or [`Polled::Waiting`] after about `wait` without one, where the source
+    /// can give up waiting (one read on another thread: [`Prefetch`]); others block as
+    /// [`FrameSource::next_frame`] does.
+    fn poll_frame(&mut self, wait: std::time::Duration) -> Polled {
+        let _ = wait;
+        Polled::Next(self.next_frame())
+    }
 }
 
 /// Decodes an in-memory PNG/JPEG, naming `path` in errors. JPEGs without Huffman tables (frames
@@ -86,8 +102,6 @@ pub struct Prefetch {
     rx: std::sync::mpsc::Receiver<Pending>,
     description: String,
     finished: bool,
-    /// Ends the source when set, even while no frame comes ([`Prefetch::stop_on`]).
-    stop: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Prefetch {
@@ -107,37 +121,14 @@ impl Prefetch {
         };
         // Not joined (see above): the thread handle is dropped.
         let (description, _) = crate::worker::spawn_opened("frame-reading", open, |s| s.describe(), serve)?;
-        Ok(Prefetch { rx, description, finished: false, stop: None })
+        Ok(Prefetch { rx, description, finished: false })
     }
 
-    /// Ends the source (`Ok(None)`) as soon as `flag` is set (a stop signal), also while the
-    /// reading thread waits for a frame (a camera being reopened, a quiet pipe): it is checked
-    /// every 50 ms. The reading thread is left to stop at its next frame.
-    pub fn stop_on(self, flag: &'static std::sync::atomic::AtomicBool) -> Prefetch {
-        Prefetch { stop: Some(flag), ..self }
-    }
-}
-
-impl FrameSource for Prefetch {
-    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if self.finished {
-            return Ok(None);
-        }
+    /// What the reading thread sent (`None`: its channel closed).
+    fn received(&mut self, next: Option<Pending>) -> Pending {
         // The thread always sends the end (or a fatal error) before it stops; a closed channel
         // without one means it panicked, which must not pass for the end of the source.
-        let received = loop {
-            let Some(stop) = self.stop else { break self.rx.recv().ok() };
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                self.finished = true;
-                return Ok(None);
-            }
-            match self.rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                Ok(next) => break Some(next),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
-            }
-        };
-        let next = received.unwrap_or_else(|| {
+        let next = next.unwrap_or_else(|| {
             Err(SourceError::Fatal {
                 path: self.description.clone().into(),
                 message: "the frame-reading thread stopped unexpectedly (a bug: see its panic message)".into(),
@@ -146,9 +137,30 @@ impl FrameSource for Prefetch {
         self.finished = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
         next
     }
+}
+
+impl FrameSource for Prefetch {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let next = self.rx.recv().ok();
+        self.received(next)
+    }
 
     fn describe(&self) -> String {
         format!("{} (read ahead on a second thread)", self.description)
+    }
+
+    fn poll_frame(&mut self, wait: std::time::Duration) -> Polled {
+        if self.finished {
+            return Polled::Next(Ok(None));
+        }
+        match self.rx.recv_timeout(wait) {
+            Ok(next) => Polled::Next(self.received(Some(next))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Polled::Waiting,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Polled::Next(self.received(None)),
+        }
     }
 }
 
@@ -248,20 +260,18 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_flag_ends_prefetch_while_no_frame_comes() {
-        static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        let mut p = Prefetch::spawn(1, || Ok::<_, String>(Box::new(Stalling(false)) as _)).unwrap().stop_on(&STOP);
-        assert_eq!(p.next_frame().unwrap().unwrap().name, "s");
-        let setter = std::thread::spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
+    fn polling_prefetch_gives_up_waiting_and_keeps_the_frames() {
+        let mut p = Prefetch::spawn(1, || Ok::<_, String>(Box::new(Stalling(false)) as _)).unwrap();
+        let wait = std::time::Duration::from_millis(100);
+        assert!(matches!(p.poll_frame(wait), Polled::Next(Ok(Some(f))) if f.name == "s"));
         let t = std::time::Instant::now();
-        assert!(p.next_frame().unwrap().is_none(), "a stopped source ends");
-        // Waited for the flag (not for a frame, which never comes).
-        assert!(t.elapsed() >= std::time::Duration::from_millis(150), "{:?}", t.elapsed());
-        assert!(p.next_frame().unwrap().is_none(), "and stays ended");
-        setter.join().unwrap();
+        assert!(matches!(p.poll_frame(wait), Polled::Waiting));
+        assert!(t.elapsed() >= std::time::Duration::from_millis(90), "{:?}", t.elapsed());
+        assert!(matches!(p.poll_frame(wait), Polled::Waiting), "and again");
+        // A source read on the caller's thread cannot give up: it returns what it reads.
+        let mut direct = Counting { next: 0, n: 1, bad: 9 };
+        assert!(matches!(direct.poll_frame(wait), Polled::Next(Ok(Some(f))) if f.name == "f0"));
+        assert!(matches!(direct.poll_frame(wait), Polled::Next(Ok(None))));
     }
 
     #[test]
