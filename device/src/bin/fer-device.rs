@@ -211,7 +211,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 0)]
     max_frames: u64,
     /// Frames read and decoded ahead on a second thread while the current one is processed
-    /// (0 = read on the main thread, one core).
+    /// (0 = read on the main thread, one core; then a source that stalls also holds up a stop
+    /// signal and the display's "no frames" until its next frame).
     #[arg(long, default_value_t = 2)]
     prefetch: usize,
 }
