@@ -12,7 +12,7 @@ use fer_core::manifest::ModelManifest;
 use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
-use fer_device::pipeline::{FaceFinder, FrameResult, Pass, Pipeline};
+use fer_device::pipeline::{FaceFinder, FrameResult, JsonLines, Pass, Pipeline};
 use fer_device::present::panels::{panel_size, render_panel};
 use fer_device::present::screen::Screen;
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas, ThreadedPresenter};
@@ -471,14 +471,14 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     } else {
         open_source(&a.source, &cfg)?
     };
-    let mut out: Box<dyn Write> = if r.json.as_os_str() == "-" {
-        Box::new(std::io::stdout())
+    let mut out = JsonLines::new(if r.json.as_os_str() == "-" {
+        Box::new(std::io::stdout()) as Box<dyn Write>
     } else {
         if let Some(dir) = r.json.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         Box::new(std::fs::File::create(&r.json).with_context(|| format!("creating {}", r.json.display()))?)
-    };
+    });
     if let Some(dir) = &r.annotated {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -527,7 +527,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Err(SourceError::Frame { path, message }) => {
                 errors += 1;
                 eprintln!("skipped {}: {message}", path.display());
-                writeln!(out, "{}", serde_json::json!({"source": path, "error": message}))?;
+                out.write(&serde_json::json!({"source": path, "error": message}))?;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -538,18 +538,13 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Err(e) => {
                 errors += 1;
                 eprintln!("frame {} ({}): {e}", frame.index, frame.name);
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"frame": frame.index, "source": frame.name, "error": e.to_string()})
-                )?;
+                out.write(&serde_json::json!({"frame": frame.index, "source": frame.name, "error": e.to_string()}))?;
                 continue;
             }
         };
         faces += result.faces.len();
         count_pass(&mut kinds, result.detection, result.timings.detect_ms);
-        writeln!(out, "{}", frame_json(&result, t0))?;
-        out.flush()?;
+        out.write(&frame_json(&result, t0))?;
         let now = std::time::Instant::now();
         let dt = now.duration_since(last_frame).as_secs_f32().max(1e-6);
         last_frame = now;
