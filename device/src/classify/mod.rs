@@ -221,6 +221,10 @@ impl TractClassifier {
         };
         let mut jobs = jobs.into_iter();
         let first = jobs.next().expect("at least one group");
+        if jobs.len() == 0 {
+            // One group (one face, or one thread): no thread scope on the common path.
+            return run(first);
+        }
         std::thread::scope(|scope| {
             let others: Vec<_> = jobs.map(|j| scope.spawn(move || run(j))).collect();
             let mut out = run(first)?;
