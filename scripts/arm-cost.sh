@@ -88,7 +88,9 @@ if [ -n "$ort" ]; then
       --platform manylinux_2_28_aarch64 --python-version 3.11 "onnxruntime==$version" -d "$work/ort"
     (cd "$work/ort" && python3 -m zipfile -e onnxruntime-*.whl . && rm -f onnxruntime-*.whl)
   fi
-  cargo build --locked --release --target aarch64-unknown-linux-gnu -p fer-device --target-dir target/arm-cost-dyn -q
+  # (.cargo/config.toml links the ARM targets statically; RUSTFLAGS replaces that.)
+  RUSTFLAGS="-C target-feature=-crt-static" cargo build --locked --release --target aarch64-unknown-linux-gnu \
+    -p fer-device --target-dir target/arm-cost-dyn -q
   cp target/arm-cost-dyn/aarch64-unknown-linux-gnu/release/fer-device "$work/initfs/init"
   mkdir -p "$work/initfs/lib/aarch64-linux-gnu" "$work/initfs/ort"
   cp -L /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 "$work/initfs/lib/"

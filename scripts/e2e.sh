@@ -5,6 +5,8 @@
 # the int8 export runs on the faces; the imported FER-2013 mini-XCEPTION runs on the photograph
 # too and must say "happy".
 # Their JSON outputs must agree: same faces, same labels, probabilities within 1e-4.
+# Then the board packages (scripts/package.sh) are made from the ARM binaries, run from their
+# own directories without a sysroot, and installed into a staged root (deploy/install.sh).
 # Expects the debug binaries that scripts/test.sh has built for all three targets.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -235,4 +237,60 @@ lit = sum(1 for row in rows for v in row if v == 255)
 assert lit > 300, f"SSD1306 screen has only {lit} lit pixels"
 assert screens["aarch64"] == png and screens["armv7"] == png, "SSD1306 screens differ between targets"
 print(f"e2e display: identical 128x64 SSD1306 screens ({lit} lit pixels) on all targets")
+PY
+
+# The board packages (scripts/package.sh) with the ARM binaries built above (static, camera
+# built in): the Pi 4's for aarch64, the Pi Zero 2 W's for a 32-bit OS. Each is unpacked and run
+# from its own directory as the service would, under qemu-user *without* a sysroot (a dynamic
+# binary would not start), and installed into a board's root file system (install.sh --root).
+ea=$root/$e2e   # absolute: the runs below start inside the packages
+declare -A pkg_board=([aarch64]=rpi4 [armv7]=rpi-zero2w)
+declare -A pkg_qemu=([aarch64]="qemu-aarch64 -cpu cortex-a72" [armv7]="qemu-arm -cpu cortex-a7")
+for t in aarch64 armv7; do
+  b=${pkg_board[$t]}
+  tarball=$(scripts/package.sh "$b" --target $t --bin "${bin[$t]}" --model "$real" --out "$ea/dist")
+  [ "$tarball" = "$ea/dist/fer-edge-$b-$t.tar.gz" ] || { echo "package.sh printed $tarball" >&2; exit 1; }
+  u=$ea/unpacked-$t && rm -rf "$u" && mkdir -p "$u" && tar -C "$u" -xzf "$tarball"
+  p=$u/fer-edge-$b-$t
+  # shellcheck disable=SC2086
+  (cd "$p" && TRACT_CPU_ARM32_NEON=true ${pkg_qemu[$t]} bin/fer-device run --board board.toml \
+    --source "image:$root/.cache/fixtures/astronaut.png" --headless --json "$ea/pkg-$t.jsonl" 2>>"$ea/device-$t.log")
+  # shellcheck disable=SC2086
+  (cd "$p" && ${pkg_qemu[$t]} bin/fer-device run --board board.toml --source "image:$root/.cache/fixtures/astronaut.png" \
+    --headless --json none >"$ea/pkg-none-$t.out" 2>"$ea/pkg-none-$t.err")
+  [ ! -s "$ea/pkg-none-$t.out" ] && grep -q "1 frames, 1 faces, 0 errors" "$ea/pkg-none-$t.err" ||
+    { echo "--json none on $t: stdout not empty or no summary" >&2; cat "$ea/pkg-none-$t.out" "$ea/pkg-none-$t.err" >&2; exit 1; }
+  # Installed into a board's root whose /etc/group has video and spi (no i2c, gpio): the unit
+  # runs the installed binary on the installed config with exactly those groups.
+  r=$ea/sdroot-$t && rm -rf "$r" && mkdir -p "$r/etc"
+  printf 'root:x:0:\nvideo:x:44:\nspi:x:999:\n' >"$r/etc/group"
+  "$p/install.sh" --root "$r" >"$ea/install-$t.log"
+  unit=$r/etc/systemd/system/fer-edge.service
+  grep -qx 'ExecStart=/opt/fer-edge/bin/fer-device run --board /opt/fer-edge/board.toml --source camera --json none' "$unit"
+  grep -qx 'SupplementaryGroups=video spi' "$unit"
+  [ "$(readlink "$r/etc/systemd/system/multi-user.target.wants/fer-edge.service")" = ../fer-edge.service ]
+  (cd "$r/opt/fer-edge" && sha256sum --quiet -c SHA256SUMS)
+  # systemd's own check of the unit, its paths pointing into the staged root.
+  sed "s#/opt/fer-edge#$r/opt/fer-edge#g" "$unit" >"$ea/fer-edge-$t.service"
+  systemd-analyze verify "$ea/fer-edge-$t.service" >"$ea/verify-$t.log" 2>&1 || true
+  [ ! -s "$ea/verify-$t.log" ] || { echo "systemd-analyze verify on the $t unit:" >&2; cat "$ea/verify-$t.log" >&2; exit 1; }
+  # A second install keeps the board's edited config and leaves the package's beside it.
+  echo "# edited on the board" >>"$r/opt/fer-edge/board.toml"
+  "$p/install.sh" --root "$r" >>"$ea/install-$t.log"
+  tail -1 "$r/opt/fer-edge/board.toml" | grep -qx "# edited on the board"
+  cmp -s "$r/opt/fer-edge/board.toml.new" "$p/board.toml"
+  # A damaged package is refused before anything is copied.
+  printf 'x' >>"$p/models/mini-xception-fer2013/model.onnx"
+  if "$p/install.sh" --root "$ea/sdroot-damaged-$t" >"$ea/damaged-$t.log" 2>&1 || [ -e "$ea/sdroot-damaged-$t" ]; then
+    echo "install.sh accepted a damaged package:" >&2; cat "$ea/damaged-$t.log" >&2; exit 1
+  fi
+  grep -q "package damaged" "$ea/damaged-$t.log"
+done
+python3 - "$ea" <<'PY'
+import json, sys
+d = sys.argv[1]
+for t, board in (("aarch64", "rpi4"), ("armv7", "rpi-zero2w")):
+    faces = json.loads(open(f"{d}/pkg-{t}.jsonl").readline())["faces"]
+    assert len(faces) == 1 and faces[0]["label"] == "happy", f"{board} package on {t}: {faces}"
+    print(f"e2e package: fer-edge-{board}-{t} runs from its own directory without a sysroot: astronaut {faces[0]['label']} ({faces[0]['confidence']:.3f}); installs, unit verified")
 PY

@@ -36,7 +36,8 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 
 # --- Debian packages --------------------------------------------------------------------------
 debs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
-      qemu-user libclang-dev python3-venv opencv-data curl unzip nodejs)
+      qemu-user libclang-dev python3-venv opencv-data curl unzip nodejs
+      systemd)  # systemd-analyze checks the board package's service unit (scripts/e2e.sh)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,9 +6,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Crates that run on the boards and need no libtorch or hardware: tested on all three targets.
-# One fixed package list (hence one feature set) per target, so nothing is rebuilt twice.
-CROSS_PKGS=(-p fer-core -p fer-device -p fer-e2e)
+# Crates that run on the boards and need no libtorch or hardware: tested on all three targets,
+# fer-device with its camera (as the board package ships it: scripts/package.sh). One fixed
+# package list and feature set per target, so nothing is rebuilt twice.
+CROSS_PKGS=(-p fer-core -p fer-device -p fer-e2e --features fer-device/camera)
 CROSS_TARGETS=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 
 summary=()

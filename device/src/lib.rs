@@ -6,7 +6,8 @@
 //! Haar and LBP cascades evaluated in Rust), [`classify`] (tract with fer-edge's graph rewrites
 //! and kernels), [`track`] (IoU tracking, EMA/window smoothing with hysteresis), [`present`]
 //! (SSD1306, ST7789/ILI9341, framebuffer, PNG), [`pipeline`] (the frame loop, JSON lines), and
-//! [`onnxruntime`] (Microsoft's runtime loaded at run time, the benchmarks' peer).
+//! [`onnxruntime`] (Microsoft's runtime loaded at run time, the benchmarks' peer), and [`access`]
+//! (can this process open the board's devices, and which group would let it).
 //!
 //! ```
 //! use fer_core::board::TrackingConfig;
@@ -19,6 +20,7 @@
 //! assert_eq!(faces[0].label, fer_core::Emotion::Happy);
 //! ```
 
+pub mod access;
 pub mod classify;
 pub mod detect;
 pub mod onnxruntime;

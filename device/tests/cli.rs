@@ -48,7 +48,46 @@ fn check_config_accepts_every_shipped_board() {
         assert!(t.contains(&format!("{b}.toml: {b}")), "{b} not reported:\n{t}");
     }
     // This machine has no camera or display nodes: said plainly, not pretended.
-    assert!(t.contains("camera   /dev/video0 (640x480 YUYV at 30 fps):"), "{t}");
+    assert!(t.contains("camera   /dev/video0 (640x480 YUYV at 30 fps): not found on this machine"), "{t}");
+    // What the binary can do: a board build without the camera would only read files.
+    let build = t.lines().next().unwrap();
+    assert!(
+        build.starts_with(&format!(
+            "build   fer-device {} for {}-linux: ",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH
+        )),
+        "{t}"
+    );
+    let camera = build.ends_with(": V4L2 camera (nokhwa) built in");
+    assert_eq!(camera, cfg!(feature = "camera"), "{build}");
+    assert_eq!(!camera, build.contains("no camera support"), "{build}");
+}
+
+#[test]
+fn check_config_says_who_can_open_each_device() {
+    // A board whose camera is /dev/null (crw-rw-rw- root root everywhere) and whose panel's GPIO
+    // chip is missing.
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rpi4 = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap();
+    assert!(rpi4.contains("device = \"/dev/video0\"") && rpi4.contains("gpio_chip = \"/dev/gpiochip0\""));
+    let board = dir.join("null-camera.toml");
+    std::fs::write(
+        &board,
+        rpi4.replacen("\"/dev/video0\"", "\"/dev/null\"", 1).replacen("/dev/gpiochip0", "/dev/gpiochip-fer-missing", 1),
+    )
+    .unwrap();
+    let out = fer_device().arg("check-config").arg(&board).current_dir(repo()).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("camera   /dev/null (640x480 YUYV at 30 fps): present: character device crw-rw-rw- (owner root, group root); this user can open it read-write"),
+        "{t}"
+    );
+    assert!(t.contains("gpio     /dev/gpiochip-fer-missing (panel control pins): not found on this machine"), "{t}");
+    assert!(t.contains("cascade  /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml: present: file -rw-r--r-- (owner root, group root); this user can open it read"), "{t}");
     // Every shipped board's min_face is a size its cascade can find.
     assert!(!t.contains("note"), "{t}");
 }

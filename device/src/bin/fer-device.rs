@@ -148,7 +148,9 @@ enum Command {
         threads: usize,
     },
     /// Validate board configs and report, for each, whether its model, cascade, camera and
-    /// display can be found on this machine. Exits 1 if a config is invalid.
+    /// display can be found on this machine and opened by this user (with the device's owner,
+    /// group and mode, and what would let the user open it), and whether this build has camera
+    /// support. Exits 1 if a config is invalid.
     ///
     /// Example: fer-device check-config board-configs/*.toml
     CheckConfig {
@@ -201,7 +203,8 @@ struct RunArgs {
     /// the board's panel (size, mono/colour) would show it, to DIR/screen-NNNNNN.png.
     #[arg(long)]
     display: Option<String>,
-    /// JSON-lines output file ("-" = stdout, the default).
+    /// JSON-lines output file ("-" = stdout, the default; "none" = no JSON lines, e.g. in the
+    /// board's service, where the display is the output; ./none is a file of that name).
     #[arg(long, default_value = "-")]
     json: PathBuf,
     /// Write each frame with boxes and labels drawn as PNG into this folder.
@@ -255,12 +258,62 @@ fn min_face_note(cfg: &BoardConfig, cascade: &Path) -> Option<String> {
     })
 }
 
-fn presence(path: &str) -> &'static str {
-    if Path::new(path).exists() {
-        "present"
+/// What this binary was built for and with: the first line of `check-config`.
+fn build_line() -> String {
+    let camera = if cfg!(feature = "camera") {
+        "V4L2 camera (nokhwa) built in"
     } else {
-        "not found on this machine"
+        "no camera support (files and pipes only; build with --features camera)"
+    };
+    format!("fer-device {} for {}-linux: {camera}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)
+}
+
+/// `check-config`'s report on a valid config: its model, cascade, camera and display, each
+/// found or not on this machine, and whether this process can open it as the pipeline would.
+fn check_lines(cfg: &BoardConfig) -> Vec<String> {
+    use fer_device::access::{describe, Need};
+    let mut lines = Vec::new();
+    let manifest = Path::new(&cfg.model.manifest);
+    let model = match ModelManifest::load(manifest) {
+        Ok(m) => match m.verified_onnx_path(manifest) {
+            Ok(onnx) => format!("{} ({}, hash verified)", onnx.display(), m.name),
+            Err(e) => format!("unusable: {e}"),
+        },
+        Err(e) => format!("unusable: {e}"),
+    };
+    lines.push(format!("model    {model}"));
+    let cascade =
+        if cfg.detection.cascade.is_empty() { default_cascade(cfg.detection.detector) } else { &cfg.detection.cascade };
+    lines.push(format!("cascade  {cascade}: {}", describe(Path::new(cascade), Need::Read)));
+    if let Some(note) = min_face_note(cfg, Path::new(cascade)) {
+        lines.push(format!("note     {note}"));
     }
+    let c = &cfg.camera;
+    let format = match c.format {
+        fer_core::board::PixelFormat::Mjpeg => "MJPEG",
+        fer_core::board::PixelFormat::Yuyv => "YUYV",
+    };
+    let rw = |p: &str| describe(Path::new(p), Need::ReadWrite);
+    lines.push(format!(
+        "camera   {} ({}x{} {format} at {} fps): {}",
+        c.device,
+        c.width,
+        c.height,
+        c.fps,
+        rw(&c.device)
+    ));
+    match &cfg.display {
+        DisplayConfig::None => lines.push("display  none".into()),
+        DisplayConfig::Ssd1306 { i2c_bus, address, .. } => {
+            lines.push(format!("display  ssd1306 at {address:#04x} on {i2c_bus}: {}", rw(i2c_bus)))
+        }
+        DisplayConfig::St7789(p) | DisplayConfig::Ili9341(p) => {
+            lines.push(format!("display  SPI panel on {}: {}", p.spi, rw(&p.spi)));
+            lines.push(format!("gpio     {} (panel control pins): {}", p.gpio_chip, rw(&p.gpio_chip)));
+        }
+        DisplayConfig::Framebuffer { device } => lines.push(format!("display  framebuffer {device}: {}", rw(device))),
+    }
+    lines
 }
 
 #[cfg(feature = "camera")]
@@ -471,14 +524,21 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     } else {
         open_source(&a.source, &cfg)?
     };
-    let mut out = JsonLines::new(if r.json.as_os_str() == "-" {
-        Box::new(std::io::stdout()) as Box<dyn Write>
-    } else {
-        if let Some(dir) = r.json.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut out = match r.json.as_os_str().to_str() {
+        Some("none") => None,
+        Some("-") => Some(JsonLines::new(Box::new(std::io::stdout()) as Box<dyn Write>)),
+        _ => {
+            if let Some(dir) = r.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let file = std::fs::File::create(&r.json).with_context(|| format!("creating {}", r.json.display()))?;
+            Some(JsonLines::new(Box::new(file) as Box<dyn Write>))
         }
-        Box::new(std::fs::File::create(&r.json).with_context(|| format!("creating {}", r.json.display()))?)
-    });
+    };
+    let mut write_json = |value: serde_json::Value| match out.as_mut() {
+        Some(o) => o.write(&value),
+        None => Ok(()),
+    };
     if let Some(dir) = &r.annotated {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -527,7 +587,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Err(SourceError::Frame { path, message }) => {
                 errors += 1;
                 eprintln!("skipped {}: {message}", path.display());
-                out.write(&serde_json::json!({"source": path, "error": message}))?;
+                write_json(serde_json::json!({"source": path, "error": message}))?;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -538,13 +598,13 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Err(e) => {
                 errors += 1;
                 eprintln!("frame {} ({}): {e}", frame.index, frame.name);
-                out.write(&serde_json::json!({"frame": frame.index, "source": frame.name, "error": e.to_string()}))?;
+                write_json(serde_json::json!({"frame": frame.index, "source": frame.name, "error": e.to_string()}))?;
                 continue;
             }
         };
         faces += result.faces.len();
         count_pass(&mut kinds, result.detection, result.timings.detect_ms);
-        out.write(&frame_json(&result, t0))?;
+        write_json(frame_json(&result, t0))?;
         let now = std::time::Instant::now();
         let dt = now.duration_since(last_frame).as_secs_f32().max(1e-6);
         last_frame = now;
@@ -1242,6 +1302,7 @@ fn run(cli: Cli) -> Result<bool> {
             bench_detect(&images, &cascade, &p, iterations).map(|_| true)
         }
         Command::CheckConfig { boards } => {
+            println!("build   {}", build_line());
             let mut all_valid = true;
             for path in boards {
                 match BoardConfig::load(&path) {
@@ -1251,50 +1312,9 @@ fn run(cli: Cli) -> Result<bool> {
                     }
                     Ok(cfg) => {
                         println!("ok      {}: {} ({})", path.display(), cfg.name, cfg.description);
-                        let manifest = Path::new(&cfg.model.manifest);
-                        let model = match ModelManifest::load(manifest) {
-                            Ok(m) => match m.verified_onnx_path(manifest) {
-                                Ok(onnx) => format!("{} ({}, hash verified)", onnx.display(), m.name),
-                                Err(e) => format!("unusable: {e}"),
-                            },
-                            Err(e) => format!("unusable: {e}"),
-                        };
-                        println!("        model    {model}");
-                        let cascade = if cfg.detection.cascade.is_empty() {
-                            default_cascade(cfg.detection.detector)
-                        } else {
-                            cfg.detection.cascade.as_str()
-                        };
-                        println!("        cascade  {cascade}: {}", presence(cascade));
-                        if let Some(note) = min_face_note(&cfg, Path::new(cascade)) {
-                            println!("        note     {note}");
+                        for line in check_lines(&cfg) {
+                            println!("        {line}");
                         }
-                        let c = &cfg.camera;
-                        let format = match c.format {
-                            fer_core::board::PixelFormat::Mjpeg => "MJPEG",
-                            fer_core::board::PixelFormat::Yuyv => "YUYV",
-                        };
-                        println!(
-                            "        camera   {} ({}x{} {format} at {} fps): {}",
-                            c.device,
-                            c.width,
-                            c.height,
-                            c.fps,
-                            presence(&c.device)
-                        );
-                        let display = match &cfg.display {
-                            DisplayConfig::None => "none".to_string(),
-                            DisplayConfig::Ssd1306 { i2c_bus, address, .. } => {
-                                format!("ssd1306 at {address:#04x} on {i2c_bus}: {}", presence(i2c_bus))
-                            }
-                            DisplayConfig::St7789(p) | DisplayConfig::Ili9341(p) => {
-                                format!("SPI panel on {}: {}", p.spi, presence(&p.spi))
-                            }
-                            DisplayConfig::Framebuffer { device } => {
-                                format!("framebuffer {device}: {}", presence(device))
-                            }
-                        };
-                        println!("        display  {display}");
                     }
                 }
             }

@@ -1,0 +1,105 @@
+#!/bin/sh
+# Installs a fer-edge board package (made by scripts/package.sh) and its systemd service.
+#
+#   sudo ./install.sh                  on the board: install into /opt/fer-edge, check the board
+#                                      config against this board's devices, enable and start
+#                                      the service
+#   ./install.sh --root /mnt/sd        into a board's root file system mounted here (an SD card
+#                                      image being prepared on another machine): files and the
+#                                      unit only, nothing run
+#
+# Options: --prefix DIR (default /opt/fer-edge), --root DIR, --no-start (install and enable the
+# service, but do not start it), --groups "G1 G2" (the service's groups, instead of those that
+# own the configured devices: check-config reports them; with --root, those of video, spi, i2c,
+# gpio that the root's /etc/group has).
+# An installed board.toml that differs from the package's is kept; the package's goes next to
+# it as board.toml.new.
+set -eu
+
+prefix=/opt/fer-edge
+root=""
+start=1
+groups=""
+groups_given=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --prefix) prefix=$2; shift 2 ;;
+    --root) root=$2; shift 2 ;;
+    --no-start) start=0; shift ;;
+    --groups) groups=$2; groups_given=1; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case $prefix in /*) ;; *) echo "install.sh: --prefix must be absolute: $prefix" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+dest=$root$prefix
+say() { printf 'install.sh: %s\n' "$*"; }
+
+# The package's files must be whole before anything is copied.
+(cd "$here" && sha256sum --quiet -c SHA256SUMS) || { say "package damaged: SHA256SUMS does not match" >&2; exit 1; }
+
+if [ -z "$root" ]; then
+  # On the board: the binary must run here (right architecture) before anything is replaced.
+  if ! "$here/bin/fer-device" --version >/dev/null 2>&1; then
+    say "bin/fer-device does not run on this machine ($(uname -m)); this package is for $(cat "$here/TARGET")" >&2
+    exit 1
+  fi
+fi
+
+mkdir -p "$dest"
+if [ -f "$dest/board.toml" ] && ! cmp -s "$dest/board.toml" "$here/board.toml"; then
+  cp "$here/board.toml" "$dest/board.toml.new"
+  say "kept your $prefix/board.toml; the package's is $prefix/board.toml.new"
+else
+  cp "$here/board.toml" "$dest/board.toml"
+fi
+rm -rf "$dest/bin.new" "$dest/models.new" "$dest/share.new"
+cp -R "$here/bin" "$dest/bin.new"
+cp -R "$here/models" "$dest/models.new"
+cp -R "$here/share" "$dest/share.new"
+for d in bin models share; do rm -rf "${dest:?}/$d" && mv "$dest/$d.new" "$dest/$d"; done
+cp "$here/README.txt" "$here/SHA256SUMS" "$here/TARGET" "$here/fer-edge.service" "$here/install.sh" "$dest/"
+
+if [ -z "$root" ]; then
+  say "checking $prefix/board.toml on this board:"
+  report=$(cd "$dest" && bin/fer-device check-config board.toml) || { printf '%s\n' "$report"; exit 1; }
+  printf '%s\n' "$report"
+  if [ $groups_given -eq 0 ]; then
+    # The groups that own the camera, bus, GPIO and framebuffer nodes (not root's).
+    groups=$(printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' | grep -o 'group [^)]*)' |
+      sed 's/^group //; s/)$//' | grep -vx root | sort -u | tr '\n' ' ')
+    if printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' | grep -q 'group root)'; then
+      say "a device above is root's group only: the service's own user cannot open it; give it a group" \
+        "with a udev rule, or run the service as root (systemctl edit fer-edge: [Service] DynamicUser=no, User=root)" >&2
+    fi
+  fi
+elif [ $groups_given -eq 0 ]; then
+  for g in video spi i2c gpio; do
+    if grep -q "^$g:" "$root/etc/group" 2>/dev/null; then groups="$groups$g "; fi
+  done
+fi
+groups=$(printf '%s' "$groups" | sed 's/ *$//')
+
+unit_dir=$root/etc/systemd/system
+mkdir -p "$unit_dir"
+sed -e "s#@PREFIX@#$prefix#g" -e "s#@GROUPS@#$groups#g" "$here/fer-edge.service" |
+  if [ -z "$groups" ]; then grep -v '^SupplementaryGroups='; else cat; fi >"$unit_dir/fer-edge.service"
+say "installed $prefix (service groups: ${groups:-none}) and $unit_dir/fer-edge.service"
+
+if [ -n "$root" ]; then
+  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+  ln -sf ../fer-edge.service "$root/etc/systemd/system/multi-user.target.wants/fer-edge.service"
+  say "enabled: it starts when that root boots"
+elif command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  if [ $start -eq 1 ]; then
+    systemctl enable --now fer-edge.service
+    systemctl --no-pager --lines=5 status fer-edge.service || true
+  else
+    systemctl enable fer-edge.service
+  fi
+  say "logs: journalctl -u fer-edge -f"
+else
+  say "no running systemd here: start it by hand: cd $prefix && bin/fer-device run --board board.toml"
+fi

@@ -1,0 +1,175 @@
+//! Files and device nodes that a board config names (camera, display bus, GPIO chip, model,
+//! cascade): present on this machine? can this process open them as it will? and, when not,
+//! which group would let it: what `fer-device check-config` says on a board, and what the
+//! package's `install.sh` reads to give its service the groups of the board's devices.
+
+use std::ffi::CString;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+/// How the pipeline opens a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read only (model, cascade).
+    Read,
+    /// Read and write (camera, I2C/SPI bus, GPIO chip, framebuffer).
+    ReadWrite,
+}
+
+impl Need {
+    fn words(self) -> &'static str {
+        match self {
+            Need::Read => "read",
+            Need::ReadWrite => "read-write",
+        }
+    }
+    /// Permission bits (of the three in one class: owner, group, other) that the need asks for.
+    fn bits(self) -> u32 {
+        match self {
+            Need::Read => 0o4,
+            Need::ReadWrite => 0o6,
+        }
+    }
+}
+
+/// One line on `path`: "not found on this machine", or its kind, mode, owner and group and
+/// whether this process can open it as `need` says (and if not, what would let it).
+pub fn describe(path: &Path, need: Need) -> String {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return "not found on this machine".into(),
+        Err(e) => return format!("cannot be inspected: {e}"),
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_dir() {
+        "directory"
+    } else {
+        "file"
+    };
+    let owner = user_name(meta.uid());
+    let group = group_name(meta.gid());
+    let mode = mode_string(&meta);
+    let can = can_open(path, need);
+    let verdict = if can {
+        format!("this user can open it {}", need.words())
+    } else {
+        format!("this user cannot open it {} ({})", need.words(), remedy(meta.mode(), &owner, &group, need))
+    };
+    format!("present: {kind} {mode} (owner {owner}, group {group}); {verdict}")
+}
+
+/// What would let a user who cannot open a file with `mode` (owner, group) open it as `need`.
+pub fn remedy(mode: u32, owner: &str, group: &str, need: Need) -> String {
+    let b = need.bits();
+    if (mode >> 3) & b == b && group != "root" {
+        format!("add the user to group {group}")
+    } else if mode & 0o7 & b == b {
+        "its ACLs or a security module refuse it".into()
+    } else if (mode >> 6) & b == b {
+        format!("only {owner} can: run as {owner}, or give the device a group with a udev rule")
+    } else {
+        "nobody but root can: change its mode (chmod, or a udev rule for a device)".into()
+    }
+}
+
+/// `ls -l`'s mode column, e.g. `crw-rw----`.
+fn mode_string(meta: &std::fs::Metadata) -> String {
+    let ft = meta.file_type();
+    let t = if ft.is_char_device() {
+        'c'
+    } else if ft.is_block_device() {
+        'b'
+    } else if ft.is_dir() {
+        'd'
+    } else {
+        '-'
+    };
+    let m = meta.mode();
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let p = (m >> shift) & 7;
+        s.push(if p & 4 != 0 { 'r' } else { '-' });
+        s.push(if p & 2 != 0 { 'w' } else { '-' });
+        s.push(if p & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+fn can_open(path: &Path, need: Need) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    let mode = match need {
+        Need::Read => libc::R_OK,
+        Need::ReadWrite => libc::R_OK | libc::W_OK,
+    };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
+}
+
+/// Name of user `uid` from /etc/passwd, or the number. Read directly, not through glibc's NSS
+/// (`getpwuid_r`), which a static binary could only use with the shared libraries of the
+/// glibc it was linked with, not the board's.
+fn user_name(uid: u32) -> String {
+    id_name("/etc/passwd", uid)
+}
+
+/// Name of group `gid` from /etc/group, or the number.
+fn group_name(gid: u32) -> String {
+    id_name("/etc/group", gid)
+}
+
+/// The name of the first `name:x:id:...` line of `db` with this id.
+fn id_name(db: &str, id: u32) -> String {
+    let text = std::fs::read_to_string(db).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == id).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remedy_names_the_group_that_grants_access() {
+        // /dev/video0 on Raspberry Pi OS: crw-rw----+ root video.
+        assert_eq!(remedy(0o20660, "root", "video", Need::ReadWrite), "add the user to group video");
+        // /dev/spidev0.0 with group spi but read-only for the group: the group does not help.
+        assert!(remedy(0o20640, "root", "spi", Need::ReadWrite).starts_with("only root can"));
+        // ... yet it does for reading.
+        assert_eq!(remedy(0o20640, "root", "spi", Need::Read), "add the user to group spi");
+        // Group root is not a group to hand out.
+        assert!(remedy(0o20660, "root", "root", Need::ReadWrite).starts_with("only root can"));
+        // Open to everyone and still refused: not the mode bits.
+        assert_eq!(remedy(0o20666, "root", "root", Need::ReadWrite), "its ACLs or a security module refuse it");
+        assert!(remedy(0o20000, "root", "video", Need::Read).starts_with("nobody but root"));
+        assert!(remedy(0o20600, "pi", "pi", Need::ReadWrite).starts_with("only pi can: run as pi"));
+    }
+
+    #[test]
+    fn describe_reports_kind_mode_owner_group_and_access() {
+        // /dev/null: crw-rw-rw- root root on every Linux.
+        let d = describe(Path::new("/dev/null"), Need::ReadWrite);
+        assert_eq!(
+            d,
+            "present: character device crw-rw-rw- (owner root, group root); this user can open it read-write"
+        );
+        let dir = std::env::temp_dir().join(format!("fer-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("model.onnx");
+        std::fs::write(&f, b"x").unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        let d = describe(&f, Need::Read);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(d.starts_with("present: file -rw-r----- (owner "), "{d}");
+        assert!(d.ends_with("; this user can open it read"), "{d}");
+        assert_eq!(describe(&dir, Need::Read), "not found on this machine");
+    }
+}
