@@ -10,8 +10,9 @@
 #
 # Options: --prefix DIR (default /opt/fer-edge), --root DIR, --no-start (install and enable the
 # service, but do not start it), --groups "G1 G2" (the service's groups, instead of those that
-# own the configured devices: check-config reports them; with --root, those of video, spi, i2c,
-# gpio that the root's /etc/group has).
+# own the configured devices, as check-config reports them, and for a device not there yet the
+# group it usually has (video, i2c, spi, gpio) where the system has it; with --root, those of
+# video, spi, i2c, gpio that the root's /etc/group has).
 # An installed board.toml that differs from the package's is kept; the package's goes next to
 # it as board.toml.new.
 set -eu
@@ -67,12 +68,31 @@ if [ -z "$root" ]; then
   printf '%s\n' "$report"
   if [ $groups_given -eq 0 ]; then
     # The groups that own the camera, bus, GPIO and framebuffer nodes (not root's).
-    groups=$(printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' | grep -o 'group [^)]*)' |
-      sed 's/^group //; s/)$//' | grep -vx root | sort -u | tr '\n' ' ')
-    if printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' | grep -q 'group root)'; then
-      say "a device above is root's group only: the service's own user cannot open it; give it a group" \
-        "with a udev rule, or run the service as root (systemctl edit fer-edge: [Service] DynamicUser=no, User=root)" >&2
-    fi
+    # Those of devices not there yet (a camera plugged in later): the group such a device has
+    # on Raspberry Pi OS and Jetson Linux, where this system has it.
+    devices=$(printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ')
+    groups=$( (printf '%s\n' "$devices" | grep -o 'group [^)]*)' | sed 's/^group //; s/)$//'
+      printf '%s\n' "$devices" | grep 'not found on this machine' | while read -r kind what _; do
+        case "$kind $what" in
+          camera*) g=video ;;
+          "display ssd1306") g=i2c ;;
+          "display SPI") g=spi ;;
+          "display framebuffer") g=video ;;
+          gpio*) g=gpio ;;
+          *) continue ;;
+        esac
+        if grep -q "^$g:" /etc/group; then echo "$g"; fi
+      done) | grep -vx root | sort -u | tr '\n' ' ')
+    # A device of group root that others cannot read and write: the service's user cannot open it.
+    for m in $(printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' |
+      sed -n 's/.* device \([^ ]*\) (owner [^,]*, group root).*/\1/p'); do
+      case $m in
+        *rw?) ;;
+        *) say "a device above ($m, group root) is root's only: the service's own user cannot open it; give it" \
+             "a group with a udev rule, or run the service as root (systemctl edit fer-edge: [Service]" \
+             "DynamicUser=no, User=root)" >&2 ;;
+      esac
+    done
   fi
 elif [ $groups_given -eq 0 ]; then
   for g in video spi i2c gpio; do

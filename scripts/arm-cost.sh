@@ -9,6 +9,8 @@
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE|FORMAT:WxH:FRAMES
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --decode IMAGE [WIDTHxHEIGHT]
 #
+# --bin PATH measures that static aarch64 fer-device (another build, to compare) instead of
+# building this tree's with scripts/arm-static-build.sh.
 # --profile adds the time per op kind and the 12 slowest nodes (bench-models --profile);
 # --profile-nodes N lists N of them (0: every node) and implies --profile.
 # --onnxruntime also runs each model in onnxruntime in the same VM and process, interleaved
@@ -38,6 +40,7 @@ decode=
 profile=
 profile_nodes=
 ort=
+bin=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
       image=$2; decode=640x480; shift 2
       if [[ ${1:-} =~ ^[0-9]+x[0-9]+$ ]]; then decode=$1; shift; fi ;;
     --onnxruntime) ort=1; shift ;;
+    --bin) bin=$2; shift 2 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -100,7 +104,7 @@ if [ -n "$ort" ]; then
   cp "$lib" "$work/initfs/ort/"
   ort_arg="--onnxruntime /ort/$(basename "$lib")"
 else
-  cp "$(scripts/arm-static-build.sh)" "$work/initfs/init"
+  cp "${bin:-$(scripts/arm-static-build.sh)}" "$work/initfs/init"
 fi
 args=()
 if [ -n "$board" ]; then

@@ -36,11 +36,7 @@ case $target in
   *) echo "package.sh: --target must be aarch64 or armv7, not $target" >&2; exit 2 ;;
 esac
 
-if [ -z "$bin" ]; then
-  # Static through .cargo/config.toml's rustflags for the ARM targets.
-  cargo build --locked --release --target "$triple" -p fer-device --features camera >&2
-  bin=target/$triple/release/fer-device
-fi
+[ -n "$bin" ] || bin=$(scripts/arm-static-build.sh "$target")
 if "$gnu-readelf" -l "$bin" | grep -q 'Requesting program interpreter'; then
   echo "package.sh: $bin is dynamically linked; the board needs a static binary" >&2
   exit 1
