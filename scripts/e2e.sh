@@ -102,12 +102,13 @@ grep -q "detection passes: full 1, region 2$" "$e2e/yuyv.log" || { echo "e2e: ra
 
 # A camera that stops sending (a pipe that stays open after 3 frames): after 2 s the screen
 # says "no frames"; SIGTERM then ends the run at once, exit 0, with its 3 JSON lines, a
-# "stopped" screen and its summary (a second signal would kill).
+# "stopped" screen and its summary (a second signal would kill). A status line a second
+# (--status-every 1): the run lasts over 2 s, so at least one.
 mkfifo "$e2e/quiet.fifo"
 { cat "$e2e/astronaut.yuv"; sleep 60; } >"$e2e/quiet.fifo" &
 writer=$!
 target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:$e2e/quiet.fifo" \
-  --display "png:$e2e/quiet-screens" --json "$e2e/stopped.jsonl" 2>"$e2e/stopped.log" &
+  --display "png:$e2e/quiet-screens" --json "$e2e/stopped.jsonl" --status-every 1 2>"$e2e/stopped.log" &
 run=$!
 for _ in $(seq 300); do
   grep -q "no frame for" "$e2e/stopped.log" 2>/dev/null && break
@@ -121,7 +122,21 @@ quiet=no
 kill "$writer" 2>/dev/null && quiet=yes
 [ "$quiet" = yes ] && [ "$rc" -eq 0 ] && [ "$(wc -l <"$e2e/stopped.jsonl")" -eq 3 ] && grep -q "stopped by a signal" "$e2e/stopped.log" \
   && grep -q "^fer-device: 3 frames, 3 faces" "$e2e/stopped.log" \
+  && grep -Eq "^fer-device: status: [0-3] frames \([0-9]+\.[0-9] fps since the last\), [0-3] faces, 0 errors in [0-9]+ s$" "$e2e/stopped.log" \
   || { echo "e2e: SIGTERM while no frame comes: exit $rc, pipe open $quiet, $(wc -l <"$e2e/stopped.jsonl") lines; $(cat "$e2e/stopped.log")" >&2; exit 1; }
+# A camera that is not there (or not built in) and an input file that is not there: the run
+# fails before its first frame, naming the device or file, and the display says so.
+sed 's#^device = "/dev/video0"#device = "/dev/video-fer-missing"#' board-configs/rpi4.toml >"$e2e/rpi4-nocam.toml"
+grep -q 'video-fer-missing' "$e2e/rpi4-nocam.toml"
+for what in camera input; do
+  src=camera && [ $what = input ] && src=image:$e2e/missing.png
+  if target/debug/fer-device run --board "$e2e/rpi4-nocam.toml" --model "$real" --source "$src" \
+    --display "png:$e2e/no-$what-screens" 2>"$e2e/no-$what.log"; then
+    echo "e2e: a run without its $what succeeded" >&2; exit 1
+  fi
+  grep -q "$( [ $what = camera ] && echo /dev/video-fer-missing || echo "$e2e/missing.png")" "$e2e/no-$what.log" ||
+    { echo "e2e: no $what: the error does not name it: $(cat "$e2e/no-$what.log")" >&2; exit 1; }
+done
 .venv-ref/bin/python - "$e2e/quiet-screens" <<'PY'
 import os, sys
 from PIL import Image
@@ -132,8 +147,16 @@ pixels = lambda p: list(Image.open(p).convert("L").getdata())
 for name, golden in (("screen-000003.png", "no-frames"), ("screen-000004.png", "stopped")):
     want = pixels(f"device/tests/golden/screen-ssd1306-{golden}.png")
     assert pixels(f"{d}/{name}") == want, f"quiet camera: {name} is not the {golden} screen"
+# The start-up failures above: one screen each, the ST7789's.
+rgb = lambda p: list(Image.open(p).convert("RGB").getdata())
+for what in ("camera", "input"):
+    shots = sorted(os.listdir(f"{os.path.dirname(d)}/no-{what}-screens"))
+    assert shots == ["screen-000000.png"], f"no {what}: screens {shots}"
+    got = rgb(f"{os.path.dirname(d)}/no-{what}-screens/{shots[0]}")
+    assert got == rgb(f"device/tests/golden/screen-st7789-no-{what}.png"), f"no {what}: not the 'no {what}' screen"
 PY
 echo "e2e stop signal: a quiet camera shows 'no frames' after 2 s; SIGTERM ends the run at once (exit 0, 3 frames, 'stopped' screen)"
+echo "e2e start-up failures: a missing camera and a missing input file are named in the error and shown on the display"
 
 target/debug/fer-device bench --board board-configs/rpi4.toml --model "$model" --source "image:.cache/fixtures/astronaut.png" \
   --passes 2 --json "$e2e/bench.json" >"$e2e/bench.txt"
@@ -266,7 +289,7 @@ for t in aarch64 armv7; do
   printf 'root:x:0:\nvideo:x:44:\nspi:x:999:\n' >"$r/etc/group"
   "$p/install.sh" --root "$r" >"$ea/install-$t.log"
   unit=$r/etc/systemd/system/fer-edge.service
-  grep -qx 'ExecStart=/opt/fer-edge/bin/fer-device run --board /opt/fer-edge/board.toml --source camera --json none' "$unit"
+  grep -qx 'ExecStart=/opt/fer-edge/bin/fer-device run --board /opt/fer-edge/board.toml --source camera --json none --status-every 60' "$unit"
   grep -qx 'SupplementaryGroups=video spi' "$unit"
   [ "$(readlink "$r/etc/systemd/system/multi-user.target.wants/fer-edge.service")" = ../fer-edge.service ]
   (cd "$r/opt/fer-edge" && sha256sum --quiet -c SHA256SUMS)

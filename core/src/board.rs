@@ -60,7 +60,9 @@ pub enum PixelFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
-    /// V4L2 device node.
+    /// V4L2 device node, `/dev/videoN` or a link to one: udev's stable names such as
+    /// `/dev/v4l/by-id/usb-...-video-index0` keep pointing at the same camera when USB devices
+    /// are enumerated in another order.
     #[serde(default = "default_camera_device")]
     pub device: String,
     /// Frame width in pixels.

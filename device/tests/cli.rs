@@ -173,3 +173,34 @@ fn a_missing_display_stops_the_run_before_any_frame_naming_the_device() {
     assert!(!json.exists(), "no frame was processed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_that_cannot_start_says_why_on_the_display() {
+    // The model fails to load after the display is open: the panel (here its PNG snapshots) says
+    // so before the run exits with the error. (The camera and input cases need a model that
+    // loads: scripts/e2e.sh.)
+    use embedded_graphics::prelude::Size;
+    use fer_device::present::panels::render_panel;
+    use fer_device::present::screen::Screen;
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-start-{}", std::process::id()));
+    let screens = dir.join("screens");
+    let out = fer_device()
+        .args(["run", "--board", "board-configs/rpi4.toml", "--model", "/nonexistent/fer/manifest.json"])
+        .args(["--source", "image:.cache/fixtures/astronaut.png", "--display"])
+        .arg(format!("png:{}", screens.display()))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("loading the model of board-configs/rpi4.toml") && t.contains("/nonexistent/fer/manifest.json"),
+        "{t}"
+    );
+    let shown: Vec<PathBuf> = std::fs::read_dir(&screens).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let got = image::open(&shown[0]).unwrap().to_rgb8();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let want = render_panel(Size::new(240, 240), false, &Screen::status("model error")).to_rgb8();
+    assert!(got == want, "the screen is not 'model error'");
+}

@@ -89,6 +89,10 @@ fn status_screens_show_the_message_alone() {
     check_golden("screen-ssd1306-stopped.png", &mono(&Screen::status("stopped")));
     check_golden("screen-ssd1306-no-frames.png", &mono(&Screen::status("no frames")));
     check_golden("screen-st7789-no-frames.png", &render_rgb(Size::new(240, 240), &Screen::status("no frames")));
+    // Start-up failures (run shows them before it exits: a board has no terminal to read).
+    check_golden("screen-ssd1306-no-camera.png", &mono(&Screen::status("no camera")));
+    check_golden("screen-st7789-no-camera.png", &render_rgb(Size::new(240, 240), &Screen::status("no camera")));
+    check_golden("screen-st7789-no-input.png", &render_rgb(Size::new(240, 240), &Screen::status("no input")));
     // A status replaces the results even when faces are given (they are stale).
     let (c, f) = (crop(), faces());
     let stale = Screen { status: Some("stopped"), ..Screen::frame(&f, Some(&c), 12.0) };

@@ -218,6 +218,10 @@ struct RunArgs {
     /// signal and the display's "no frames" until its next frame).
     #[arg(long, default_value_t = 2)]
     prefetch: usize,
+    /// Every this many seconds, a status line on stderr (the journal, under systemd): frames
+    /// and their rate since the last line, faces, errors (0 = none).
+    #[arg(long, default_value_t = 0)]
+    status_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -425,6 +429,32 @@ struct Startup {
     detector_ms: f64,
 }
 
+/// A start-up step, as the context of its error: `run` shows `screen` on the display when the
+/// step fails (a board without a terminal says why it is not running), the error itself goes to
+/// stderr (the journal, under systemd).
+#[derive(Debug)]
+struct StartStep {
+    what: &'static str,
+    board: PathBuf,
+    screen: &'static str,
+}
+
+impl std::fmt::Display for StartStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {}", self.what, self.board.display())
+    }
+}
+
+/// Shows `message` on the display, if there is one, and gives `e` back: for errors that end
+/// `run` before its first frame.
+fn failed_to_start(presenter: &mut Option<Box<dyn Presenter>>, message: &str, e: anyhow::Error) -> anyhow::Error {
+    if let Some(p) = presenter.as_mut() {
+        // The error that ends the run matters more than one of the display.
+        let _ = p.show(&Screen::status(message));
+    }
+    e
+}
+
 fn build_pipeline(
     a: &PipelineArgs,
     cfg: BoardConfig,
@@ -433,7 +463,7 @@ fn build_pipeline(
     let t = std::time::Instant::now();
     let classifier = TractClassifier::load(&manifest, cfg.model.threads)
         .and_then(|c| c.with_face_threads(cfg.model.face_threads))
-        .with_context(|| format!("loading the model of {}", a.board.display()))?;
+        .with_context(|| StartStep { what: "loading the model", board: a.board.clone(), screen: "model error" })?;
     let model_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = std::time::Instant::now();
     let finder = if a.whole_frame {
@@ -444,7 +474,11 @@ fn build_pipeline(
         } else {
             &cfg.detection.cascade
         };
-        let mut haar = HaarCascade::load(Path::new(cascade))?;
+        let mut haar = HaarCascade::load(Path::new(cascade)).with_context(|| StartStep {
+            what: "loading the face detector",
+            board: a.board.clone(),
+            screen: "detector error",
+        })?;
         haar.params = DetectParams {
             scale_factor: cfg.detection.scale_factor as f64,
             min_neighbors: cfg.detection.min_neighbors as usize,
@@ -461,6 +495,32 @@ fn build_pipeline(
 /// How long `run` waits for a frame before its screen says "no frames" (the results shown are
 /// stale: a camera being reopened, a stalled stream).
 const NO_FRAMES_NOTICE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `run --status-every`: when the next status line is due, and the frame rate since the last.
+struct StatusClock {
+    every: Option<std::time::Duration>,
+    last: std::time::Instant,
+    frames_then: u64,
+}
+
+impl StatusClock {
+    fn new(every_s: u64, now: std::time::Instant) -> StatusClock {
+        StatusClock { every: (every_s > 0).then(|| std::time::Duration::from_secs(every_s)), last: now, frames_then: 0 }
+    }
+
+    /// `Some(frames per second since the last line)` when a line is due at `now`, `frames` being
+    /// the run's count so far.
+    fn due(&mut self, now: std::time::Instant, frames: u64) -> Option<f64> {
+        let every = self.every?;
+        let elapsed = now.duration_since(self.last);
+        if elapsed < every {
+            return None;
+        }
+        let fps = (frames - self.frames_then) as f64 / elapsed.as_secs_f64();
+        (self.last, self.frames_then) = (now, frames);
+        Some(fps)
+    }
+}
 
 /// Set by SIGINT or SIGTERM: `run` stops after the frame in hand (a second signal kills).
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -512,18 +572,25 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             Some(Box::new(p))
         }
     };
-    let (cfg, manifest, mut pipeline, _) = build_pipeline(a, cfg)?;
+    let (cfg, manifest, mut pipeline, _) = build_pipeline(a, cfg).map_err(|e| {
+        let screen = e.downcast_ref::<StartStep>().map_or("start-up error", |s| s.screen);
+        failed_to_start(&mut presenter, screen, e)
+    })?;
     if let Some(p) = &presenter {
         eprintln!("fer-device: display {}", p.describe());
     }
     let mut fps = 0f32;
     let mut last_frame = std::time::Instant::now();
-    let mut source: Box<dyn FrameSource> = if r.prefetch > 0 {
+    let opened = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
-        Box::new(Prefetch::spawn(r.prefetch, move || open_source(&spec, &board))?)
+        Prefetch::spawn(r.prefetch, move || open_source(&spec, &board)).map(|p| Box::new(p) as Box<dyn FrameSource>)
     } else {
-        open_source(&a.source, &cfg)?
+        open_source(&a.source, &cfg)
     };
+    let mut source = opened.map_err(|e| {
+        let screen = if a.source == "camera" { "no camera" } else { "no input" };
+        failed_to_start(&mut presenter, screen, e)
+    })?;
     let mut out = match r.json.as_os_str().to_str() {
         Some("none") => None,
         Some("-") => Some(JsonLines::new(Box::new(std::io::stdout()) as Box<dyn Write>)),
@@ -546,6 +613,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let t0 = std::time::Instant::now();
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
     let mut kinds = Vec::new();
+    let mut status_clock = StatusClock::new(r.status_every, t0);
     stop_on_signals();
     // Shows a status instead of stale results; a display that fails is reported, not fatal.
     let status = |presenter: &mut Option<Box<dyn Presenter>>, message: &str, errors: &mut u64| {
@@ -566,6 +634,12 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         let next = loop {
             if STOP.load(std::sync::atomic::Ordering::SeqCst) {
                 break None;
+            }
+            if let Some(rate) = status_clock.due(std::time::Instant::now(), frames) {
+                eprintln!(
+                    "fer-device: status: {frames} frames ({rate:.1} fps since the last), {faces} faces, {errors} errors in {:.0} s",
+                    t0.elapsed().as_secs_f64()
+                );
             }
             match source.poll_frame(std::time::Duration::from_millis(50)) {
                 Polled::Next(next) => break Some(next),
@@ -1320,5 +1394,27 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(all_valid)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn status_lines_come_when_due_with_the_rate_since_the_last() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut off = StatusClock::new(0, t0);
+        assert_eq!(off.due(at(3_600_000), 100), None);
+        let mut c = StatusClock::new(10, t0);
+        assert_eq!(c.due(at(9_999), 300), None);
+        // 300 frames in the first 10 s: 30 fps; then 100 more in the next 12.5 s: 8 fps.
+        assert_eq!(c.due(at(10_000), 300), Some(30.0));
+        assert_eq!(c.due(at(19_999), 390), None);
+        assert_eq!(c.due(at(22_500), 400), Some(8.0));
+        // No frames at all (a camera gone quiet): still a line, at 0 fps.
+        assert_eq!(c.due(at(32_500), 400), Some(0.0));
     }
 }

@@ -24,10 +24,7 @@ impl CameraOpener for V4lOpener {
 
     fn open(&mut self) -> Result<V4lCamera, String> {
         let c = &self.config;
-        let index = match c.device.strip_prefix("/dev/video").and_then(|n| n.parse::<u32>().ok()) {
-            Some(n) => CameraIndex::Index(n),
-            None => CameraIndex::String(c.device.clone()),
-        };
+        let index = CameraIndex::Index(video_index(std::path::Path::new(&c.device))?);
         let format = match c.format {
             PixelFormat::Mjpeg => FrameFormat::MJPEG,
             PixelFormat::Yuyv => FrameFormat::YUYV,
@@ -44,6 +41,39 @@ impl CameraOpener for V4lOpener {
     }
 }
 
+/// N of the `/dev/videoN` node that `device` is or links to: nokhwa opens cameras by that
+/// number (given any other string it fails with "invalid digit found in string"), while the
+/// stable names a board config wants are udev's links, e.g.
+/// `/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0` -> `../../video0`.
+pub fn video_index(device: &std::path::Path) -> Result<u32, String> {
+    let index = |p: &std::path::Path| {
+        p.file_name()?.to_str()?.strip_prefix("video")?.parse::<u32>().ok().filter(|_| p.starts_with("/dev"))
+    };
+    let mut path = device.to_path_buf();
+    for _ in 0..16 {
+        if let Some(n) = index(&path) {
+            return Ok(n);
+        }
+        match std::fs::read_link(&path) {
+            Ok(target) => path = path.parent().unwrap_or(std::path::Path::new("/")).join(target),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no such device".into()),
+            Err(_) if path == device => return Err("not a V4L2 video node (/dev/videoN) nor a link to one".into()),
+            Err(_) => return Err(format!("links to {}, not a V4L2 video node (/dev/videoN)", path.display())),
+        }
+        // Resolve `..` lexically: the link's target need not exist (a camera unplugged).
+        path = path.components().fold(std::path::PathBuf::new(), |mut p, c| {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                c => p.push(c),
+            }
+            p
+        });
+    }
+    Err(format!("{}: too many levels of links", device.display()))
+}
+
 impl CameraDevice for V4lCamera {
     fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
         let buffer = self.0.frame().map_err(|e| GrabError::Lost(e.to_string()))?;
@@ -57,5 +87,49 @@ impl CameraDevice for V4lCamera {
         };
         let size = buffer.resolution();
         decode_raw(format, size.width(), size.height(), buffer.buffer()).map_err(GrabError::Frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::video_index;
+    use std::path::Path;
+
+    #[test]
+    fn device_links_resolve_to_the_video_node_number() {
+        assert_eq!(video_index(Path::new("/dev/video0")), Ok(0));
+        assert_eq!(video_index(Path::new("/dev/video12")), Ok(12));
+        // udev's stable names: relative links (`../../video3` under /dev/v4l/by-id), here up to
+        // / from a scratch folder; the node need not exist (nokhwa then says so).
+        let dir = std::env::temp_dir().join(format!("fer-v4l-{}", std::process::id()));
+        let by_id = dir.join("v4l/by-id");
+        std::fs::create_dir_all(&by_id).unwrap();
+        let up = "../".repeat(by_id.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
+        let cam = by_id.join("usb-046d_HD_Pro_Webcam_C920-video-index0");
+        std::os::unix::fs::symlink(format!("{up}dev/video3"), &cam).unwrap();
+        let alias = dir.join("camera");
+        std::os::unix::fs::symlink(&cam, &alias).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let to_plain = dir.join("to-plain");
+        std::os::unix::fs::symlink("plain", &to_plain).unwrap();
+        let loop_link = dir.join("loop");
+        std::os::unix::fs::symlink("loop", &loop_link).unwrap();
+        let results = [&cam, &alias, &dir.join("missing"), &plain, &to_plain, &loop_link].map(|p| video_index(p));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let [cam, alias, missing, plain, to_plain, looped] = results;
+        assert_eq!(cam, Ok(3));
+        assert_eq!(alias, Ok(3));
+        assert_eq!(missing, Err("no such device".into()));
+        assert_eq!(plain, Err("not a V4L2 video node (/dev/videoN) nor a link to one".into()));
+        assert_eq!(
+            to_plain,
+            Err(format!("links to {}, not a V4L2 video node (/dev/videoN)", dir.join("plain").display()))
+        );
+        assert!(looped.unwrap_err().ends_with("loop: too many levels of links"));
+        assert_eq!(
+            video_index(Path::new("/dev/null")),
+            Err("not a V4L2 video node (/dev/videoN) nor a link to one".into())
+        );
     }
 }
