@@ -2,8 +2,9 @@
 # Installs a fer-edge board package (made by scripts/package.sh) and its systemd service.
 #
 #   sudo ./install.sh                  on the board: install into /opt/fer-edge, check the board
-#                                      config against this board's devices, enable and start
-#                                      the service
+#                                      config against this board's devices (also as the
+#                                      service's unprivileged user would open them), enable and
+#                                      start the service
 #   ./install.sh --root /mnt/sd        into a board's root file system mounted here (an SD card
 #                                      image being prepared on another machine): files and the
 #                                      unit only, nothing run
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --root) root=$2; shift 2 ;;
     --no-start) start=0; shift ;;
     --groups) groups=$2; groups_given=1; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,16 +84,6 @@ if [ -z "$root" ]; then
         esac
         if grep -q "^$g:" /etc/group; then echo "$g"; fi
       done) | grep -vx root | sort -u | tr '\n' ' ')
-    # A device of group root that others cannot read and write: the service's user cannot open it.
-    for m in $(printf '%s\n' "$report" | grep -E '^ +(camera|display|gpio) ' |
-      sed -n 's/.* device \([^ ]*\) (owner [^,]*, group root).*/\1/p'); do
-      case $m in
-        *rw?) ;;
-        *) say "a device above ($m, group root) is root's only: the service's own user cannot open it; give it" \
-             "a group with a udev rule, or run the service as root (systemctl edit fer-edge: [Service]" \
-             "DynamicUser=no, User=root)" >&2 ;;
-      esac
-    done
   fi
 elif [ $groups_given -eq 0 ]; then
   for g in video spi i2c gpio; do
@@ -100,6 +91,19 @@ elif [ $groups_given -eq 0 ]; then
   done
 fi
 groups=$(printf '%s' "$groups" | sed 's/ *$//')
+
+if [ -z "$root" ] && command -v setpriv >/dev/null 2>&1 && getent passwd nobody >/dev/null 2>&1; then
+  # What the service's own user will be able to open: check-config again as an unprivileged
+  # user with just these groups (the service's DynamicUser has no other rights).
+  if [ -n "$groups" ]; then set -- --groups "$(printf '%s' "$groups" | tr ' ' ,)"; else set -- --clear-groups; fi
+  as_service=$(cd "$dest" && setpriv --reuid=nobody --regid="$(id -g nobody)" "$@" bin/fer-device check-config board.toml 2>&1) || true
+  if printf '%s\n' "$as_service" | grep -q 'cannot open'; then
+    printf '%s\n' "$as_service" | grep 'cannot open' >&2
+    say "the service (groups: ${groups:-none}) will not be able to open the above: see the remedy in brackets" >&2
+  else
+    say "the service's user (groups: ${groups:-none}) can open every device that is present"
+  fi
+fi
 
 unit_dir=$root/etc/systemd/system
 mkdir -p "$unit_dir"
