@@ -8,6 +8,9 @@
 #   ./install.sh --root /mnt/sd        into a board's root file system mounted here (an SD card
 #                                      image being prepared on another machine): files and the
 #                                      unit only, nothing run
+#   sudo ./install.sh --uninstall      stop and disable the service, remove it and the installed
+#                                      files but an edited board.toml (with --prefix/--root as
+#                                      they were installed)
 #
 # Options: --prefix DIR (default /opt/fer-edge), --root DIR, --no-start (install and enable the
 # service, but do not start it), --groups "G1 G2" (the service's groups, instead of those that
@@ -21,6 +24,7 @@ set -eu
 prefix=/opt/fer-edge
 root=""
 start=1
+uninstall=0
 groups=""
 groups_given=0
 while [ $# -gt 0 ]; do
@@ -28,8 +32,9 @@ while [ $# -gt 0 ]; do
     --prefix) prefix=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --no-start) start=0; shift ;;
+    --uninstall) uninstall=1; shift ;;
     --groups) groups=$2; groups_given=1; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,6 +42,32 @@ case $prefix in /*) ;; *) echo "install.sh: --prefix must be absolute: $prefix" 
 here=$(cd "$(dirname "$0")" && pwd)
 dest=$root$prefix
 say() { printf 'install.sh: %s\n' "$*"; }
+unit_dir=$root/etc/systemd/system
+
+if [ $uninstall -eq 1 ]; then
+  if [ -z "$root" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now fer-edge.service 2>/dev/null || true
+  fi
+  rm -f "$unit_dir/fer-edge.service" "$unit_dir/multi-user.target.wants/fer-edge.service"
+  if [ -z "$root" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+  fi
+  # Only a directory this script installed: it holds fer-device and SHA256SUMS.
+  if [ -f "$dest/SHA256SUMS" ] && [ -x "$dest/bin/fer-device" ]; then
+    if [ -f "$dest/board.toml" ] &&
+      ! (cd "$dest" && grep '  board.toml$' SHA256SUMS | sha256sum --quiet -c - >/dev/null 2>&1); then
+      # An edited config is the user's work: everything else goes.
+      find "$dest" -mindepth 1 -maxdepth 1 ! -name board.toml -exec rm -rf {} +
+      say "removed $prefix but your edited $prefix/board.toml, and the fer-edge service"
+    else
+      rm -rf "${dest:?}"
+      say "removed $prefix and the fer-edge service"
+    fi
+  else
+    say "nothing of fer-edge at $prefix; removed the fer-edge service if it was there"
+  fi
+  exit 0
+fi
 
 # The package's files must be whole before anything is copied.
 (cd "$here" && sha256sum --quiet -c SHA256SUMS) || { say "package damaged: SHA256SUMS does not match" >&2; exit 1; }
@@ -105,7 +136,6 @@ if [ -z "$root" ] && command -v setpriv >/dev/null 2>&1 && getent passwd nobody 
   fi
 fi
 
-unit_dir=$root/etc/systemd/system
 mkdir -p "$unit_dir"
 sed -e "s#@PREFIX@#$prefix#g" -e "s#@GROUPS@#$groups#g" "$here/fer-edge.service" |
   if [ -z "$groups" ]; then grep -v '^SupplementaryGroups='; else cat; fi >"$unit_dir/fer-edge.service"

@@ -265,7 +265,8 @@ PY
 # The board packages (scripts/package.sh) with the ARM binaries built above (static, camera
 # built in): the Pi 4's for aarch64, the Pi Zero 2 W's for a 32-bit OS. Each is unpacked and run
 # from its own directory as the service would, under qemu-user *without* a sysroot (a dynamic
-# binary would not start), and installed into a board's root file system (install.sh --root).
+# binary would not start), installed into a board's root file system (install.sh --root) and
+# uninstalled again.
 ea=$root/$e2e   # absolute: the runs below start inside the packages
 declare -A pkg_board=([aarch64]=rpi4 [armv7]=rpi-zero2w)
 declare -A pkg_qemu=([aarch64]="qemu-aarch64 -cpu cortex-a72" [armv7]="qemu-arm -cpu cortex-a7")
@@ -302,6 +303,14 @@ for t in aarch64 armv7; do
   "$p/install.sh" --root "$r" >>"$ea/install-$t.log"
   tail -1 "$r/opt/fer-edge/board.toml" | grep -qx "# edited on the board"
   cmp -s "$r/opt/fer-edge/board.toml.new" "$p/board.toml"
+  # Uninstalled: the unit and the files go, the edited config stays; a second time, nothing.
+  "$p/install.sh" --root "$r" --uninstall >>"$ea/install-$t.log"
+  [ ! -e "$unit" ] && [ ! -e "$r/etc/systemd/system/multi-user.target.wants/fer-edge.service" ]
+  [ "$(ls -A "$r/opt/fer-edge")" = board.toml ] && tail -1 "$r/opt/fer-edge/board.toml" | grep -qx "# edited on the board"
+  rm "$r/opt/fer-edge/board.toml" && "$p/install.sh" --root "$r" >>"$ea/install-$t.log"
+  "$p/install.sh" --root "$r" --uninstall >>"$ea/install-$t.log"
+  [ ! -e "$r/opt/fer-edge" ] && [ ! -e "$unit" ]
+  "$p/install.sh" --root "$r" --uninstall | grep -q "nothing of fer-edge at /opt/fer-edge"
   # A damaged package is refused before anything is copied.
   printf 'x' >>"$p/models/mini-xception-fer2013/model.onnx"
   if "$p/install.sh" --root "$ea/sdroot-damaged-$t" >"$ea/damaged-$t.log" 2>&1 || [ -e "$ea/sdroot-damaged-$t" ]; then
@@ -315,5 +324,5 @@ d = sys.argv[1]
 for t, board in (("aarch64", "rpi4"), ("armv7", "rpi-zero2w")):
     faces = json.loads(open(f"{d}/pkg-{t}.jsonl").readline())["faces"]
     assert len(faces) == 1 and faces[0]["label"] == "happy", f"{board} package on {t}: {faces}"
-    print(f"e2e package: fer-edge-{board}-{t} runs from its own directory without a sysroot: astronaut {faces[0]['label']} ({faces[0]['confidence']:.3f}); installs, unit verified")
+    print(f"e2e package: fer-edge-{board}-{t} runs from its own directory without a sysroot: astronaut {faces[0]['label']} ({faces[0]['confidence']:.3f}); installs (unit verified) and uninstalls")
 PY
