@@ -116,7 +116,7 @@ if [ -n "$board" ]; then
   mkdir -p "$work/initfs/usr/share/opencv4"
   cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
   # IMAGE is a photograph, or raw camera frames as FORMAT:WIDTHxHEIGHT:PATH (yuyv:640x480:cam.yuv).
-  if [[ $image =~ ^(yuyv|nv12|gray|rgb|bgr):([0-9]+x[0-9]+):(.+)$ ]]; then
+  if [[ $image =~ ^(yuyv|nv12|yuv420|gray|rgb|bgr):([0-9]+x[0-9]+):(.+)$ ]]; then
     cp "${BASH_REMATCH[3]}" "$work/initfs/img/"
     source="${BASH_REMATCH[1]}:${BASH_REMATCH[2]}:/img/$(basename "${BASH_REMATCH[3]}")"
   else
@@ -140,7 +140,7 @@ out="$work/last-$cpu.txt"
 timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
   -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
   -append "console=ttyAMA0 quiet -- $cmd" \
-  | tr -d '\r' | grep -E '^(bench-models|bench-decode|format|MJPEG|YUYV|NV12|GRAY|RGB|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|start-up|classifier|profile|  )' > "$out.raw"
+  | tr -d '\r' | grep -E '^(bench-models|bench-decode|format|MJPEG|YUYV|NV12|YUV420|GRAY|RGB|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|start-up|classifier|profile|  )' > "$out.raw"
 # Name the models again (the VM saw /m/<i>.onnx).
 while read -r line; do
   if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then

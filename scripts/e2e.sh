@@ -94,11 +94,19 @@ q = lambda a: np.clip(np.round(a), 0, 255).astype(np.uint8)
 pairs = lambda a: (a[:, 0::2] + a[:, 1::2]) / 2
 yuyv = np.stack([q(y[:, 0::2]), q(pairs(u)), q(y[:, 1::2]), q(pairs(v))], axis=-1)
 open(sys.argv[1], "wb").write(yuyv.tobytes() * 3)
+# The same as planar YUV420 (I420, as `rpicam-vid --codec yuv420 -o -` writes a Camera
+# Module's frames): the Y plane, then U and V averaged over each 2x2 block.
+blocks = lambda a: (a[0::2, 0::2] + a[0::2, 1::2] + a[1::2, 0::2] + a[1::2, 1::2]) / 4
+i420 = q(y).tobytes() + q(blocks(u)).tobytes() + q(blocks(v)).tobytes()
+open(sys.argv[1].replace(".yuv", ".i420"), "wb").write(i420 * 3)
 PY
-target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:-" --headless \
-  --json "$e2e/yuyv.jsonl" <"$e2e/astronaut.yuv" 2>"$e2e/yuyv.log"
-cat "$e2e/yuyv.log" >>"$e2e/device-x86_64.log"
-grep -q "detection passes: full 1, region 2$" "$e2e/yuyv.log" || { echo "e2e: raw YUYV replay's summary: $(cat "$e2e/yuyv.log")" >&2; exit 1; }
+for f in yuyv yuv420; do
+  in=$e2e/astronaut.yuv && [ $f = yuv420 ] && in=$e2e/astronaut.i420
+  target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "$f:512x512:-" --headless \
+    --json "$e2e/$f.jsonl" <"$in" 2>"$e2e/$f.log"
+  cat "$e2e/$f.log" >>"$e2e/device-x86_64.log"
+  grep -q "detection passes: full 1, region 2$" "$e2e/$f.log" || { echo "e2e: raw $f replay's summary: $(cat "$e2e/$f.log")" >&2; exit 1; }
+done
 
 # A camera that stops sending (a pipe that stays open after 3 frames): after 2 s the screen
 # says "no frames"; SIGTERM then ends the run at once, exit 0, with its 3 JSON lines, a
@@ -223,17 +231,18 @@ for t in ("x86_64", "aarch64", "armv7"):
     assert face["label"] == "happy" and face["confidence"] > 0.9, f"mini-XCEPTION on {t}: astronaut is {face['label']} ({face['confidence']:.3f})"
 print(f"e2e real faces: imported mini-XCEPTION says the astronaut is happy ({face['confidence']:.3f}) on all targets (rpi-zero2w.toml: Haar on its frames)")
 png = load("real-x86_64.jsonl")[0]["faces"][0]
-yuyv = load("yuyv.jsonl")
-assert len(yuyv) == 3 and all(len(f["faces"]) == 1 for f in yuyv), f"raw YUYV stream: {yuyv}"
-passes = [f["detection"] for f in yuyv]
-assert passes == ["full", "region", "region"], f"raw YUYV stream: detection passes {passes}"
-for f in yuyv:
-    face = f["faces"][0]
-    assert face["label"] == png["label"], f"raw YUYV frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
-    # Frame 0 is a full detection pass, frames 1 and 2 region passes: all at the PNG's box
-    # (within a pixel for the YUYV round trip's gray), not drifting from it.
-    assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"raw YUYV frame {f['source']}: box {face['box']} vs {png['box']}"
-print(f"e2e raw camera frames: 3 YUYV frames on stdin, the astronaut {face['label']} ({face['confidence']:.3f}) as from the PNG")
+for kind in ("yuyv", "yuv420"):
+    frames = load(f"{kind}.jsonl")
+    assert len(frames) == 3 and all(len(f["faces"]) == 1 for f in frames), f"raw {kind} stream: {frames}"
+    passes = [f["detection"] for f in frames]
+    assert passes == ["full", "region", "region"], f"raw {kind} stream: detection passes {passes}"
+    for f in frames:
+        face = f["faces"][0]
+        assert face["label"] == png["label"], f"raw {kind} frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
+        # Frame 0 is a full detection pass, frames 1 and 2 region passes: all at the PNG's box
+        # (within a pixel for the YUV round trip's gray), not drifting from it.
+        assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"raw {kind} frame {f['source']}: box {face['box']} vs {png['box']}"
+    print(f"e2e raw camera frames: 3 {kind.upper()} frames on stdin, the astronaut {face['label']} ({face['confidence']:.3f}) as from the PNG")
 import struct, zlib
 screens = {t: open(f"{d}/screens-{t}/screen-000000.png", "rb").read() for t in ("x86_64", "aarch64", "armv7")}
 png = screens["x86_64"]

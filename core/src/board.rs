@@ -52,7 +52,7 @@ pub struct BoardConfig {
 pub enum PixelFormat {
     /// Motion JPEG (most USB webcams; lowest USB bandwidth, for large frames or a busy bus).
     Mjpeg,
-    /// Packed YUV 4:2:2 (Pi camera via libcamera's V4L2 compatibility, many UVC cameras).
+    /// Packed YUV 4:2:2 (most UVC webcams).
     Yuyv,
 }
 

@@ -167,8 +167,9 @@ struct PipelineArgs {
     #[arg(long)]
     board: PathBuf,
     /// camera | folder:PATH | photos:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH,
-    /// FORMAT one of yuyv, nv12, gray, rgb, bgr: raw camera frames as `v4l2-ctl --stream-to`
-    /// records them (PATH `-` reads stdin, for mjpeg and raw frames). `folder:` reads its files,
+    /// FORMAT one of yuyv, nv12, yuv420, gray, rgb, bgr: raw camera frames as `v4l2-ctl
+    /// --stream-to` records them or `rpicam-vid --codec yuv420 -o -` writes them for a Pi
+    /// Camera Module (PATH `-` reads stdin, for mjpeg and raw frames). `folder:` reads its files,
     /// sorted by name, as the frames of one scene (faces are tracked from file to file);
     /// `photos:` as unrelated photographs (each searched whole, its faces new ones). A frame of
     /// another size than the last starts a new scene in any source.
@@ -346,12 +347,12 @@ fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
         "image" => Box::new(SingleImage::open(path)?),
         "mjpeg" => Box::new(MjpegSource::open(path)?),
         "camera" => open_camera(cfg)?,
-        "yuyv" | "nv12" | "gray" | "rgb" | "bgr" => {
+        "yuyv" | "nv12" | "yuv420" | "gray" | "rgb" | "bgr" => {
             Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?)
         }
         other => bail!(
             "unknown source kind {other:?}: use camera, folder:PATH, photos:PATH, image:PATH, mjpeg:PATH or \
-             yuyv|nv12|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
+             yuyv|nv12|yuv420|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
         ),
     })
 }
@@ -1155,7 +1156,8 @@ fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Resu
     frame_bytes(RawFormat::Nv12, width, height).map_err(|e| anyhow::anyhow!("--width/--height: {e}"))?;
     let photo = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
     let rgb = image::imageops::resize(&photo.to_rgb8(), width, height, image::imageops::FilterType::Triangle);
-    let formats = [RawFormat::Mjpeg, RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Gray, RawFormat::Rgb];
+    let formats =
+        [RawFormat::Mjpeg, RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yuv420, RawFormat::Gray, RawFormat::Rgb];
     let frames: Vec<Vec<u8>> =
         formats.iter().map(|&f| encode_raw(&rgb, f)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
     type Decoder<'a> = (String, usize, Box<dyn Fn(&[u8]) -> Result<(), String> + 'a>);

@@ -1,5 +1,7 @@
 //! Camera frames as the driver delivers them, decoded to images: the pixel formats a V4L2
-//! camera offers through nokhwa (MJPEG, YUYV 4:2:2, NV12, 8-bit gray, RGB, BGR). Built on every
+//! camera offers through nokhwa (MJPEG, YUYV 4:2:2, NV12, 8-bit gray, RGB, BGR), and planar
+//! YUV 4:2:0 (I420: what `rpicam-vid --codec yuv420` writes for a Raspberry Pi Camera Module,
+//! which is no plain V4L2 camera). Built on every
 //! target, not behind the `camera` feature, so that it is tested and benchmarked without a
 //! camera (`fer-device bench-decode`); nokhwa's own decoders are not used (its MJPEG decoder is
 //! libjpeg through the `mozjpeg` C crate, which the default build leaves out).
@@ -23,6 +25,8 @@ pub enum RawFormat {
     Yuyv,
     /// 4:2:0: the Y plane, then one plane of interleaved U V for each 2x2 block.
     Nv12,
+    /// 4:2:0 planar (I420): the Y plane, the U plane, the V plane (one U and V per 2x2 block).
+    Yuv420,
     /// 8-bit luminance.
     Gray,
     /// 8-bit R G B.
@@ -37,6 +41,7 @@ impl std::fmt::Display for RawFormat {
             RawFormat::Mjpeg => "MJPEG",
             RawFormat::Yuyv => "YUYV",
             RawFormat::Nv12 => "NV12",
+            RawFormat::Yuv420 => "YUV420",
             RawFormat::Gray => "GRAY",
             RawFormat::Rgb => "RGB",
             RawFormat::Bgr => "BGR",
@@ -47,16 +52,19 @@ impl std::fmt::Display for RawFormat {
 impl std::str::FromStr for RawFormat {
     type Err = String;
 
-    /// `mjpeg`, `yuyv`, `nv12`, `gray`, `rgb` or `bgr`.
+    /// `mjpeg`, `yuyv`, `nv12`, `yuv420`, `gray`, `rgb` or `bgr`.
     fn from_str(s: &str) -> Result<RawFormat, String> {
         Ok(match s {
             "mjpeg" => RawFormat::Mjpeg,
             "yuyv" => RawFormat::Yuyv,
             "nv12" => RawFormat::Nv12,
+            "yuv420" => RawFormat::Yuv420,
             "gray" => RawFormat::Gray,
             "rgb" => RawFormat::Rgb,
             "bgr" => RawFormat::Bgr,
-            other => return Err(format!("unknown pixel format {other:?}: use mjpeg, yuyv, nv12, gray, rgb or bgr")),
+            other => {
+                return Err(format!("unknown pixel format {other:?}: use mjpeg, yuyv, nv12, yuv420, gray, rgb or bgr"))
+            }
         })
     }
 }
@@ -129,9 +137,9 @@ pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage, String> {
         .map_err(|e| format!("not a decodable image (JPEG): {e}"))
 }
 
-/// Bytes per unpadded row and rows (NV12: the luma rows and the half as many chroma rows) of an
-/// uncompressed frame; an error for an empty frame, an odd width for YUYV/NV12, an odd height for
-/// NV12, or MJPEG (no fixed size).
+/// Bytes per unpadded row and rows (NV12, YUV420: the luma rows and the half as many chroma
+/// rows) of an uncompressed frame; an error for an empty frame, an odd width for YUYV/NV12/YUV420,
+/// an odd height for NV12/YUV420, or MJPEG (no fixed size).
 fn layout(format: RawFormat, width: u32, height: u32) -> Result<(usize, usize), String> {
     if width == 0 || height == 0 {
         return Err(format!("a {width}x{height} {format} frame has no pixels"));
@@ -139,14 +147,14 @@ fn layout(format: RawFormat, width: u32, height: u32) -> Result<(usize, usize), 
     let (w, h) = (width as usize, height as usize);
     Ok(match format {
         RawFormat::Mjpeg => return Err("MJPEG frames have no fixed size".into()),
-        RawFormat::Yuyv | RawFormat::Nv12 if !w.is_multiple_of(2) => {
+        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 if !w.is_multiple_of(2) => {
             return Err(format!("{format} frames need an even width, not {width}"));
         }
-        RawFormat::Nv12 if !h.is_multiple_of(2) => {
-            return Err(format!("NV12 frames need an even height, not {height}"))
+        RawFormat::Nv12 | RawFormat::Yuv420 if !h.is_multiple_of(2) => {
+            return Err(format!("{format} frames need an even height, not {height}"))
         }
         RawFormat::Yuyv => (2 * w, h),
-        RawFormat::Nv12 => (w, h + h / 2),
+        RawFormat::Nv12 | RawFormat::Yuv420 => (w, h + h / 2),
         RawFormat::Gray => (w, h),
         RawFormat::Rgb | RawFormat::Bgr => (3 * w, h),
     })
@@ -158,9 +166,9 @@ pub fn frame_bytes(format: RawFormat, width: u32, height: u32) -> Result<usize, 
 }
 
 /// Decodes a `width` x `height` camera frame of `format`. Uncompressed rows may be padded: the
-/// row stride is the frame's length divided by its rows (NV12 frames must be unpadded). A frame
-/// shorter than its size needs, an odd width for YUYV/NV12 or an odd height for NV12 is an error
-/// naming the sizes.
+/// row stride is the frame's length divided by its rows (NV12 and YUV420 frames must be
+/// unpadded). A frame shorter than its size needs, an odd width for YUYV/NV12/YUV420 or an odd
+/// height for NV12/YUV420 is an error naming the sizes.
 pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Result<DynamicImage, String> {
     if format == RawFormat::Mjpeg {
         return decode_jpeg(data);
@@ -174,7 +182,8 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
             data.len()
         ));
     }
-    let stride = if format != RawFormat::Nv12 && data.len().is_multiple_of(rows) { data.len() / rows } else { row };
+    let planar = matches!(format, RawFormat::Nv12 | RawFormat::Yuv420);
+    let stride = if !planar && data.len().is_multiple_of(rows) { data.len() / rows } else { row };
     let rows_of = |n: usize| (0..n).map(move |r| &data[r * stride..r * stride + row]);
     // The first `n` rows without their padding.
     let packed_rows = |n: usize| -> Vec<u8> {
@@ -186,7 +195,7 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
         out
     };
     let image = match format {
-        RawFormat::Yuyv | RawFormat::Nv12 => {
+        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 => {
             let mut rgb = RgbImage::new(width, height);
             yuv_to_rgb(format, data, (w, h, stride), &mut rgb);
             DynamicImage::ImageRgb8(rgb)
@@ -207,7 +216,7 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
     Ok(image)
 }
 
-/// A YUYV or NV12 frame (`data`, its width, height and row stride) to RGB, with AVX2 where an
+/// A YUYV, NV12 or YUV420 frame (`data`, its width, height and row stride) to RGB, with AVX2 where an
 /// x86 CPU has it (2.3x faster than the x86-64 baseline's SSE2; BENCHMARKS.md); on aarch64 the
 /// baseline has NEON.
 fn yuv_to_rgb(format: RawFormat, data: &[u8], size: (usize, usize, usize), rgb: &mut [u8]) {
@@ -232,6 +241,14 @@ fn yuv_rows_to_rgb(format: RawFormat, data: &[u8], (w, h, stride): (usize, usize
         let (luma, chroma) = data.split_at(w * h);
         for (r, dst) in rows {
             nv12_row_to_rgb(&luma[r * w..(r + 1) * w], &chroma[(r / 2) * w..(r / 2 + 1) * w], dst);
+        }
+    } else if format == RawFormat::Yuv420 {
+        let (luma, chroma) = data.split_at(w * h);
+        let (u, v) = chroma.split_at((w / 2) * (h / 2));
+        let c = w / 2;
+        for (r, dst) in rows {
+            let q = r / 2;
+            i420_row_to_rgb(&luma[r * w..(r + 1) * w], &u[q * c..(q + 1) * c], &v[q * c..(q + 1) * c], dst);
         }
     } else {
         for (r, dst) in rows {
@@ -320,6 +337,30 @@ fn nv12_row_to_rgb(luma: &[u8], chroma: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// One row of YUV420 (I420) to RGB: its luma row and the U and V rows (one sample per two
+/// pixels) it shares with its neighbour; a last partial block as in [`yuyv_row_to_rgb`].
+#[inline(always)]
+fn i420_row_to_rgb(luma: &[u8], u: &[u8], v: &[u8], dst: &mut [u8]) {
+    let mut y_blocks = luma.chunks_exact(BLOCK);
+    let mut u_blocks = u.chunks_exact(BLOCK / 2);
+    let mut v_blocks = v.chunks_exact(BLOCK / 2);
+    let mut dst_blocks = dst.chunks_exact_mut(3 * BLOCK);
+    for (((y, u), v), px) in (&mut y_blocks).zip(&mut u_blocks).zip(&mut v_blocks).zip(&mut dst_blocks) {
+        let (y, u, v) =
+            (y.try_into().expect("BLOCK"), u.try_into().expect("BLOCK / 2"), v.try_into().expect("BLOCK / 2"));
+        block_to_rgb(y, u, v, px.try_into().expect("3 * BLOCK bytes"));
+    }
+    let (y, u, v, px) = (y_blocks.remainder(), u_blocks.remainder(), v_blocks.remainder(), dst_blocks.into_remainder());
+    if !y.is_empty() {
+        let (mut py, mut pu, mut pv, mut out) = ([0u8; BLOCK], [0u8; BLOCK / 2], [0u8; BLOCK / 2], [0u8; 3 * BLOCK]);
+        py[..y.len()].copy_from_slice(y);
+        pu[..u.len()].copy_from_slice(u);
+        pv[..v.len()].copy_from_slice(v);
+        block_to_rgb(&py, &pu, &pv, &mut out);
+        px.copy_from_slice(&out[..px.len()]);
+    }
+}
+
 /// The BT.601 limited-range Y, U, V of an RGB pixel, rounded (the inverse of the decoding, in
 /// floating point: camera-like test and benchmark frames are made with it).
 pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
@@ -355,6 +396,15 @@ pub fn encode_raw(rgb: &RgbImage, format: RawFormat) -> Result<Vec<u8>, String> 
                 for c in (0..w).step_by(2) {
                     let p = yuv[r * w + c];
                     out.extend([p[1], p[2]]);
+                }
+            }
+            out
+        }
+        RawFormat::Yuv420 => {
+            let mut out: Vec<u8> = yuv.iter().map(|p| p[0]).collect();
+            for plane in [1, 2] {
+                for r in (0..h).step_by(2) {
+                    out.extend((0..w).step_by(2).map(|c| yuv[r * w + c][plane]));
                 }
             }
             out
@@ -460,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn yuyv_and_nv12_colour_bars_decode_to_their_colours() {
+    fn yuyv_nv12_and_yuv420_colour_bars_decode_to_their_colours() {
         // One row of 16 pixels, two per bar; the second pixel of each pair gets the bar's Y and
         // the first Y 16 (black whatever the chroma... nearly): Y0 and Y1 must not swap.
         let mut yuyv = Vec::new();
@@ -487,6 +537,12 @@ mod tests {
                 assert!(near(got, *want, 2), "NV12 bar {i} ({x}, {y}): {got:?} vs {want:?}");
             }
         }
+        // YUV420: the same blocks with the U plane, then the V plane; and the same pixels as NV12.
+        let mut i420: Vec<u8> = nv12[..32].to_vec();
+        i420.extend(BARS.iter().map(|(p, _)| p[1]));
+        i420.extend(BARS.iter().map(|(p, _)| p[2]));
+        let planar = decode_raw(RawFormat::Yuv420, 16, 2, &i420).unwrap().to_rgb8();
+        assert_eq!(planar, img, "YUV420 and NV12 of the same samples");
     }
 
     #[test]
@@ -497,6 +553,7 @@ mod tests {
             (RawFormat::Bgr, 0.0),
             (RawFormat::Yuyv, 2.5),
             (RawFormat::Nv12, 4.0),
+            (RawFormat::Yuv420, 4.0),
             (RawFormat::Mjpeg, 7.0),
         ] {
             let frame = encode_raw(&rgb, format).unwrap();
@@ -507,13 +564,17 @@ mod tests {
             assert!(mean <= tolerance, "{format}: mean error {mean}");
         }
         // The dispatched build (AVX2 on most x86) and the generic code agree bit for bit.
-        for format in [RawFormat::Yuyv, RawFormat::Nv12] {
+        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yuv420] {
             let frame = encode_raw(&rgb, format).unwrap();
             let (mut generic, mut dispatched) = (vec![0; 40 * 30 * 3], vec![0; 40 * 30 * 3]);
             yuv_rows_to_rgb(format, &frame, (40, 30, 80), &mut generic);
             yuv_to_rgb(format, &frame, (40, 30, 80), &mut dispatched);
             assert_eq!(generic, dispatched, "{format}");
         }
+        // 40 px: two whole blocks and a partial one per row.
+        let planar = decode_raw(RawFormat::Yuv420, 40, 30, &encode_raw(&rgb, RawFormat::Yuv420).unwrap()).unwrap();
+        let packed = decode_raw(RawFormat::Nv12, 40, 30, &encode_raw(&rgb, RawFormat::Nv12).unwrap()).unwrap();
+        assert_eq!(planar, packed);
         let gray = decode_raw(RawFormat::Gray, 40, 30, &encode_raw(&rgb, RawFormat::Gray).unwrap()).unwrap();
         assert_eq!(gray.to_luma8(), DynamicImage::ImageRgb8(rgb.clone()).to_luma8());
         // Within a YUYV pair only the chroma is shared: luminance survives pixel for pixel.
@@ -542,6 +603,11 @@ mod tests {
         let odd = decode_raw(RawFormat::Nv12, 5, 4, &[0; 40]).unwrap_err();
         assert!(odd.contains("even width"), "{odd}");
         assert!(decode_raw(RawFormat::Nv12, 6, 3, &[0; 40]).unwrap_err().contains("even height"));
+        assert!(decode_raw(RawFormat::Yuv420, 6, 3, &[0; 40])
+            .unwrap_err()
+            .contains("YUV420 frames need an even height"));
+        let short = decode_raw(RawFormat::Yuv420, 6, 4, &[0; 35]).unwrap_err();
+        assert!(short.contains("6x4 YUV420 frame needs 36 bytes, this one has 35"), "{short}");
         assert!(decode_raw(RawFormat::Gray, 0, 4, &[]).unwrap_err().contains("no pixels"));
     }
 }
