@@ -111,11 +111,26 @@ done
 # A camera that stops sending (a pipe that stays open after 3 frames): after 2 s the screen
 # says "no frames"; SIGTERM then ends the run at once, exit 0, with its 3 JSON lines, a
 # "stopped" screen and its summary (a second signal would kill). A status line a second
-# (--status-every 1): the run lasts over 2 s, so at least one.
+# (--status-every 1): the run lasts over 2 s, so at least one. As systemd's Type=notify service
+# with a 0.2 s watchdog (NOTIFY_SOCKET, WATCHDOG_USEC): READY=1 once the source is open,
+# WATCHDOG=1 every 0.1 s also while no frame comes, the status lines, STOPPING=1 at the end.
 mkfifo "$e2e/quiet.fifo"
 { cat "$e2e/astronaut.yuv"; sleep 60; } >"$e2e/quiet.fifo" &
 writer=$!
-target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:$e2e/quiet.fifo" \
+python3 - "$e2e/notify.sock" "$e2e/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+got = []
+while not got or got[-1] != "STOPPING=1":
+    got.append(s.recv(4096).decode())
+open(sys.argv[2], "w").write("\n--\n".join(got))
+PY
+listener=$!
+for _ in $(seq 100); do [ -S "$e2e/notify.sock" ] && break; sleep 0.05; done
+NOTIFY_SOCKET=$root/$e2e/notify.sock WATCHDOG_USEC=200000 target/debug/fer-device run --board board-configs/rpi-zero2w.toml \
+  --model "$real" --source "yuyv:512x512:$e2e/quiet.fifo" \
   --display "png:$e2e/quiet-screens" --json "$e2e/stopped.jsonl" --status-every 1 2>"$e2e/stopped.log" &
 run=$!
 for _ in $(seq 300); do
@@ -132,6 +147,19 @@ kill "$writer" 2>/dev/null && quiet=yes
   && grep -q "^fer-device: 3 frames, 3 faces" "$e2e/stopped.log" \
   && grep -Eq "^fer-device: status: [0-3] frames \([0-9]+\.[0-9] fps since the last\), [0-3] faces, 0 errors in [0-9]+ s$" "$e2e/stopped.log" \
   || { echo "e2e: SIGTERM while no frame comes: exit $rc, pipe open $quiet, $(wc -l <"$e2e/stopped.jsonl") lines; $(cat "$e2e/stopped.log")" >&2; exit 1; }
+wait "$listener" || { echo "e2e: systemd's notify socket got no STOPPING=1" >&2; exit 1; }
+python3 - "$e2e/notify.txt" <<'PY'
+import re, sys
+got = open(sys.argv[1]).read().split("\n--\n")
+assert got[0].startswith("READY=1\nSTATUS=raw 512x512 YUYV frames "), got[:2]
+assert got[-1] == "STOPPING=1", got[-3:]
+pings = got.count("WATCHDOG=1")
+statuses = [m for m in got if m.startswith("STATUS=")]
+assert pings >= 15, f"{pings} watchdog pings in a run of over 2 s at 0.1 s"
+assert statuses and all(re.fullmatch(r"STATUS=[0-3] frames \([0-9.]+ fps since the last\), [0-3] faces, 0 errors in [0-9]+ s", m) for m in statuses), statuses
+assert set(got[1:-1]) <= {"WATCHDOG=1"} | set(statuses), got
+print(f"e2e systemd notify: READY=1, {pings} watchdog pings, {len(statuses)} status lines, STOPPING=1")
+PY
 # A camera that is not there (or not built in) and an input file that is not there: the run
 # fails before its first frame, naming the device or file, and the display says so.
 sed 's#^device = "/dev/video0"#device = "/dev/video-fer-missing"#' board-configs/rpi4.toml >"$e2e/rpi4-nocam.toml"

@@ -7,7 +7,8 @@
 //! and kernels), [`track`] (IoU tracking, EMA/window smoothing with hysteresis), [`present`]
 //! (SSD1306, ST7789/ILI9341, framebuffer, PNG), [`pipeline`] (the frame loop, JSON lines), and
 //! [`onnxruntime`] (Microsoft's runtime loaded at run time, the benchmarks' peer), and [`access`]
-//! (can this process open the board's devices, and which group would let it).
+//! (can this process open the board's devices, and which group would let it), [`notify`]
+//! (systemd's readiness, watchdog and status notifications).
 //!
 //! ```
 //! use fer_core::board::TrackingConfig;
@@ -23,6 +24,7 @@
 pub mod access;
 pub mod classify;
 pub mod detect;
+pub mod notify;
 pub mod onnxruntime;
 pub mod pipeline;
 pub mod present;

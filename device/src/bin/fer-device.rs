@@ -35,7 +35,10 @@ enum Command {
     /// Ctrl-C or SIGTERM (`systemctl stop`) ends the run after the frame in hand, also while
     /// the camera sends nothing: its JSON line and the summary are written, the display says
     /// "stopped", exit status 0. A second signal kills at once. After 2 s without a frame the
-    /// display says "no frames" (its results would be stale).
+    /// display says "no frames" (its results would be stale). Started by systemd with a notify
+    /// socket ($NOTIFY_SOCKET, Type=notify), it says READY=1 once its source is open, pings the
+    /// watchdog ($WATCHDOG_USEC) from its frame loop, sends --status-every's lines as the unit's
+    /// status and STOPPING=1 at the end.
     ///
     /// Examples:
     ///   fer-device run --board board-configs/rpi4.toml --source image:photo.jpg --headless
@@ -616,6 +619,16 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let mut kinds = Vec::new();
     let mut status_clock = StatusClock::new(r.status_every, t0);
     stop_on_signals();
+    // Under systemd with Type=notify: started now (model loaded, source open), then watchdog
+    // pings from the frame loop and the status lines as the unit's status.
+    let mut notifier = fer_device::notify::Notifier::from_env();
+    let notify = |notifier: &mut Option<fer_device::notify::Notifier>, message: &str| {
+        if let Some(Err(e)) = notifier.as_ref().map(|n| n.send(message)) {
+            eprintln!("fer-device: notifying systemd: {e}; no more notifications");
+            *notifier = None;
+        }
+    };
+    notify(&mut notifier, &format!("READY=1\nSTATUS={}", source.describe()));
     // Shows a status instead of stale results; a display that fails is reported, not fatal.
     let status = |presenter: &mut Option<Box<dyn Presenter>>, message: &str, errors: &mut u64| {
         if let Some(Err(e)) = presenter.as_mut().map(|p| p.show(&Screen::status(message))) {
@@ -636,11 +649,18 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             if STOP.load(std::sync::atomic::Ordering::SeqCst) {
                 break None;
             }
-            if let Some(rate) = status_clock.due(std::time::Instant::now(), frames) {
-                eprintln!(
-                    "fer-device: status: {frames} frames ({rate:.1} fps since the last), {faces} faces, {errors} errors in {:.0} s",
+            let now = std::time::Instant::now();
+            if let Some(rate) = status_clock.due(now, frames) {
+                let line = format!(
+                    "{frames} frames ({rate:.1} fps since the last), {faces} faces, {errors} errors in {:.0} s",
                     t0.elapsed().as_secs_f64()
                 );
+                eprintln!("fer-device: status: {line}");
+                notify(&mut notifier, &format!("STATUS={line}"));
+            }
+            if let Some(Err(e)) = notifier.as_mut().map(|n| n.ping_if_due(now)) {
+                eprintln!("fer-device: systemd's watchdog: {e}; no more notifications");
+                notifier = None;
             }
             match source.poll_frame(std::time::Duration::from_millis(50)) {
                 Polled::Next(next) => break Some(next),
@@ -709,6 +729,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     if STOP.load(std::sync::atomic::Ordering::SeqCst) {
         eprintln!("fer-device: stopped by a signal");
     }
+    notify(&mut notifier, "STOPPING=1");
     eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
     if !kinds.is_empty() {
         let passes: Vec<String> = kinds.iter().map(|(k, n, _)| format!("{} {n}", pass_name(*k))).collect();
