@@ -148,7 +148,9 @@ if [ -n "$root" ]; then
 elif command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   if [ $start -eq 1 ]; then
-    systemctl enable --now fer-edge.service
+    # restart, not start: an upgrade must not leave the old binary running.
+    systemctl enable fer-edge.service
+    systemctl restart fer-edge.service
     systemctl --no-pager --lines=5 status fer-edge.service || true
   else
     systemctl enable fer-edge.service
