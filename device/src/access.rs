@@ -40,16 +40,7 @@ pub fn describe(path: &Path, need: Need) -> String {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return "not found on this machine".into(),
         Err(e) => return format!("cannot be inspected: {e}"),
     };
-    let ft = meta.file_type();
-    let kind = if ft.is_char_device() {
-        "character device"
-    } else if ft.is_block_device() {
-        "block device"
-    } else if ft.is_dir() {
-        "directory"
-    } else {
-        "file"
-    };
+    let (kind, _) = file_kind(&meta);
     let owner = user_name(meta.uid());
     let group = group_name(meta.gid());
     let mode = mode_string(&meta);
@@ -76,18 +67,23 @@ pub fn remedy(mode: u32, owner: &str, group: &str, need: Need) -> String {
     }
 }
 
+/// The kind of file, in words and as `ls -l`'s first letter.
+fn file_kind(meta: &std::fs::Metadata) -> (&'static str, char) {
+    let ft = meta.file_type();
+    if ft.is_char_device() {
+        ("character device", 'c')
+    } else if ft.is_block_device() {
+        ("block device", 'b')
+    } else if ft.is_dir() {
+        ("directory", 'd')
+    } else {
+        ("file", '-')
+    }
+}
+
 /// `ls -l`'s mode column, e.g. `crw-rw----`.
 fn mode_string(meta: &std::fs::Metadata) -> String {
-    let ft = meta.file_type();
-    let t = if ft.is_char_device() {
-        'c'
-    } else if ft.is_block_device() {
-        'b'
-    } else if ft.is_dir() {
-        'd'
-    } else {
-        '-'
-    };
+    let (_, t) = file_kind(meta);
     let m = meta.mode();
     let mut s = String::from(t);
     for shift in [6, 3, 0] {
