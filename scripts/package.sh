@@ -9,8 +9,9 @@
 # Options: --target aarch64|armv7 (default aarch64), --model MANIFEST (instead of the board
 # config's [model] manifest), --bin PATH (an already built static fer-device for the target,
 # instead of building the release one), --out DIR (default dist/).
-# The package is checked before it is written: its binary is static and, under qemu-user, runs
-# `check-config` on the packaged config from inside the package (model hash, cascade found).
+# The package is checked before it is written: its binary is static, has the camera and, under
+# qemu-user, runs `check-config` on the packaged config from inside the package (model hash,
+# cascade found).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -87,10 +88,24 @@ sys.stdout.write(text)
 PY
 cp deploy/fer-edge.service deploy/install.sh "$pkg/"
 echo "$target ($triple)" >"$pkg/TARGET"
-version=$("${qemu[@]}" "$pkg/bin/fer-device" --version)
+
+# The packaged config, checked by the packaged binary from inside the package (no sysroot: a
+# dynamic binary would not start).
+report=$(cd "$pkg" && "${qemu[@]}" bin/fer-device check-config board.toml)
+if ! grep -q 'hash verified' <<<"$report" || ! grep -q "cascade  share/.*: present" <<<"$report"; then
+  printf '%s\n' "$report" >&2
+  echo "package.sh: the packaged config does not find its model or cascade" >&2
+  exit 1
+fi
+build=$(sed -n 's/^build *//p' <<<"$report")   # fer-device VERSION for ARCH-linux: camera support
+if ! grep -q 'V4L2 camera (nokhwa) built in$' <<<"$build"; then
+  echo "package.sh: $bin has no camera support (${build:-an older fer-device}); the board's service reads the camera" >&2
+  exit 1
+fi
+
 cat >"$pkg/README.txt" <<TXT
 $name: fer-edge for the $board board ($(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["description"])' "$config")).
-$version, static, for $target Linux; V4L2 camera built in.
+$build; static, for $target Linux.
 Made $(date -u +%Y-%m-%d) from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)').
 
   sudo ./install.sh           install into /opt/fer-edge, check board.toml against this board's
@@ -102,18 +117,12 @@ Made $(date -u +%Y-%m-%d) from $(git rev-parse --short HEAD)$(git diff --quiet H
 board.toml documents its fields (camera, display and its pins, model, detection, tracking);
 edit it, then: sudo systemctl restart fer-edge. The model: models/$model_name (manifest.json
 names its labels, input, normalisation and provenance). The cascade: share/, from OpenCV
-(opencv-data, Intel's licence in the XML's header).
+(opencv-data; its licence is in the XML's header).
+A Raspberry Pi Camera Module is no plain V4L2 camera: pipe rpicam-vid's frames in (fer-edge's
+README, "On the board"): rpicam-vid -t 0 -n --width 640 --height 480 --codec yuv420 -o - |
+bin/fer-device run --board board.toml --source yuv420:640x480:-
 TXT
 (cd "$pkg" && find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | xargs sha256sum >SHA256SUMS)
-
-# The packaged config, checked by the packaged binary from inside the package (no sysroot: a
-# dynamic binary would not start).
-report=$(cd "$pkg" && "${qemu[@]}" bin/fer-device check-config board.toml)
-if ! grep -q 'hash verified' <<<"$report" || ! grep -q "cascade  share/.*: present" <<<"$report"; then
-  printf '%s\n' "$report" >&2
-  echo "package.sh: the packaged config does not find its model or cascade" >&2
-  exit 1
-fi
 mkdir -p "$out"
 tar -C "$stage" -czf "$out/$name.tar.gz" "$name"
 echo "$out/$name.tar.gz"
