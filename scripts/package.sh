@@ -99,7 +99,7 @@ if ! grep -q 'hash verified' <<<"$report" || ! grep -q "cascade  share/.*: prese
 fi
 build=$(sed -n 's/^build *//p' <<<"$report")   # fer-device VERSION for ARCH-linux: camera support
 if ! grep -q 'V4L2 camera (nokhwa) built in$' <<<"$build"; then
-  echo "package.sh: $bin has no camera support (${build:-an older fer-device}); the board's service reads the camera" >&2
+  echo "package.sh: $bin has no V4L2 camera support (${build:-an older fer-device}); the board's service reads the camera" >&2
   exit 1
 fi
 
@@ -118,9 +118,9 @@ board.toml documents its fields (camera, display and its pins, model, detection,
 edit it, then: sudo systemctl restart fer-edge. The model: models/$model_name (manifest.json
 names its labels, input, normalisation and provenance). The cascade: share/, from OpenCV
 (opencv-data; its licence is in the XML's header).
-A Raspberry Pi Camera Module is no plain V4L2 camera: pipe rpicam-vid's frames in (fer-edge's
-README, "On the board"): rpicam-vid -t 0 -n --width 640 --height 480 --codec yuv420 -o - |
-bin/fer-device run --board board.toml --source yuv420:640x480:-
+A Raspberry Pi Camera Module (a libcamera camera, no plain V4L2 one): set kind = "rpicam" in
+board.toml's [camera] (a width that is a multiple of 64); fer-device then runs rpicam-vid
+(sudo apt install rpicam-apps) and reads its frames, restarting it when it stops or stalls.
 TXT
 (cd "$pkg" && find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | xargs sha256sum >SHA256SUMS)
 mkdir -p "$out"

@@ -56,13 +56,30 @@ pub enum PixelFormat {
     Yuyv,
 }
 
+/// Which camera `--source camera` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraKind {
+    /// A V4L2 camera (USB webcams): `device`, through nokhwa (fer-device built with the
+    /// `camera` feature, as the board packages are).
+    #[default]
+    V4l2,
+    /// A Raspberry Pi Camera Module (a libcamera camera, not a plain V4L2 device): fer-device
+    /// runs `rpicam_command` (rpicam-vid, from Raspberry Pi OS's rpicam-apps) and reads its
+    /// full-range YUV 4:2:0 frames from a pipe, restarting it when it stops or stalls.
+    Rpicam,
+}
+
 /// Camera settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
+    /// `v4l2` (default) or `rpicam`.
+    #[serde(default)]
+    pub kind: CameraKind,
     /// V4L2 device node, `/dev/videoN` or a link to one: udev's stable names such as
     /// `/dev/v4l/by-id/usb-...-video-index0` keep pointing at the same camera when USB devices
-    /// are enumerated in another order.
+    /// are enumerated in another order. Not used by `rpicam` (see `rpicam_args`).
     #[serde(default = "default_camera_device")]
     pub device: String,
     /// Frame width in pixels.
@@ -74,9 +91,23 @@ pub struct CameraConfig {
     /// Requested frames per second.
     #[serde(default = "default_fps")]
     pub fps: u32,
-    /// Pixel format: `yuyv` (default) or `mjpeg`.
+    /// Pixel format: `yuyv` (default) or `mjpeg` (V4L2; rpicam-vid's frames are always YUV
+    /// 4:2:0).
     #[serde(default = "default_pixel_format")]
     pub format: PixelFormat,
+    /// `rpicam`: the program run, `rpicam-vid` (found on `PATH`) by default; `libcamera-vid` on
+    /// Raspberry Pi OS 11 (Bullseye), or a path.
+    #[serde(default = "default_rpicam_command")]
+    pub rpicam_command: String,
+    /// `rpicam`: arguments added after fer-device's own (`-t 0 -n --codec yuv420 --width W
+    /// --height H --framerate FPS --flush -o -`), e.g. `["--camera", "1"]` for the second
+    /// camera of a Pi 5, `["--rotation", "180"]`, `["--hflip"]`.
+    #[serde(default)]
+    pub rpicam_args: Vec<String>,
+    /// `rpicam`: no frame for this long (milliseconds; also the first frame after a start)
+    /// counts as a lost camera: rpicam-vid is stopped and started again.
+    #[serde(default = "default_rpicam_stall_ms")]
+    pub rpicam_stall_ms: u64,
     /// First delay before reopening a lost camera, in milliseconds; doubles up to `retry_max_ms`.
     #[serde(default = "default_retry_ms")]
     pub retry_ms: u64,
@@ -99,6 +130,12 @@ fn default_fps() -> u32 {
 }
 fn default_pixel_format() -> PixelFormat {
     PixelFormat::Yuyv
+}
+fn default_rpicam_command() -> String {
+    "rpicam-vid".into()
+}
+fn default_rpicam_stall_ms() -> u64 {
+    5000
 }
 fn default_retry_ms() -> u64 {
     250
@@ -413,6 +450,25 @@ impl BoardConfig {
                 "camera.retry_max_ms",
                 format!("retry_ms {} must be > 0 and <= retry_max_ms {}", c.retry_ms, c.retry_max_ms),
             );
+        }
+        if c.kind == CameraKind::Rpicam {
+            // libcamera pads the rows of other widths; a pipe carries no stride to undo that.
+            if !c.width.is_multiple_of(64) || !c.height.is_multiple_of(2) {
+                return bad(
+                    "camera.width",
+                    format!(
+                        "{}x{}: rpicam frames need a width that is a multiple of 64 and an even height \
+                         (320x240, 640x480, 1280x720, ...)",
+                        c.width, c.height
+                    ),
+                );
+            }
+            if c.rpicam_command.trim().is_empty() {
+                return bad("camera.rpicam_command", "must not be empty".into());
+            }
+            if c.rpicam_stall_ms < 100 {
+                return bad("camera.rpicam_stall_ms", format!("{} ms is below 100", c.rpicam_stall_ms));
+            }
         }
         match &self.display {
             DisplayConfig::None | DisplayConfig::Framebuffer { .. } => {}

@@ -219,6 +219,28 @@ fn board_invalid_values() {
 }
 
 #[test]
+fn board_rpicam_camera_settings_are_checked() {
+    let rpicam = GOOD_BOARD.replace("width = 640", "kind = \"rpicam\"\nwidth = 640");
+    let c = BoardConfig::from_toml(Path::new("t.toml"), &rpicam).unwrap();
+    assert_eq!(c.camera.kind, fer_core::board::CameraKind::Rpicam);
+    assert_eq!((c.camera.rpicam_command.as_str(), c.camera.rpicam_stall_ms), ("rpicam-vid", 5000));
+    assert!(c.camera.rpicam_args.is_empty());
+    // libcamera pads rows of widths that are not a multiple of 64: refused for rpicam only.
+    let e = board_err(&rpicam.replace("width = 640", "width = 600"));
+    assert_eq!(e.field(), Some("camera.width"), "{e}");
+    assert!(e.to_string().contains("600x480") && e.to_string().contains("multiple of 64"), "{e}");
+    BoardConfig::from_toml(Path::new("t.toml"), &GOOD_BOARD.replace("width = 640", "width = 600")).unwrap();
+    let e = board_err(&rpicam.replace("height = 480", "height = 481"));
+    assert_eq!(e.field(), Some("camera.width"), "{e}");
+    let e = board_err(&rpicam.replace("height = 480", "height = 480\nrpicam_command = \" \""));
+    assert_eq!(e.field(), Some("camera.rpicam_command"), "{e}");
+    let e = board_err(&rpicam.replace("height = 480", "height = 480\nrpicam_stall_ms = 10"));
+    assert_eq!(e.field(), Some("camera.rpicam_stall_ms"), "{e}");
+    let e = board_err(&rpicam.replace("kind = \"rpicam\"", "kind = \"libcamera\""));
+    assert!(e.to_string().contains("libcamera") && e.to_string().contains("rpicam"), "{e}");
+}
+
+#[test]
 fn board_syntax_error_names_line() {
     let e = board_err("name = \"x\"\n[camera\n");
     assert!(matches!(e, FileError::Parse { .. }), "{e}");

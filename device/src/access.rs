@@ -1,7 +1,8 @@
 //! Files and device nodes that a board config names (camera, display bus, GPIO chip, model,
-//! cascade): present on this machine? can this process open them as it will? and, when not,
-//! which group would let it: what `fer-device check-config` says on a board, and what the
-//! package's `install.sh` reads to give its service the groups of the board's devices.
+//! cascade; for a Camera Module, rpicam-vid and libcamera's nodes): present on this machine? can
+//! this process open them as it will? and, when not, which group would let it: what `fer-device
+//! check-config` says on a board, and what the package's `install.sh` reads to give its service
+//! the groups of the board's devices.
 
 use std::ffi::CString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -129,9 +130,80 @@ fn id_name(db: &str, id: u32) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+/// Where `program` is: itself if it names a path (has a `/`), else the first executable of that
+/// name in `PATH`'s folders, as a shell would run it; `None` if there is none.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    find_in(program, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+fn find_in(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    let runnable = |p: &Path| p.is_file() && can_execute(p);
+    if program.contains('/') {
+        let p = Path::new(program);
+        return runnable(p).then(|| p.to_path_buf());
+    }
+    std::env::split_paths(path).map(|dir| dir.join(program)).find(|p| runnable(p))
+}
+
+fn can_execute(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// The device nodes under `dev` that libcamera opens for a Camera Module: the media controller
+/// graphs (`mediaN`) and the DMA buffer heaps (`dma_heap/*`), sorted. (The video nodes it opens
+/// through the graphs belong to the same group as the graphs on Raspberry Pi OS.)
+pub fn libcamera_nodes(dev: &Path) -> Vec<std::path::PathBuf> {
+    let list = |dir: &Path, keep: &dyn Fn(&str) -> bool| -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries.flatten().filter(|e| e.file_name().to_str().is_some_and(keep)).map(|e| e.path()).collect()
+    };
+    let media =
+        |n: &str| n.strip_prefix("media").is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+    let mut nodes = list(dev, &media);
+    nodes.extend(list(&dev.join("dma_heap"), &|_| true));
+    nodes.sort();
+    nodes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_are_found_as_a_shell_finds_them() {
+        let dir = std::env::temp_dir().join(format!("fer-find-program-{}", std::process::id()));
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let make = |p: &Path, mode: u32| {
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        make(&a.join("rpicam-vid"), 0o644); // not executable: skipped
+        make(&b.join("rpicam-vid"), 0o755);
+        std::fs::create_dir_all(a.join("libcamera-vid")).unwrap(); // a folder: skipped
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(find_in("rpicam-vid", &path), Some(b.join("rpicam-vid")));
+        assert_eq!(find_in("libcamera-vid", &path), None);
+        let direct = b.join("rpicam-vid").display().to_string();
+        assert_eq!(find_in(&direct, std::ffi::OsStr::new("")), Some(b.join("rpicam-vid")));
+        assert_eq!(find_in(&a.join("rpicam-vid").display().to_string(), &path), None);
+        assert_eq!(find_in("sh", std::ffi::OsStr::new("/bin")), Some("/bin/sh".into()));
+        // Nodes of libcamera in a staged /dev.
+        let dev = dir.join("dev");
+        std::fs::create_dir_all(dev.join("dma_heap")).unwrap();
+        for n in ["media1", "media0", "mediax", "media", "video0", "dma_heap/linux,cma", "dma_heap/system"] {
+            std::fs::write(dev.join(n), "").unwrap();
+        }
+        let nodes = libcamera_nodes(&dev);
+        let names: Vec<String> = nodes.iter().map(|p| p.strip_prefix(&dev).unwrap().display().to_string()).collect();
+        assert_eq!(names, ["dma_heap/linux,cma", "dma_heap/system", "media0", "media1"]);
+        assert!(libcamera_nodes(&dir.join("none")).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn remedy_names_the_group_that_grants_access() {

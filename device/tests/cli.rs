@@ -61,7 +61,7 @@ fn check_config_accepts_every_shipped_board() {
     );
     let camera = build.ends_with(": V4L2 camera (nokhwa) built in");
     assert_eq!(camera, cfg!(feature = "camera"), "{build}");
-    assert_eq!(!camera, build.contains("no camera support"), "{build}");
+    assert_eq!(!camera, build.contains("no V4L2 camera support"), "{build}");
     // Every shipped board's min_face is a size its cascade can find.
     assert!(!t.contains("note"), "{t}");
 }
@@ -90,6 +90,35 @@ fn check_config_says_who_can_open_each_device() {
     );
     assert!(t.contains("gpio     /dev/gpiochip-fer-missing (panel control pins): not found on this machine"), "{t}");
     assert!(t.contains("cascade  /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml: present: file -rw-r--r-- (owner root, group root); this user can open it read"), "{t}");
+}
+
+#[test]
+fn check_config_reports_a_camera_module_s_program_and_nodes() {
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-rpicam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rpi4 = std::fs::read_to_string(repo().join("board-configs/rpi4.toml")).unwrap();
+    let kind = rpi4.lines().find(|l| l.starts_with("kind = \"v4l2\"")).expect("rpi4.toml's camera kind line");
+    let (found, missing) = (dir.join("found.toml"), dir.join("missing.toml"));
+    std::fs::write(&found, rpi4.replacen(kind, "kind = \"rpicam\"\nrpicam_command = \"sh\"", 1)).unwrap();
+    std::fs::write(&missing, rpi4.replacen(kind, "kind = \"rpicam\"\nrpicam_command = \"/nonexistent/rpicam-vid\"", 1))
+        .unwrap();
+    let out = fer_device().arg("check-config").args([&found, &missing]).current_dir(repo()).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // `sh` is found on PATH as a shell would find it.
+    assert!(t.contains("camera   sh (Camera Module, 640x480 YUV 4:2:0 at 30 fps): runs /"), "{t}");
+    assert!(
+        t.contains("camera   /nonexistent/rpicam-vid (Camera Module, 640x480 YUV 4:2:0 at 30 fps): not found on this machine (sudo apt install rpicam-apps)"),
+        "{t}"
+    );
+    // No libcamera nodes on this machine (CI, qemu-user): said so, once per board.
+    let none = "camera   /dev/media*: not found on this machine (no libcamera camera";
+    if Path::new("/dev/media0").exists() {
+        assert!(t.contains("/dev/media0 (libcamera): present"), "{t}");
+    } else {
+        assert_eq!(t.matches(none).count(), 2, "{t}");
+    }
 }
 
 #[test]

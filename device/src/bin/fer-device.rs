@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use fer_core::board::{BoardConfig, DetectorKind, DisplayConfig};
+use fer_core::board::{BoardConfig, CameraKind, DetectorKind, DisplayConfig};
 use fer_core::manifest::ModelManifest;
 use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
@@ -169,10 +169,12 @@ struct PipelineArgs {
     /// Board config (camera, display, model, detection, tracking).
     #[arg(long)]
     board: PathBuf,
-    /// camera | folder:PATH | photos:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH,
-    /// FORMAT one of yuyv, nv12, yuv420, gray, rgb, bgr: raw camera frames as `v4l2-ctl
-    /// --stream-to` records them or `rpicam-vid --codec yuv420 -o -` writes them for a Pi
-    /// Camera Module (PATH `-` reads stdin, for mjpeg and raw frames). `folder:` reads its files,
+    /// camera | folder:PATH | photos:PATH | image:PATH | mjpeg:PATH | FORMAT:WIDTHxHEIGHT:PATH.
+    /// `camera` is the board config's: a V4L2 camera, or a Camera Module through rpicam-vid
+    /// (`camera.kind`). FORMAT one of yuyv, nv12, yuv420, yuvj420, gray, rgb, bgr: raw camera
+    /// frames as `v4l2-ctl --stream-to` records them, `ffmpeg -pix_fmt yuv420p` writes them
+    /// (yuv420: limited range) or `rpicam-vid --codec yuv420 -o -` does (yuvj420: full range)
+    /// (PATH `-` reads stdin, for mjpeg and raw frames). `folder:` reads its files,
     /// sorted by name, as the frames of one scene (faces are tracked from file to file);
     /// `photos:` as unrelated photographs (each searched whole, its faces new ones). A frame of
     /// another size than the last starts a new scene in any source.
@@ -271,7 +273,7 @@ fn build_line() -> String {
     let camera = if cfg!(feature = "camera") {
         "V4L2 camera (nokhwa) built in"
     } else {
-        "no camera support (files and pipes only; build with --features camera)"
+        "no V4L2 camera support (files, pipes and rpicam-vid only; build with --features camera)"
     };
     format!("fer-device {} for {}-linux: {camera}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)
 }
@@ -297,19 +299,45 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
         lines.push(format!("note     {note}"));
     }
     let c = &cfg.camera;
-    let format = match c.format {
-        fer_core::board::PixelFormat::Mjpeg => "MJPEG",
-        fer_core::board::PixelFormat::Yuyv => "YUYV",
-    };
     let rw = |p: &str| describe(Path::new(p), Need::ReadWrite);
-    lines.push(format!(
-        "camera   {} ({}x{} {format} at {} fps): {}",
-        c.device,
-        c.width,
-        c.height,
-        c.fps,
-        rw(&c.device)
-    ));
+    match c.kind {
+        CameraKind::V4l2 => {
+            let format = match c.format {
+                fer_core::board::PixelFormat::Mjpeg => "MJPEG",
+                fer_core::board::PixelFormat::Yuyv => "YUYV",
+            };
+            lines.push(format!(
+                "camera   {} ({}x{} {format} at {} fps): {}",
+                c.device,
+                c.width,
+                c.height,
+                c.fps,
+                rw(&c.device)
+            ))
+        }
+        CameraKind::Rpicam => {
+            let program = match fer_device::access::find_program(&c.rpicam_command) {
+                Some(path) => format!("runs {}", path.display()),
+                None => "not found on this machine (sudo apt install rpicam-apps)".into(),
+            };
+            lines.push(format!(
+                "camera   {} (Camera Module, {}x{} YUV 4:2:0 at {} fps): {program}",
+                c.rpicam_command, c.width, c.height, c.fps
+            ));
+            // What libcamera opens: the media controller graphs and the DMA buffer heaps.
+            let nodes = fer_device::access::libcamera_nodes(Path::new("/dev"));
+            if nodes.is_empty() {
+                lines.push(
+                    "camera   /dev/media*: not found on this machine (no libcamera camera: is a Camera Module \
+                     connected, and camera_auto_detect=1 in config.txt?)"
+                        .into(),
+                );
+            }
+            for node in nodes {
+                lines.push(format!("camera   {} (libcamera): {}", node.display(), describe(&node, Need::ReadWrite)));
+            }
+        }
+    }
     match &cfg.display {
         DisplayConfig::None => lines.push("display  none".into()),
         DisplayConfig::Ssd1306 { i2c_bus, address, .. } => {
@@ -324,19 +352,33 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
     lines
 }
 
-#[cfg(feature = "camera")]
+/// The board config's camera: rpicam-vid's (any build) or a V4L2 camera's frames, reopened with
+/// backoff when lost.
 fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
     use fer_device::source::camera::{Backoff, CameraSource};
     let backoff = Backoff { first_ms: cfg.camera.retry_ms, max_ms: cfg.camera.retry_max_ms };
+    match cfg.camera.kind {
+        CameraKind::Rpicam => {
+            let opener = fer_device::source::rpicam::RpicamOpener { config: cfg.camera.clone() };
+            Ok(Box::new(CameraSource::open(opener, backoff)?))
+        }
+        CameraKind::V4l2 => open_v4l2(cfg, backoff),
+    }
+}
+
+#[cfg(feature = "camera")]
+fn open_v4l2(cfg: &BoardConfig, backoff: fer_device::source::camera::Backoff) -> Result<Box<dyn FrameSource>> {
+    use fer_device::source::camera::CameraSource;
     let opener = fer_device::source::v4l::V4lOpener { config: cfg.camera.clone() };
     Ok(Box::new(CameraSource::open(opener, backoff)?))
 }
 
 #[cfg(not(feature = "camera"))]
-fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
+fn open_v4l2(cfg: &BoardConfig, _: fer_device::source::camera::Backoff) -> Result<Box<dyn FrameSource>> {
     bail!(
         "camera {}: this build has no V4L2 camera support (build fer-device with --features camera, \
-         which needs libclang-dev); use --source folder:PATH, photos:PATH, image:PATH or mjpeg:PATH",
+         which needs libclang-dev), or camera.kind = \"rpicam\" for a Raspberry Pi Camera Module; or use \
+         --source folder:PATH, photos:PATH, image:PATH or mjpeg:PATH",
         cfg.camera.device
     )
 }
@@ -350,12 +392,12 @@ fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
         "image" => Box::new(SingleImage::open(path)?),
         "mjpeg" => Box::new(MjpegSource::open(path)?),
         "camera" => open_camera(cfg)?,
-        "yuyv" | "nv12" | "yuv420" | "gray" | "rgb" | "bgr" => {
+        "yuyv" | "nv12" | "yuv420" | "yuvj420" | "gray" | "rgb" | "bgr" => {
             Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?)
         }
         other => bail!(
             "unknown source kind {other:?}: use camera, folder:PATH, photos:PATH, image:PATH, mjpeg:PATH or \
-             yuyv|nv12|yuv420|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
+             yuyv|nv12|yuv420|yuvj420|gray|rgb|bgr:WIDTHxHEIGHT:PATH"
         ),
     })
 }
@@ -1177,8 +1219,15 @@ fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Resu
     frame_bytes(RawFormat::Nv12, width, height).map_err(|e| anyhow::anyhow!("--width/--height: {e}"))?;
     let photo = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
     let rgb = image::imageops::resize(&photo.to_rgb8(), width, height, image::imageops::FilterType::Triangle);
-    let formats =
-        [RawFormat::Mjpeg, RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yuv420, RawFormat::Gray, RawFormat::Rgb];
+    let formats = [
+        RawFormat::Mjpeg,
+        RawFormat::Yuyv,
+        RawFormat::Nv12,
+        RawFormat::Yuv420,
+        RawFormat::Yuvj420,
+        RawFormat::Gray,
+        RawFormat::Rgb,
+    ];
     let frames: Vec<Vec<u8>> =
         formats.iter().map(|&f| encode_raw(&rgb, f)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
     type Decoder<'a> = (String, usize, Box<dyn Fn(&[u8]) -> Result<(), String> + 'a>);

@@ -1,6 +1,6 @@
 //! Frame sources: where frames come from. All implement [`FrameSource`]. The camera's
 //! reconnection logic is in [`camera`]; its V4L2 driver (nokhwa) in `v4l` behind the `camera`
-//! feature.
+//! feature, and a Raspberry Pi Camera Module through rpicam-vid in [`rpicam`] (every build).
 //!
 //! ```
 //! use fer_device::source::{Frame, FrameSource, SourceError};
@@ -20,6 +20,7 @@ mod folder;
 mod mjpeg;
 pub mod pixels;
 mod raw;
+pub mod rpicam;
 #[cfg(feature = "camera")]
 pub mod v4l;
 

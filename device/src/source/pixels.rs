@@ -1,7 +1,8 @@
 //! Camera frames as the driver delivers them, decoded to images: the pixel formats a V4L2
 //! camera offers through nokhwa (MJPEG, YUYV 4:2:2, NV12, 8-bit gray, RGB, BGR), and planar
-//! YUV 4:2:0 (I420: what `rpicam-vid --codec yuv420` writes for a Raspberry Pi Camera Module,
-//! which is no plain V4L2 camera). Built on every
+//! YUV 4:2:0 (I420) in limited range, as ffmpeg's `yuv420p`, and in full range, as ffmpeg's
+//! `yuvj420p` and what `rpicam-vid --codec yuv420` writes for a Raspberry Pi Camera Module (which
+//! is no plain V4L2 camera). Built on every
 //! target, not behind the `camera` feature, so that it is tested and benchmarked without a
 //! camera (`fer-device bench-decode`); nokhwa's own decoders are not used (its MJPEG decoder is
 //! libjpeg through the `mozjpeg` C crate, which the default build leaves out).
@@ -10,7 +11,9 @@
 //! cameras send MJPEG frames without Huffman tables (the JPEG "abbreviated" form of Motion-JPEG,
 //! which assumes the tables of ITU T.81 Annex K.3); [`decode_jpeg`] puts those tables in front
 //! of the scan when a frame has none. YUV frames are ITU-R BT.601 with limited ("video") range,
-//! as V4L2 delivers YUYV and NV12 by default; converted in 8.8 fixed point.
+//! as V4L2 delivers YUYV and NV12 by default, except [`RawFormat::Yuvj420`]: full range, as
+//! JPEG (JFIF) codes colour; rpicam-vid asks libcamera for that colour space (`ColorSpace::Sycc`)
+//! when its codec is yuv420. Converted in 8.8 fixed point.
 
 use std::borrow::Cow;
 
@@ -27,6 +30,9 @@ pub enum RawFormat {
     Nv12,
     /// 4:2:0 planar (I420): the Y plane, the U plane, the V plane (one U and V per 2x2 block).
     Yuv420,
+    /// [`RawFormat::Yuv420`] in full range (Y 0-255 for black-white, as JPEG): a Raspberry Pi
+    /// Camera Module's frames from `rpicam-vid --codec yuv420`.
+    Yuvj420,
     /// 8-bit luminance.
     Gray,
     /// 8-bit R G B.
@@ -42,6 +48,7 @@ impl std::fmt::Display for RawFormat {
             RawFormat::Yuyv => "YUYV",
             RawFormat::Nv12 => "NV12",
             RawFormat::Yuv420 => "YUV420",
+            RawFormat::Yuvj420 => "YUVJ420",
             RawFormat::Gray => "GRAY",
             RawFormat::Rgb => "RGB",
             RawFormat::Bgr => "BGR",
@@ -52,18 +59,21 @@ impl std::fmt::Display for RawFormat {
 impl std::str::FromStr for RawFormat {
     type Err = String;
 
-    /// `mjpeg`, `yuyv`, `nv12`, `yuv420`, `gray`, `rgb` or `bgr`.
+    /// `mjpeg`, `yuyv`, `nv12`, `yuv420`, `yuvj420`, `gray`, `rgb` or `bgr`.
     fn from_str(s: &str) -> Result<RawFormat, String> {
         Ok(match s {
             "mjpeg" => RawFormat::Mjpeg,
             "yuyv" => RawFormat::Yuyv,
             "nv12" => RawFormat::Nv12,
             "yuv420" => RawFormat::Yuv420,
+            "yuvj420" => RawFormat::Yuvj420,
             "gray" => RawFormat::Gray,
             "rgb" => RawFormat::Rgb,
             "bgr" => RawFormat::Bgr,
             other => {
-                return Err(format!("unknown pixel format {other:?}: use mjpeg, yuyv, nv12, yuv420, gray, rgb or bgr"))
+                return Err(format!(
+                    "unknown pixel format {other:?}: use mjpeg, yuyv, nv12, yuv420, yuvj420, gray, rgb or bgr"
+                ))
             }
         })
     }
@@ -147,14 +157,14 @@ fn layout(format: RawFormat, width: u32, height: u32) -> Result<(usize, usize), 
     let (w, h) = (width as usize, height as usize);
     Ok(match format {
         RawFormat::Mjpeg => return Err("MJPEG frames have no fixed size".into()),
-        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 if !w.is_multiple_of(2) => {
+        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 if !w.is_multiple_of(2) => {
             return Err(format!("{format} frames need an even width, not {width}"));
         }
-        RawFormat::Nv12 | RawFormat::Yuv420 if !h.is_multiple_of(2) => {
+        RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 if !h.is_multiple_of(2) => {
             return Err(format!("{format} frames need an even height, not {height}"))
         }
         RawFormat::Yuyv => (2 * w, h),
-        RawFormat::Nv12 | RawFormat::Yuv420 => (w, h + h / 2),
+        RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 => (w, h + h / 2),
         RawFormat::Gray => (w, h),
         RawFormat::Rgb | RawFormat::Bgr => (3 * w, h),
     })
@@ -182,7 +192,7 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
             data.len()
         ));
     }
-    let planar = matches!(format, RawFormat::Nv12 | RawFormat::Yuv420);
+    let planar = matches!(format, RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420);
     let stride = if !planar && data.len().is_multiple_of(rows) { data.len() / rows } else { row };
     let rows_of = |n: usize| (0..n).map(move |r| &data[r * stride..r * stride + row]);
     // The first `n` rows without their padding.
@@ -195,7 +205,7 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
         out
     };
     let image = match format {
-        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 => {
+        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 => {
             let mut rgb = RgbImage::new(width, height);
             yuv_to_rgb(format, data, (w, h, stride), &mut rgb);
             DynamicImage::ImageRgb8(rgb)
@@ -242,13 +252,18 @@ fn yuv_rows_to_rgb(format: RawFormat, data: &[u8], (w, h, stride): (usize, usize
         for (r, dst) in rows {
             nv12_row_to_rgb(&luma[r * w..(r + 1) * w], &chroma[(r / 2) * w..(r / 2 + 1) * w], dst);
         }
-    } else if format == RawFormat::Yuv420 {
+    } else if matches!(format, RawFormat::Yuv420 | RawFormat::Yuvj420) {
         let (luma, chroma) = data.split_at(w * h);
         let (u, v) = chroma.split_at((w / 2) * (h / 2));
         let c = w / 2;
         for (r, dst) in rows {
             let q = r / 2;
-            i420_row_to_rgb(&luma[r * w..(r + 1) * w], &u[q * c..(q + 1) * c], &v[q * c..(q + 1) * c], dst);
+            let (y, u, v) = (&luma[r * w..(r + 1) * w], &u[q * c..(q + 1) * c], &v[q * c..(q + 1) * c]);
+            if format == RawFormat::Yuvj420 {
+                i420_row_to_rgb::<true>(y, u, v, dst);
+            } else {
+                i420_row_to_rgb::<false>(y, u, v, dst);
+            }
         }
     } else {
         for (r, dst) in rows {
@@ -260,10 +275,16 @@ fn yuv_rows_to_rgb(format: RawFormat, data: &[u8], (w, h, stride): (usize, usize
 /// Pixels converted per block: 16, sharing 8 chroma pairs.
 const BLOCK: usize = 16;
 
-/// `BLOCK` pixels to RGB (BT.601 limited range, 8.8 fixed point, rounded), pixel `k` with the
-/// chroma of pair `k / 2`; over fixed-size arrays, which the compiler turns into vector code.
+/// `BLOCK` pixels to RGB (BT.601, limited range or with `FULL` full range, 8.8 fixed point,
+/// rounded), pixel `k` with the chroma of pair `k / 2`; over fixed-size arrays, which the
+/// compiler turns into vector code.
 #[inline(always)]
-fn block_to_rgb(y: &[u8; BLOCK], u: &[u8; BLOCK / 2], v: &[u8; BLOCK / 2], out: &mut [u8; 3 * BLOCK]) {
+fn block_to_rgb<const FULL: bool>(
+    y: &[u8; BLOCK],
+    u: &[u8; BLOCK / 2],
+    v: &[u8; BLOCK / 2],
+    out: &mut [u8; 3 * BLOCK],
+) {
     let (mut r, mut g, mut b) = ([0u8; BLOCK], [0u8; BLOCK], [0u8; BLOCK]);
     let (mut du, mut dv) = ([0i32; BLOCK], [0i32; BLOCK]);
     for k in 0..BLOCK {
@@ -271,10 +292,16 @@ fn block_to_rgb(y: &[u8; BLOCK], u: &[u8; BLOCK / 2], v: &[u8; BLOCK / 2], out: 
     }
     for k in 0..BLOCK {
         let (d, e) = (du[k] - 128, dv[k] - 128);
-        let c = 298 * (i32::from(y[k]) - 16) + 128;
-        r[k] = ((c + 409 * e) >> 8).clamp(0, 255) as u8;
-        g[k] = ((c - 100 * d - 208 * e) >> 8).clamp(0, 255) as u8;
-        b[k] = ((c + 516 * d) >> 8).clamp(0, 255) as u8;
+        // Limited: 255/219 Y, 1.596 Cr, 0.392 Cb + 0.813 Cr, 2.017 Cb (x256). Full (JFIF): Y,
+        // 1.402 Cr, 0.344136 Cb + 0.714136 Cr, 1.772 Cb (x256).
+        let (c, rv, gu, gv, bu) = if FULL {
+            (256 * i32::from(y[k]) + 128, 359, 88, 183, 454)
+        } else {
+            (298 * (i32::from(y[k]) - 16) + 128, 409, 100, 208, 516)
+        };
+        r[k] = ((c + rv * e) >> 8).clamp(0, 255) as u8;
+        g[k] = ((c - gu * d - gv * e) >> 8).clamp(0, 255) as u8;
+        b[k] = ((c + bu * d) >> 8).clamp(0, 255) as u8;
     }
     for k in 0..BLOCK {
         out[3 * k] = r[k];
@@ -293,7 +320,7 @@ fn yuyv_row_to_rgb(src: &[u8], dst: &mut [u8]) {
         for k in 0..BLOCK / 2 {
             (y[2 * k], u[k], y[2 * k + 1], v[k]) = (q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3]);
         }
-        block_to_rgb(&y, &u, &v, px);
+        block_to_rgb::<false>(&y, &u, &v, px);
     }
     let mut src_blocks = src.chunks_exact(2 * BLOCK);
     let mut dst_blocks = dst.chunks_exact_mut(3 * BLOCK);
@@ -319,7 +346,7 @@ fn nv12_row_to_rgb(luma: &[u8], chroma: &[u8], dst: &mut [u8]) {
         for k in 0..BLOCK / 2 {
             (u[k], v[k]) = (uv[2 * k], uv[2 * k + 1]);
         }
-        block_to_rgb(y.try_into().expect("BLOCK bytes"), &u, &v, px);
+        block_to_rgb::<false>(y.try_into().expect("BLOCK bytes"), &u, &v, px);
     }
     let mut y_blocks = luma.chunks_exact(BLOCK);
     let mut uv_blocks = chroma.chunks_exact(BLOCK);
@@ -337,10 +364,11 @@ fn nv12_row_to_rgb(luma: &[u8], chroma: &[u8], dst: &mut [u8]) {
     }
 }
 
-/// One row of YUV420 (I420) to RGB: its luma row and the U and V rows (one sample per two
-/// pixels) it shares with its neighbour; a last partial block as in [`yuyv_row_to_rgb`].
+/// One row of YUV420 (I420; full range with `FULL`) to RGB: its luma row and the U and V rows
+/// (one sample per two pixels) it shares with its neighbour; a last partial block as in
+/// [`yuyv_row_to_rgb`].
 #[inline(always)]
-fn i420_row_to_rgb(luma: &[u8], u: &[u8], v: &[u8], dst: &mut [u8]) {
+fn i420_row_to_rgb<const FULL: bool>(luma: &[u8], u: &[u8], v: &[u8], dst: &mut [u8]) {
     let mut y_blocks = luma.chunks_exact(BLOCK);
     let mut u_blocks = u.chunks_exact(BLOCK / 2);
     let mut v_blocks = v.chunks_exact(BLOCK / 2);
@@ -348,7 +376,7 @@ fn i420_row_to_rgb(luma: &[u8], u: &[u8], v: &[u8], dst: &mut [u8]) {
     for (((y, u), v), px) in (&mut y_blocks).zip(&mut u_blocks).zip(&mut v_blocks).zip(&mut dst_blocks) {
         let (y, u, v) =
             (y.try_into().expect("BLOCK"), u.try_into().expect("BLOCK / 2"), v.try_into().expect("BLOCK / 2"));
-        block_to_rgb(y, u, v, px.try_into().expect("3 * BLOCK bytes"));
+        block_to_rgb::<FULL>(y, u, v, px.try_into().expect("3 * BLOCK bytes"));
     }
     let (y, u, v, px) = (y_blocks.remainder(), u_blocks.remainder(), v_blocks.remainder(), dst_blocks.into_remainder());
     if !y.is_empty() {
@@ -356,7 +384,7 @@ fn i420_row_to_rgb(luma: &[u8], u: &[u8], v: &[u8], dst: &mut [u8]) {
         py[..y.len()].copy_from_slice(y);
         pu[..u.len()].copy_from_slice(u);
         pv[..v.len()].copy_from_slice(v);
-        block_to_rgb(&py, &pu, &pv, &mut out);
+        block_to_rgb::<FULL>(&py, &pu, &pv, &mut out);
         px.copy_from_slice(&out[..px.len()]);
     }
 }
@@ -371,6 +399,15 @@ pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
     [y, u, v].map(|x| x.round().clamp(0.0, 255.0) as u8)
 }
 
+/// The full-range (JFIF) Y, Cb, Cr of an RGB pixel, rounded.
+pub fn rgb_to_yuv_full([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (f64::from(r), f64::from(g), f64::from(b));
+    let y = 0.299 * r + 0.587 * g + 0.114 * b;
+    let u = 128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
+    let v = 128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+    [y, u, v].map(|x| x.round().clamp(0.0, 255.0) as u8)
+}
+
 /// An RGB image as a camera's frame of `format` (JPEG: quality 85, Huffman tables left out as
 /// UVC cameras do). YUYV and NV12 take each pair's (block's) chroma from its first pixel. For
 /// tests and `bench-decode`.
@@ -380,7 +417,8 @@ pub fn encode_raw(rgb: &RgbImage, format: RawFormat) -> Result<Vec<u8>, String> 
         frame_bytes(format, rgb.width(), rgb.height())?;
     }
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    let yuv: Vec<[u8; 3]> = rgb.pixels().map(|p| rgb_to_yuv(p.0)).collect();
+    let to_yuv = if format == RawFormat::Yuvj420 { rgb_to_yuv_full } else { rgb_to_yuv };
+    let yuv: Vec<[u8; 3]> = rgb.pixels().map(|p| to_yuv(p.0)).collect();
     Ok(match format {
         RawFormat::Mjpeg => {
             let mut out = Vec::new();
@@ -400,7 +438,7 @@ pub fn encode_raw(rgb: &RgbImage, format: RawFormat) -> Result<Vec<u8>, String> 
             }
             out
         }
-        RawFormat::Yuv420 => {
+        RawFormat::Yuv420 | RawFormat::Yuvj420 => {
             let mut out: Vec<u8> = yuv.iter().map(|p| p[0]).collect();
             for plane in [1, 2] {
                 for r in (0..h).step_by(2) {
@@ -545,6 +583,41 @@ mod tests {
         assert_eq!(planar, img, "YUV420 and NV12 of the same samples");
     }
 
+    /// The colour bars in full range (JFIF: Y = 0.299 R + 0.587 G + 0.114 B, Cb and Cr centred
+    /// on 128 with +-0.5 at blue and red), as JPEG and rpicam-vid's yuv420 code them.
+    const FULL_BARS: [([u8; 3], [u8; 3]); 8] = [
+        ([255, 128, 128], [255, 255, 255]),
+        ([226, 0, 149], [255, 255, 0]),
+        ([179, 171, 1], [0, 255, 255]),
+        ([150, 44, 21], [0, 255, 0]),
+        ([105, 212, 235], [255, 0, 255]),
+        ([76, 85, 255], [255, 0, 0]),
+        ([29, 255, 107], [0, 0, 255]),
+        ([0, 128, 128], [0, 0, 0]),
+    ];
+
+    #[test]
+    fn full_range_yuv420_colour_bars_and_grays_decode_to_their_colours() {
+        // 16 x 2 pixels: each bar a 2x2 block.
+        let mut frame: Vec<u8> = [0, 1].iter().flat_map(|_| FULL_BARS.iter().flat_map(|(p, _)| [p[0], p[0]])).collect();
+        frame.extend(FULL_BARS.iter().map(|(p, _)| p[1]));
+        frame.extend(FULL_BARS.iter().map(|(p, _)| p[2]));
+        let img = decode_raw(RawFormat::Yuvj420, 16, 2, &frame).unwrap().to_rgb8();
+        for (i, (_, want)) in FULL_BARS.iter().enumerate() {
+            for (x, y) in [(2 * i, 0), (2 * i + 1, 1)] {
+                let got = img.get_pixel(x as u32, y).0;
+                assert!(near(got, *want, 2), "full-range bar {i} ({x}, {y}): {got:?} vs {want:?}");
+            }
+        }
+        // Grays are Y itself in full range; read as limited range they would be stretched
+        // ((Y - 16) * 255 / 219: 64 -> 56, 200 -> 214).
+        for (yv, limited) in [(64u8, 56u8), (200, 214)] {
+            let gray = [[yv; 4].as_slice(), &[128, 128]].concat();
+            assert_eq!(decode_raw(RawFormat::Yuvj420, 2, 2, &gray).unwrap().to_rgb8().get_pixel(1, 1).0, [yv; 3]);
+            assert_eq!(decode_raw(RawFormat::Yuv420, 2, 2, &gray).unwrap().to_rgb8().get_pixel(1, 1).0, [limited; 3]);
+        }
+    }
+
     #[test]
     fn every_format_round_trips_a_picture() {
         let rgb = picture(40, 30);
@@ -554,6 +627,7 @@ mod tests {
             (RawFormat::Yuyv, 2.5),
             (RawFormat::Nv12, 4.0),
             (RawFormat::Yuv420, 4.0),
+            (RawFormat::Yuvj420, 4.0),
             (RawFormat::Mjpeg, 7.0),
         ] {
             let frame = encode_raw(&rgb, format).unwrap();
@@ -564,7 +638,7 @@ mod tests {
             assert!(mean <= tolerance, "{format}: mean error {mean}");
         }
         // The dispatched build (AVX2 on most x86) and the generic code agree bit for bit.
-        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yuv420] {
+        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yuv420, RawFormat::Yuvj420] {
             let frame = encode_raw(&rgb, format).unwrap();
             let (mut generic, mut dispatched) = (vec![0; 40 * 30 * 3], vec![0; 40 * 30 * 3]);
             yuv_rows_to_rgb(format, &frame, (40, 30, 80), &mut generic);

@@ -2,7 +2,8 @@
 //! and size, as `v4l2-ctl --stream-mmap --stream-to=cam.yuv` or `ffmpeg -f v4l2 -i /dev/video0
 //! -f rawvideo -pix_fmt yuyv422 cam.yuv` record them — so a camera can be recorded once and
 //! replayed through the pipeline, or piped in without the `camera` feature. Spec on the command
-//! line: `FORMAT:WIDTHxHEIGHT:PATH` with FORMAT one of yuyv, nv12, yuv420, gray, rgb, bgr (`-`: stdin).
+//! line: `FORMAT:WIDTHxHEIGHT:PATH` with FORMAT one of yuyv, nv12, yuv420, yuvj420, gray, rgb,
+//! bgr (`-`: stdin).
 
 use std::io::Read;
 use std::path::PathBuf;

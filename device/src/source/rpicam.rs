@@ -1,0 +1,338 @@
+//! A Raspberry Pi Camera Module through `rpicam-vid` (board config `camera.kind = "rpicam"`).
+//! A Camera Module is a libcamera camera: its V4L2 nodes give raw Bayer data that libcamera's
+//! pipeline (ISP, tuning, exposure control) turns into pictures, and libcamera's V4L2
+//! compatibility layer works by `LD_PRELOAD`, which a static binary ignores. So fer-device runs
+//! Raspberry Pi OS's own `rpicam-vid` and reads its frames from a pipe:
+//!
+//! ```text
+//! rpicam-vid -t 0 -n --codec yuv420 --width W --height H --framerate FPS --flush -o - [rpicam_args]
+//! ```
+//!
+//! Each frame is an unpadded planar YUV 4:2:0 picture in full range (rpicam-vid asks libcamera
+//! for the JPEG colour space with this codec), decoded as [`RawFormat::Yuvj420`]. The program is
+//! fer-device's child: it stays the main process, so systemd's readiness and watchdog work. A
+//! start counts once the first frame has come; rpicam-vid exiting or sending no frame for
+//! `camera.rpicam_stall_ms` is a lost camera for [`CameraSource`](super::camera::CameraSource),
+//! which starts it again with backoff. Its stderr (libcamera's log) is kept, the last lines
+//! quoted when it fails.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fer_core::board::CameraConfig;
+
+use super::camera::{CameraDevice, CameraOpener, GrabError};
+use super::pixels::{decode_raw, frame_bytes, RawFormat};
+
+/// Lines of rpicam-vid's stderr kept for messages.
+const KEPT_LINES: usize = 6;
+
+/// Starts rpicam-vid as the board config says.
+pub struct RpicamOpener {
+    pub config: CameraConfig,
+}
+
+impl RpicamOpener {
+    /// The arguments rpicam-vid is run with.
+    pub fn args(&self) -> Vec<String> {
+        let c = &self.config;
+        let mut args: Vec<String> = ["-t", "0", "-n", "--codec", "yuv420"].map(String::from).into();
+        for (flag, value) in [("--width", c.width), ("--height", c.height), ("--framerate", c.fps)] {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+        args.extend(["--flush", "-o", "-"].map(String::from));
+        args.extend(c.rpicam_args.iter().cloned());
+        args
+    }
+}
+
+/// A running rpicam-vid.
+pub struct RpicamCamera {
+    child: Arc<Mutex<Child>>,
+    stdout: ChildStdout,
+    /// Its stderr's last lines, and whether it has been read to the end.
+    log: Arc<Mutex<(VecDeque<String>, bool)>>,
+    /// A frame for each that arrives: the stall guard waits on the other end.
+    alive: mpsc::Sender<()>,
+    /// Set by the stall guard when it stopped rpicam-vid.
+    stalled: Arc<AtomicBool>,
+    stall: Duration,
+    width: u32,
+    height: u32,
+    buf: Vec<u8>,
+    /// The first frame, read by `open` to know that the camera works.
+    first: Option<image::DynamicImage>,
+}
+
+impl CameraOpener for RpicamOpener {
+    type Device = RpicamCamera;
+
+    fn open(&mut self) -> Result<RpicamCamera, String> {
+        let c = &self.config;
+        let len = frame_bytes(RawFormat::Yuvj420, c.width, c.height)?;
+        let mut child = Command::new(&c.rpicam_command)
+            .args(self.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => "not found: install Raspberry Pi OS's rpicam-apps (sudo apt install \
+                     rpicam-apps), or set camera.rpicam_command (libcamera-vid on Raspberry Pi OS 11)"
+                    .to_string(),
+                _ => format!("cannot run it: {e}"),
+            })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new((VecDeque::new(), false)));
+        let kept = log.clone();
+        std::thread::Builder::new()
+            .name("rpicam-stderr".into())
+            .spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    if kept.0.len() == KEPT_LINES {
+                        kept.0.pop_front();
+                    }
+                    kept.0.push_back(line);
+                }
+                kept.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let child = Arc::new(Mutex::new(child));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let (alive, heard) = mpsc::channel::<()>();
+        let stall = Duration::from_millis(c.rpicam_stall_ms);
+        let (guarded, flag) = (child.clone(), stalled.clone());
+        // The stall guard: no frame for `stall` (the first one included) stops rpicam-vid, whose
+        // pipe then ends: the blocked read returns and the camera counts as lost.
+        std::thread::Builder::new()
+            .name("rpicam-stall".into())
+            .spawn(move || loop {
+                match heard.recv_timeout(stall) {
+                    Ok(()) => {}
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        flag.store(true, Ordering::SeqCst);
+                        let _ = guarded.lock().unwrap_or_else(|e| e.into_inner()).kill();
+                        break;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let mut camera = RpicamCamera {
+            child,
+            stdout,
+            log,
+            alive,
+            stalled,
+            stall,
+            width: c.width,
+            height: c.height,
+            buf: vec![0; len],
+            first: None,
+        };
+        match camera.grab() {
+            Ok(image) => camera.first = Some(image),
+            Err(GrabError::Lost(e) | GrabError::Frame(e)) => return Err(e),
+        }
+        Ok(camera)
+    }
+
+    fn name(&self) -> String {
+        self.config.rpicam_command.clone()
+    }
+}
+
+impl RpicamCamera {
+    /// Why rpicam-vid's frames ended: it was stopped for a stall, or it exited (with its status
+    /// and last stderr lines).
+    fn ended(&mut self, partial: usize) -> String {
+        let status = {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            // Its output ended: should it still run, it is of no use (an exited one keeps its status).
+            let _ = child.kill();
+            child.wait()
+        };
+        // Its stderr reaches its end once it exited (unless a child of its own holds it open).
+        for _ in 0..20 {
+            if self.log.lock().unwrap_or_else(|e| e.into_inner()).1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let last: Vec<String> = self.log.lock().unwrap_or_else(|e| e.into_inner()).0.iter().cloned().collect();
+        let said = if last.is_empty() { String::new() } else { format!(": {}", last.join(" | ")) };
+        let inside = if partial > 0 {
+            format!(" inside a frame ({partial} of its {} bytes)", self.buf.len())
+        } else {
+            String::new()
+        };
+        if self.stalled.load(Ordering::SeqCst) {
+            format!("sent no frame for {} ms{inside}: stopped it{said}", self.stall.as_millis())
+        } else {
+            let status = status.map_or_else(|e| format!("status unknown: {e}"), |s| s.to_string());
+            format!("ended{inside} ({status}){said}")
+        }
+    }
+}
+
+impl CameraDevice for RpicamCamera {
+    fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
+        if let Some(image) = self.first.take() {
+            return Ok(image);
+        }
+        let mut filled = 0;
+        while filled < self.buf.len() {
+            match self.stdout.read(&mut self.buf[filled..]) {
+                Ok(0) => return Err(GrabError::Lost(self.ended(filled))),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(GrabError::Lost(format!("reading its frames: {e}"))),
+            }
+        }
+        let _ = self.alive.send(());
+        decode_raw(RawFormat::Yuvj420, self.width, self.height, &self.buf).map_err(GrabError::Frame)
+    }
+}
+
+impl Drop for RpicamCamera {
+    /// Stops rpicam-vid (the camera is free for the next start) and reaps it.
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::camera::{Backoff, CameraSource};
+    use crate::source::pixels::encode_raw;
+    use crate::source::FrameSource;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// A scratch folder with a fake rpicam-vid: `script` is the shell script's body, run with
+    /// rpicam-vid's arguments; `$D` is the folder.
+    fn fake(name: &str, script: &str) -> (PathBuf, CameraConfig) {
+        let dir = std::env::temp_dir().join(format!("fer-rpicam-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rpicam-vid");
+        std::fs::write(&path, format!("#!/bin/sh\nD={}\n{script}\n", dir.display())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = CameraConfig {
+            kind: fer_core::board::CameraKind::Rpicam,
+            device: "/dev/video0".into(),
+            width: 64,
+            height: 48,
+            fps: 15,
+            format: fer_core::board::PixelFormat::Yuyv,
+            rpicam_command: path.display().to_string(),
+            rpicam_args: vec!["--camera".into(), "1".into()],
+            rpicam_stall_ms: 400,
+            retry_ms: 1,
+            retry_max_ms: 1,
+        };
+        (dir, config)
+    }
+
+    /// `n` full-range 64x48 frames of gray `v + 10 i` for frame `i`.
+    fn frames(dir: &Path, n: u8, v: u8) -> PathBuf {
+        let path = dir.join(format!("frames-{n}-{v}.yuv"));
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let g = v + 10 * i;
+                encode_raw(&image::RgbImage::from_pixel(64, 48, image::Rgb([g, g, g])), RawFormat::Yuvj420).unwrap()
+            })
+            .collect();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn gray(image: &image::DynamicImage) -> u8 {
+        image.to_rgb8().get_pixel(10, 10).0[1]
+    }
+
+    #[test]
+    fn frames_come_from_rpicam_vid_with_the_configured_arguments() {
+        let (dir, config) =
+            fake("frames", "echo \"$@\" >\"$D/args\"; echo 'libcamera: started' >&2; exec cat \"$D/frames-3-50.yuv\"");
+        frames(&dir, 3, 50);
+        let mut opener = RpicamOpener { config };
+        let mut cam = opener.open().unwrap();
+        let args = std::fs::read_to_string(dir.join("args")).unwrap();
+        assert_eq!(args.trim(), "-t 0 -n --codec yuv420 --width 64 --height 48 --framerate 15 --flush -o - --camera 1");
+        // Full range: gray 50, 60, 70 come back as they were (limited-range decoding would not).
+        let got: Vec<u8> = (0..3).map(|_| gray(&cam.grab().unwrap())).collect();
+        assert_eq!(got, [50, 60, 70]);
+        let Err(GrabError::Lost(e)) = cam.grab() else { panic!("a fourth frame") };
+        assert_eq!(e, "ended (exit status: 0): libcamera: started");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_start_is_an_error_with_what_rpicam_vid_said() {
+        let (dir, config) = fake(
+            "nocam",
+            "echo 'Preview window unavailable' >&2; echo 'ERROR: *** no cameras available ***' >&2; exit 255",
+        );
+        let mut opener = RpicamOpener { config };
+        let e = opener.open().err().unwrap();
+        assert_eq!(e, "ended (exit status: 255): Preview window unavailable | ERROR: *** no cameras available ***");
+        // As CameraSource reports it: the program named.
+        let e = CameraSource::open(opener, Backoff { first_ms: 1, max_ms: 1 }).err().unwrap().to_string();
+        assert!(e.starts_with(&format!("{}: ended (exit status: 255)", dir.join("rpicam-vid").display())), "{e}");
+        // Half a frame, then the end.
+        let (dir2, config) = fake("half", "head -c 100 \"$D/frames-1-20.yuv\"");
+        frames(&dir2, 1, 20);
+        let e = RpicamOpener { config }.open().err().unwrap();
+        assert!(e.contains("ended inside a frame (100 of its 4608 bytes)"), "{e}");
+        // Not installed.
+        let (dir3, mut config) = fake("missing", "");
+        config.rpicam_command = "/nonexistent/rpicam-vid".into();
+        let e = RpicamOpener { config }.open().err().unwrap();
+        assert!(e.starts_with("not found: ") && e.contains("sudo apt install rpicam-apps"), "{e}");
+        for d in [dir, dir2, dir3] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stalled_rpicam_vid_is_stopped_and_started_again() {
+        // Each start writes two frames (gray 30, 40, then 130, 140 on the second start) and then
+        // hangs: after 400 ms without a frame it is stopped, the camera reopened.
+        let script = "n=$(cat \"$D/starts\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >\"$D/starts\"
+if [ $n = 1 ]; then cat \"$D/frames-2-30.yuv\"; else cat \"$D/frames-2-130.yuv\"; fi
+exec sleep 3600";
+        let (dir, config) = fake("stall", script);
+        frames(&dir, 2, 30);
+        frames(&dir, 2, 130);
+        let reports = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = reports.clone();
+        let mut source = CameraSource::open(RpicamOpener { config }, Backoff { first_ms: 1, max_ms: 1 })
+            .unwrap()
+            .with_hooks(|_| {}, move |m| seen.lock().unwrap().push(m.to_string()));
+        let t = std::time::Instant::now();
+        let got: Vec<(u8, bool)> = (0..4)
+            .map(|_| {
+                let f = source.next_frame().unwrap().unwrap();
+                (gray(&f.image), f.new_scene)
+            })
+            .collect();
+        assert_eq!(got, [(30, false), (40, false), (130, true), (140, false)]);
+        assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+        let reports = reports.lock().unwrap().join("\n");
+        assert!(reports.contains("sent no frame for 400 ms: stopped it"), "{reports}");
+        assert!(reports.contains("reopened after 1 attempt(s)"), "{reports}");
+        drop(source);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
