@@ -6,6 +6,7 @@
 //!   quantization, provenance, metrics, SHA-256).
 //! - [`preprocess`]: face crop with margin → gray/RGB → resize → normalise → NCHW `f32`.
 //! - [`board::BoardConfig`]: the per-board TOML schema.
+//! - [`tract`]: tract's ONNX loader, with the kernel choices every fer-edge plan shares.
 //!
 //! ```
 //! use fer_core::{Emotion, preprocess::{InputSpec, ColorMode, ResizeMethod, Normalisation, FaceBox}};
@@ -24,6 +25,7 @@ pub mod emotion;
 pub mod manifest;
 mod parse;
 pub mod preprocess;
+pub mod tract;
 
 pub use emotion::{CkLabel, ContemptPolicy, Emotion, LabelError, LabelOrder, NUM_EMOTIONS};
 pub use parse::FileError;

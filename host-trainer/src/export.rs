@@ -343,7 +343,7 @@ pub fn read_trainable(
 /// Runs an ONNX file in tract on `x` (`[n, c, h, w]`), returning `[n, classes]` row-major.
 pub fn tract_run(path: &std::path::Path, x: &[f32], shape: [usize; 4]) -> anyhow::Result<Vec<f32>> {
     use tract_onnx::prelude::*;
-    let model = tract_onnx::onnx().model_for_path(path)?.into_optimized()?.into_runnable()?;
+    let model = fer_core::tract::onnx().model_for_path(path)?.into_optimized()?.into_runnable()?;
     let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), x.to_vec())?.into_tensor();
     let out = model.run(tvec![input.into()])?;
     Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect())

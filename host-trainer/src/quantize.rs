@@ -514,7 +514,7 @@ pub fn tract_plan(bytes: &[u8], batch: usize, chw: [usize; 3]) -> Result<Plan, Q
     use tract_onnx::prelude::*;
     let tract_err = |e: anyhow::Error| QuantizeError::Tract(format!("{e:#}"));
     let shape = [batch, chw[0], chw[1], chw[2]];
-    tract_onnx::onnx()
+    fer_core::tract::onnx()
         .model_for_read(&mut &bytes[..])
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
         .and_then(|m| m.into_optimized())

@@ -949,8 +949,9 @@ fn bench_plan(
 ) -> Result<(std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>, tract_onnx::prelude::Tensor)> {
     use tract_onnx::prelude::*;
     use tract_onnx::tract_hir::infer::Factoid;
-    let model =
-        tract_onnx::onnx().model_for_path(p).with_context(|| format!("{}: not a loadable ONNX model", p.display()))?;
+    let model = fer_core::tract::onnx()
+        .model_for_path(p)
+        .with_context(|| format!("{}: not a loadable ONNX model", p.display()))?;
     let fact = model.input_fact(0)?.clone();
     // The batch may be symbolic: C, H, W come from the declared shape, the batch is 1.
     let dims: Vec<Option<i64>> = fact.shape.dims().map(|d| d.concretize().and_then(|t| t.to_i64().ok())).collect();

@@ -110,8 +110,9 @@ impl TractClassifier {
         let manifest = ModelManifest::load(manifest_path)?;
         let onnx = manifest.verified_onnx_path(manifest_path)?;
         let bad = |message: String| ClassifyError::Model { path: onnx.clone(), message };
-        let model =
-            tract_onnx::onnx().model_for_path(&onnx).map_err(|e| bad(format!("not a loadable ONNX model: {e:#}")))?;
+        let model = fer_core::tract::onnx()
+            .model_for_path(&onnx)
+            .map_err(|e| bad(format!("not a loadable ONNX model: {e:#}")))?;
         let typed = model.clone().into_optimized().map_err(|e| bad(format!("cannot optimise: {e:#}")))?;
         let s = &manifest.input;
         let fact = typed.input_fact(0).map_err(|e| bad(format!("{e:#}")))?;

@@ -2035,6 +2035,7 @@ mod tests {
     }
 
     fn run(model: TypedModel, input: &Tensor) -> (Vec<f32>, Vec<String>) {
+        fer_core::tract::guard();
         let plan = model.into_optimized().unwrap().into_runnable().unwrap();
         let ops = plan
             .model()
