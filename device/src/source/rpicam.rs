@@ -89,8 +89,21 @@ impl CameraOpener for RpicamOpener {
             })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new((VecDeque::new(), false)));
-        let kept = log.clone();
+        let (alive, heard) = mpsc::channel::<()>();
+        // From here on, dropping `camera` (an error below) stops rpicam-vid.
+        let mut camera = RpicamCamera {
+            child: Arc::new(Mutex::new(child)),
+            stdout,
+            log: Arc::new(Mutex::new((VecDeque::new(), false))),
+            alive,
+            stalled: Arc::new(AtomicBool::new(false)),
+            stall: Duration::from_millis(c.rpicam_stall_ms),
+            width: c.width,
+            height: c.height,
+            buf: vec![0; len],
+            first: None,
+        };
+        let kept = camera.log.clone();
         std::thread::Builder::new()
             .name("rpicam-stderr".into())
             .spawn(move || {
@@ -105,11 +118,7 @@ impl CameraOpener for RpicamOpener {
                 kept.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
-        let child = Arc::new(Mutex::new(child));
-        let stalled = Arc::new(AtomicBool::new(false));
-        let (alive, heard) = mpsc::channel::<()>();
-        let stall = Duration::from_millis(c.rpicam_stall_ms);
-        let (guarded, flag) = (child.clone(), stalled.clone());
+        let (guarded, flag, stall) = (camera.child.clone(), camera.stalled.clone(), camera.stall);
         // The stall guard: no frame for `stall` (the first one included) stops rpicam-vid, whose
         // pipe then ends: the blocked read returns and the camera counts as lost.
         std::thread::Builder::new()
@@ -126,18 +135,6 @@ impl CameraOpener for RpicamOpener {
                 }
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
-        let mut camera = RpicamCamera {
-            child,
-            stdout,
-            log,
-            alive,
-            stalled,
-            stall,
-            width: c.width,
-            height: c.height,
-            buf: vec![0; len],
-            first: None,
-        };
         match camera.grab() {
             Ok(image) => camera.first = Some(image),
             Err(GrabError::Lost(e) | GrabError::Frame(e)) => return Err(e),
