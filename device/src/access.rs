@@ -167,9 +167,54 @@ pub fn libcamera_nodes(dev: &Path) -> Vec<std::path::PathBuf> {
     nodes
 }
 
+/// What a V4L2 node is when it is no webcam: the Raspberry Pi's own video nodes, named by their
+/// drivers in sysfs (`SYS/class/video4linux/videoN/name`, `sys` being `/sys`). A Camera Module's
+/// sensor node (unicam on a Pi 4 and earlier, rp1-cfe on a Pi 5) gives raw Bayer data that only
+/// libcamera turns into pictures; the ISP and codec nodes are no cameras at all. `None` for any
+/// other node, or one that is not there.
+pub fn not_a_webcam(device: &Path, sys: &Path) -> Option<String> {
+    let node = std::fs::canonicalize(device).ok()?;
+    let name = std::fs::read_to_string(sys.join("class/video4linux").join(node.file_name()?).join("name")).ok()?;
+    let name = name.trim();
+    let what = if name.starts_with("unicam") || name.starts_with("rp1-cfe") {
+        "a Raspberry Pi Camera Module's raw sensor node, read through libcamera: set camera.kind = \"rpicam\""
+    } else if ["bcm2835-isp", "pispbe", "bcm2835-codec", "rpivid", "rpi-hevc-dec"].iter().any(|p| name.starts_with(p)) {
+        "the Raspberry Pi's image processor or video codec, not a camera (a Camera Module: camera.kind = \"rpicam\")"
+    } else {
+        return None;
+    };
+    Some(format!("{} is \"{name}\": {what}", device.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pi_s_own_video_nodes_are_told_from_webcams() {
+        let dir = std::env::temp_dir().join(format!("fer-not-a-webcam-{}", std::process::id()));
+        let (dev, sys) = (dir.join("dev"), dir.join("sys"));
+        std::fs::create_dir_all(&dev).unwrap();
+        for (n, name) in
+            [(0, "unicam-image"), (1, "C920 HD Pro Webcam"), (2, "rp1-cfe-csi2_ch0"), (10, "bcm2835-codec-decode")]
+        {
+            std::fs::write(dev.join(format!("video{n}")), "").unwrap();
+            let node = sys.join(format!("class/video4linux/video{n}"));
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(node.join("name"), format!("{name}\n")).unwrap();
+        }
+        // udev's stable name for the sensor node: followed to video0.
+        std::os::unix::fs::symlink("video0", dev.join("camera")).unwrap();
+        let said = |n: &str| not_a_webcam(&dev.join(n), &sys);
+        let sensor = said("video0").unwrap();
+        assert!(sensor.ends_with("video0 is \"unicam-image\": a Raspberry Pi Camera Module's raw sensor node, read through libcamera: set camera.kind = \"rpicam\""), "{sensor}");
+        assert!(said("camera").unwrap().contains("camera is \"unicam-image\""));
+        assert_eq!(said("video1"), None, "a webcam");
+        assert!(said("video2").unwrap().contains("\"rp1-cfe-csi2_ch0\": a Raspberry Pi Camera Module's"));
+        assert!(said("video10").unwrap().contains("video codec, not a camera"));
+        assert_eq!(said("video7"), None, "not there");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn programs_are_found_as_a_shell_finds_them() {

@@ -313,7 +313,10 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
                 c.height,
                 c.fps,
                 rw(&c.device)
-            ))
+            ));
+            if let Some(note) = fer_device::access::not_a_webcam(Path::new(&c.device), Path::new("/sys")) {
+                lines.push(format!("note     {note}"));
+            }
         }
         CameraKind::Rpicam => {
             let program = match fer_device::access::find_program(&c.rpicam_command) {
