@@ -112,7 +112,7 @@ done
 # Here a stand-in that says what a real one would: the astronaut as 3 full-range YUV 4:2:0
 # frames (Pillow's JPEG YCbCr, chroma averaged over 2x2 blocks: independent of our encoder),
 # then its end; at the second start "no cameras available"; at the third, 3 frames and then
-# nothing (a stalled camera: stopped after rpicam_stall_ms, started again).
+# nothing (a stalled camera: stopped after stall_ms, started again).
 mkdir -p "$e2e/rpicam"
 .venv-ref/bin/python - "$e2e/rpicam/astronaut.yuvj" <<'PY2'
 import sys
@@ -140,7 +140,7 @@ chmod +x "$e2e/rpicam/rpicam-vid"
 # Camera Module, 512x512.
 rpicam_config() {
   local command=${3:-$root/$e2e/rpicam/rpicam-vid}
-  sed -e "s#^kind = \"v4l2\".*#kind = \"rpicam\"\nrpicam_command = \"$command\"\nrpicam_stall_ms = 1000\nrpicam_args = [\"--camera\", \"0\"]#" \
+  sed -e "s#^kind = \"v4l2\".*#kind = \"rpicam\"\nrpicam_command = \"$command\"\nstall_ms = 1000\nrpicam_args = [\"--camera\", \"0\"]#" \
     -e '/^\[camera\]/,/^\[display\]/{s#^width = [0-9]*$#width = 512#; s#^height = [0-9]*$#height = 512#}' "$1" >"$2"
   grep -q '^kind = "rpicam"' "$2"
 }
@@ -189,6 +189,28 @@ for f in frames:
 # limited range, their contrast stretched, 2e-3.
 assert worst <= 5e-4, f"rpicam: probabilities differ from the PNG's by {worst}: decoded in the wrong range?"
 print(f"e2e Camera Module (rpicam-vid stand-in): {len(frames)} full-range YUV 4:2:0 frames through a lost camera, a failed start and a stall: the astronaut {png['label']} at the PNG's box, max |dp| vs the PNG {worst:.1e}")
+PY2
+
+# `camera.kind = "command"`: any program's raw frames, here `cat` of the 3 limited-range YUV 4:2:0
+# frames above (as ffmpeg's `-pix_fmt yuv420p` or GStreamer's I420 would send them), restarted
+# when it ends: 6 frames, each the PNG's face.
+sed -e "s#^kind = \"v4l2\".*#kind = \"command\"\ncommand = [\"sh\", \"-c\", \"exec cat '$root/$e2e/astronaut.i420'\"]\ncommand_format = \"yuv420\"#" \
+  -e '/^\[camera\]/,/^\[display\]/{s#^width = [0-9]*$#width = 512#; s#^height = [0-9]*$#height = 512#}' \
+  board-configs/rpi-zero2w.toml >"$e2e/command.toml"
+run_until 6 "$e2e/command.jsonl" target/debug/fer-device run --board "$e2e/command.toml" --model "$real" --source camera \
+  --headless --json "$e2e/command.jsonl" 2>"$e2e/command.log"
+grep -q "camera sh: lost (ended (exit status: 0)); reopening" "$e2e/command.log" || { cat "$e2e/command.log" >&2; exit 1; }
+python3 - "$e2e" <<'PY2'
+import json, sys
+d = sys.argv[1]
+frames = [json.loads(l) for l in open(f"{d}/command.jsonl")]
+png = json.loads(open(f"{d}/real-x86_64.jsonl").readline())["faces"][0]
+assert len(frames) >= 6 and [f["detection"] for f in frames[:6]] == ["full", "region", "region"] * 2, f"command camera: {frames}"
+for f in frames:
+    face = f["faces"][0]
+    assert len(f["faces"]) == 1 and face["label"] == png["label"], f"command camera frame {f['frame']}: {f['faces']}"
+    assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"command camera frame {f['frame']}: box {face['box']} vs {png['box']}"
+print(f"e2e command camera: {len(frames)} YUV 4:2:0 frames from a program, restarted when it ended: the astronaut {png['label']} at the PNG's box")
 PY2
 
 # A camera that stops sending (a pipe that stays open after 3 frames): after 2 s the screen

@@ -56,6 +56,68 @@ pub enum PixelFormat {
     Yuyv,
 }
 
+/// A camera frame's pixel format, as frames arrive from a driver, a file or a program's pipe
+/// (decoded by fer-device's `source::pixels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawFormat {
+    /// One JPEG image per frame (Huffman tables optional).
+    Mjpeg,
+    /// 4:2:2, two pixels in four bytes: Y0 U Y1 V.
+    Yuyv,
+    /// 4:2:0: the Y plane, then one plane of interleaved U V for each 2x2 block.
+    Nv12,
+    /// 4:2:0 planar (I420): the Y plane, the U plane, the V plane (one U and V per 2x2 block).
+    Yuv420,
+    /// [`RawFormat::Yuv420`] in full range (Y 0-255 for black-white, as JPEG): a Raspberry Pi
+    /// Camera Module's frames from `rpicam-vid --codec yuv420`.
+    Yuvj420,
+    /// 8-bit luminance.
+    Gray,
+    /// 8-bit R G B.
+    Rgb,
+    /// 8-bit B G R.
+    Bgr,
+}
+
+impl std::fmt::Display for RawFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RawFormat::Mjpeg => "MJPEG",
+            RawFormat::Yuyv => "YUYV",
+            RawFormat::Nv12 => "NV12",
+            RawFormat::Yuv420 => "YUV420",
+            RawFormat::Yuvj420 => "YUVJ420",
+            RawFormat::Gray => "GRAY",
+            RawFormat::Rgb => "RGB",
+            RawFormat::Bgr => "BGR",
+        })
+    }
+}
+
+impl std::str::FromStr for RawFormat {
+    type Err = String;
+
+    /// `mjpeg`, `yuyv`, `nv12`, `yuv420`, `yuvj420`, `gray`, `rgb` or `bgr`.
+    fn from_str(s: &str) -> Result<RawFormat, String> {
+        Ok(match s {
+            "mjpeg" => RawFormat::Mjpeg,
+            "yuyv" => RawFormat::Yuyv,
+            "nv12" => RawFormat::Nv12,
+            "yuv420" => RawFormat::Yuv420,
+            "yuvj420" => RawFormat::Yuvj420,
+            "gray" => RawFormat::Gray,
+            "rgb" => RawFormat::Rgb,
+            "bgr" => RawFormat::Bgr,
+            other => {
+                return Err(format!(
+                    "unknown pixel format {other:?}: use mjpeg, yuyv, nv12, yuv420, yuvj420, gray, rgb or bgr"
+                ))
+            }
+        })
+    }
+}
+
 /// Which camera `--source camera` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +130,10 @@ pub enum CameraKind {
     /// runs `rpicam_command` (rpicam-vid, from Raspberry Pi OS's rpicam-apps) and reads its
     /// full-range YUV 4:2:0 frames from a pipe, restarting it when it stops or stalls.
     Rpicam,
+    /// Any program that writes raw `width` x `height` frames of `command_format` to its
+    /// standard output, run as `command` and restarted like rpicam-vid: a Jetson's CSI camera
+    /// through GStreamer (`nvarguscamerasrc ... ! fdsink`), a network camera through ffmpeg.
+    Command,
 }
 
 /// Camera settings.
@@ -104,10 +170,18 @@ pub struct CameraConfig {
     /// camera of a Pi 5, `["--rotation", "180"]`, `["--hflip"]`.
     #[serde(default)]
     pub rpicam_args: Vec<String>,
-    /// `rpicam`: no frame for this long (milliseconds; also the first frame after a start)
-    /// counts as a lost camera: rpicam-vid is stopped and started again.
-    #[serde(default = "default_rpicam_stall_ms")]
-    pub rpicam_stall_ms: u64,
+    /// `command`: the program and its arguments, e.g. `["ffmpeg", "-loglevel", "error", "-i",
+    /// "rtsp://cam/stream", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "640x480", "-"]`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// `command`: the frames' pixel format: `yuyv`, `nv12`, `yuv420` (limited range, as ffmpeg's
+    /// `yuv420p` and GStreamer's I420), `yuvj420` (full range), `gray`, `rgb` or `bgr`.
+    #[serde(default = "default_command_format")]
+    pub command_format: RawFormat,
+    /// `rpicam` and `command`: no frame for this long (milliseconds; also the first frame after
+    /// a start) counts as a lost camera: the program is stopped and started again.
+    #[serde(default = "default_stall_ms")]
+    pub stall_ms: u64,
     /// First delay before reopening a lost camera, in milliseconds; doubles up to `retry_max_ms`.
     #[serde(default = "default_retry_ms")]
     pub retry_ms: u64,
@@ -134,8 +208,11 @@ fn default_pixel_format() -> PixelFormat {
 fn default_rpicam_command() -> String {
     "rpicam-vid".into()
 }
-fn default_rpicam_stall_ms() -> u64 {
+fn default_stall_ms() -> u64 {
     5000
+}
+fn default_command_format() -> RawFormat {
+    RawFormat::Yuv420
 }
 fn default_retry_ms() -> u64 {
     250
@@ -466,9 +543,17 @@ impl BoardConfig {
             if c.rpicam_command.trim().is_empty() {
                 return bad("camera.rpicam_command", "must not be empty".into());
             }
-            if c.rpicam_stall_ms < 100 {
-                return bad("camera.rpicam_stall_ms", format!("{} ms is below 100", c.rpicam_stall_ms));
+        }
+        if c.kind == CameraKind::Command {
+            if c.command.first().is_none_or(|p| p.trim().is_empty()) {
+                return bad("camera.command", "must name a program: [\"program\", \"argument\", ...]".into());
             }
+            if c.command_format == RawFormat::Mjpeg {
+                return bad("camera.command_format", "mjpeg frames have no fixed size: use a raw format".into());
+            }
+        }
+        if c.stall_ms < 100 {
+            return bad("camera.stall_ms", format!("{} ms is below 100", c.stall_ms));
         }
         match &self.display {
             DisplayConfig::None | DisplayConfig::Framebuffer { .. } => {}

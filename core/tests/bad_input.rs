@@ -223,7 +223,7 @@ fn board_rpicam_camera_settings_are_checked() {
     let rpicam = GOOD_BOARD.replace("width = 640", "kind = \"rpicam\"\nwidth = 640");
     let c = BoardConfig::from_toml(Path::new("t.toml"), &rpicam).unwrap();
     assert_eq!(c.camera.kind, fer_core::board::CameraKind::Rpicam);
-    assert_eq!((c.camera.rpicam_command.as_str(), c.camera.rpicam_stall_ms), ("rpicam-vid", 5000));
+    assert_eq!((c.camera.rpicam_command.as_str(), c.camera.stall_ms), ("rpicam-vid", 5000));
     assert!(c.camera.rpicam_args.is_empty());
     // libcamera pads rows of widths that are not a multiple of 64: refused for rpicam only.
     let e = board_err(&rpicam.replace("width = 640", "width = 600"));
@@ -234,10 +234,36 @@ fn board_rpicam_camera_settings_are_checked() {
     assert_eq!(e.field(), Some("camera.width"), "{e}");
     let e = board_err(&rpicam.replace("height = 480", "height = 480\nrpicam_command = \" \""));
     assert_eq!(e.field(), Some("camera.rpicam_command"), "{e}");
-    let e = board_err(&rpicam.replace("height = 480", "height = 480\nrpicam_stall_ms = 10"));
-    assert_eq!(e.field(), Some("camera.rpicam_stall_ms"), "{e}");
+    let e = board_err(&rpicam.replace("height = 480", "height = 480\nstall_ms = 10"));
+    assert_eq!(e.field(), Some("camera.stall_ms"), "{e}");
     let e = board_err(&rpicam.replace("kind = \"rpicam\"", "kind = \"libcamera\""));
     assert!(e.to_string().contains("libcamera") && e.to_string().contains("rpicam"), "{e}");
+}
+
+#[test]
+fn board_command_camera_settings_are_checked() {
+    let command = GOOD_BOARD.replace(
+        "width = 640",
+        "kind = \"command\"\ncommand = [\"ffmpeg\", \"-i\", \"rtsp://cam\", \"-f\", \"rawvideo\", \"-\"]\nwidth = 640",
+    );
+    let c = BoardConfig::from_toml(Path::new("t.toml"), &command).unwrap();
+    assert_eq!(c.camera.kind, fer_core::board::CameraKind::Command);
+    assert_eq!(c.camera.command_format, fer_core::board::RawFormat::Yuv420, "ffmpeg's yuv420p by default");
+    assert_eq!(c.camera.command.len(), 6);
+    let c = BoardConfig::from_toml(
+        Path::new("t.toml"),
+        &command.replace("width = 640", "width = 640\ncommand_format = \"bgr\""),
+    )
+    .unwrap();
+    assert_eq!(c.camera.command_format, fer_core::board::RawFormat::Bgr);
+    let e = board_err(&command.replace("width = 640", "width = 640\ncommand_format = \"mjpeg\""));
+    assert_eq!(e.field(), Some("camera.command_format"), "{e}");
+    let e = board_err(&command.replace("width = 640", "width = 640\ncommand_format = \"h264\""));
+    assert!(e.to_string().contains("h264") && e.to_string().contains("yuvj420"), "{e}");
+    let e = board_err(&command.replace("[\"ffmpeg\", \"-i\", \"rtsp://cam\", \"-f\", \"rawvideo\", \"-\"]", "[]"));
+    assert_eq!(e.field(), Some("camera.command"), "{e}");
+    // A width of 600 is fine here: ffmpeg's frames carry no padding.
+    BoardConfig::from_toml(Path::new("t.toml"), &command.replace("width = 640", "width = 600")).unwrap();
 }
 
 #[test]

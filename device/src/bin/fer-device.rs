@@ -318,6 +318,17 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
                 lines.push(format!("note     {note}"));
             }
         }
+        CameraKind::Command => {
+            let program = c.command.first().map(String::as_str).unwrap_or_default();
+            let found = match fer_device::access::find_program(program) {
+                Some(path) => format!("runs {}", path.display()),
+                None => "not found on this machine".into(),
+            };
+            lines.push(format!(
+                "camera   {program} (command, {}x{} {} frames on its output): {found}",
+                c.width, c.height, c.command_format
+            ));
+        }
         CameraKind::Rpicam => {
             let program = match fer_device::access::find_program(&c.rpicam_command) {
                 Some(path) => format!("runs {}", path.display()),
@@ -355,17 +366,14 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
     lines
 }
 
-/// The board config's camera: rpicam-vid's (any build) or a V4L2 camera's frames, reopened with
-/// backoff when lost.
+/// The board config's camera: a program's frames (rpicam-vid or `camera.command`; any build) or a
+/// V4L2 camera's, reopened with backoff when lost.
 fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
     use fer_device::source::camera::{Backoff, CameraSource};
     let backoff = Backoff { first_ms: cfg.camera.retry_ms, max_ms: cfg.camera.retry_max_ms };
-    match cfg.camera.kind {
-        CameraKind::Rpicam => {
-            let opener = fer_device::source::rpicam::RpicamOpener { config: cfg.camera.clone() };
-            Ok(Box::new(CameraSource::open(opener, backoff)?))
-        }
-        CameraKind::V4l2 => open_v4l2(cfg, backoff),
+    match fer_device::source::command::CommandOpener::for_camera(&cfg.camera) {
+        Some(opener) => Ok(Box::new(CameraSource::open(opener, backoff)?)),
+        None => open_v4l2(cfg, backoff),
     }
 }
 

@@ -16,11 +16,11 @@
 //! ```
 
 pub mod camera;
+pub mod command;
 mod folder;
 mod mjpeg;
 pub mod pixels;
 mod raw;
-pub mod rpicam;
 #[cfg(feature = "camera")]
 pub mod v4l;
 

@@ -19,65 +19,7 @@ use std::borrow::Cow;
 
 use image::{DynamicImage, GrayImage, RgbImage};
 
-/// A camera frame's pixel format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawFormat {
-    /// One JPEG image per frame (Huffman tables optional).
-    Mjpeg,
-    /// 4:2:2, two pixels in four bytes: Y0 U Y1 V.
-    Yuyv,
-    /// 4:2:0: the Y plane, then one plane of interleaved U V for each 2x2 block.
-    Nv12,
-    /// 4:2:0 planar (I420): the Y plane, the U plane, the V plane (one U and V per 2x2 block).
-    Yuv420,
-    /// [`RawFormat::Yuv420`] in full range (Y 0-255 for black-white, as JPEG): a Raspberry Pi
-    /// Camera Module's frames from `rpicam-vid --codec yuv420`.
-    Yuvj420,
-    /// 8-bit luminance.
-    Gray,
-    /// 8-bit R G B.
-    Rgb,
-    /// 8-bit B G R.
-    Bgr,
-}
-
-impl std::fmt::Display for RawFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RawFormat::Mjpeg => "MJPEG",
-            RawFormat::Yuyv => "YUYV",
-            RawFormat::Nv12 => "NV12",
-            RawFormat::Yuv420 => "YUV420",
-            RawFormat::Yuvj420 => "YUVJ420",
-            RawFormat::Gray => "GRAY",
-            RawFormat::Rgb => "RGB",
-            RawFormat::Bgr => "BGR",
-        })
-    }
-}
-
-impl std::str::FromStr for RawFormat {
-    type Err = String;
-
-    /// `mjpeg`, `yuyv`, `nv12`, `yuv420`, `yuvj420`, `gray`, `rgb` or `bgr`.
-    fn from_str(s: &str) -> Result<RawFormat, String> {
-        Ok(match s {
-            "mjpeg" => RawFormat::Mjpeg,
-            "yuyv" => RawFormat::Yuyv,
-            "nv12" => RawFormat::Nv12,
-            "yuv420" => RawFormat::Yuv420,
-            "yuvj420" => RawFormat::Yuvj420,
-            "gray" => RawFormat::Gray,
-            "rgb" => RawFormat::Rgb,
-            "bgr" => RawFormat::Bgr,
-            other => {
-                return Err(format!(
-                    "unknown pixel format {other:?}: use mjpeg, yuyv, nv12, yuv420, yuvj420, gray, rgb or bgr"
-                ))
-            }
-        })
-    }
-}
+pub use fer_core::board::RawFormat;
 
 /// The DHT segment with the four tables of ITU T.81 Annex K.3 (luminance and chrominance, DC
 /// and AC) that Motion-JPEG frames without tables are coded with.

@@ -1,20 +1,24 @@
-//! A Raspberry Pi Camera Module through `rpicam-vid` (board config `camera.kind = "rpicam"`).
-//! A Camera Module is a libcamera camera: its V4L2 nodes give raw Bayer data that libcamera's
-//! pipeline (ISP, tuning, exposure control) turns into pictures, and libcamera's V4L2
-//! compatibility layer works by `LD_PRELOAD`, which a static binary ignores. So fer-device runs
-//! Raspberry Pi OS's own `rpicam-vid` and reads its frames from a pipe:
+//! Cameras whose frames come from a program's standard output (board config `camera.kind =
+//! "rpicam"` or `"command"`). The program is fer-device's child: fer-device stays the main
+//! process, so systemd's readiness and watchdog work. A start counts once the first frame has
+//! come; the program exiting or sending no frame for `camera.stall_ms` is a lost camera for
+//! [`CameraSource`](super::camera::CameraSource), which starts it again with backoff. Its stderr
+//! is kept, the last lines quoted when it fails.
+//!
+//! `rpicam`: a Raspberry Pi Camera Module is a libcamera camera: its V4L2 nodes give raw Bayer
+//! data that libcamera's pipeline (ISP, tuning, exposure control) turns into pictures, and
+//! libcamera's V4L2 compatibility layer works by `LD_PRELOAD`, which a static binary ignores.
+//! So fer-device runs Raspberry Pi OS's own `rpicam-vid`:
 //!
 //! ```text
 //! rpicam-vid -t 0 -n --codec yuv420 --width W --height H --framerate FPS --flush -o - [rpicam_args]
 //! ```
 //!
 //! Each frame is an unpadded planar YUV 4:2:0 picture in full range (rpicam-vid asks libcamera
-//! for the JPEG colour space with this codec), decoded as [`RawFormat::Yuvj420`]. The program is
-//! fer-device's child: it stays the main process, so systemd's readiness and watchdog work. A
-//! start counts once the first frame has come; rpicam-vid exiting or sending no frame for
-//! `camera.rpicam_stall_ms` is a lost camera for [`CameraSource`](super::camera::CameraSource),
-//! which starts it again with backoff. Its stderr (libcamera's log) is kept, the last lines
-//! quoted when it fails.
+//! for the JPEG colour space with this codec), decoded as [`RawFormat::Yuvj420`].
+//!
+//! `command`: `camera.command` as given, its frames `camera.command_format` at the configured
+//! size (a Jetson's CSI camera through GStreamer, a network camera through ffmpeg, ...).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Read};
@@ -24,44 +28,64 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fer_core::board::CameraConfig;
+use fer_core::board::{CameraConfig, CameraKind};
 
 use super::camera::{CameraDevice, CameraOpener, GrabError};
 use super::pixels::{decode_raw, frame_bytes, RawFormat};
 
-/// Lines of rpicam-vid's stderr kept for messages.
+/// Lines of the program's stderr kept for messages.
 const KEPT_LINES: usize = 6;
 
-/// Starts rpicam-vid as the board config says.
-pub struct RpicamOpener {
-    pub config: CameraConfig,
+/// Starts the program that a `rpicam` or `command` camera reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOpener {
+    /// `Rpicam` or `Command`: which config fields a message should point to.
+    pub kind: CameraKind,
+    /// The program and its arguments.
+    pub program: String,
+    pub args: Vec<String>,
+    pub format: RawFormat,
+    pub width: u32,
+    pub height: u32,
+    pub stall: Duration,
 }
 
-impl RpicamOpener {
-    /// The arguments rpicam-vid is run with.
-    pub fn args(&self) -> Vec<String> {
-        let c = &self.config;
-        let mut args: Vec<String> = ["-t", "0", "-n", "--codec", "yuv420"].map(String::from).into();
-        for (flag, value) in [("--width", c.width), ("--height", c.height), ("--framerate", c.fps)] {
-            args.extend([flag.to_string(), value.to_string()]);
-        }
-        args.extend(["--flush", "-o", "-"].map(String::from));
-        args.extend(c.rpicam_args.iter().cloned());
-        args
+impl CommandOpener {
+    /// What the board config's camera runs, `None` for a V4L2 camera.
+    pub fn for_camera(c: &CameraConfig) -> Option<CommandOpener> {
+        let (program, args, format) = match c.kind {
+            CameraKind::V4l2 => return None,
+            CameraKind::Rpicam => {
+                let mut args: Vec<String> = ["-t", "0", "-n", "--codec", "yuv420"].map(String::from).into();
+                for (flag, value) in [("--width", c.width), ("--height", c.height), ("--framerate", c.fps)] {
+                    args.extend([flag.to_string(), value.to_string()]);
+                }
+                args.extend(["--flush", "-o", "-"].map(String::from));
+                args.extend(c.rpicam_args.iter().cloned());
+                (c.rpicam_command.clone(), args, RawFormat::Yuvj420)
+            }
+            CameraKind::Command => {
+                let (program, args) = c.command.split_first()?;
+                (program.clone(), args.to_vec(), c.command_format)
+            }
+        };
+        let stall = Duration::from_millis(c.stall_ms);
+        Some(CommandOpener { kind: c.kind, program, args, format, width: c.width, height: c.height, stall })
     }
 }
 
-/// A running rpicam-vid.
-pub struct RpicamCamera {
+/// A running camera program.
+pub struct CommandCamera {
     child: Arc<Mutex<Child>>,
     stdout: ChildStdout,
     /// Its stderr's last lines, and whether it has been read to the end.
     log: Arc<Mutex<(VecDeque<String>, bool)>>,
     /// A frame for each that arrives: the stall guard waits on the other end.
     alive: mpsc::Sender<()>,
-    /// Set by the stall guard when it stopped rpicam-vid.
+    /// Set by the stall guard when it stopped the program.
     stalled: Arc<AtomicBool>,
     stall: Duration,
+    format: RawFormat,
     width: u32,
     height: u32,
     buf: Vec<u8>,
@@ -69,43 +93,48 @@ pub struct RpicamCamera {
     first: Option<image::DynamicImage>,
 }
 
-impl CameraOpener for RpicamOpener {
-    type Device = RpicamCamera;
+impl CameraOpener for CommandOpener {
+    type Device = CommandCamera;
 
-    fn open(&mut self) -> Result<RpicamCamera, String> {
-        let c = &self.config;
-        let len = frame_bytes(RawFormat::Yuvj420, c.width, c.height)?;
-        let mut child = Command::new(&c.rpicam_command)
-            .args(self.args())
+    fn open(&mut self) -> Result<CommandCamera, String> {
+        let len = frame_bytes(self.format, self.width, self.height)?;
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => "not found: install Raspberry Pi OS's rpicam-apps (sudo apt install \
-                     rpicam-apps), or set camera.rpicam_command (libcamera-vid on Raspberry Pi OS 11)"
-                    .to_string(),
+                std::io::ErrorKind::NotFound if self.kind == CameraKind::Rpicam => {
+                    "not found: install Raspberry Pi OS's rpicam-apps (sudo apt install rpicam-apps), or set \
+                     camera.rpicam_command (libcamera-vid on Raspberry Pi OS 11)"
+                        .to_string()
+                }
+                std::io::ErrorKind::NotFound => {
+                    "not found (camera.command's program: a path, or a name on PATH)".into()
+                }
                 _ => format!("cannot run it: {e}"),
             })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let (alive, heard) = mpsc::channel::<()>();
-        // From here on, dropping `camera` (an error below) stops rpicam-vid.
-        let mut camera = RpicamCamera {
+        // From here on, dropping `camera` (an error below) stops the program.
+        let mut camera = CommandCamera {
             child: Arc::new(Mutex::new(child)),
             stdout,
             log: Arc::new(Mutex::new((VecDeque::new(), false))),
             alive,
             stalled: Arc::new(AtomicBool::new(false)),
-            stall: Duration::from_millis(c.rpicam_stall_ms),
-            width: c.width,
-            height: c.height,
+            stall: self.stall,
+            format: self.format,
+            width: self.width,
+            height: self.height,
             buf: vec![0; len],
             first: None,
         };
         let kept = camera.log.clone();
         std::thread::Builder::new()
-            .name("rpicam-stderr".into())
+            .name("camera-stderr".into())
             .spawn(move || {
                 for line in std::io::BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
@@ -119,10 +148,10 @@ impl CameraOpener for RpicamOpener {
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
         let (guarded, flag, stall) = (camera.child.clone(), camera.stalled.clone(), camera.stall);
-        // The stall guard: no frame for `stall` (the first one included) stops rpicam-vid, whose
+        // The stall guard: no frame for `stall` (the first one included) stops the program, whose
         // pipe then ends: the blocked read returns and the camera counts as lost.
         std::thread::Builder::new()
-            .name("rpicam-stall".into())
+            .name("camera-stall".into())
             .spawn(move || loop {
                 match heard.recv_timeout(stall) {
                     Ok(()) => {}
@@ -143,19 +172,30 @@ impl CameraOpener for RpicamOpener {
     }
 
     fn name(&self) -> String {
-        self.config.rpicam_command.clone()
+        self.program.clone()
     }
 }
 
-impl RpicamCamera {
-    /// Why rpicam-vid's frames ended: it was stopped for a stall, or it exited (with its status
+impl CommandCamera {
+    /// Why the program's frames ended: it was stopped for a stall, or it exited (with its status
     /// and last stderr lines).
     fn ended(&mut self, partial: usize) -> String {
         let status = {
             let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-            // Its output ended: should it still run, it is of no use (an exited one keeps its status).
-            let _ = child.kill();
-            child.wait()
+            // Its output ended: it exits now (closing its output may come first), or it is of
+            // no use and stopped after half a second.
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                    Ok(None) => {
+                        let _ = child.kill();
+                        break child.wait();
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
         };
         // Its stderr reaches its end once it exited (unless a child of its own holds it open).
         for _ in 0..20 {
@@ -180,7 +220,7 @@ impl RpicamCamera {
     }
 }
 
-impl CameraDevice for RpicamCamera {
+impl CameraDevice for CommandCamera {
     fn grab(&mut self) -> Result<image::DynamicImage, GrabError> {
         if let Some(image) = self.first.take() {
             return Ok(image);
@@ -195,12 +235,12 @@ impl CameraDevice for RpicamCamera {
             }
         }
         let _ = self.alive.send(());
-        decode_raw(RawFormat::Yuvj420, self.width, self.height, &self.buf).map_err(GrabError::Frame)
+        decode_raw(self.format, self.width, self.height, &self.buf).map_err(GrabError::Frame)
     }
 }
 
-impl Drop for RpicamCamera {
-    /// Stops rpicam-vid (the camera is free for the next start) and reaps it.
+impl Drop for CommandCamera {
+    /// Stops the program (the camera is free for the next start) and reaps it.
     fn drop(&mut self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
@@ -218,7 +258,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     /// A scratch folder with a fake rpicam-vid: `script` is the shell script's body, run with
-    /// rpicam-vid's arguments; `$D` is the folder.
+    /// rpicam-vid's arguments; `$D` is the folder. The config's camera is the fake's.
     fn fake(name: &str, script: &str) -> (PathBuf, CameraConfig) {
         let dir = std::env::temp_dir().join(format!("fer-rpicam-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -234,11 +274,17 @@ mod tests {
             format: fer_core::board::PixelFormat::Yuyv,
             rpicam_command: path.display().to_string(),
             rpicam_args: vec!["--camera".into(), "1".into()],
-            rpicam_stall_ms: 400,
+            command: Vec::new(),
+            command_format: RawFormat::Yuv420,
+            stall_ms: 400,
             retry_ms: 1,
             retry_max_ms: 1,
         };
         (dir, config)
+    }
+
+    fn opener_of(config: &CameraConfig) -> CommandOpener {
+        CommandOpener::for_camera(config).expect("a camera program")
     }
 
     /// `n` full-range 64x48 frames of gray `v + 10 i` for frame `i`.
@@ -263,7 +309,7 @@ mod tests {
         let (dir, config) =
             fake("frames", "echo \"$@\" >\"$D/args\"; echo 'libcamera: started' >&2; exec cat \"$D/frames-3-50.yuv\"");
         frames(&dir, 3, 50);
-        let mut opener = RpicamOpener { config };
+        let mut opener = opener_of(&config);
         let mut cam = opener.open().unwrap();
         let args = std::fs::read_to_string(dir.join("args")).unwrap();
         assert_eq!(args.trim(), "-t 0 -n --codec yuv420 --width 64 --height 48 --framerate 15 --flush -o - --camera 1");
@@ -281,7 +327,7 @@ mod tests {
             "nocam",
             "echo 'Preview window unavailable' >&2; echo 'ERROR: *** no cameras available ***' >&2; exit 255",
         );
-        let mut opener = RpicamOpener { config };
+        let mut opener = opener_of(&config);
         let e = opener.open().err().unwrap();
         assert_eq!(e, "ended (exit status: 255): Preview window unavailable | ERROR: *** no cameras available ***");
         // As CameraSource reports it: the program named.
@@ -290,16 +336,46 @@ mod tests {
         // Half a frame, then the end.
         let (dir2, config) = fake("half", "head -c 100 \"$D/frames-1-20.yuv\"");
         frames(&dir2, 1, 20);
-        let e = RpicamOpener { config }.open().err().unwrap();
+        let e = opener_of(&config).open().err().unwrap();
         assert!(e.contains("ended inside a frame (100 of its 4608 bytes)"), "{e}");
         // Not installed.
         let (dir3, mut config) = fake("missing", "");
         config.rpicam_command = "/nonexistent/rpicam-vid".into();
-        let e = RpicamOpener { config }.open().err().unwrap();
+        let e = opener_of(&config).open().err().unwrap();
         assert!(e.starts_with("not found: ") && e.contains("sudo apt install rpicam-apps"), "{e}");
         for d in [dir, dir2, dir3] {
             std::fs::remove_dir_all(d).unwrap();
         }
+    }
+
+    #[test]
+    fn a_command_camera_runs_its_command_as_given_in_its_format() {
+        let (dir, mut config) = fake("command", "");
+        // Limited-range YUV 4:2:0 (ffmpeg's yuv420p): gray 16 + 219 g / 255 for gray g.
+        let frames: Vec<u8> = [40u8, 200]
+            .iter()
+            .flat_map(|&g| {
+                encode_raw(&image::RgbImage::from_pixel(64, 48, image::Rgb([g; 3])), RawFormat::Yuv420).unwrap()
+            })
+            .collect();
+        std::fs::write(dir.join("limited.yuv"), frames).unwrap();
+        config.kind = fer_core::board::CameraKind::Command;
+        config.command =
+            ["sh", "-c", &format!("echo \"$0 $1\" >{0}/args; exec cat {0}/limited.yuv", dir.display()), "x", "y z"]
+                .map(String::from)
+                .into();
+        let opener = opener_of(&config);
+        assert_eq!((opener.program.as_str(), opener.format), ("sh", RawFormat::Yuv420));
+        let mut cam = opener.clone().open().unwrap();
+        assert_eq!([gray(&cam.grab().unwrap()), gray(&cam.grab().unwrap())], [40, 200]);
+        assert!(matches!(cam.grab(), Err(GrabError::Lost(e)) if e == "ended (exit status: 0)"));
+        assert_eq!(std::fs::read_to_string(dir.join("args")).unwrap(), "x y z\n", "arguments passed as given");
+        config.command = vec!["/nonexistent/gst-launch-1.0".into()];
+        let e = opener_of(&config).open().err().unwrap();
+        assert_eq!(e, "not found (camera.command's program: a path, or a name on PATH)");
+        config.kind = fer_core::board::CameraKind::V4l2;
+        assert_eq!(CommandOpener::for_camera(&config), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -314,7 +390,7 @@ exec sleep 3600";
         frames(&dir, 2, 130);
         let reports = Arc::new(Mutex::new(Vec::<String>::new()));
         let seen = reports.clone();
-        let mut source = CameraSource::open(RpicamOpener { config }, Backoff { first_ms: 1, max_ms: 1 })
+        let mut source = CameraSource::open(opener_of(&config), Backoff { first_ms: 1, max_ms: 1 })
             .unwrap()
             .with_hooks(|_| {}, move |m| seen.lock().unwrap().push(m.to_string()));
         let t = std::time::Instant::now();
