@@ -140,7 +140,7 @@ out="$work/last-$cpu.txt"
 timeout 3000 qemu-system-aarch64 -M virt -cpu "$cpu" -m 1024 -nographic -nic none -icount shift=0 \
   -kernel "$kernel" -initrd "$work/bench.cpio.gz" \
   -append "console=ttyAMA0 quiet -- $cmd" \
-  | tr -d '\r' | grep -E '^(bench-models|bench-decode|format|MJPEG|YUYV|NV12|YUV420|GRAY|RGB|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|start-up|classifier|profile|  )' > "$out.raw"
+  | tr -d '\r' | grep -E '^(bench-models|bench-decode|format|MJPEG|YUYV|NV12|YUV420|YUVJ420|GRAY|RGB|kernels|error|note|fer-device bench|stage|decode|detect|classify|track|draw|screen|total|fps|start-up|classifier|profile|  )' > "$out.raw"
 # Name the models again (the VM saw /m/<i>.onnx).
 while read -r line; do
   if [[ $line =~ ^bench-models\ /m/([0-9]+)\.onnx\ (.*)$ ]]; then
