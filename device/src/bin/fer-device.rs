@@ -273,7 +273,7 @@ fn build_line() -> String {
     let camera = if cfg!(feature = "camera") {
         "V4L2 camera (nokhwa) built in"
     } else {
-        "no V4L2 camera support (files, pipes and rpicam-vid only; build with --features camera)"
+        "no V4L2 camera support (files, pipes, camera programs; build with --features camera)"
     };
     format!("fer-device {} for {}-linux: {camera}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)
 }
