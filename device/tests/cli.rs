@@ -67,6 +67,25 @@ fn check_config_accepts_every_shipped_board() {
 }
 
 #[test]
+fn a_report_into_a_closed_pipe_ends_quietly() {
+    // `fer-device check-config ... | head -1`: the reader is gone before the first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = fer_device()
+        .args(["check-config", "board-configs/rpi4.toml", "board-configs/rpi5.toml"])
+        .current_dir(repo())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    // Killed by SIGPIPE (qemu-user passes the guest's death on as the same signal).
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?} {err}", out.status);
+}
+
+#[test]
 fn check_config_says_who_can_open_each_device() {
     // A board whose camera is /dev/null (crw-rw-rw- root root everywhere) and whose panel's GPIO
     // chip is missing.

@@ -231,7 +231,17 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // A report piped into `head` ends quietly once the reader is gone, as other tools do
+        // (Rust ignores SIGPIPE, and println! panics on the broken pipe). `run` keeps ignoring
+        // it: its writes fail with an error it reports, after its summary and "stopped" screen.
+        // SAFETY: before any thread is started; the default disposition needs no handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
