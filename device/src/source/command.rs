@@ -98,6 +98,17 @@ impl CameraOpener for CommandOpener {
 
     fn open(&mut self) -> Result<CommandCamera, String> {
         let len = frame_bytes(self.format, self.width, self.height)?;
+        let not_found = || match self.kind {
+            CameraKind::Rpicam => "not found: install Raspberry Pi OS's rpicam-apps (sudo apt install rpicam-apps), \
+                                   or set camera.rpicam_command (libcamera-vid on Raspberry Pi OS 11)"
+                .to_string(),
+            _ => "not found (camera.command's program: a path, or a name on PATH)".to_string(),
+        };
+        // Looked up first, as the shell would: where a spawn cannot report a failed exec (under
+        // qemu-user, whose vfork is a fork), a missing program would pass for one that exited 127.
+        if crate::access::find_program(&self.program).is_none() {
+            return Err(not_found());
+        }
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -105,14 +116,7 @@ impl CameraOpener for CommandOpener {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound if self.kind == CameraKind::Rpicam => {
-                    "not found: install Raspberry Pi OS's rpicam-apps (sudo apt install rpicam-apps), or set \
-                     camera.rpicam_command (libcamera-vid on Raspberry Pi OS 11)"
-                        .to_string()
-                }
-                std::io::ErrorKind::NotFound => {
-                    "not found (camera.command's program: a path, or a name on PATH)".into()
-                }
+                std::io::ErrorKind::NotFound => not_found(),
                 _ => format!("cannot run it: {e}"),
             })?;
         let stdout = child.stdout.take().expect("piped stdout");
