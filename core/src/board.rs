@@ -178,8 +178,9 @@ pub struct CameraConfig {
     /// `yuv420p` and GStreamer's I420), `yuvj420` (full range), `gray`, `rgb` or `bgr`.
     #[serde(default = "default_command_format")]
     pub command_format: RawFormat,
-    /// `rpicam` and `command`: no frame for this long (milliseconds; also the first frame after
-    /// a start) counts as a lost camera: the program is stopped and started again.
+    /// `rpicam` and `command`: a frame awaited this long (milliseconds; also the first frame
+    /// after a start) counts as a lost camera: the program is stopped and started again. Only
+    /// time spent waiting on the program counts, not the pipeline's own time per frame.
     #[serde(default = "default_stall_ms")]
     pub stall_ms: u64,
     /// First delay before reopening a lost camera, in milliseconds; doubles up to `retry_max_ms`.

@@ -80,8 +80,10 @@ pub struct CommandCamera {
     stdout: ChildStdout,
     /// Its stderr's last lines, and whether it has been read to the end.
     log: Arc<Mutex<(VecDeque<String>, bool)>>,
-    /// A frame for each that arrives: the stall guard waits on the other end.
-    alive: mpsc::Sender<()>,
+    /// To the stall guard: `true` when a read for a frame starts, `false` when the frame is in.
+    /// Only time spent waiting for the program counts: a slow pipeline (a debug build, a busy
+    /// board) that reads the next frame late is no stalled camera.
+    waiting: mpsc::Sender<bool>,
     /// Set by the stall guard when it stopped the program.
     stalled: Arc<AtomicBool>,
     stall: Duration,
@@ -121,13 +123,13 @@ impl CameraOpener for CommandOpener {
             })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (alive, heard) = mpsc::channel::<()>();
+        let (waiting, heard) = mpsc::channel::<bool>();
         // From here on, dropping `camera` (an error below) stops the program.
         let mut camera = CommandCamera {
             child: Arc::new(Mutex::new(child)),
             stdout,
             log: Arc::new(Mutex::new((VecDeque::new(), false))),
-            alive,
+            waiting,
             stalled: Arc::new(AtomicBool::new(false)),
             stall: self.stall,
             format: self.format,
@@ -152,19 +154,27 @@ impl CameraOpener for CommandOpener {
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
         let (guarded, flag, stall) = (camera.child.clone(), camera.stalled.clone(), camera.stall);
-        // The stall guard: no frame for `stall` (the first one included) stops the program, whose
-        // pipe then ends: the blocked read returns and the camera counts as lost.
+        // The stall guard: a read that waits `stall` for its frame (the first one included) stops
+        // the program, whose pipe then ends: the blocked read returns and the camera counts as lost.
         std::thread::Builder::new()
             .name("camera-stall".into())
-            .spawn(move || loop {
-                match heard.recv_timeout(stall) {
-                    Ok(()) => {}
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        flag.store(true, Ordering::SeqCst);
-                        let _ = guarded.lock().unwrap_or_else(|e| e.into_inner()).kill();
-                        break;
+            .spawn(move || {
+                let mut reading = false;
+                loop {
+                    let next = if reading {
+                        heard.recv_timeout(stall)
+                    } else {
+                        heard.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+                    };
+                    match next {
+                        Ok(r) => reading = r,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            flag.store(true, Ordering::SeqCst);
+                            let _ = guarded.lock().unwrap_or_else(|e| e.into_inner()).kill();
+                            break;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
@@ -229,6 +239,7 @@ impl CameraDevice for CommandCamera {
         if let Some(image) = self.first.take() {
             return Ok(image);
         }
+        let _ = self.waiting.send(true);
         let mut filled = 0;
         while filled < self.buf.len() {
             match self.stdout.read(&mut self.buf[filled..]) {
@@ -238,7 +249,7 @@ impl CameraDevice for CommandCamera {
                 Err(e) => return Err(GrabError::Lost(format!("reading its frames: {e}"))),
             }
         }
-        let _ = self.alive.send(());
+        let _ = self.waiting.send(false);
         decode_raw(self.format, self.width, self.height, &self.buf).map_err(GrabError::Frame)
     }
 }
@@ -379,6 +390,26 @@ mod tests {
         assert_eq!(e, "not found (camera.command's program: a path, or a name on PATH)");
         config.kind = fer_core::board::CameraKind::V4l2;
         assert_eq!(CommandOpener::for_camera(&config), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_slow_reader_is_no_stalled_camera() {
+        // Frames read 600 ms apart with a 400 ms stall limit: the program waits on the pipe, not
+        // the other way round; it is not stopped.
+        let (dir, config) = fake("slow", "cat \"$D/frames-3-50.yuv\"; exec sleep 3600");
+        frames(&dir, 3, 50);
+        let mut cam = opener_of(&config).open().unwrap();
+        for want in [50, 60, 70] {
+            std::thread::sleep(Duration::from_millis(600));
+            assert_eq!(gray(&cam.grab().unwrap()), want);
+        }
+        // And then it is waited for: 400 ms, not longer.
+        let t = std::time::Instant::now();
+        let Err(GrabError::Lost(e)) = cam.grab() else { panic!("a fourth frame") };
+        assert!(e.starts_with("sent no frame for 400 ms: stopped it"), "{e}");
+        // (Stopped while the frames were being read slowly, it would have ended at once.)
+        assert!((Duration::from_millis(350)..Duration::from_millis(3000)).contains(&t.elapsed()), "{:?}", t.elapsed());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
