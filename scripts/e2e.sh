@@ -177,8 +177,10 @@ d = sys.argv[1]
 frames = [json.loads(l) for l in open(f"{d}/rpicam.jsonl")]
 png = json.loads(open(f"{d}/real-x86_64.jsonl").readline())["faces"][0]
 assert len(frames) >= 9 and all(len(f["faces"]) == 1 for f in frames), f"rpicam: {frames}"
-passes = [f["detection"] for f in frames[:9]]
-assert passes == ["full", "region", "region"] * 3, f"rpicam: a restarted camera's first frame is a new scene: {passes}"
+# Each start a new scene (a full detection pass, new track ids), its 3 frames one face.
+ids = [[f["faces"][0]["id"] for f in frames[i:i + 3]] for i in (0, 3, 6)]
+firsts = [frames[i]["detection"] for i in (0, 3, 6)]
+assert firsts == ["full"] * 3 and all(len(set(i)) == 1 for i in ids) and len({i[0] for i in ids}) == 3, f"rpicam: passes {firsts}, ids {ids}"
 worst = 0.0
 for f in frames:
     face = f["faces"][0]
@@ -475,11 +477,16 @@ for t, board in (("aarch64", "rpi4"), ("armv7", "rpi-zero2w")):
     faces = json.loads(open(f"{d}/pkg-{t}.jsonl").readline())["faces"]
     assert len(faces) == 1 and faces[0]["label"] == "happy", f"{board} package on {t}: {faces}"
     frames = [json.loads(l) for l in open(f"{d}/pkg-rpicam-{t}.jsonl")]
-    assert [f["detection"] for f in frames[:9]] == ["full", "region", "region"] * 3, f"{board} package's Camera Module: {frames}"
+    # As on x86: each start a new scene (the boards' own periodic full passes come on top).
+    ids = [[f["faces"][0]["id"] for f in frames[i:i + 3]] for i in (0, 3, 6)]
+    firsts = [frames[i]["detection"] for i in (0, 3, 6)]
+    assert len(frames) >= 9 and firsts == ["full"] * 3 and all(len(set(i)) == 1 for i in ids) and len({i[0] for i in ids}) == 3, f"{board} package's Camera Module: passes {firsts}, ids {ids}"
     for f in frames:
         face = f["faces"][0]
         assert len(f["faces"]) == 1 and face["label"] == "happy", f"{board} package's Camera Module, frame {f['frame']}: {f['faces']}"
-        assert all(abs(face["box"][k] - faces[0]["box"][k]) <= 1 for k in "xywh"), f"{board} package's Camera Module, frame {f['frame']}: box {face['box']} vs {faces[0]['box']}"
-    print(f"e2e package: fer-edge-{board}-{t} reads a Camera Module through rpicam-vid (stand-in): {len(frames)} frames, the astronaut happy at the PNG's box")
+        # Within 2 detection pixels of the PNG's box: rpi4 detects at 320 of the 512 px (1.6 px
+        # each), and the YUV 4:2:0 round trip moves its gray by a level or two.
+        assert all(abs(face["box"][k] - faces[0]["box"][k]) <= 3.5 for k in "xywh"), f"{board} package's Camera Module, frame {f['frame']}: box {face['box']} vs {faces[0]['box']}"
+    print(f"e2e package: fer-edge-{board}-{t} reads a Camera Module through rpicam-vid (stand-in): {len(frames)} frames, the astronaut happy, box within {max(abs(f['faces'][0]['box'][k] - faces[0]['box'][k]) for f in frames for k in 'xywh'):.1f} px of the PNG's")
     print(f"e2e package: fer-edge-{board}-{t} runs from its own directory without a sysroot: astronaut {faces[0]['label']} ({faces[0]['confidence']:.3f}); installs (unit verified) and uninstalls")
 PY
