@@ -97,11 +97,18 @@ fn mode_string(meta: &std::fs::Metadata) -> String {
 }
 
 fn can_open(path: &Path, need: Need) -> bool {
+    allowed(
+        path,
+        match need {
+            Need::Read => libc::R_OK,
+            Need::ReadWrite => libc::R_OK | libc::W_OK,
+        },
+    )
+}
+
+/// `access(2)`: may this process use `path` as `mode` (R_OK, W_OK, X_OK) says?
+fn allowed(path: &Path, mode: libc::c_int) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
-    let mode = match need {
-        Need::Read => libc::R_OK,
-        Need::ReadWrite => libc::R_OK | libc::W_OK,
-    };
     // SAFETY: `c` is a NUL-terminated path that outlives the call.
     unsafe { libc::access(c.as_ptr(), mode) == 0 }
 }
@@ -137,18 +144,12 @@ pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
 }
 
 fn find_in(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
-    let runnable = |p: &Path| p.is_file() && can_execute(p);
+    let runnable = |p: &Path| p.is_file() && allowed(p, libc::X_OK);
     if program.contains('/') {
         let p = Path::new(program);
         return runnable(p).then(|| p.to_path_buf());
     }
     std::env::split_paths(path).map(|dir| dir.join(program)).find(|p| runnable(p))
-}
-
-fn can_execute(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
-    // SAFETY: `c` is a NUL-terminated path that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// The device nodes under `dev` that libcamera opens for a Camera Module: the media controller
