@@ -6,7 +6,7 @@
 # therefore guest instructions per batch-1 inference (QEMU icount), not Pi milliseconds.
 #
 #   scripts/arm-cost.sh [--cpu cortex-a72|cortex-a76] [--iterations N] [--profile] [--profile-nodes N] [--onnxruntime] MODEL.onnx...
-#   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] --pipeline BOARD.toml IMAGE|FORMAT:WxH:FRAMES
+#   scripts/arm-cost.sh [--cpu ...] [--iterations N] [--onnxruntime] [--frame-color auto|rgb|gray] --pipeline BOARD.toml IMAGE|FORMAT:WxH:FRAMES|mjpeg:FRAMES
 #   scripts/arm-cost.sh [--cpu ...] [--iterations N] --decode IMAGE [WIDTHxHEIGHT]
 #
 # --bin PATH measures that static aarch64 fer-device (another build, to compare) instead of
@@ -22,7 +22,7 @@
 # --pipeline runs `fer-device bench` instead: the board config's whole pipeline (decode, detect,
 # classify, track, draw, screen) on IMAGE, N passes, with the board's model and the cascade from
 # /usr/share/opencv4 copied into the VM; its "ms" columns are then millions of guest
-# instructions per frame and stage.
+# instructions per frame and stage. --frame-color is bench's (what frames are decoded to).
 # --decode runs `fer-device bench-decode` on IMAGE as a camera frame (default 640x480): the
 # decoding of each camera pixel format, in millions of guest instructions per frame.
 #
@@ -41,6 +41,7 @@ profile=
 profile_nodes=
 ort=
 bin=
+frame_color=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=$2; shift 2 ;;
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
       if [[ ${1:-} =~ ^[0-9]+x[0-9]+$ ]]; then decode=$1; shift; fi ;;
     --onnxruntime) ort=1; shift ;;
     --bin) bin=$2; shift 2 ;;
+    --frame-color) frame_color="--frame-color $2"; shift 2 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -116,14 +118,17 @@ if [ -n "$board" ]; then
   mkdir -p "$work/initfs/usr/share/opencv4"
   cp -r /usr/share/opencv4/haarcascades /usr/share/opencv4/lbpcascades "$work/initfs/usr/share/opencv4/"
   # IMAGE is a photograph, or raw camera frames as FORMAT:WIDTHxHEIGHT:PATH (yuyv:640x480:cam.yuv).
-  if [[ $image =~ ^(yuyv|nv12|yuv420|gray|rgb|bgr):([0-9]+x[0-9]+):(.+)$ ]]; then
+  if [[ $image =~ ^(yuyv|nv12|yuv420|yuvj420|gray|rgb|bgr):([0-9]+x[0-9]+):(.+)$ ]]; then
     cp "${BASH_REMATCH[3]}" "$work/initfs/img/"
     source="${BASH_REMATCH[1]}:${BASH_REMATCH[2]}:/img/$(basename "${BASH_REMATCH[3]}")"
+  elif [[ $image =~ ^mjpeg:(.+)$ ]]; then
+    cp "${BASH_REMATCH[1]}" "$work/initfs/img/"
+    source="mjpeg:/img/$(basename "${BASH_REMATCH[1]}")"
   else
     cp "$image" "$work/initfs/img/"
     source="image:/img/$(basename "$image")"
   fi
-  cmd="bench --poweroff --board board-configs/$(basename "$board") --source $source --passes $iterations $ort_arg"
+  cmd="bench --poweroff --board board-configs/$(basename "$board") --source $source --passes $iterations $ort_arg $frame_color"
 elif [ -n "$decode" ]; then
   mkdir -p "$work/initfs/img"
   cp "$image" "$work/initfs/img/"

@@ -106,7 +106,14 @@ for f in yuyv yuv420; do
     --json "$e2e/$f.jsonl" <"$in" 2>"$e2e/$f.log"
   cat "$e2e/$f.log" >>"$e2e/device-x86_64.log"
   grep -q "detection passes: full 1, region 2$" "$e2e/$f.log" || { echo "e2e: raw $f replay's summary: $(cat "$e2e/$f.log")" >&2; exit 1; }
+  # A gray model and no annotated frames: the frames' luma is used as it comes.
+  grep -q ", gray frames ->" "$e2e/$f.log" || { echo "e2e: raw $f replay not decoded to gray: $(cat "$e2e/$f.log")" >&2; exit 1; }
 done
+# The YUYV recording again with annotated frames: decoded to RGB (colour pictures), the same
+# faces as from its gray frames.
+target/debug/fer-device run --board board-configs/rpi-zero2w.toml --model "$real" --source "yuyv:512x512:-" --headless \
+  --json "$e2e/yuyv-rgb.jsonl" --annotated "$e2e/yuyv-annotated" <"$e2e/astronaut.yuv" 2>"$e2e/yuyv-rgb.log"
+grep -q ", rgb frames ->" "$e2e/yuyv-rgb.log" || { echo "e2e: annotated YUYV replay: $(cat "$e2e/yuyv-rgb.log")" >&2; exit 1; }
 
 # A Raspberry Pi Camera Module: `camera.kind = "rpicam"` runs rpicam-vid and reads its frames.
 # Here a stand-in that says what a real one would: the astronaut as 3 full-range YUV 4:2:0
@@ -168,7 +175,7 @@ run_until 9 "$e2e/rpicam.jsonl" target/debug/fer-device run --board "$e2e/rpicam
 [ "$(cat "$e2e/rpicam/args-1")" = "-t 0 -n --codec yuv420 --width 512 --height 512 --framerate 15 --flush -o - --camera 0" ] ||
   { echo "e2e: rpicam-vid was run with: $(cat "$e2e/rpicam/args-1")" >&2; exit 1; }
 for said in "lost (ended (exit status: 0): \[0:00:01.0\] INFO Camera" "reopen failed (ended (exit status: 255): ERROR: \*\*\* no cameras available \*\*\*)" \
-  "reopened after 2 attempt(s)" "lost (sent no frame for 1000 ms: stopped it)" "reopened after 1 attempt(s)" "stopped by a signal"; do
+  "reopened after 2 attempt(s)" "lost (sent no frame for 1000 ms: stopped it)" "reopened after 1 attempt(s)" "stopped by a signal" ", gray frames ->"; do
   grep -q "$said" "$e2e/rpicam.log" || { echo "e2e: rpicam: the log does not say '$said':" >&2; cat "$e2e/rpicam.log" >&2; exit 1; }
 done
 python3 - "$e2e" <<'PY2'
@@ -211,7 +218,8 @@ assert len(frames) >= 6 and [f["detection"] for f in frames[:6]] == ["full", "re
 for f in frames:
     face = f["faces"][0]
     assert len(f["faces"]) == 1 and face["label"] == png["label"], f"command camera frame {f['frame']}: {f['faces']}"
-    assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"command camera frame {f['frame']}: box {face['box']} vs {png['box']}"
+    # Within 2 px: limited-range gray frames, as the raw replays below.
+    assert all(abs(face["box"][k] - png["box"][k]) <= 2 for k in "xywh"), f"command camera frame {f['frame']}: box {face['box']} vs {png['box']}"
 print(f"e2e command camera: {len(frames)} YUV 4:2:0 frames from a program, restarted when it ended: the astronaut {png['label']} at the PNG's box")
 PY2
 
@@ -317,8 +325,8 @@ for d in haar lbp; do
   grep -q "512x512 .* 1 identical$" "$e2e/bench-detect-$d.txt" || { cat "$e2e/bench-detect-$d.txt"; exit 1; }
 done
 
-python3 - "$e2e" <<'PY'
-import json, sys
+.venv-ref/bin/python - "$e2e" <<'PY'
+import json, os, sys
 d = sys.argv[1]
 def load(name):
     return [json.loads(l) for l in open(f"{d}/{name}")]
@@ -374,10 +382,28 @@ for kind in ("yuyv", "yuv420"):
     for f in frames:
         face = f["faces"][0]
         assert face["label"] == png["label"], f"raw {kind} frame {f['source']}: {face['label']} vs {png['label']} from the PNG"
-        # Frame 0 is a full detection pass, frames 1 and 2 region passes: all at the PNG's box
-        # (within a pixel for the YUV round trip's gray), not drifting from it.
-        assert all(abs(face["box"][k] - png["box"][k]) <= 1 for k in "xywh"), f"raw {kind} frame {f['source']}: box {face['box']} vs {png['box']}"
+        # Frame 0 is a full detection pass, frames 1 and 2 region passes: all at the PNG's box,
+        # not drifting from it; within 2 px: these frames are decoded to gray, their limited-range
+        # Y stretched to 0..255 (0.32 levels from the PNG's luma on average, at most 1.1), which
+        # moves the grouped box of the 95-px face from (177, 66) to 97 px at (176, 65).
+        assert all(abs(face["box"][k] - png["box"][k]) <= 2 for k in "xywh"), f"raw {kind} frame {f['source']}: box {face['box']} vs {png['box']}"
     print(f"e2e raw camera frames: 3 {kind.upper()} frames on stdin, the astronaut {face['label']} ({face['confidence']:.3f}) as from the PNG")
+# Gray frames (the Y samples, stretched from limited range) against the same frames decoded to
+# RGB and converted to gray: the same faces, boxes within the 2 px above, the same label
+# (probabilities 8.6e-4 apart, measured).
+gray, rgb = load("yuyv.jsonl"), load("yuyv-rgb.jsonl")
+assert [f["detection"] for f in gray] == [f["detection"] for f in rgb], "YUYV gray vs RGB frames: other passes"
+worst = 0.0
+for g, c in zip(gray, rgb, strict=True):
+    (fg,), (fc,) = g["faces"], c["faces"]
+    assert fg["label"] == fc["label"] and all(abs(fg["box"][k] - fc["box"][k]) <= 2 for k in "xywh"), f"YUYV gray vs RGB frame {g['frame']}: {fg} vs {fc}"
+    worst = max(worst, max(abs(fg["probs"][e] - fc["probs"][e]) for e in fc["probs"]))
+assert worst <= 2e-3, f"YUYV gray vs RGB frames: probabilities differ by {worst}"
+from PIL import Image
+shots = sorted(os.listdir(f"{d}/yuyv-annotated"))
+px = Image.open(f"{d}/yuyv-annotated/{shots[0]}").convert("RGB").getdata()
+assert len(shots) == 3 and sum(1 for r, g, b in px if max(r, g, b) - min(r, g, b) > 40) > 10000, f"annotated YUYV frames {shots}: not in colour"
+print(f"e2e gray frames: 3 YUYV frames decoded to gray give the faces of the same frames decoded to RGB (max |dp| {worst:.1e}); annotated frames stay in colour")
 import struct, zlib
 screens = {t: open(f"{d}/screens-{t}/screen-000000.png", "rb").read() for t in ("x86_64", "aarch64", "armv7")}
 png = screens["x86_64"]

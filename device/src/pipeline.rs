@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
-use fer_core::preprocess::{crop_rect, to_gray8, to_gray8_region, FaceBox};
+use fer_core::preprocess::{as_gray8, crop_rect, to_gray8_region, FaceBox};
 use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyError};
@@ -219,7 +219,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let cfg = &self.detection;
                 let size = detection_size(w, h, cfg);
                 let full_pass = |d: &mut D| {
-                    let gray = to_gray8(&frame.image);
+                    let gray = as_gray8(&frame.image);
                     detect_in(d, GrayView::whole(&gray), size, Search { min_face: cfg.min_face, ..Default::default() })
                 };
                 // Faces of the last frame, where their velocity will have taken them.

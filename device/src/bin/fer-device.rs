@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use fer_core::board::{BoardConfig, CameraKind, DetectorKind, DisplayConfig};
 use fer_core::manifest::ModelManifest;
+use fer_core::preprocess::ColorMode;
 use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
@@ -196,6 +197,49 @@ struct PipelineArgs {
     /// Override the board's detection.max_faces (faces classified per frame, largest first).
     #[arg(long)]
     max_faces: Option<usize>,
+    /// What frames are decoded to. auto: a camera's frames (camera, mjpeg:, and yuyv, nv12,
+    /// yuv420, yuvj420 frames) to gray when nothing needs their colour (a gray model — the face
+    /// detector and the screen's face crop are gray anyway — and no --annotated frames): their
+    /// luma is used as it comes, without converting it to RGB and back; otherwise RGB (image
+    /// files carry no luma of their own). gray: any source, also with --annotated (gray
+    /// pictures); refused for a colour model.
+    #[arg(long, value_enum, default_value_t = FrameColor::Auto)]
+    frame_color: FrameColor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FrameColor {
+    Auto,
+    Rgb,
+    Gray,
+}
+
+/// Whether the source `spec` names sends luma that needs no colour conversion: a camera's
+/// frames, YUV frames, JPEG (Y'CbCr) frames.
+fn carries_luma(spec: &str) -> bool {
+    let kind = spec.split_once(':').map_or(spec, |(kind, _)| kind);
+    matches!(kind, "camera" | "mjpeg" | "yuyv" | "nv12" | "yuv420" | "yuvj420")
+}
+
+fn color_name(color: ColorMode) -> &'static str {
+    match color {
+        ColorMode::Gray => "gray",
+        ColorMode::Rgb => "rgb",
+    }
+}
+
+/// What `a`'s frames are decoded to for a model taking `model` faces, `annotated` frames wanted
+/// or not (see `--frame-color`).
+fn frame_color(a: &PipelineArgs, model: ColorMode, annotated: bool) -> Result<ColorMode> {
+    Ok(match a.frame_color {
+        FrameColor::Rgb => ColorMode::Rgb,
+        FrameColor::Gray if model == ColorMode::Rgb => {
+            bail!("--frame-color gray: the model takes colour faces (its manifest's input.color is rgb)")
+        }
+        FrameColor::Gray => ColorMode::Gray,
+        FrameColor::Auto if model == ColorMode::Gray && !annotated && carries_luma(&a.source) => ColorMode::Gray,
+        FrameColor::Auto => ColorMode::Rgb,
+    })
 }
 
 #[derive(clap::Args)]
@@ -378,24 +422,28 @@ fn check_lines(cfg: &BoardConfig) -> Vec<String> {
 
 /// The board config's camera: a program's frames (rpicam-vid or `camera.command`; any build) or a
 /// V4L2 camera's, reopened with backoff when lost.
-fn open_camera(cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
+fn open_camera(cfg: &BoardConfig, color: ColorMode) -> Result<Box<dyn FrameSource>> {
     use fer_device::source::camera::{Backoff, CameraSource};
     let backoff = Backoff { first_ms: cfg.camera.retry_ms, max_ms: cfg.camera.retry_max_ms };
-    match fer_device::source::command::CommandOpener::for_camera(&cfg.camera) {
+    match fer_device::source::command::CommandOpener::for_camera(&cfg.camera, color) {
         Some(opener) => Ok(Box::new(CameraSource::open(opener, backoff)?)),
-        None => open_v4l2(cfg, backoff),
+        None => open_v4l2(cfg, backoff, color),
     }
 }
 
 #[cfg(feature = "camera")]
-fn open_v4l2(cfg: &BoardConfig, backoff: fer_device::source::camera::Backoff) -> Result<Box<dyn FrameSource>> {
+fn open_v4l2(
+    cfg: &BoardConfig,
+    backoff: fer_device::source::camera::Backoff,
+    color: ColorMode,
+) -> Result<Box<dyn FrameSource>> {
     use fer_device::source::camera::CameraSource;
-    let opener = fer_device::source::v4l::V4lOpener { config: cfg.camera.clone() };
+    let opener = fer_device::source::v4l::V4lOpener { config: cfg.camera.clone(), color };
     Ok(Box::new(CameraSource::open(opener, backoff)?))
 }
 
 #[cfg(not(feature = "camera"))]
-fn open_v4l2(cfg: &BoardConfig, _: fer_device::source::camera::Backoff) -> Result<Box<dyn FrameSource>> {
+fn open_v4l2(cfg: &BoardConfig, _: fer_device::source::camera::Backoff, _: ColorMode) -> Result<Box<dyn FrameSource>> {
     bail!(
         "camera {}: this build has no V4L2 camera support (build fer-device with --features camera, \
          which needs libclang-dev), or camera.kind = \"rpicam\" for a Raspberry Pi Camera Module; or use \
@@ -404,17 +452,18 @@ fn open_v4l2(cfg: &BoardConfig, _: fer_device::source::camera::Backoff) -> Resul
     )
 }
 
-fn open_source(spec: &str, cfg: &BoardConfig) -> Result<Box<dyn FrameSource>> {
+/// The source `spec` names, its frames decoded to `color`.
+fn open_source(spec: &str, cfg: &BoardConfig, color: ColorMode) -> Result<Box<dyn FrameSource>> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     let path = Path::new(arg);
     Ok(match kind {
-        "folder" => Box::new(FolderSource::open(path)?),
-        "photos" => Box::new(FolderSource::open(path)?.photos()),
-        "image" => Box::new(SingleImage::open(path)?),
-        "mjpeg" => Box::new(MjpegSource::open(path)?),
-        "camera" => open_camera(cfg)?,
+        "folder" => Box::new(FolderSource::open(path)?.with_color(color)),
+        "photos" => Box::new(FolderSource::open(path)?.photos().with_color(color)),
+        "image" => Box::new(SingleImage::open(path)?.with_color(color)),
+        "mjpeg" => Box::new(MjpegSource::open(path)?.with_color(color)),
+        "camera" => open_camera(cfg, color)?,
         "yuyv" | "nv12" | "yuv420" | "yuvj420" | "gray" | "rgb" | "bgr" => {
-            Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?)
+            Box::new(RawSource::open(kind.parse().map_err(anyhow::Error::msg)?, arg)?.with_color(color))
         }
         other => bail!(
             "unknown source kind {other:?}: use camera, folder:PATH, photos:PATH, image:PATH, mjpeg:PATH or \
@@ -643,6 +692,8 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         let screen = e.downcast_ref::<StartStep>().map_or("start-up error", |s| s.screen);
         failed_to_start(&mut presenter, screen, e)
     })?;
+    let color = frame_color(a, pipeline.classifier.manifest().input.color, r.annotated.is_some())
+        .map_err(|e| failed_to_start(&mut presenter, "start-up error", e))?;
     if let Some(p) = &presenter {
         eprintln!("fer-device: display {}", p.describe());
     }
@@ -650,9 +701,10 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let mut last_frame = std::time::Instant::now();
     let opened = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
-        Prefetch::spawn(r.prefetch, move || open_source(&spec, &board)).map(|p| Box::new(p) as Box<dyn FrameSource>)
+        Prefetch::spawn(r.prefetch, move || open_source(&spec, &board, color))
+            .map(|p| Box::new(p) as Box<dyn FrameSource>)
     } else {
-        open_source(&a.source, &cfg)
+        open_source(&a.source, &cfg, color)
     };
     let mut source = opened.map_err(|e| {
         let screen = if a.source == "camera" { "no camera" } else { "no input" };
@@ -676,7 +728,13 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     if let Some(dir) = &r.annotated {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    eprintln!("fer-device: {} -> {} ({})", source.describe(), manifest.display(), cfg.name);
+    eprintln!(
+        "fer-device: {}, {} frames -> {} ({})",
+        source.describe(),
+        color_name(color),
+        manifest.display(),
+        cfg.name
+    );
     let t0 = std::time::Instant::now();
     let (mut frames, mut faces, mut errors) = (0u64, 0usize, 0u64);
     let mut kinds = Vec::new();
@@ -782,7 +840,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             }
         }
         if let Some(dir) = &r.annotated {
-            let mut canvas = RgbCanvas(frame.image.to_rgb8());
+            let mut canvas = RgbCanvas(fer_core::preprocess::to_rgb8(&frame.image));
             draw_faces(&mut canvas, &result.faces).expect("drawing into memory cannot fail");
             let stem = Path::new(&frame.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let path = dir.join(format!("{:06}-{stem}.png", frame.index));
@@ -807,11 +865,10 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
 /// Gray crop of the first (main) face, for the screen.
 fn main_face_crop(image: &image::DynamicImage, faces: &[fer_device::track::TrackedFace]) -> Option<image::GrayImage> {
     let b = &faces.first()?.bbox;
-    let (x, y) = (b.x.max(0.0) as u32, b.y.max(0.0) as u32);
-    let w = (b.w as u32).min(image.width().saturating_sub(x));
-    let h = (b.h as u32).min(image.height().saturating_sub(y));
-    // Crop first: converting the whole frame to gray for one face's pixels cost a frame copy.
-    Some(image.crop_imm(x, y, w, h).to_luma8())
+    let (x0, y0) = ((b.x.max(0.0) as u32).min(image.width()), (b.y.max(0.0) as u32).min(image.height()));
+    let (x1, y1) = ((x0 + b.w as u32).min(image.width()), (y0 + b.h as u32).min(image.height()));
+    // Only the face's pixels: converting the whole frame to gray for them cost a frame copy.
+    Some(fer_core::preprocess::to_gray8_region(image, &fer_core::preprocess::CropRect { x0, y0, x1, y1 }))
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`).
@@ -826,6 +883,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     // A library named but unusable is an error before anything runs.
     let ort_lib = ort_lib.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
     let (cfg, manifest, mut pipeline, startup) = build_pipeline(&a, load_board(&a)?)?;
+    let color = frame_color(&a, pipeline.classifier.manifest().input.color, false)?;
     // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
     // in memory (the bus transfer to the panel is not included).
     let stages = ["decode", "detect", "classify", "track", "draw", "screen", "total"];
@@ -835,7 +893,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     // Detection passes by kind: (kind, frames, detect ms).
     let mut kinds: Vec<(Pass, usize, f64)> = Vec::new();
     for _ in 0..passes.max(1) {
-        let mut source = open_source(&a.source, &cfg)?;
+        let mut source = open_source(&a.source, &cfg, color)?;
         loop {
             let t = std::time::Instant::now();
             let frame = match source.next_frame() {
@@ -847,7 +905,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             let decode = t.elapsed().as_secs_f64() * 1e3;
             let r = pipeline.process(&frame)?;
             let t = std::time::Instant::now();
-            let mut canvas = RgbCanvas(frame.image.to_rgb8());
+            let mut canvas = RgbCanvas(fer_core::preprocess::to_rgb8(&frame.image));
             draw_faces(&mut canvas, &r.faces).expect("drawing into memory cannot fail");
             let draw = t.elapsed().as_secs_f64() * 1e3;
             let t = std::time::Instant::now();
@@ -870,8 +928,9 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
         (s.iter().sum::<f64>() / s.len() as f64, pick(0.5), pick(0.95))
     };
     println!(
-        "fer-device bench: {} on {} ({}), {} frames, {faces} faces",
+        "fer-device bench: {} ({} frames) on {} ({}), {} frames, {faces} faces",
         a.source,
+        color_name(color),
         cfg.name,
         manifest.display(),
         ms[0].len()
@@ -924,7 +983,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     };
     if let Some(path) = json {
         let doc = serde_json::json!({
-            "board": cfg.name, "source": a.source, "model": manifest, "frames": ms[0].len(), "faces": faces,
+            "board": cfg.name, "source": a.source, "frame_color": color_name(color), "model": manifest, "frames": ms[0].len(), "faces": faces,
             "stages": rows, "detection_passes": passes_json,
             "startup_ms": {"model": startup.model_ms, "detector": startup.detector_ms}, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
         });
@@ -1236,7 +1295,7 @@ enum PlanChoice {
 /// `bench-detect`: our cascade vs OpenCV's on the same gray images, same parameters.
 /// `fer-device bench-decode`: see its help.
 fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Result<()> {
-    use fer_device::source::pixels::{decode_raw, encode_raw, frame_bytes, RawFormat};
+    use fer_device::source::pixels::{decode_raw_as, encode_raw, frame_bytes, RawFormat};
     // Every format is made from one picture: NV12's size rules (even, non-zero) hold for all.
     frame_bytes(RawFormat::Nv12, width, height).map_err(|e| anyhow::anyhow!("--width/--height: {e}"))?;
     let photo = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
@@ -1253,10 +1312,13 @@ fn bench_decode(path: &Path, width: u32, height: u32, iterations: usize) -> Resu
     let frames: Vec<Vec<u8>> =
         formats.iter().map(|&f| encode_raw(&rgb, f)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
     type Decoder<'a> = (String, usize, Box<dyn Fn(&[u8]) -> Result<(), String> + 'a>);
-    let decoders: Vec<Decoder> = formats
-        .iter()
-        .enumerate()
-        .map(|(i, &f)| -> Decoder { (f.to_string(), i, Box::new(move |d| decode_raw(f, width, height, d).map(drop))) })
+    let decoder = |i: usize, f: RawFormat, color: ColorMode| -> Decoder {
+        let name = if color == ColorMode::Gray { format!("{f} to gray") } else { f.to_string() };
+        (name, i, Box::new(move |d| decode_raw_as(f, width, height, d, color).map(drop)))
+    };
+    // Every format to RGB, then the camera formats to gray (`--frame-color`: the luma only).
+    let decoders: Vec<Decoder> = (formats.iter().enumerate().map(|(i, &f)| decoder(i, f, ColorMode::Rgb)))
+        .chain(formats.iter().enumerate().take(5).map(|(i, &f)| decoder(i, f, ColorMode::Gray)))
         .collect();
     #[cfg(feature = "camera")]
     let decoders = {
@@ -1510,5 +1572,39 @@ mod tests {
         assert_eq!(c.due(at(22_500), 400), Some(8.0));
         // No frames at all (a camera gone quiet): still a line, at 0 fps.
         assert_eq!(c.due(at(32_500), 400), Some(0.0));
+    }
+
+    #[test]
+    fn frames_are_gray_only_where_nothing_needs_their_colour() {
+        use ColorMode::{Gray, Rgb};
+        let args = |source: &str, color: &str| {
+            let cli = Cli::try_parse_from([
+                "fer-device",
+                "bench",
+                "--board",
+                "b.toml",
+                "--source",
+                source,
+                "--frame-color",
+                color,
+            ])
+            .unwrap();
+            let Command::Bench { common, .. } = cli.command else { panic!("not bench") };
+            common
+        };
+        for source in ["camera", "yuyv:640x480:-", "yuvj420:640x480:cam.yuv", "mjpeg:-", "nv12:4x4:f", "yuv420:4x4:f"] {
+            assert_eq!(frame_color(&args(source, "auto"), Gray, false).unwrap(), Gray, "{source}");
+            // Annotated frames, a colour model: RGB.
+            assert_eq!(frame_color(&args(source, "auto"), Gray, true).unwrap(), Rgb, "{source}");
+            assert_eq!(frame_color(&args(source, "auto"), Rgb, false).unwrap(), Rgb, "{source}");
+        }
+        // Image files have no luma of their own to save a conversion.
+        for source in ["image:a.png", "folder:f", "photos:p", "rgb:4x4:f", "gray:4x4:f"] {
+            assert_eq!(frame_color(&args(source, "auto"), Gray, false).unwrap(), Rgb, "{source}");
+        }
+        assert_eq!(frame_color(&args("image:a.png", "gray"), Gray, true).unwrap(), Gray);
+        assert_eq!(frame_color(&args("camera", "rgb"), Gray, false).unwrap(), Rgb);
+        let refused = frame_color(&args("camera", "gray"), Rgb, false).unwrap_err().to_string();
+        assert!(refused.contains("--frame-color gray") && refused.contains("colour faces"), "{refused}");
     }
 }

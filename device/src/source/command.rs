@@ -31,7 +31,7 @@ use std::time::Duration;
 use fer_core::board::{CameraConfig, CameraKind};
 
 use super::camera::{CameraDevice, CameraOpener, GrabError};
-use super::pixels::{decode_raw, frame_bytes, RawFormat};
+use super::pixels::{decode_raw_as, frame_bytes, ColorMode, RawFormat};
 
 /// Lines of the program's stderr kept for messages.
 const KEPT_LINES: usize = 6;
@@ -48,11 +48,14 @@ pub struct CommandOpener {
     pub width: u32,
     pub height: u32,
     pub stall: Duration,
+    /// What its frames are decoded to (gray: the luma they carry, no colour conversion).
+    pub color: ColorMode,
 }
 
 impl CommandOpener {
-    /// What the board config's camera runs, `None` for a V4L2 camera.
-    pub fn for_camera(c: &CameraConfig) -> Option<CommandOpener> {
+    /// What the board config's camera runs, its frames decoded to `color`; `None` for a V4L2
+    /// camera.
+    pub fn for_camera(c: &CameraConfig, color: ColorMode) -> Option<CommandOpener> {
         let (program, args, format) = match c.kind {
             CameraKind::V4l2 => return None,
             CameraKind::Rpicam => {
@@ -70,7 +73,7 @@ impl CommandOpener {
             }
         };
         let stall = Duration::from_millis(c.stall_ms);
-        Some(CommandOpener { kind: c.kind, program, args, format, width: c.width, height: c.height, stall })
+        Some(CommandOpener { kind: c.kind, program, args, format, width: c.width, height: c.height, stall, color })
     }
 }
 
@@ -90,6 +93,7 @@ pub struct CommandCamera {
     format: RawFormat,
     width: u32,
     height: u32,
+    color: ColorMode,
     buf: Vec<u8>,
     /// The first frame, read by `open` to know that the camera works.
     first: Option<image::DynamicImage>,
@@ -135,6 +139,7 @@ impl CameraOpener for CommandOpener {
             format: self.format,
             width: self.width,
             height: self.height,
+            color: self.color,
             buf: vec![0; len],
             first: None,
         };
@@ -250,7 +255,7 @@ impl CameraDevice for CommandCamera {
             }
         }
         let _ = self.waiting.send(false);
-        decode_raw(self.format, self.width, self.height, &self.buf).map_err(GrabError::Frame)
+        decode_raw_as(self.format, self.width, self.height, &self.buf, self.color).map_err(GrabError::Frame)
     }
 }
 
@@ -299,7 +304,7 @@ mod tests {
     }
 
     fn opener_of(config: &CameraConfig) -> CommandOpener {
-        CommandOpener::for_camera(config).expect("a camera program")
+        CommandOpener::for_camera(config, ColorMode::Rgb).expect("a camera program")
     }
 
     /// `n` full-range 64x48 frames of gray `v + 10 i` for frame `i`.
@@ -389,7 +394,7 @@ mod tests {
         let e = opener_of(&config).open().err().unwrap();
         assert_eq!(e, "not found (camera.command's program: a path, or a name on PATH)");
         config.kind = fer_core::board::CameraKind::V4l2;
-        assert_eq!(CommandOpener::for_camera(&config), None);
+        assert_eq!(CommandOpener::for_camera(&config, ColorMode::Rgb), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

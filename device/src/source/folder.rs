@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{decode, Frame, FrameSource, SourceError};
+use super::{decode, ColorMode, Frame, FrameSource, SourceError};
 
 /// PNG/JPEG files of a folder, sorted by name: the frames of one scene (faces are tracked from
 /// file to file), or, [`FolderSource::photos`], unrelated photographs (each a scene of its own).
@@ -13,6 +13,7 @@ pub struct FolderSource {
     files: Vec<PathBuf>,
     next: usize,
     photos: bool,
+    color: ColorMode,
 }
 
 impl FolderSource {
@@ -27,12 +28,17 @@ impl FolderSource {
         if files.is_empty() {
             return Err(fatal("no PNG or JPEG files".into()));
         }
-        Ok(FolderSource { dir: dir.to_path_buf(), files, next: 0, photos: false })
+        Ok(FolderSource { dir: dir.to_path_buf(), files, next: 0, photos: false, color: ColorMode::Rgb })
     }
 
     /// The files are unrelated photographs: every frame starts a new scene.
     pub fn photos(self) -> FolderSource {
         FolderSource { photos: true, ..self }
+    }
+
+    /// Frames decoded to `color` (RGB unless told; see [`super::pixels::decode_raw_as`]).
+    pub fn with_color(self, color: ColorMode) -> FolderSource {
+        FolderSource { color, ..self }
     }
 
     pub fn len(&self) -> usize {
@@ -51,7 +57,7 @@ impl FrameSource for FolderSource {
         self.next += 1;
         let bytes = std::fs::read(&path)
             .map_err(|e| SourceError::Frame { path: path.clone(), message: format!("cannot read: {e}") })?;
-        let image = decode(&bytes, &path)?;
+        let image = decode(&bytes, &path, self.color)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Some(Frame { index, name, image, new_scene: self.photos }))
     }
@@ -67,6 +73,7 @@ impl FrameSource for FolderSource {
 pub struct SingleImage {
     path: PathBuf,
     done: bool,
+    color: ColorMode,
 }
 
 impl SingleImage {
@@ -74,7 +81,12 @@ impl SingleImage {
         if !path.is_file() {
             return Err(SourceError::Fatal { path: path.to_path_buf(), message: "no such file".into() });
         }
-        Ok(SingleImage { path: path.to_path_buf(), done: false })
+        Ok(SingleImage { path: path.to_path_buf(), done: false, color: ColorMode::Rgb })
+    }
+
+    /// The image decoded to `color` (RGB unless told).
+    pub fn with_color(self, color: ColorMode) -> SingleImage {
+        SingleImage { color, ..self }
     }
 }
 
@@ -85,7 +97,7 @@ impl FrameSource for SingleImage {
         }
         let bytes = std::fs::read(&self.path)
             .map_err(|e| SourceError::Fatal { path: self.path.clone(), message: format!("cannot read: {e}") })?;
-        let image = decode(&bytes, &self.path)?;
+        let image = decode(&bytes, &self.path, self.color)?;
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Some(Frame { index: 0, name, image, new_scene: false }))
     }

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::{decode, Frame, FrameSource, SourceError};
+use super::{decode, ColorMode, Frame, FrameSource, SourceError};
 
 /// An MJPEG stream from any reader.
 pub struct MjpegSource {
@@ -14,12 +14,18 @@ pub struct MjpegSource {
     buf: Vec<u8>,
     eof: bool,
     index: u64,
+    color: ColorMode,
 }
 
 impl MjpegSource {
     /// `name` is used in messages (a path, or `-` for stdin).
     pub fn new(name: impl Into<PathBuf>, reader: Box<dyn Read>) -> MjpegSource {
-        MjpegSource { name: name.into(), reader, buf: Vec::new(), eof: false, index: 0 }
+        MjpegSource { name: name.into(), reader, buf: Vec::new(), eof: false, index: 0, color: ColorMode::Rgb }
+    }
+
+    /// Frames decoded to `color` (RGB unless told; gray: each JPEG's Y component only).
+    pub fn with_color(self, color: ColorMode) -> MjpegSource {
+        MjpegSource { color, ..self }
     }
 
     pub fn open(path: &std::path::Path) -> Result<MjpegSource, SourceError> {
@@ -62,7 +68,7 @@ impl FrameSource for MjpegSource {
                     let index = self.index;
                     self.index += 1;
                     let path = self.name.join(format!("frame#{index}"));
-                    let image = decode(&jpeg, &path)?;
+                    let image = decode(&jpeg, &path, self.color)?;
                     return Ok(Some(Frame { index, name: format!("stream#{index}"), new_scene: false, image }));
                 }
             } else if self.buf.len() > 1 {

@@ -26,6 +26,7 @@ pub mod v4l;
 
 use std::path::PathBuf;
 
+pub use fer_core::preprocess::ColorMode;
 pub use folder::{FolderSource, SingleImage};
 pub use mjpeg::MjpegSource;
 pub use raw::RawSource;
@@ -79,13 +80,20 @@ pub trait FrameSource {
     }
 }
 
-/// Decodes an in-memory PNG/JPEG, naming `path` in errors. JPEGs without Huffman tables (frames
-/// saved from an MJPEG camera) get the standard ones ([`pixels::decode_jpeg`]).
-pub(crate) fn decode(bytes: &[u8], path: &std::path::Path) -> Result<image::DynamicImage, SourceError> {
+/// Decodes an in-memory PNG/JPEG to `color`, naming `path` in errors. JPEGs without Huffman
+/// tables (frames saved from an MJPEG camera) get the standard ones ([`pixels::decode_jpeg_as`]).
+pub(crate) fn decode(
+    bytes: &[u8],
+    path: &std::path::Path,
+    color: ColorMode,
+) -> Result<image::DynamicImage, SourceError> {
     let decoded = if bytes.starts_with(&[0xFF, 0xD8]) {
-        pixels::decode_jpeg(bytes)
+        pixels::decode_jpeg_as(bytes, color)
     } else {
-        image::load_from_memory(bytes).map_err(|e| format!("not a decodable image: {e}"))
+        image::load_from_memory(bytes).map_err(|e| format!("not a decodable image: {e}")).map(|image| match color {
+            ColorMode::Gray => image::DynamicImage::ImageLuma8(fer_core::preprocess::to_gray8(&image)),
+            ColorMode::Rgb => image,
+        })
     };
     decoded.map_err(|message| SourceError::Frame { path: path.to_path_buf(), message })
 }

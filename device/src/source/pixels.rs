@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use image::{DynamicImage, GrayImage, RgbImage};
 
 pub use fer_core::board::RawFormat;
+pub use fer_core::preprocess::ColorMode;
 
 /// The DHT segment with the four tables of ITU T.81 Annex K.3 (luminance and chrominance, DC
 /// and AC) that Motion-JPEG frames without tables are coded with.
@@ -85,8 +86,31 @@ pub fn with_huffman_tables(data: &[u8]) -> Cow<'_, [u8]> {
 
 /// Decodes one JPEG image, with or without Huffman tables (see the module notes).
 pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage, String> {
-    image::load_from_memory_with_format(&with_huffman_tables(data), image::ImageFormat::Jpeg)
-        .map_err(|e| format!("not a decodable image (JPEG): {e}"))
+    decode_jpeg_as(data, ColorMode::Rgb)
+}
+
+/// [`decode_jpeg`] to `color`. Gray is the image's Y component, decoded by the same decoder
+/// (zune-jpeg, which the `image` crate wraps) told to output luma only: it leaves out the chroma
+/// components' upsampling and colour conversion. Y is BT.601 luma of the colours the JPEG codes
+/// (JFIF), so it is [`fer_core::preprocess::to_gray8`] of the colour image up to rounding.
+pub fn decode_jpeg_as(data: &[u8], color: ColorMode) -> Result<DynamicImage, String> {
+    let data = with_huffman_tables(data);
+    let err = |e: &dyn std::fmt::Display| format!("not a decodable image (JPEG): {e}");
+    if color == ColorMode::Rgb {
+        return image::load_from_memory_with_format(&data, image::ImageFormat::Jpeg).map_err(|e| err(&e));
+    }
+    // The options the `image` crate decodes with, and luma out.
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::Luma);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(&data[..]), options);
+    let pixels = decoder.decode().map_err(|e| err(&e))?;
+    let (w, h) = decoder.dimensions().ok_or_else(|| err(&"no frame header"))?;
+    let too_big = || err(&format!("{w}x{h} pixels"));
+    let (w, h) = (u32::try_from(w).map_err(|_| too_big())?, u32::try_from(h).map_err(|_| too_big())?);
+    GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8).ok_or_else(|| err(&"fewer pixels than its size"))
 }
 
 /// Bytes per unpadded row and rows (NV12, YUV420: the luma rows and the half as many chroma
@@ -122,8 +146,24 @@ pub fn frame_bytes(format: RawFormat, width: u32, height: u32) -> Result<usize, 
 /// unpadded). A frame shorter than its size needs, an odd width for YUYV/NV12/YUV420 or an odd
 /// height for NV12/YUV420 is an error naming the sizes.
 pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Result<DynamicImage, String> {
+    decode_raw_as(format, width, height, data, ColorMode::Rgb)
+}
+
+/// [`decode_raw`] to `color`. Gray frames are the luma the camera sent, with no colour
+/// conversion (a gray model and the face detector need nothing else): YUV formats' Y samples
+/// (limited range stretched to 0..=255 as the RGB decoding does, full range as they are), a
+/// JPEG's Y component ([`decode_jpeg_as`]); RGB and BGR frames through
+/// [`fer_core::preprocess::to_gray8`]. Each is that function of the RGB decoding up to rounding
+/// (tests `gray_frames_are_the_luma_of_the_colour_ones`).
+pub fn decode_raw_as(
+    format: RawFormat,
+    width: u32,
+    height: u32,
+    data: &[u8],
+    color: ColorMode,
+) -> Result<DynamicImage, String> {
     if format == RawFormat::Mjpeg {
-        return decode_jpeg(data);
+        return decode_jpeg_as(data, color);
     }
     let (row, rows) = layout(format, width, height)?;
     let (w, h) = (width as usize, height as usize);
@@ -147,6 +187,24 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
         out
     };
     let image = match format {
+        RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 if color == ColorMode::Gray => {
+            let mut gray = vec![0; w * h];
+            if format == RawFormat::Yuyv {
+                for (r, dst) in gray.chunks_exact_mut(w).enumerate() {
+                    yuyv_row_luma(&data[r * stride..r * stride + 2 * w], dst);
+                }
+            } else {
+                gray.copy_from_slice(&data[..w * h]);
+            }
+            if format != RawFormat::Yuvj420 {
+                stretch_limited(&mut gray);
+            }
+            DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, gray).expect("w*h bytes"))
+        }
+        RawFormat::Rgb | RawFormat::Bgr if color == ColorMode::Gray => {
+            let rgb = decode_raw_as(format, width, height, data, ColorMode::Rgb)?;
+            DynamicImage::ImageLuma8(fer_core::preprocess::to_gray8(&rgb))
+        }
         RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 => {
             let mut rgb = RgbImage::new(width, height);
             yuv_to_rgb(format, data, (w, h, stride), &mut rgb);
@@ -166,6 +224,39 @@ pub fn decode_raw(format: RawFormat, width: u32, height: u32, data: &[u8]) -> Re
         RawFormat::Mjpeg => unreachable!("decoded above"),
     };
     Ok(image)
+}
+
+/// The Y samples of a YUYV row (every other byte) into `dst`. On aarch64 16 at a time with
+/// NEON's de-interleaving load (`LD2`): the compiler did not vectorise this stride-2 copy, 1.5
+/// Cortex-A72 instructions a pixel as a plain loop.
+fn yuyv_row_luma(src: &[u8], dst: &mut [u8]) {
+    let n = dst.len().min(src.len() / 2);
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "aarch64")]
+    while done + 16 <= n {
+        // SAFETY: reads src[2 * done..2 * done + 32] and writes dst[done..done + 16], both
+        // inside (2 * (done + 16) <= 2 * n <= src.len(), done + 16 <= n <= dst.len()); NEON is
+        // part of the aarch64 baseline.
+        unsafe {
+            use std::arch::aarch64::{vld2q_u8, vst1q_u8};
+            vst1q_u8(dst.as_mut_ptr().add(done), vld2q_u8(src.as_ptr().add(2 * done)).0);
+        }
+        done += 16;
+    }
+    for (o, p) in dst[done..n].iter_mut().zip(src[2 * done..].chunks_exact(2)) {
+        *o = p[0];
+    }
+}
+
+/// Limited-range luma (16..=235) stretched to 0..=255 in place, as [`block_to_rgb`] does for a
+/// pixel without chroma: `(298 (y - 16) + 128) >> 8`, clamped, computed as the equal
+/// `(149 (y - 16) + 64) >> 7` in 16 bits (vectorised 8 or 16 lanes wide).
+fn stretch_limited(luma: &mut [u8]) {
+    for y in luma {
+        let v = (u16::from(y.saturating_sub(16)) * 149 + 64) >> 7;
+        *y = v.min(255) as u8;
+    }
 }
 
 /// A YUYV, NV12 or YUV420 frame (`data`, its width, height and row stride) to RGB, with AVX2 where an
@@ -602,6 +693,68 @@ mod tests {
             .map(|(&a, b)| (i32::from(a) - i32::from(b)).abs())
             .max();
         assert!(worst.unwrap() <= 3, "{worst:?}");
+    }
+
+    #[test]
+    fn gray_frames_are_the_luma_of_the_colour_ones() {
+        use fer_core::preprocess::to_gray8;
+        let rgb = picture(40, 30);
+        // Against the rounded luma of the frame decoded to RGB: within 1 level (the RGB decoding
+        // rounds each channel, luma rounds again), but for JPEG at pixels whose colour its
+        // compression pushed out of range (clipped in RGB, not in Y): at most 2 % of them.
+        for (format, far_allowed) in [
+            (RawFormat::Yuyv, 0.0),
+            (RawFormat::Nv12, 0.0),
+            (RawFormat::Yuv420, 0.0),
+            (RawFormat::Yuvj420, 0.0),
+            (RawFormat::Mjpeg, 0.02),
+            (RawFormat::Rgb, 0.0),
+            (RawFormat::Bgr, 0.0),
+            (RawFormat::Gray, 0.0),
+        ] {
+            let frame = encode_raw(&rgb, format).unwrap();
+            let want = to_gray8(&decode_raw(format, 40, 30, &frame).unwrap());
+            let DynamicImage::ImageLuma8(got) = decode_raw_as(format, 40, 30, &frame, ColorMode::Gray).unwrap() else {
+                panic!("{format}: not decoded to gray");
+            };
+            assert_eq!(got.dimensions(), (40, 30), "{format}");
+            let d: Vec<i32> =
+                got.as_raw().iter().zip(want.as_raw()).map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs()).collect();
+            let far = d.iter().filter(|&&d| d > 1).count() as f64 / d.len() as f64;
+            let mean = f64::from(d.iter().sum::<i32>()) / d.len() as f64;
+            assert!(
+                far <= far_allowed && mean < 0.2,
+                "{format}: {far} of the pixels more than 1 level off, mean {mean}"
+            );
+        }
+        // RGB frames: exactly the rounded luma.
+        let frame = encode_raw(&rgb, RawFormat::Rgb).unwrap();
+        assert_eq!(
+            decode_raw_as(RawFormat::Rgb, 40, 30, &frame, ColorMode::Gray).unwrap().to_luma8(),
+            to_gray8(&DynamicImage::ImageRgb8(rgb))
+        );
+        // Limited range by hand, (Y - 16) * 255 / 219 rounded and clamped: black and white
+        // levels, mid gray, the two grays of the full-range test, and beyond the levels.
+        let ys = [16u8, 235, 126, 64, 200, 0, 255];
+        let want = [0u8, 255, 128, 56, 214, 0, 255];
+        let pairs: Vec<u8> = want.iter().flat_map(|&v| [v, v]).collect();
+        let yuyv: Vec<u8> = ys.iter().flat_map(|&y| [y, 128, y, 128]).collect();
+        let got = decode_raw_as(RawFormat::Yuyv, 14, 1, &yuyv, ColorMode::Gray).unwrap().to_luma8();
+        assert_eq!(got.as_raw(), &pairs);
+        // Two rows of the same Y pairs and 7 x 1 U and V samples; full range keeps Y as it is.
+        let luma: Vec<u8> = ys.iter().flat_map(|&y| [y, y]).collect();
+        let i420 = [luma.clone(), luma.clone(), vec![128; 14]].concat();
+        for (format, want) in [(RawFormat::Yuv420, &pairs), (RawFormat::Nv12, &pairs), (RawFormat::Yuvj420, &luma)] {
+            let got = decode_raw_as(format, 14, 2, &i420, ColorMode::Gray).unwrap().to_luma8();
+            assert_eq!(got.as_raw(), &[want.clone(), want.clone()].concat(), "{format}");
+        }
+        // Padded YUYV rows are skipped as in the RGB decoding; a JPEG that is none is named.
+        let yuyv = encode_raw(&picture(6, 4), RawFormat::Yuyv).unwrap();
+        let padded: Vec<u8> = yuyv.chunks_exact(12).flat_map(|r| r.iter().copied().chain([0xEE; 4])).collect();
+        let gray = |d: &[u8]| decode_raw_as(RawFormat::Yuyv, 6, 4, d, ColorMode::Gray).unwrap().to_luma8();
+        assert_eq!(gray(&padded), gray(&yuyv));
+        let err = decode_raw_as(RawFormat::Mjpeg, 6, 4, &[0xFF, 0xD8, 1, 2, 3], ColorMode::Gray).unwrap_err();
+        assert!(err.contains("not a decodable image (JPEG)"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::pixels::{decode_raw, frame_bytes, RawFormat};
+use super::pixels::{decode_raw_as, frame_bytes, ColorMode, RawFormat};
 use super::{Frame, FrameSource, SourceError};
 
 /// Fixed-size raw frames from any reader.
@@ -21,6 +21,7 @@ pub struct RawSource {
     buf: Vec<u8>,
     index: u64,
     done: bool,
+    color: ColorMode,
 }
 
 impl RawSource {
@@ -35,7 +36,23 @@ impl RawSource {
         let name = name.into();
         let len =
             frame_bytes(format, width, height).map_err(|message| SourceError::Fatal { path: name.clone(), message })?;
-        Ok(RawSource { name, reader, format, width, height, buf: vec![0; len], index: 0, done: false })
+        Ok(RawSource {
+            name,
+            reader,
+            format,
+            width,
+            height,
+            buf: vec![0; len],
+            index: 0,
+            done: false,
+            color: ColorMode::Rgb,
+        })
+    }
+
+    /// Frames decoded to `color` (RGB unless told; gray: the luma the frames carry, see
+    /// [`decode_raw_as`]).
+    pub fn with_color(self, color: ColorMode) -> RawSource {
+        RawSource { color, ..self }
     }
 
     /// Opens `WIDTHxHEIGHT:PATH` (the part of the spec after `FORMAT:`) for `format`.
@@ -93,7 +110,7 @@ impl FrameSource for RawSource {
             });
         }
         self.index += 1;
-        let image = decode_raw(self.format, self.width, self.height, &self.buf)
+        let image = decode_raw_as(self.format, self.width, self.height, &self.buf, self.color)
             .map_err(|message| SourceError::Frame { path: self.name.join(format!("frame#{index}")), message })?;
         Ok(Some(Frame { index, name: format!("stream#{index}"), image, new_scene: false }))
     }

@@ -9,15 +9,17 @@ use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
 
 use super::camera::{CameraDevice, CameraOpener, GrabError};
-use super::pixels::{decode_raw, RawFormat};
+use super::pixels::{decode_raw_as, ColorMode, RawFormat};
 
 /// Opens the configured V4L2 device.
 pub struct V4lOpener {
     pub config: CameraConfig,
+    /// What frames are decoded to (gray: the luma they carry, no colour conversion).
+    pub color: ColorMode,
 }
 
 /// An open nokhwa camera with its stream running.
-pub struct V4lCamera(nokhwa::Camera);
+pub struct V4lCamera(nokhwa::Camera, ColorMode);
 
 impl CameraOpener for V4lOpener {
     type Device = V4lCamera;
@@ -33,7 +35,7 @@ impl CameraOpener for V4lOpener {
         let requested = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(wanted));
         let mut cam = nokhwa::Camera::new(index, requested).map_err(|e| format!("cannot open: {e}"))?;
         cam.open_stream().map_err(|e| format!("cannot start streaming: {e}"))?;
-        Ok(V4lCamera(cam))
+        Ok(V4lCamera(cam, self.color))
     }
 
     fn name(&self) -> String {
@@ -86,7 +88,7 @@ impl CameraDevice for V4lCamera {
             FrameFormat::RAWBGR => RawFormat::Bgr,
         };
         let size = buffer.resolution();
-        decode_raw(format, size.width(), size.height(), buffer.buffer()).map_err(GrabError::Frame)
+        decode_raw_as(format, size.width(), size.height(), buffer.buffer(), self.1).map_err(GrabError::Frame)
     }
 }
 
