@@ -221,6 +221,14 @@ fn carries_luma(spec: &str) -> bool {
     matches!(kind, "camera" | "mjpeg" | "yuyv" | "nv12" | "yuv420" | "yuvj420")
 }
 
+/// ", N older frames skipped" for a live camera's skipped frames, or nothing.
+fn skipped_note(skipped: u64) -> String {
+    if skipped == 0 {
+        return String::new();
+    }
+    format!(" ({skipped} older camera frames skipped for newer ones)")
+}
+
 fn color_name(color: ColorMode) -> &'static str {
     match color {
         ColorMode::Gray => "gray",
@@ -268,6 +276,12 @@ struct RunArgs {
     /// signal and the display's "no frames" until its next frame).
     #[arg(long, default_value_t = 2)]
     prefetch: usize,
+    /// With --source camera: process every frame the camera sends, in order, however far the
+    /// pipeline falls behind. By default the frame-reading thread reads the camera as fast as
+    /// it sends and the pipeline takes its newest frame, skipping older ones (what is shown is
+    /// what the camera sees now; the JSON's frame numbers show the gaps).
+    #[arg(long)]
+    every_frame: bool,
     /// Every this many seconds, a status line on stderr (the journal, under systemd): frames
     /// and their rate since the last line, faces, errors (0 = none).
     #[arg(long, default_value_t = 0)]
@@ -701,8 +715,12 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let mut last_frame = std::time::Instant::now();
     let opened = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
-        Prefetch::spawn(r.prefetch, move || open_source(&spec, &board, color))
-            .map(|p| Box::new(p) as Box<dyn FrameSource>)
+        let open = move || open_source(&spec, &board, color);
+        if a.source == "camera" && !r.every_frame {
+            Prefetch::spawn_newest(open).map(|p| Box::new(p) as Box<dyn FrameSource>)
+        } else {
+            Prefetch::spawn(r.prefetch, open).map(|p| Box::new(p) as Box<dyn FrameSource>)
+        }
     } else {
         open_source(&a.source, &cfg, color)
     };
@@ -773,7 +791,8 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
             let now = std::time::Instant::now();
             if let Some(rate) = status_clock.due(now, frames) {
                 let line = format!(
-                    "{frames} frames ({rate:.1} fps since the last), {faces} faces, {errors} errors in {:.0} s",
+                    "{frames} frames ({rate:.1} fps since the last){}, {faces} faces, {errors} errors in {:.0} s",
+                    skipped_note(source.skipped()),
                     t0.elapsed().as_secs_f64()
                 );
                 eprintln!("fer-device: status: {line}");
@@ -851,7 +870,11 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
         eprintln!("fer-device: stopped by a signal");
     }
     notify(&mut notifier, "STOPPING=1");
-    eprintln!("fer-device: {frames} frames, {faces} faces, {errors} errors in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "fer-device: {frames} frames{}, {faces} faces, {errors} errors in {:.1} s",
+        skipped_note(source.skipped()),
+        t0.elapsed().as_secs_f64()
+    );
     if !kinds.is_empty() {
         let passes: Vec<String> = kinds.iter().map(|(k, n, _)| format!("{} {n}", pass_name(*k))).collect();
         eprintln!("fer-device: detection passes: {}", passes.join(", "));

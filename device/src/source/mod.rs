@@ -78,6 +78,11 @@ pub trait FrameSource {
         let _ = wait;
         Polled::Next(self.next_frame())
     }
+    /// Frames left unread because a newer one came first ([`Prefetch::spawn_newest`]: a live
+    /// camera faster than the pipeline).
+    fn skipped(&self) -> u64 {
+        0
+    }
 }
 
 /// Decodes an in-memory PNG/JPEG to `color`, naming `path` in errors. JPEGs without Huffman
@@ -100,21 +105,113 @@ pub(crate) fn decode(
 
 type Pending = Result<Option<Frame>, SourceError>;
 
-/// Reads a source on a thread of its own, up to `depth` frames ahead, so that reading and
-/// decoding the next frame overlaps detection and classification of this one on boards with
-/// more than one core. Frames, per-frame errors and the end come out in the source's order.
-/// The source is opened on that thread too, so it need not be `Send` (a camera handle).
+/// Reads a source on a thread of its own, so that reading and decoding the next frame overlaps
+/// detection and classification of this one on boards with more than one core. The source is
+/// opened on that thread too, so it need not be `Send` (a camera handle).
 ///
-/// Dropping it closes the channel: the thread stops at its next frame. It is not joined, so a
-/// camera that is being reconnected (which may take forever) cannot hold up the exit.
+/// [`Prefetch::spawn`] hands over every frame, in order, up to `depth` ahead (files,
+/// recordings). [`Prefetch::spawn_newest`] reads a live camera as fast as it sends and hands
+/// over only its newest frame: a pipeline slower than the camera works on what the camera sees
+/// now, not on frames queued up in the driver, the camera program's buffers and the pipe
+/// (which would lag more the slower the board). Per-frame errors and the end are never skipped.
+///
+/// Dropping it stops the thread at its next frame. It is not joined, so a camera that is being
+/// reconnected (which may take forever) cannot hold up the exit.
 pub struct Prefetch {
-    rx: std::sync::mpsc::Receiver<Pending>,
+    handoff: Handoff,
     description: String,
     finished: bool,
 }
 
+enum Handoff {
+    Queue(std::sync::mpsc::Receiver<Pending>),
+    Newest(std::sync::Arc<Newest>),
+}
+
+/// The newest frame and what must not be skipped, between the reading thread and the reader.
+#[derive(Default)]
+struct Newest {
+    state: std::sync::Mutex<NewestState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct NewestState {
+    /// At most one frame (the newest), after the per-frame errors and before the end.
+    items: std::collections::VecDeque<Pending>,
+    skipped: u64,
+    /// The reading thread has stopped (also by a panic).
+    reader_done: bool,
+    /// The [`Prefetch`] was dropped: the reading thread stops.
+    reader_gone: bool,
+}
+
+/// Per-frame errors kept for a reader that has stopped reading (the oldest go first).
+const MAX_PENDING: usize = 16;
+
+impl Newest {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NewestState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the reading thread read; `false` once nobody reads any more.
+    fn put(&self, next: Pending) -> bool {
+        let mut s = self.lock();
+        if s.reader_gone {
+            return false;
+        }
+        if matches!(next, Ok(Some(_))) {
+            let before = s.items.len();
+            s.items.retain(|p| !matches!(p, Ok(Some(_))));
+            s.skipped += (before - s.items.len()) as u64;
+        }
+        s.items.push_back(next);
+        while s.items.len() > MAX_PENDING {
+            s.items.pop_front();
+        }
+        self.changed.notify_all();
+        true
+    }
+
+    /// The next item; `Some(None)`: the reading thread stopped without the end (a panic);
+    /// `None`: nothing came within `wait`.
+    fn take(&self, wait: Option<std::time::Duration>) -> Option<Option<Pending>> {
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        let mut s = self.lock();
+        loop {
+            if let Some(p) = s.items.pop_front() {
+                return Some(Some(p));
+            }
+            if s.reader_done {
+                return Some(None);
+            }
+            s = match deadline {
+                None => self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.changed.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+    }
+}
+
+/// Marks the reading thread stopped when it ends, also by unwinding from a panic.
+struct ReaderDone(std::sync::Arc<Newest>);
+
+impl Drop for ReaderDone {
+    fn drop(&mut self) {
+        self.0.lock().reader_done = true;
+        self.0.changed.notify_all();
+    }
+}
+
 impl Prefetch {
-    /// Opens a source with `open` on a new thread; `open`'s error is returned here.
+    /// Opens a source with `open` on a new thread, which reads up to `depth` frames ahead;
+    /// `open`'s error is returned here.
     pub fn spawn<E: Send + 'static>(
         depth: usize,
         open: impl FnOnce() -> Result<Box<dyn FrameSource>, E> + Send + 'static,
@@ -130,13 +227,34 @@ impl Prefetch {
         };
         // Not joined (see above): the thread handle is dropped.
         let (description, _) = crate::worker::spawn_opened("frame-reading", open, |s| s.describe(), serve)?;
-        Ok(Prefetch { rx, description, finished: false })
+        Ok(Prefetch { handoff: Handoff::Queue(rx), description, finished: false })
     }
 
-    /// What the reading thread sent (`None`: its channel closed).
+    /// Opens a live source with `open` on a new thread, which reads it as fast as it sends and
+    /// keeps only the newest frame (see the type's notes); `open`'s error is returned here.
+    pub fn spawn_newest<E: Send + 'static>(
+        open: impl FnOnce() -> Result<Box<dyn FrameSource>, E> + Send + 'static,
+    ) -> Result<Prefetch, E> {
+        let newest = std::sync::Arc::new(Newest::default());
+        let shared = newest.clone();
+        let serve = move |mut source: Box<dyn FrameSource>| {
+            let _done = ReaderDone(shared.clone());
+            loop {
+                let next = source.next_frame();
+                let last = matches!(next, Ok(None) | Err(SourceError::Fatal { .. }));
+                if !shared.put(next) || last {
+                    break;
+                }
+            }
+        };
+        let (description, _) = crate::worker::spawn_opened("frame-reading", open, |s| s.describe(), serve)?;
+        Ok(Prefetch { handoff: Handoff::Newest(newest), description, finished: false })
+    }
+
+    /// What the reading thread sent (`None`: it stopped without the end).
     fn received(&mut self, next: Option<Pending>) -> Pending {
-        // The thread always sends the end (or a fatal error) before it stops; a closed channel
-        // without one means it panicked, which must not pass for the end of the source.
+        // The thread always sends the end (or a fatal error) before it stops; stopping without
+        // one means it panicked, which must not pass for the end of the source.
         let next = next.unwrap_or_else(|| {
             Err(SourceError::Fatal {
                 path: self.description.clone().into(),
@@ -148,27 +266,55 @@ impl Prefetch {
     }
 }
 
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Handoff::Newest(n) = &self.handoff {
+            n.lock().reader_gone = true;
+        }
+    }
+}
+
 impl FrameSource for Prefetch {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         if self.finished {
             return Ok(None);
         }
-        let next = self.rx.recv().ok();
+        let next = match &self.handoff {
+            Handoff::Queue(rx) => rx.recv().ok(),
+            Handoff::Newest(n) => n.take(None).flatten(),
+        };
         self.received(next)
     }
 
     fn describe(&self) -> String {
-        format!("{} (read ahead on a second thread)", self.description)
+        match self.handoff {
+            Handoff::Queue(_) => format!("{} (read ahead on a second thread)", self.description),
+            Handoff::Newest(_) => format!("{} (read on a second thread, newest frame first)", self.description),
+        }
     }
 
     fn poll_frame(&mut self, wait: std::time::Duration) -> Polled {
         if self.finished {
             return Polled::Next(Ok(None));
         }
-        match self.rx.recv_timeout(wait) {
-            Ok(next) => Polled::Next(self.received(Some(next))),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Polled::Waiting,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Polled::Next(self.received(None)),
+        let next = match &self.handoff {
+            Handoff::Queue(rx) => match rx.recv_timeout(wait) {
+                Ok(next) => Some(next),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Polled::Waiting,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+            Handoff::Newest(n) => match n.take(Some(wait)) {
+                Some(next) => next,
+                None => return Polled::Waiting,
+            },
+        };
+        Polled::Next(self.received(next))
+    }
+
+    fn skipped(&self) -> u64 {
+        match &self.handoff {
+            Handoff::Queue(_) => 0,
+            Handoff::Newest(n) => n.lock().skipped,
         }
     }
 }
@@ -281,6 +427,88 @@ mod tests {
         let mut direct = Counting { next: 0, n: 1, bad: 9 };
         assert!(matches!(direct.poll_frame(wait), Polled::Next(Ok(Some(f))) if f.name == "f0"));
         assert!(matches!(direct.poll_frame(wait), Polled::Next(Ok(None))));
+    }
+
+    /// Whatever the test feeds it, as it comes; the end when the feed is dropped.
+    struct Fed(std::sync::mpsc::Receiver<Result<u64, String>>);
+
+    impl FrameSource for Fed {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            match self.0.recv() {
+                Ok(Ok(i)) => Ok(Some(Frame {
+                    index: i,
+                    name: format!("f{i}"),
+                    image: image::DynamicImage::new_luma8(2, 2),
+                    new_scene: false,
+                })),
+                Ok(Err(message)) => Err(SourceError::Frame { path: "cam".into(), message }),
+                Err(_) => Ok(None),
+            }
+        }
+        fn describe(&self) -> String {
+            "fed".into()
+        }
+    }
+
+    /// Waits until `p` has skipped `n` frames (the reading thread has read what it was fed).
+    fn until_skipped(p: &Prefetch, n: u64) {
+        let t = std::time::Instant::now();
+        while p.skipped() < n {
+            assert!(t.elapsed().as_secs() < 10, "skipped {} of {n}", p.skipped());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_live_source_hands_over_its_newest_frame_and_every_error() {
+        let (feed, rx) = std::sync::mpsc::channel();
+        let mut p = Prefetch::spawn_newest(|| Ok::<_, String>(Box::new(Fed(rx)) as _)).unwrap();
+        assert!(p.describe().contains("newest frame first"), "{}", p.describe());
+        let wait = std::time::Duration::from_millis(50);
+        assert!(matches!(p.poll_frame(wait), Polled::Waiting), "nothing fed yet");
+        // Three frames while the pipeline is busy: only the last is handed over.
+        for i in 0..3 {
+            feed.send(Ok(i)).unwrap();
+        }
+        until_skipped(&p, 2);
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 2);
+        assert!(matches!(p.poll_frame(wait), Polled::Waiting), "frame 2 was handed over once");
+        // A corrupt frame between two frames: the error comes out, the older frame does not.
+        feed.send(Ok(3)).unwrap();
+        feed.send(Err("corrupt".into())).unwrap();
+        feed.send(Ok(5)).unwrap();
+        until_skipped(&p, 3);
+        assert_eq!(p.next_frame().unwrap_err().to_string(), "cam: corrupt");
+        assert!(matches!(p.poll_frame(wait), Polled::Next(Ok(Some(f))) if f.index == 5));
+        // A frame and then the end: both come out, the end stays.
+        feed.send(Ok(6)).unwrap();
+        drop(feed);
+        assert_eq!(p.next_frame().unwrap().unwrap().index, 6);
+        assert!(p.next_frame().unwrap().is_none());
+        assert!(p.next_frame().unwrap().is_none(), "stays at the end");
+        assert_eq!(p.skipped(), 3);
+    }
+
+    #[test]
+    fn a_live_source_s_dead_reader_is_fatal_and_a_dropped_one_stops() {
+        let mut p = Prefetch::spawn_newest(|| Ok::<_, String>(Box::new(Panicking(0)) as _)).unwrap();
+        let mut frames = 0;
+        let e = loop {
+            match p.next_frame() {
+                Ok(Some(_)) => frames += 1,
+                Ok(None) => panic!("a panic passed for the end"),
+                Err(e) => break e,
+            }
+        };
+        assert!((1..=2).contains(&frames), "{frames} frames");
+        assert!(matches!(e, SourceError::Fatal { .. }) && e.to_string().contains("stopped unexpectedly"), "{e}");
+        assert!(p.next_frame().unwrap().is_none());
+        // An endless source, dropped after a frame: the drop must not hang, the thread stops.
+        let mut p =
+            Prefetch::spawn_newest(|| Ok::<_, String>(Box::new(Counting { next: 0, n: u64::MAX, bad: u64::MAX }) as _))
+                .unwrap();
+        assert!(p.next_frame().unwrap().is_some());
+        drop(p);
     }
 
     #[test]
