@@ -393,7 +393,15 @@ impl From<ContemptArg> for ContemptPolicy {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Output piped into `head` ends the program quietly once the reader is gone, as other tools
+    // do (Rust ignores SIGPIPE, and println! panics on the broken pipe). Files already written
+    // (checkpoints, metrics, exports) stay.
+    // SAFETY: before any thread is started; the default disposition needs no handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

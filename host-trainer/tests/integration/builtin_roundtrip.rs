@@ -51,3 +51,25 @@ fn stratified_validation_split_keeps_class_proportions() {
     };
     assert!(ds.val.iter().zip(&again.val).all(|(a, b)| a.image == b.image), "split must be deterministic");
 }
+
+/// `fer-train dataset builtin ... | head -0`: the reader is gone before the first line. The
+/// program ends on SIGPIPE as other tools do (it panicked in println!), its files written.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_the_files_written() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = std::env::temp_dir().join(format!("fer-closed-pipe-{}", std::process::id()));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fer-train"))
+        .args(["dataset", "builtin", "--train", "0", "--val", "0", "--test", "7", "--out"])
+        .arg(&dir)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?} {err}", out.status);
+    assert!(dir.join("fer2013.csv").is_file(), "the dataset was written before the output");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
