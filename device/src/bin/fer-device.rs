@@ -279,7 +279,8 @@ struct RunArgs {
     /// With --source camera: process every frame the camera sends, in order, however far the
     /// pipeline falls behind. By default the frame-reading thread reads the camera as fast as
     /// it sends and the pipeline takes its newest frame, skipping older ones (what is shown is
-    /// what the camera sees now; the JSON's frame numbers show the gaps).
+    /// what the camera sees now; the JSON's frame numbers show the gaps). With --prefetch 0 the
+    /// camera is read on the main thread, every frame in order.
     #[arg(long)]
     every_frame: bool,
     /// Every this many seconds, a status line on stderr (the journal, under systemd): frames
