@@ -221,7 +221,7 @@ fn carries_luma(spec: &str) -> bool {
     matches!(kind, "camera" | "mjpeg" | "yuyv" | "nv12" | "yuv420" | "yuvj420")
 }
 
-/// ", N older frames skipped" for a live camera's skipped frames, or nothing.
+/// " (N older camera frames skipped for newer ones)" for a live camera, or nothing.
 fn skipped_note(skipped: u64) -> String {
     if skipped == 0 {
         return String::new();
