@@ -227,8 +227,9 @@ pub fn decode_raw_as(
 }
 
 /// The Y samples of a YUYV row (every other byte) into `dst`. On aarch64 16 at a time with
-/// NEON's de-interleaving load (`LD2`): the compiler did not vectorise this stride-2 copy, 1.5
-/// Cortex-A72 instructions a pixel as a plain loop.
+/// NEON's de-interleaving load (`LD2`): the compiler vectorised neither a zip over the pairs nor
+/// a loop over fixed-size blocks (a 640x480 frame to gray, stretch included: 0.72 and 0.92 M
+/// Cortex-A72 instructions, against 0.48 M with `LD2`).
 fn yuyv_row_luma(src: &[u8], dst: &mut [u8]) {
     let n = dst.len().min(src.len() / 2);
     #[allow(unused_mut)]
