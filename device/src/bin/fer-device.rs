@@ -217,8 +217,7 @@ enum FrameColor {
 /// Whether the source `spec` names sends luma that needs no colour conversion: a camera's
 /// frames, YUV frames, JPEG (Y'CbCr) frames.
 fn carries_luma(spec: &str) -> bool {
-    let kind = spec.split_once(':').map_or(spec, |(kind, _)| kind);
-    matches!(kind, "camera" | "mjpeg" | "yuyv" | "nv12" | "yuv420" | "yuvj420")
+    matches!(source_kind(spec).0, "camera" | "mjpeg" | "yuyv" | "nv12" | "yuv420" | "yuvj420")
 }
 
 /// " (N older camera frames skipped for newer ones)" for a live camera, or nothing.
@@ -467,9 +466,14 @@ fn open_v4l2(cfg: &BoardConfig, _: fer_device::source::camera::Backoff, _: Color
     )
 }
 
+/// A `--source` spec's kind and argument (`folder:PATH` -> `folder`, `PATH`; `camera` -> `camera`, "").
+fn source_kind(spec: &str) -> (&str, &str) {
+    spec.split_once(':').unwrap_or((spec, ""))
+}
+
 /// The source `spec` names, its frames decoded to `color`.
 fn open_source(spec: &str, cfg: &BoardConfig, color: ColorMode) -> Result<Box<dyn FrameSource>> {
-    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    let (kind, arg) = source_kind(spec);
     let path = Path::new(arg);
     Ok(match kind {
         "folder" => Box::new(FolderSource::open(path)?.with_color(color)),
@@ -717,7 +721,7 @@ fn run_pipeline(r: RunArgs) -> Result<bool> {
     let opened = if r.prefetch > 0 {
         let (spec, board) = (a.source.clone(), cfg.clone());
         let open = move || open_source(&spec, &board, color);
-        if a.source == "camera" && !r.every_frame {
+        if source_kind(&a.source).0 == "camera" && !r.every_frame {
             Prefetch::spawn_newest(open).map(|p| Box::new(p) as Box<dyn FrameSource>)
         } else {
             Prefetch::spawn(r.prefetch, open).map(|p| Box::new(p) as Box<dyn FrameSource>)
