@@ -17,7 +17,7 @@
 //! let mut tracker = Tracker::new(TrackingConfig::default());
 //! let mut probs = [0.0; 7];
 //! probs[3] = 0.9;
-//! let faces = tracker.update(&[Detection { bbox: FaceBox { x: 0.0, y: 0.0, w: 50.0, h: 50.0 }, probs }]);
+//! let faces = tracker.update(0, &[Detection { bbox: FaceBox { x: 0.0, y: 0.0, w: 50.0, h: 50.0 }, probs }]);
 //! assert_eq!(faces[0].label, fer_core::Emotion::Happy);
 //! ```
 

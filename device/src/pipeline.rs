@@ -222,8 +222,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     let gray = as_gray8(&frame.image);
                     detect_in(d, GrayView::whole(&gray), size, Search { min_face: cfg.min_face, ..Default::default() })
                 };
-                // Faces of the last frame, where their velocity will have taken them.
-                let predicted = self.tracker.predicted();
+                // Faces of the last frame, where their velocity will have taken them by this one.
+                let predicted = self.tracker.predicted(frame.index);
                 if self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty() {
                     (full_pass(d), Pass::Full)
                 } else {
@@ -250,7 +250,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
         let classify_ms = ms(t);
         let t = Instant::now();
         let dets: Vec<Detection> = boxes.iter().zip(probs).map(|(b, p)| Detection { bbox: *b, probs: p }).collect();
-        let faces = self.tracker.update(&dets);
+        let faces = self.tracker.update(frame.index, &dets);
         Ok(FrameResult {
             frame: frame.index,
             source: frame.name.clone(),
@@ -389,6 +389,29 @@ mod tests {
         let want =
             [(Full, 1), (Region, 1), (Full, 2), (Region, 2), (Full, 3), (Region, 3)].map(|(p, id)| (p, vec![id]));
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn region_passes_look_where_the_face_is_after_frames_left_unread() {
+        let det = DetectionConfig { detect_width: 0, full_detect_every: 100, min_face: 40, ..Default::default() };
+        let mut p = Pipeline::new(
+            FaceFinder::Detect(BrightSquare(vec![], vec![])),
+            Uniform,
+            Tracker::new(TrackingConfig::default()),
+            det,
+        );
+        // The face moves 10 px every camera frame; the pipeline gets frames 0, 1, 3 and 6 (it
+        // took the newest and left the others).
+        for i in [0, 1, 3, 6] {
+            let r = p.process(&frame(i, 200 + 10 * i as u32)).unwrap();
+            assert_eq!((r.faces.len(), r.faces[0].id), (1, 1), "frame {i}");
+        }
+        let FaceFinder::Detect(BrightSquare(seen, _)) = &p.finder else { unreachable!() };
+        let centres: Vec<Option<i32>> = seen.iter().map(|(_, s)| s.centres.map(|c| c.x + c.w / 2)).collect();
+        // Frame 1 at frame 0's face (no velocity yet), 240, found 10 px on, so again at 250;
+        // then 10 px a camera frame from there: frame 3 at 250 + 2 * 10, frame 6 at 270 + 3 * 10,
+        // each found at the centre of its one search.
+        assert_eq!(centres, [None, Some(240), Some(250), Some(270), Some(300)]);
     }
 
     #[test]

@@ -64,15 +64,24 @@ struct Track {
     smoothed: Probs,
     window: VecDeque<Probs>,
     shown: usize,
+    /// Frames processed since the last detection.
     missed: u32,
-    /// Centre displacement per frame between the last two detections, pixels.
+    /// The source frame index of the last detection.
+    seen: u64,
+    /// Centre displacement per source frame between the last two detections, pixels.
     velocity: (f32, f32),
 }
 
 impl Track {
-    /// `bbox` moved on by `frames` frames at `velocity`.
-    fn ahead(&self, frames: u32) -> FaceBox {
-        let f = frames as f32;
+    /// Source frames from the last detection to the frame `index`: at least 1 (a source that
+    /// starts counting again, as `bench` reopening it, moves on by one frame).
+    fn frames_to(&self, index: u64) -> u64 {
+        index.saturating_sub(self.seen).max(1)
+    }
+
+    /// `bbox` moved on at `velocity` to the frame `index`.
+    fn ahead(&self, index: u64) -> FaceBox {
+        let f = self.frames_to(index) as f32;
         FaceBox { x: self.bbox.x + f * self.velocity.0, y: self.bbox.y + f * self.velocity.1, ..self.bbox }
     }
 }
@@ -82,7 +91,7 @@ impl Track {
 pub struct Prediction {
     /// Its box in the last frame.
     pub last: FaceBox,
-    /// Its box moved on by its velocity: where it will be in the next frame.
+    /// Its box moved on by its velocity: where it will be in the frame asked about.
     pub next: FaceBox,
 }
 
@@ -104,21 +113,26 @@ impl Tracker {
         self.tracks.clear();
     }
 
-    /// Where the faces detected in the last frame were, and where they will be in the next one,
-    /// moving on at their velocity (for re-detection around them). Tracks missed in the last
-    /// frame are left out.
-    pub fn predicted(&self) -> Vec<Prediction> {
-        self.tracks.iter().filter(|t| t.missed == 0).map(|t| Prediction { last: t.bbox, next: t.ahead(1) }).collect()
+    /// Where the faces detected in the last frame processed were, and where they will be in the
+    /// source's frame `index`, moving on at their velocity (for re-detection around them).
+    /// Tracks missed in the last frame processed are left out.
+    pub fn predicted(&self, index: u64) -> Vec<Prediction> {
+        self.tracks
+            .iter()
+            .filter(|t| t.missed == 0)
+            .map(|t| Prediction { last: t.bbox, next: t.ahead(index) })
+            .collect()
     }
 
-    /// Feeds one frame's detections; returns the faces seen in this frame, in detection order.
-    pub fn update(&mut self, dets: &[Detection]) -> Vec<TrackedFace> {
+    /// Feeds the detections of the source's frame `index`; returns the faces seen in it, in
+    /// detection order.
+    pub fn update(&mut self, index: u64, dets: &[Detection]) -> Vec<TrackedFace> {
         // Greedy matching: highest IoU pair first, against the track's last box or where its
         // velocity has taken it by now, whichever overlaps more (a face that stopped matches the
         // first, a fast one the second).
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
-            let ahead = t.ahead(t.missed + 1);
+            let ahead = t.ahead(index);
             for (di, d) in dets.iter().enumerate() {
                 let v = iou(&t.bbox, &d.bbox).max(iou(&ahead, &d.bbox));
                 if v >= self.cfg.iou_match {
@@ -145,10 +159,11 @@ impl Tracker {
             let ti = match track_of[di] {
                 Some(ti) => {
                     let t = &mut self.tracks[ti];
-                    let ((x0, y0), (x1, y1), frames) = (t.bbox.centre(), d.bbox.centre(), (t.missed + 1) as f32);
+                    let ((x0, y0), (x1, y1), frames) = (t.bbox.centre(), d.bbox.centre(), t.frames_to(index) as f32);
                     t.velocity = ((x1 - x0) / frames, (y1 - y0) / frames);
                     t.bbox = d.bbox;
                     t.missed = 0;
+                    t.seen = index;
                     smooth(&self.cfg, t, &d.probs);
                     ti
                 }
@@ -160,6 +175,7 @@ impl Tracker {
                         window: VecDeque::from([d.probs]),
                         shown: argmax(&d.probs),
                         missed: 0,
+                        seen: index,
                         velocity: (0.0, 0.0),
                     });
                     self.next_id += 1;
@@ -249,21 +265,21 @@ mod tests {
     fn ids_persist_while_faces_move_and_expire_after_max_missed() {
         let mut t = Tracker::new(cfg());
         let p = one_hot(Emotion::Happy, 0.9);
-        let f1 = t.update(&[Detection { bbox: b(0.0), probs: p }, Detection { bbox: b(300.0), probs: p }]);
+        let f1 = t.update(0, &[Detection { bbox: b(0.0), probs: p }, Detection { bbox: b(300.0), probs: p }]);
         assert_eq!(f1.iter().map(|f| f.id).collect::<Vec<_>>(), [1, 2]);
         // Both move by 20 px (IoU 0.67); listed in the other order.
-        let f2 = t.update(&[Detection { bbox: b(320.0), probs: p }, Detection { bbox: b(20.0), probs: p }]);
+        let f2 = t.update(1, &[Detection { bbox: b(320.0), probs: p }, Detection { bbox: b(20.0), probs: p }]);
         assert_eq!(f2.iter().map(|f| f.id).collect::<Vec<_>>(), [2, 1]);
         // Face 1 disappears for 2 frames (allowed), returns: same id.
-        t.update(&[Detection { bbox: b(320.0), probs: p }]);
-        t.update(&[Detection { bbox: b(320.0), probs: p }]);
-        let f5 = t.update(&[Detection { bbox: b(20.0), probs: p }, Detection { bbox: b(320.0), probs: p }]);
+        t.update(2, &[Detection { bbox: b(320.0), probs: p }]);
+        t.update(3, &[Detection { bbox: b(320.0), probs: p }]);
+        let f5 = t.update(4, &[Detection { bbox: b(20.0), probs: p }, Detection { bbox: b(320.0), probs: p }]);
         assert_eq!(f5[0].id, 1);
         // Gone for 3 frames (> max_missed 2): a new id.
-        for _ in 0..3 {
-            t.update(&[Detection { bbox: b(320.0), probs: p }]);
+        for i in 5..8 {
+            t.update(i, &[Detection { bbox: b(320.0), probs: p }]);
         }
-        let f9 = t.update(&[Detection { bbox: b(20.0), probs: p }]);
+        let f9 = t.update(8, &[Detection { bbox: b(20.0), probs: p }]);
         assert_eq!(f9[0].id, 3);
     }
 
@@ -275,56 +291,83 @@ mod tests {
         // x 0 -> 40 -> 100 -> 160 -> 220, y half as much: the first step overlaps the last box
         // by IoU 4800/15200 = 0.32 >= iou_match 0.3; the steps of 60 px by 2800/17200 = 0.16,
         // but the box moved on by the last step by 7200/12800 = 0.56, then 1.
-        for x in [0.0, 40.0, 100.0, 160.0, 220.0] {
-            let f = t.update(&[Detection { bbox: FaceBox { y: 10.0 + x / 2.0, ..b(x) }, probs: p }]);
+        for (i, x) in [0.0, 40.0, 100.0, 160.0, 220.0].into_iter().enumerate() {
+            let f = t.update(i as u64, &[Detection { bbox: FaceBox { y: 10.0 + x / 2.0, ..b(x) }, probs: p }]);
             ids.push(f[0].id);
         }
         assert_eq!(ids, [1, 1, 1, 1, 1]);
         let last = FaceBox { y: 120.0, ..b(220.0) };
-        assert_eq!(t.predicted(), [Prediction { last, next: FaceBox { y: 10.0 + 140.0, ..b(280.0) } }]);
+        assert_eq!(t.predicted(5), [Prediction { last, next: FaceBox { y: 10.0 + 140.0, ..b(280.0) } }]);
         // The face stops: it still matches its last box.
-        let f = t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(220.0) }, probs: p }]);
+        let f = t.update(5, &[Detection { bbox: FaceBox { y: 120.0, ..b(220.0) }, probs: p }]);
         assert_eq!(f[0].id, 1);
-        assert_eq!(t.predicted(), [Prediction { last, next: last }]);
+        assert_eq!(t.predicted(6), [Prediction { last, next: last }]);
         // Missed in a frame: not predicted (the pipeline looks for it again only in a full
         // pass); found again 2 frames after its last detection, the velocity is per frame.
-        t.update(&[]);
-        assert_eq!(t.predicted(), []);
-        t.update(&[Detection { bbox: FaceBox { y: 120.0, ..b(260.0) }, probs: p }]);
+        t.update(6, &[]);
+        assert_eq!(t.predicted(7), []);
+        t.update(7, &[Detection { bbox: FaceBox { y: 120.0, ..b(260.0) }, probs: p }]);
         let (last, next) = (FaceBox { y: 120.0, ..b(260.0) }, FaceBox { y: 120.0, ..b(280.0) });
-        assert_eq!(t.predicted(), [Prediction { last, next }]);
+        assert_eq!(t.predicted(8), [Prediction { last, next }]);
         // Without the velocity the 60-px steps are new faces.
         let mut still = Tracker::new(cfg());
-        let ids: Vec<u64> =
-            [0.0, 60.0, 120.0].iter().map(|&x| still.update(&[Detection { bbox: b(x), probs: p }])[0].id).collect();
+        let ids: Vec<u64> = [0.0, 60.0, 120.0]
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| still.update(i as u64, &[Detection { bbox: b(x), probs: p }])[0].id)
+            .collect();
         assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn velocity_counts_the_source_s_frames_not_the_frames_processed() {
+        // A face moving 20 px every source frame (a camera), of which only some are processed
+        // (the pipeline took the newest frame and left the others): frames 0, 1, 3, 4, 7, 8.
+        let mut t = Tracker::new(cfg());
+        let p = one_hot(Emotion::Happy, 0.9);
+        let at = |i: u64| b(20.0 * i as f32);
+        let mut predicted = Vec::new();
+        for i in [0, 1, 3, 4, 7, 8] {
+            predicted.push(t.predicted(i).first().map(|p| p.next.x));
+            assert_eq!(t.update(i, &[Detection { bbox: at(i), probs: p }])[0].id, 1, "frame {i}");
+        }
+        // Frame 1: no velocity yet (where frame 0's face was); then 20 px a source frame from
+        // the last detection: frame 3 at 20 + 2 * 20, frame 7 at 80 + 3 * 20.
+        assert_eq!(predicted, [None, Some(0.0), Some(60.0), Some(80.0), Some(140.0), Some(160.0)]);
+        // Missed in frame 9 (missed counts frames processed); found again at frame 12: the
+        // velocity is over the 4 source frames since frame 8, and a source counting from 0
+        // again (reopened) moves on by one frame.
+        t.update(9, &[]);
+        assert_eq!(t.update(12, &[Detection { bbox: at(12), probs: p }])[0].id, 1);
+        assert_eq!(t.predicted(14)[0].next.x, at(14).x);
+        assert_eq!(t.predicted(0)[0].next.x, at(13).x);
     }
 
     #[test]
     fn ema_is_hand_computed_and_hysteresis_stops_flicker() {
         let mut t = Tracker::new(cfg());
         let happy = one_hot(Emotion::Happy, 0.6);
-        let f = t.update(&[Detection { bbox: b(0.0), probs: happy }]);
+        let f = t.update(1, &[Detection { bbox: b(0.0), probs: happy }]);
         assert_eq!(f[0].label, Emotion::Happy);
         // A single frame where surprise narrowly wins: EMA (alpha 0.5) gives happy 0.35 and
         // surprise (0.0667 + 0.55) / 2 = 0.308; no switch.
         let mut blip = [0.05; NUM_EMOTIONS];
         blip[Emotion::Surprise.index()] = 0.55;
         blip[Emotion::Happy.index()] = 0.1;
-        let f = t.update(&[Detection { bbox: b(0.0), probs: blip }]);
+        let f = t.update(2, &[Detection { bbox: b(0.0), probs: blip }]);
         let expect_happy = 0.5 * 0.1 + 0.5 * 0.6;
         assert!((f[0].smoothed[Emotion::Happy.index()] - expect_happy).abs() < 1e-6);
         assert_eq!(f[0].label, Emotion::Happy);
         // Surprise persists: after the next frame surprise 0.429 vs happy 0.225: switch.
-        let f = t.update(&[Detection { bbox: b(0.0), probs: blip }]);
+        let f = t.update(3, &[Detection { bbox: b(0.0), probs: blip }]);
         assert_eq!(f[0].label, Emotion::Surprise);
         // A lead smaller than the hysteresis does not switch back.
         let mut close = [0.0; NUM_EMOTIONS];
         close[Emotion::Happy.index()] = 0.5;
         close[Emotion::Surprise.index()] = 0.45;
         let mut tr = Tracker::new(TrackingConfig { ema_alpha: 1.0, ..cfg() });
-        tr.update(&[Detection { bbox: b(0.0), probs: one_hot(Emotion::Surprise, 0.9) }]);
-        let f = tr.update(&[Detection { bbox: b(0.0), probs: close }]);
+        tr.update(4, &[Detection { bbox: b(0.0), probs: one_hot(Emotion::Surprise, 0.9) }]);
+        let f = tr.update(5, &[Detection { bbox: b(0.0), probs: close }]);
         assert_eq!(f[0].label, Emotion::Surprise);
         assert!(!f[0].uncertain);
     }
@@ -332,9 +375,9 @@ mod tests {
     #[test]
     fn window_mean_and_uncertainty() {
         let mut t = Tracker::new(TrackingConfig { smoothing: SmoothingKind::Window, window: 2, ..cfg() });
-        t.update(&[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 1.0) }]);
-        t.update(&[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 0.0) }]);
-        let f = t.update(&[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 0.2) }]);
+        t.update(6, &[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 1.0) }]);
+        t.update(7, &[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 0.0) }]);
+        let f = t.update(8, &[Detection { bbox: b(0.0), probs: one_hot(Emotion::Sad, 0.2) }]);
         // window of the last 2: (0.0 + 0.2) / 2
         assert!((f[0].smoothed[Emotion::Sad.index()] - 0.1).abs() < 1e-6);
         // The other classes average 0.15: below sad + hysteresis (0.2), so sad stays, uncertain.

@@ -191,6 +191,21 @@ fn region_passes_follow_a_fast_face_at_its_velocity() {
     }
 }
 
+#[test]
+fn region_passes_follow_a_face_across_camera_frames_left_unread() {
+    // 12 px every camera frame, of which the pipeline gets 0, 2, 3, 5, 8 and 9 (it took the
+    // newest frame and left the others): from frame 3 on (the track has a velocity), one region
+    // pass a frame, centred where the face is (more than 0.1 of its width off, 12 px or more,
+    // would take a second pass, and 36 px a third or a full pass).
+    let frames: Vec<(u64, u32)> = [0, 2, 3, 5, 8, 9].into_iter().map(|i| (i, 12 * i as u32)).collect();
+    for c in configs() {
+        let (passes, calls) = follow_frames(&c, &frames);
+        assert_eq!(passes[0], Full, "{}", c.0);
+        assert_eq!(passes[2..], [Region; 4], "{}", c.0);
+        assert_eq!(calls[2..], [1; 4], "{}", c.0);
+    }
+}
+
 /// Counts the calls to a detector.
 #[derive(Clone)]
 struct Counting(HaarCascade, usize);
@@ -218,10 +233,17 @@ fn configs() -> Vec<(String, HaarCascade, DetectionConfig)> {
         .collect()
 }
 
-/// Runs the pipeline of `c` on the astronaut shifted right by each of `moves` in turn and checks
-/// that every frame has the one face, at the box a full pass finds on that frame within a
-/// detection pixel; returns the frames' passes and the detector's calls in each.
+/// Runs the pipeline of `c` on the astronaut shifted right by each of `moves` in turn (frames
+/// 0, 1, 2, ...); see [`follow_frames`].
 fn follow(c: &(String, HaarCascade, DetectionConfig), moves: &[u32]) -> (Vec<Pass>, Vec<usize>) {
+    follow_frames(c, &moves.iter().enumerate().map(|(i, &dx)| (i as u64, dx)).collect::<Vec<_>>())
+}
+
+/// Runs the pipeline of `c` on the camera frames `(index, dx)` of `moves` in turn, the astronaut
+/// shifted right by `dx`, and checks that every frame has the one face, at the box a full pass
+/// finds on that frame within a detection pixel; returns the frames' passes and the detector's
+/// calls in each.
+fn follow_frames(c: &(String, HaarCascade, DetectionConfig), moves: &[(u64, u32)]) -> (Vec<Pass>, Vec<usize>) {
     let (label, cascade, detection) = c;
     let path = repo().join(".cache/fixtures/astronaut.png");
     let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
@@ -235,10 +257,9 @@ fn follow(c: &(String, HaarCascade, DetectionConfig), moves: &[u32]) -> (Vec<Pas
     let px = if detection.detect_width > 0 { w as f32 / detection.detect_width as f32 } else { 1.0 };
     let (mut passes, mut calls) = (Vec::new(), Vec::new());
     let mut seen: Vec<(u32, Vec<FaceBox>)> = Vec::new();
-    for (index, &dx) in moves.iter().enumerate() {
+    for &(index, dx) in moves {
         let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y));
-        let frame =
-            Frame { index: index as u64, name: format!("astronaut#{index}"), image: moved.into(), new_scene: false };
+        let frame = Frame { index, name: format!("astronaut#{index}"), image: moved.into(), new_scene: false };
         let r = p.process(&frame).unwrap();
         assert_eq!(r.faces.len(), 1, "{label}: frame {index}: {:?}", r.faces);
         let b = r.faces[0].bbox;
