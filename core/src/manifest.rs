@@ -142,8 +142,8 @@ pub enum ManifestError {
     File(#[from] FileError),
     #[error("{onnx}: SHA-256 is {actual} but manifest {manifest} says {expected}; the model file does not belong to this manifest")]
     HashMismatch { manifest: PathBuf, onnx: PathBuf, expected: String, actual: String },
-    #[error("{path}: cannot read model file: {source}")]
-    OnnxIo { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read model file: {error}")]
+    OnnxIo { path: PathBuf, error: std::io::Error },
 }
 
 impl ModelManifest {
@@ -212,7 +212,7 @@ impl ModelManifest {
     /// Writes the manifest as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
         let text = serde_json::to_string_pretty(self).expect("manifest serializes");
-        std::fs::write(path, text + "\n").map_err(|source| FileError::Io { path: path.to_path_buf(), source })
+        std::fs::write(path, text + "\n").map_err(|error| FileError::Io { path: path.to_path_buf(), error })
     }
 
     /// The ONNX path, resolved against the manifest's folder.
@@ -223,7 +223,7 @@ impl ModelManifest {
     /// The ONNX path after checking that the file's SHA-256 matches [`ModelManifest::sha256`].
     pub fn verified_onnx_path(&self, manifest_path: &Path) -> Result<PathBuf, ManifestError> {
         let onnx = self.onnx_path(manifest_path);
-        let actual = sha256_file(&onnx).map_err(|source| ManifestError::OnnxIo { path: onnx.clone(), source })?;
+        let actual = sha256_file(&onnx).map_err(|error| ManifestError::OnnxIo { path: onnx.clone(), error })?;
         if actual != self.sha256 {
             return Err(ManifestError::HashMismatch {
                 manifest: manifest_path.to_path_buf(),

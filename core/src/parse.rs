@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// Syntax or type error; `field` is the dotted path to the offending field (`.` for the root).
     #[error("{path}: field `{field}`: {message}")]
     Parse { path: PathBuf, field: String, message: String },
@@ -41,7 +41,7 @@ pub(crate) enum Syntax {
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, FileError> {
-    std::fs::read_to_string(path).map_err(|source| FileError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|error| FileError::Io { path: path.to_path_buf(), error })
 }
 
 /// Deserializes `text` (the contents of `path`), reporting the path of the failing field.

@@ -252,3 +252,28 @@ fn a_run_that_cannot_start_says_why_on_the_display() {
     let want = render_panel(Size::new(240, 240), false, &Screen::status("model error")).to_rgb8();
     assert!(got == want, "the screen is not 'model error'");
 }
+
+#[test]
+fn a_relative_model_path_that_is_not_there_says_where_it_was_looked_for() {
+    // A board config run from another directory than its relative paths were written for: the
+    // error says so, and gives the OS error once (it was repeated as the error's source).
+    let dir = std::env::temp_dir().join(format!("fer-device-cli-relative-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = fer_device()
+        .args(["run", "--headless", "--board"])
+        .arg(repo().join("board-configs/rpi4.toml"))
+        .args(["--source", "image:astronaut.png", "--json", "out.jsonl"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    let cwd = dir.canonicalize().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success(), "{t}");
+    let note = format!(
+        "(model.manifest models/mini-xception-fer2013/manifest.json is relative to the working directory, {})",
+        cwd.display()
+    );
+    assert!(t.contains(&note), "{t}");
+    assert_eq!(t.matches("No such file or directory").count(), 1, "{t}");
+}

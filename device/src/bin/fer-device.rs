@@ -572,11 +572,25 @@ struct StartStep {
     what: &'static str,
     board: PathBuf,
     screen: &'static str,
+    /// Said after the step: where a relative path that is not there was looked for.
+    note: String,
 }
 
 impl std::fmt::Display for StartStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} of {}", self.what, self.board.display())
+        write!(f, "{} of {}{}", self.what, self.board.display(), self.note)
+    }
+}
+
+/// For a relative `path` (of the config's `field`) that is not there: that it was looked for
+/// from the working directory (a board config run from another directory than the one its paths
+/// were written for); else nothing.
+fn relative_note(field: &str, path: &Path) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() && !path.exists() => {
+            format!(" ({field} {} is relative to the working directory, {})", path.display(), cwd.display())
+        }
+        _ => String::new(),
     }
 }
 
@@ -598,7 +612,12 @@ fn build_pipeline(
     let t = std::time::Instant::now();
     let classifier = TractClassifier::load(&manifest, cfg.model.threads)
         .and_then(|c| c.with_face_threads(cfg.model.face_threads))
-        .with_context(|| StartStep { what: "loading the model", board: a.board.clone(), screen: "model error" })?;
+        .with_context(|| StartStep {
+            what: "loading the model",
+            board: a.board.clone(),
+            screen: "model error",
+            note: relative_note(if a.model.is_some() { "--model" } else { "model.manifest" }, &manifest),
+        })?;
     let model_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = std::time::Instant::now();
     let finder = if a.whole_frame {
@@ -613,6 +632,7 @@ fn build_pipeline(
             what: "loading the face detector",
             board: a.board.clone(),
             screen: "detector error",
+            note: relative_note("detection.cascade", Path::new(cascade)),
         })?;
         haar.params = DetectParams {
             scale_factor: cfg.detection.scale_factor as f64,

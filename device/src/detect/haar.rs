@@ -17,8 +17,8 @@ mod rows;
 /// Cascade loading errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CascadeError {
-    #[error("{path}: cannot read cascade: {source} (install Debian's opencv-data package, or set detection.cascade)")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read cascade: {error} (install Debian's opencv-data package, or set detection.cascade)")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: not an OpenCV cascade XML: {message}")]
     Format { path: PathBuf, message: String },
 }
@@ -114,7 +114,7 @@ impl HaarCascade {
     /// Reads a cascade XML file.
     pub fn load(path: &Path) -> Result<HaarCascade, CascadeError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| CascadeError::Io { path: path.to_path_buf(), source })?;
+            std::fs::read_to_string(path).map_err(|error| CascadeError::Io { path: path.to_path_buf(), error })?;
         HaarCascade::parse(&text).map_err(|message| CascadeError::Format { path: path.to_path_buf(), message })
     }
 

@@ -16,7 +16,7 @@ pub const SIDE: u32 = 48;
 
 /// Reads a FER-2013 CSV. `PublicTest` rows become the validation split, `PrivateTest` the test split.
 pub fn load_csv(path: &Path, on_error: OnError) -> Result<Dataset, DatasetError> {
-    let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
+    let io = |error| DatasetError::Io { path: path.to_path_buf(), error };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut lines = BufReader::new(file).lines();
     let header = lines
@@ -87,7 +87,7 @@ fn parse_row(
 /// Writes `ds` as a FER-2013 CSV (train → Training, val → PublicTest, test → PrivateTest). Images
 /// must be 48×48.
 pub fn write_csv(ds: &Dataset, path: &Path) -> Result<(), DatasetError> {
-    let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
+    let io = |error| DatasetError::Io { path: path.to_path_buf(), error };
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     writeln!(w, "emotion,pixels,Usage").map_err(io)?;
     for (split, usage) in [(Split::Train, "Training"), (Split::Val, "PublicTest"), (Split::Test, "PrivateTest")] {

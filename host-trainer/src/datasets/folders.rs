@@ -11,7 +11,7 @@ use super::{Dataset, DatasetError, LoadReport, OnError, Problem, Sample, Split};
 
 /// Sorted entries of a directory.
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let io = |source| DatasetError::Io { path: dir.to_path_buf(), source };
+    let io = |error| DatasetError::Io { path: dir.to_path_buf(), error };
     let mut v: Vec<PathBuf> =
         std::fs::read_dir(dir).map_err(io)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(io)?;
     v.sort();
@@ -106,7 +106,7 @@ pub fn write_fer_folders(ds: &Dataset, root: &Path) -> Result<(), DatasetError> 
         }
         for e in Emotion::ALL {
             let dir = root.join(split.name()).join(e.name());
-            std::fs::create_dir_all(&dir).map_err(|source| DatasetError::Io { path: dir.clone(), source })?;
+            std::fs::create_dir_all(&dir).map_err(|error| DatasetError::Io { path: dir.clone(), error })?;
         }
         for (i, s) in samples.iter().enumerate() {
             let path = root.join(split.name()).join(s.label.name()).join(format!("{i:06}.png"));

@@ -79,8 +79,8 @@ impl fmt::Display for Problem {
 pub enum DatasetError {
     #[error("{0}")]
     Bad(Problem),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {message}")]
     Layout { path: PathBuf, message: String },
 }

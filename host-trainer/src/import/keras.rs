@@ -54,7 +54,7 @@ impl KerasH5 {
     pub fn open(path: &Path) -> Result<KerasH5, ImportError> {
         let bad = |m: String| ImportError::format(path, m);
         if !path.exists() {
-            return Err(ImportError::Io { path: path.into(), source: std::io::ErrorKind::NotFound.into() });
+            return Err(ImportError::Io { path: path.into(), error: std::io::ErrorKind::NotFound.into() });
         }
         let file = hdf5_pure::File::open(path).map_err(|e| bad(format!("not a readable HDF5 file: {e}")))?;
         let attrs = file.root().attrs().map_err(|e| bad(format!("reading root attributes: {e}")))?;

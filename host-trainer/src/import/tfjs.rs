@@ -72,7 +72,7 @@ pub struct TfjsWeight {
 /// Reads every weight named by `manifest` (shards are looked up beside it).
 pub fn read_weights(manifest: &Path) -> Result<HashMap<String, TfjsWeight>, ImportError> {
     let bad = |m: String| ImportError::format(manifest, m);
-    let text = std::fs::read_to_string(manifest).map_err(|e| ImportError::Io { path: manifest.into(), source: e })?;
+    let text = std::fs::read_to_string(manifest).map_err(|e| ImportError::Io { path: manifest.into(), error: e })?;
     let groups: Vec<Group> =
         serde_json::from_str(&text).map_err(|e| bad(format!("not a tfjs weights manifest: {e}")))?;
     let dir = manifest.parent().unwrap_or(Path::new("."));
@@ -81,7 +81,7 @@ pub fn read_weights(manifest: &Path) -> Result<HashMap<String, TfjsWeight>, Impo
         let mut bytes = Vec::new();
         for p in &g.paths {
             let shard = dir.join(p);
-            bytes.extend(std::fs::read(&shard).map_err(|e| ImportError::Io { path: shard.clone(), source: e })?);
+            bytes.extend(std::fs::read(&shard).map_err(|e| ImportError::Io { path: shard.clone(), error: e })?);
         }
         let mut at = 0usize;
         for w in g.weights {

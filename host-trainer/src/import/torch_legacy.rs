@@ -276,7 +276,7 @@ impl<'a> Reader<'a> {
 /// Reads every float tensor of a legacy-format state dict, by name. Integer entries
 /// (`num_batches_tracked`) are skipped.
 pub fn read_state_dict(path: &Path) -> Result<HashMap<String, StateTensor>, ImportError> {
-    let buf = std::fs::read(path).map_err(|e| ImportError::Io { path: path.into(), source: e })?;
+    let buf = std::fs::read(path).map_err(|e| ImportError::Io { path: path.into(), error: e })?;
     if buf.starts_with(b"PK\x03\x04") {
         return Err(ImportError::format(
             path,
