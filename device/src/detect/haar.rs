@@ -96,6 +96,56 @@ pub struct HaarCascade {
     subsets: Vec<[i32; 8]>,
     /// Parameters used by the [`Detector`] impl.
     pub params: DetectParams,
+    /// Stump plans made so far, by integral-image stride.
+    plans: PlanCache,
+}
+
+/// The stump plans of the last few integral-image strides ([`STRIDE_STEP`]), so that a plan is
+/// made once, not on every call (for the default frontal-face cascade, 2913 stumps: making its
+/// plan was 0.42 M of a region pass's 5.18 M Cortex-A72 instructions; BENCHMARKS.md). A clone
+/// starts empty.
+#[derive(Default)]
+struct PlanCache(std::sync::Mutex<Vec<(usize, std::sync::Arc<Option<StumpPlan>>)>>);
+
+/// Plans kept: a frame's full pass and its region passes need two or three strides.
+const PLANS_KEPT: usize = 4;
+
+/// Integral-image strides are rounded up to a multiple of this, so the regions searched around
+/// a moving face (a few pixels wider or narrower each frame) share one plan.
+const STRIDE_STEP: usize = 64;
+
+impl PlanCache {
+    /// `c`'s plan for `stride`, made now if not kept.
+    fn get(&self, c: &HaarCascade, stride: usize) -> std::sync::Arc<Option<StumpPlan>> {
+        // A panic while the lock was held left at worst a plan missing: carry on.
+        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, plan)) = plans.iter().find(|(s, _)| *s == stride) {
+            return plan.clone();
+        }
+        let plan = std::sync::Arc::new(StumpPlan::new(c, stride));
+        if plans.len() == PLANS_KEPT {
+            plans.remove(0);
+        }
+        plans.push((stride, plan.clone()));
+        plan
+    }
+
+    #[cfg(test)]
+    fn strides(&self) -> Vec<usize> {
+        self.0.lock().unwrap().iter().map(|p| p.0).collect()
+    }
+}
+
+impl Clone for PlanCache {
+    fn clone(&self) -> Self {
+        PlanCache::default()
+    }
+}
+
+impl std::fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlanCache({} plans)", self.0.lock().map(|p| p.len()).unwrap_or(0))
+    }
 }
 
 fn numbers<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
@@ -242,7 +292,16 @@ impl HaarCascade {
         if stages.is_empty() {
             return Err("no stages".into());
         }
-        Ok(HaarCascade { width, height, stages, features, lbp, subsets, params: DetectParams::default() })
+        Ok(HaarCascade {
+            width,
+            height,
+            stages,
+            features,
+            lbp,
+            subsets,
+            params: DetectParams::default(),
+            plans: PlanCache::default(),
+        })
     }
 
     /// Window size of the cascade.
@@ -377,10 +436,11 @@ impl HaarCascade {
             }
             factor *= p.scale_factor;
         }
-        // One integral-image stride for every level (the widest level's), so that one stump plan
-        // serves the whole pyramid: a Haar plan costs ~30 us to make on x86.
-        let stride = img.image.width() as usize + 1;
-        let plan = StumpPlan::new(self, stride);
+        // One integral-image stride for every level (the widest level's, rounded up), so that
+        // one stump plan serves the whole pyramid, and the next calls on images about as wide.
+        let stride = (img.image.width() as usize + 1).next_multiple_of(STRIDE_STEP);
+        let plan = self.plans.get(self, stride);
+        let plan = plan.as_ref().as_ref();
         let (fw, fh) = (img.full.0 as f64, img.full.1 as f64);
         let scan = |factor: f64| {
             let (sw, sh) = (cvround(fw / factor).max(1) as u32, cvround(fh / factor).max(1) as u32);
@@ -403,7 +463,7 @@ impl HaarCascade {
             };
             let mut hits = Vec::new();
             if let Some((level, origin)) = resize_bilinear_part(img, sw, sh, step as u32, want) {
-                self.scan_level(&level, origin, factor, step, (stride, plan.as_ref()), &mut hits);
+                self.scan_level(&level, origin, factor, step, (stride, plan), &mut hits);
             }
             hits
         };
@@ -944,6 +1004,37 @@ mod tests {
         assert_eq!(c.window_result(&ii, 0, 0), 1);
         let flat = Integral::new(&GrayImage::from_pixel(6, 6, image::Luma([7])));
         assert_eq!(c.window_result(&flat, 0, 0), 0);
+    }
+
+    /// Plans are made once per rounded stride and kept, and a kept plan gives the hits a new
+    /// one does: regions of the astronaut 100 and 110 px wide share one (stride 128), the whole
+    /// photograph has its own; the oldest goes once more strides than PLANS_KEPT were used.
+    #[test]
+    fn stump_plans_are_kept_by_stride_and_give_the_same_hits() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let photo = root.join(".cache/fixtures/astronaut.png");
+        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
+        let gray = fer_core::preprocess::to_gray8(&img);
+        let c = HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
+            .unwrap();
+        let p = DetectParams { min_size: 60, ..DetectParams::default() };
+        let region = |w: u32| image::imageops::crop_imm(&gray, 170, 60, w, 110).to_image();
+        let (a, b) = (region(100), region(110));
+        let mut kept = Vec::new();
+        for im in [&a, &b, &gray, &a] {
+            let view = GrayView { image: im, origin: (170, 60), full: (512, 512) };
+            let view = if im.width() == 512 { GrayView::whole(im) } else { view };
+            kept.push(c.raw_detections(view, &p));
+            // A clone starts without plans: it makes its own.
+            assert_eq!(c.clone().raw_detections(view, &p), *kept.last().unwrap());
+        }
+        assert!(kept[2].len() > 3, "the face's hits: {:?}", kept[2]);
+        assert_eq!(kept[0], kept[3]);
+        assert_eq!(c.plans.strides(), [128, 576]);
+        for w in [200, 260, 330] {
+            c.raw_detections(&region(w), &p);
+        }
+        assert_eq!(c.plans.strides(), [576, 256, 320, 384]);
     }
 
     /// The flattened stump evaluation against the generic tree walk, on every window position
