@@ -12,6 +12,7 @@ use image::GrayImage;
 use super::{Detector, GrayView, Search};
 use fer_core::preprocess::FaceBox;
 
+mod pool;
 mod rows;
 
 /// Cascade loading errors.
@@ -98,6 +99,36 @@ pub struct HaarCascade {
     pub params: DetectParams,
     /// Stump plans made so far, by integral-image stride.
     plans: PlanCache,
+    /// The threads that scan pyramid levels in parallel (`params.threads` - 1 of them), made on
+    /// first use; a clone makes its own.
+    pool: PoolCache,
+}
+
+#[derive(Default)]
+struct PoolCache(std::sync::Mutex<Option<std::sync::Arc<pool::Pool>>>);
+
+impl PoolCache {
+    /// A pool of `workers` threads, made now if the last one had another number.
+    fn get(&self, workers: usize) -> std::sync::Arc<pool::Pool> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some(p) if p.workers() == workers => p.clone(),
+            _ => kept.insert(std::sync::Arc::new(pool::Pool::new(workers))).clone(),
+        }
+    }
+}
+
+impl Clone for PoolCache {
+    fn clone(&self) -> Self {
+        PoolCache::default()
+    }
+}
+
+impl std::fmt::Debug for PoolCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workers = self.0.lock().ok().and_then(|p| p.as_ref().map(|p| p.workers()));
+        write!(f, "PoolCache({workers:?})")
+    }
 }
 
 /// The stump plans of the last few integral-image strides ([`STRIDE_STEP`]), so that a plan is
@@ -301,6 +332,7 @@ impl HaarCascade {
             subsets,
             params: DetectParams::default(),
             plans: PlanCache::default(),
+            pool: PoolCache::default(),
         })
     }
 
@@ -418,8 +450,9 @@ impl HaarCascade {
     /// lying in them, at the whole image's positions: the hits are the whole image's hits there,
     /// except where OpenCV's rule of skipping the position after a first-stage rejection, which
     /// depends on the row's windows to the left of the part, visits other positions. With
-    /// `p.threads` > 1 the levels are shared out to that many threads (largest first, each
-    /// thread taking the next unscanned level), and the hits are still returned in level order.
+    /// `p.threads` > 1 the levels are shared out to that many threads, this one and the
+    /// cascade's pool of `p.threads - 1` kept between calls (largest first, each thread taking
+    /// the next unscanned level), and the hits are still returned in level order.
     pub fn raw_detections<'a>(&self, img: impl Into<GrayView<'a>>, p: &DetectParams) -> Vec<Rect> {
         let img: GrayView = img.into();
         let (iw, ih) = (img.image.width() as f64, img.image.height() as f64);
@@ -467,32 +500,15 @@ impl HaarCascade {
             }
             hits
         };
-        let threads = p.threads.clamp(1, levels.len().max(1));
-        if threads == 1 {
+        if p.threads <= 1 || levels.len() <= 1 {
             return levels.into_iter().flat_map(scan).collect();
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut per_level: Vec<Vec<Rect>> = vec![Vec::new(); levels.len()];
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&factor) = levels.get(i) else { break done };
-                            done.push((i, scan(factor)));
-                        }
-                    })
-                })
-                .collect();
-            for w in workers {
-                // A scan only indexes within its level's image: a panic here is a bug, not input.
-                for (i, hits) in w.join().expect("a detection thread panicked") {
-                    per_level[i] = hits;
-                }
-            }
+        // Levels are taken in order, the largest first, by this thread and the pool's.
+        let per_level: Vec<std::sync::OnceLock<Vec<Rect>>> = levels.iter().map(|_| Default::default()).collect();
+        self.pool.get(p.threads - 1).run(levels.len(), &|i| {
+            let _ = per_level[i].set(scan(levels[i]));
         });
+        let per_level: Vec<Vec<Rect>> = per_level.into_iter().map(|l| l.into_inner().unwrap_or_default()).collect();
         per_level.concat()
     }
 
