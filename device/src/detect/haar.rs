@@ -97,87 +97,45 @@ pub struct HaarCascade {
     subsets: Vec<[i32; 8]>,
     /// Parameters used by the [`Detector`] impl.
     pub params: DetectParams,
-    /// Stump plans made so far, by integral-image stride.
-    plans: PlanCache,
+    /// The stump plans of the last few integral-image strides ([`STRIDE_STEP`]), so that a plan
+    /// is made once, not on every call (for the default frontal-face cascade, 2913 stumps:
+    /// making its plan was 0.42 M of a region pass's 5.18 M Cortex-A72 instructions;
+    /// BENCHMARKS.md).
+    plans: Kept<Vec<(usize, std::sync::Arc<Option<StumpPlan>>)>>,
     /// The threads that scan pyramid levels in parallel (`params.threads` - 1 of them), made on
-    /// first use; a clone makes its own.
-    pool: PoolCache,
+    /// first use.
+    pool: Kept<Option<std::sync::Arc<pool::Pool>>>,
 }
 
+/// What a cascade keeps between calls (its stump plans, its threads); a clone starts without.
 #[derive(Default)]
-struct PoolCache(std::sync::Mutex<Option<std::sync::Arc<pool::Pool>>>);
+struct Kept<T>(std::sync::Mutex<T>);
 
-impl PoolCache {
-    /// A pool of `workers` threads, made now if the last one had another number.
-    fn get(&self, workers: usize) -> std::sync::Arc<pool::Pool> {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match kept.as_ref() {
-            Some(p) if p.workers() == workers => p.clone(),
-            _ => kept.insert(std::sync::Arc::new(pool::Pool::new(workers))).clone(),
-        }
+impl<T> Kept<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        // A panic while the lock was held left at worst a plan or pool missing: carry on.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl Clone for PoolCache {
+impl<T: Default> Clone for Kept<T> {
     fn clone(&self) -> Self {
-        PoolCache::default()
+        Kept::default()
     }
 }
 
-impl std::fmt::Debug for PoolCache {
+impl<T> std::fmt::Debug for Kept<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let workers = self.0.lock().ok().and_then(|p| p.as_ref().map(|p| p.workers()));
-        write!(f, "PoolCache({workers:?})")
+        f.write_str("Kept(..)")
     }
 }
 
-/// The stump plans of the last few integral-image strides ([`STRIDE_STEP`]), so that a plan is
-/// made once, not on every call (for the default frontal-face cascade, 2913 stumps: making its
-/// plan was 0.42 M of a region pass's 5.18 M Cortex-A72 instructions; BENCHMARKS.md). A clone
-/// starts empty.
-#[derive(Default)]
-struct PlanCache(std::sync::Mutex<Vec<(usize, std::sync::Arc<Option<StumpPlan>>)>>);
-
-/// Plans kept: a frame's full pass and its region passes need two or three strides.
+/// Stump plans kept: a frame's full pass and its region passes need two or three strides.
 const PLANS_KEPT: usize = 4;
 
 /// Integral-image strides are rounded up to a multiple of this, so the regions searched around
 /// a moving face (a few pixels wider or narrower each frame) share one plan.
 const STRIDE_STEP: usize = 64;
-
-impl PlanCache {
-    /// `c`'s plan for `stride`, made now if not kept.
-    fn get(&self, c: &HaarCascade, stride: usize) -> std::sync::Arc<Option<StumpPlan>> {
-        // A panic while the lock was held left at worst a plan missing: carry on.
-        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, plan)) = plans.iter().find(|(s, _)| *s == stride) {
-            return plan.clone();
-        }
-        let plan = std::sync::Arc::new(StumpPlan::new(c, stride));
-        if plans.len() == PLANS_KEPT {
-            plans.remove(0);
-        }
-        plans.push((stride, plan.clone()));
-        plan
-    }
-
-    #[cfg(test)]
-    fn strides(&self) -> Vec<usize> {
-        self.0.lock().unwrap().iter().map(|p| p.0).collect()
-    }
-}
-
-impl Clone for PlanCache {
-    fn clone(&self) -> Self {
-        PlanCache::default()
-    }
-}
-
-impl std::fmt::Debug for PlanCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PlanCache({} plans)", self.0.lock().map(|p| p.len()).unwrap_or(0))
-    }
-}
 
 fn numbers<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
     text.split_ascii_whitespace().map(|t| t.parse().ok()).collect()
@@ -331,9 +289,32 @@ impl HaarCascade {
             lbp,
             subsets,
             params: DetectParams::default(),
-            plans: PlanCache::default(),
-            pool: PoolCache::default(),
+            plans: Kept::default(),
+            pool: Kept::default(),
         })
+    }
+
+    /// The stump plan for `stride`, made now if not kept.
+    fn plan(&self, stride: usize) -> std::sync::Arc<Option<StumpPlan>> {
+        let mut plans = self.plans.lock();
+        if let Some((_, plan)) = plans.iter().find(|(s, _)| *s == stride) {
+            return plan.clone();
+        }
+        let plan = std::sync::Arc::new(StumpPlan::new(self, stride));
+        if plans.len() == PLANS_KEPT {
+            plans.remove(0);
+        }
+        plans.push((stride, plan.clone()));
+        plan
+    }
+
+    /// A pool of `workers` threads, made now if the last one had another number.
+    fn pool(&self, workers: usize) -> std::sync::Arc<pool::Pool> {
+        let mut kept = self.pool.lock();
+        match kept.as_ref() {
+            Some(p) if p.workers() == workers => p.clone(),
+            _ => kept.insert(std::sync::Arc::new(pool::Pool::new(workers))).clone(),
+        }
     }
 
     /// Window size of the cascade.
@@ -472,7 +453,7 @@ impl HaarCascade {
         // One integral-image stride for every level (the widest level's, rounded up), so that
         // one stump plan serves the whole pyramid, and the next calls on images about as wide.
         let stride = (img.image.width() as usize + 1).next_multiple_of(STRIDE_STEP);
-        let plan = self.plans.get(self, stride);
+        let plan = self.plan(stride);
         let plan = plan.as_ref().as_ref();
         let (fw, fh) = (img.full.0 as f64, img.full.1 as f64);
         let scan = |factor: f64| {
@@ -505,7 +486,7 @@ impl HaarCascade {
         }
         // Levels are taken in order, the largest first, by this thread and the pool's.
         let per_level: Vec<std::sync::OnceLock<Vec<Rect>>> = levels.iter().map(|_| Default::default()).collect();
-        self.pool.get(p.threads - 1).run(levels.len(), &|i| {
+        self.pool(p.threads - 1).run(levels.len(), &|i| {
             let _ = per_level[i].set(scan(levels[i]));
         });
         let per_level: Vec<Vec<Rect>> = per_level.into_iter().map(|l| l.into_inner().unwrap_or_default()).collect();
@@ -1046,11 +1027,12 @@ mod tests {
         }
         assert!(kept[2].len() > 3, "the face's hits: {:?}", kept[2]);
         assert_eq!(kept[0], kept[3]);
-        assert_eq!(c.plans.strides(), [128, 576]);
+        let strides = |c: &HaarCascade| c.plans.lock().iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(strides(&c), [128, 576]);
         for w in [200, 260, 330] {
             c.raw_detections(&region(w), &p);
         }
-        assert_eq!(c.plans.strides(), [576, 256, 320, 384]);
+        assert_eq!(strides(&c), [576, 256, 320, 384]);
     }
 
     /// The flattened stump evaluation against the generic tree walk, on every window position
