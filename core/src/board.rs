@@ -379,7 +379,8 @@ pub struct DetectionConfig {
     /// are predicted to be, and the whole frame again when one is not found there (1 = always).
     #[serde(default = "default_full_every")]
     pub full_detect_every: u32,
-    /// Threads scanning the detection pyramid's levels in parallel (same faces for any count).
+    /// Threads scanning the detection pyramid's levels in parallel, full and region passes (same
+    /// faces for any count): the pipeline's own and `threads - 1` kept, asleep between passes.
     #[serde(default = "default_threads")]
     pub threads: usize,
 }
