@@ -27,6 +27,7 @@ pub mod detect;
 pub mod notify;
 pub mod onnxruntime;
 pub mod pipeline;
+mod pool;
 pub mod present;
 pub mod source;
 pub mod track;

@@ -97,10 +97,12 @@ pub struct TractClassifier {
     options: RunOptions,
     /// One plan per batch size, built on first use of each size.
     plans: std::collections::HashMap<usize, Arc<TypedSimplePlan>>,
-    /// Per worker ([`TractClassifier::with_face_threads`]; worker 0 runs on the caller's
-    /// thread): one run state (plan + per-op scratch) per batch size, built on first use and
+    /// Per worker ([`TractClassifier::with_face_threads`]; each group of faces on whichever
+    /// thread takes it): one run state (plan + per-op scratch) per batch size, built on first use and
     /// reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
     workers: Vec<std::collections::HashMap<usize, TypedSimpleState>>,
+    /// The threads besides the caller's (`workers.len() - 1` of them), kept between frames.
+    pool: Option<crate::pool::Pool>,
 }
 
 impl TractClassifier {
@@ -133,6 +135,7 @@ impl TractClassifier {
             options: run_options(threads),
             plans: Default::default(),
             workers: vec![Default::default()],
+            pool: None,
         };
         let out = c.run(&probe, 1).map_err(|e| bad(format!("probe run failed: {e}")))?;
         if out.len() != c.manifest.labels.len() {
@@ -146,11 +149,12 @@ impl TractClassifier {
     }
 
     /// Classifies the faces of a frame on up to `n` threads at once (the caller's and `n - 1`
-    /// more, started per frame): each takes an even share of the faces, in order, as one batch
+    /// more, kept between frames): each takes an even share of the faces, in order, as one batch
     /// (BENCHMARKS.md: several faces on a 4-core board). Each thread's batch-1 state is made
     /// here, from the plan the load built, so frames of up to `n` faces build no plan.
     pub fn with_face_threads(mut self, n: usize) -> Result<TractClassifier, ClassifyError> {
         self.workers.resize_with(n.max(1), Default::default);
+        self.pool = (n > 1).then(|| crate::pool::Pool::new(n - 1));
         for w in 0..self.workers.len() {
             self.state(w, 1)?;
         }
@@ -220,21 +224,24 @@ impl TractClassifier {
             let view = out[0].to_plain_array_view::<f32>().map_err(inference)?;
             Ok(view.iter().copied().collect())
         };
-        let mut jobs = jobs.into_iter();
-        let first = jobs.next().expect("at least one group");
-        if jobs.len() == 0 {
-            // One group (one face, or one thread): no thread scope on the common path.
-            return run(first);
+        let pool = match &self.pool {
+            Some(pool) if jobs.len() > 1 => pool,
+            // One group (one face, or one thread): on this thread.
+            _ => return jobs.into_iter().map(run).collect::<Result<Vec<_>, _>>().map(|o| o.concat()),
+        };
+        // Each group once, on whichever thread takes it; results in the groups' order.
+        let jobs: Vec<std::sync::Mutex<Option<_>>> = jobs.into_iter().map(|j| std::sync::Mutex::new(Some(j))).collect();
+        let outs: Vec<std::sync::OnceLock<Result<Vec<f32>, ClassifyError>>> =
+            jobs.iter().map(|_| Default::default()).collect();
+        pool.run(jobs.len(), &|i| {
+            let job = jobs[i].lock().unwrap_or_else(|e| e.into_inner()).take().expect("each group runs once");
+            let _ = outs[i].set(run(job));
+        });
+        let mut out = Vec::new();
+        for o in outs {
+            out.extend(o.into_inner().expect("every group ran")?);
         }
-        std::thread::scope(|scope| {
-            let others: Vec<_> = jobs.map(|j| scope.spawn(move || run(j))).collect();
-            let mut out = run(first)?;
-            for o in others {
-                // A tract op that panics is a bug, not input.
-                out.extend(o.join().expect("a classification thread panicked")?);
-            }
-            Ok(out)
-        })
+        Ok(out)
     }
 }
 

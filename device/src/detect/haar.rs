@@ -12,7 +12,6 @@ use image::GrayImage;
 use super::{Detector, GrayView, Search};
 use fer_core::preprocess::FaceBox;
 
-mod pool;
 mod rows;
 
 /// Cascade loading errors.
@@ -104,7 +103,7 @@ pub struct HaarCascade {
     plans: Kept<Vec<(usize, std::sync::Arc<Option<StumpPlan>>)>>,
     /// The threads that scan pyramid levels in parallel (`params.threads` - 1 of them), made on
     /// first use.
-    pool: Kept<Option<std::sync::Arc<pool::Pool>>>,
+    pool: Kept<Option<std::sync::Arc<crate::pool::Pool>>>,
 }
 
 /// What a cascade keeps between calls (its stump plans, its threads); a clone starts without.
@@ -309,11 +308,11 @@ impl HaarCascade {
     }
 
     /// A pool of `workers` threads, made now if the last one had another number.
-    fn pool(&self, workers: usize) -> std::sync::Arc<pool::Pool> {
+    fn pool(&self, workers: usize) -> std::sync::Arc<crate::pool::Pool> {
         let mut kept = self.pool.lock();
         match kept.as_ref() {
             Some(p) if p.workers() == workers => p.clone(),
-            _ => kept.insert(std::sync::Arc::new(pool::Pool::new(workers))).clone(),
+            _ => kept.insert(std::sync::Arc::new(crate::pool::Pool::new(workers))).clone(),
         }
     }
 

@@ -1,7 +1,8 @@
-//! Threads kept for the pyramid levels of detection calls. Spawning and joining scoped threads
-//! on every call cost 0.33 M of a region pass's 4.76 M Cortex-A72 instructions; a thread pool
-//! that spins while idle (rayon) cost as much (BENCHMARKS.md). These threads sleep on a condition
-//! variable between calls, and the caller does a share of the work itself.
+//! Threads kept between calls that share out work by index: the pyramid levels of a detection
+//! pass, the faces of a frame. Spawning and joining scoped threads on every call cost 0.33 M of a
+//! region pass's 4.76 M Cortex-A72 instructions; a thread pool that spins while idle (rayon) cost
+//! as much (BENCHMARKS.md). These threads sleep on a condition variable between calls, and the
+//! caller does a share of the work itself.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,7 +64,7 @@ impl Shared {
 }
 
 /// `workers` threads, plus the calling thread, sharing out the indices of one call at a time.
-pub(super) struct Pool {
+pub(crate) struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     /// One call at a time (a cascade shared by threads that detect at once).
@@ -71,7 +72,7 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    pub(super) fn new(workers: usize) -> Pool {
+    pub(crate) fn new(workers: usize) -> Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { job: None, generation: 0, finished: 0, panicked: false, shutdown: false }),
             wake: Condvar::new(),
@@ -108,13 +109,13 @@ impl Pool {
     }
 
     /// The threads of the pool, the caller's not counted.
-    pub(super) fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.workers.len()
     }
 
     /// Calls `task(i)` for every `i` in `0..n`, in increasing order of start, on this thread and
     /// the pool's; returns once every call has returned. Panics (then) if one of them panicked.
-    pub(super) fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+    pub(crate) fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         let _one = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: only the lifetime is erased; `Wait` below keeps `run` (and so the borrow of
         // `task`) from ending before every worker is done with the job, even if `task` panics on
@@ -146,8 +147,8 @@ impl Pool {
         let ok = self.shared.work(job);
         drop(wait);
         let panicked = std::mem::take(&mut self.shared.lock().panicked);
-        // A detection task only indexes within its level's image: a panic is a bug, not input.
-        assert!(ok && !panicked, "a detection thread panicked");
+        // Tasks are this crate's (a pyramid level, a batch of faces): a panic is a bug, not input.
+        assert!(ok && !panicked, "a worker thread panicked");
     }
 }
 
