@@ -98,8 +98,8 @@ pub struct TractClassifier {
     /// One plan per batch size, built on first use of each size.
     plans: std::collections::HashMap<usize, Arc<TypedSimplePlan>>,
     /// Per worker ([`TractClassifier::with_face_threads`]; each group of faces on whichever
-    /// thread takes it): one run state (plan + per-op scratch) per batch size, built on first use and
-    /// reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
+    /// thread takes it): one run state (plan + per-op scratch) per batch size, built on first
+    /// use and reused: a fresh state per run cost ~10 % of a mini-XCEPTION inference.
     workers: Vec<std::collections::HashMap<usize, TypedSimpleState>>,
     /// The threads besides the caller's (`workers.len() - 1` of them), kept between frames.
     pool: Option<crate::pool::Pool>,
