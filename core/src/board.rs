@@ -379,6 +379,17 @@ pub struct DetectionConfig {
     /// are predicted to be, and the whole frame again when one is not found there (1 = always).
     #[serde(default = "default_full_every")]
     pub full_detect_every: u32,
+    /// A due full pass is skipped while the scene is still: no 16×16-pixel block of the frame,
+    /// away from the faces tracked (what region passes search), has a mean gray level more than
+    /// this many levels (of 255) from the frame of the last full pass. Those passes would find
+    /// what it found: the tracked faces get region passes, and with none tracked no detector
+    /// runs (JSON `detection`: `unchanged`). 0 = never skipped. Sensor noise moves a block's
+    /// mean by well under 1 level; a face coming into view by tens.
+    #[serde(default)]
+    pub still_threshold: f32,
+    /// Even in a still scene, a full pass at least every this many frames.
+    #[serde(default = "default_still_full_every")]
+    pub still_full_every: u32,
     /// Threads scanning the detection pyramid's levels in parallel, full and region passes (same
     /// faces for any count): the pipeline's own and `threads - 1` kept, asleep between passes.
     #[serde(default = "default_threads")]
@@ -406,6 +417,9 @@ fn default_max_faces() -> usize {
 fn default_full_every() -> u32 {
     5
 }
+fn default_still_full_every() -> u32 {
+    30
+}
 
 impl Default for DetectionConfig {
     fn default() -> Self {
@@ -418,6 +432,8 @@ impl Default for DetectionConfig {
             min_face: default_min_face(),
             max_faces: default_max_faces(),
             full_detect_every: default_full_every(),
+            still_threshold: 0.0,
+            still_full_every: default_still_full_every(),
             threads: default_threads(),
         }
     }
@@ -610,6 +626,12 @@ impl BoardConfig {
         }
         if d.full_detect_every == 0 {
             return bad("detection.full_detect_every", "must be at least 1".into());
+        }
+        if !(0.0..=255.0).contains(&d.still_threshold) {
+            return bad("detection.still_threshold", format!("{} is outside 0..=255 gray levels", d.still_threshold));
+        }
+        if d.still_full_every == 0 {
+            return bad("detection.still_full_every", "must be at least 1".into());
         }
         let t = &self.tracking;
         if !(t.iou_match > 0.0 && t.iou_match <= 1.0) {

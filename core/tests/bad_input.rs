@@ -163,6 +163,7 @@ fn board_good_config_gets_defaults() {
     let c = BoardConfig::from_toml(Path::new("t.toml"), GOOD_BOARD).unwrap();
     assert_eq!(c.camera.device, "/dev/video0");
     assert_eq!(c.detection.scale_factor, 1.1);
+    assert_eq!(c.detection.still_threshold, 0.0, "full passes never skipped unless asked");
     assert_eq!(c.model.face_threads, 1, "faces of a frame on the pipeline's thread unless asked");
     match c.display {
         fer_core::board::DisplayConfig::Ssd1306 { address, height, .. } => assert_eq!((address, height), (0x3C, 64)),
@@ -212,6 +213,10 @@ fn board_invalid_values() {
     assert_eq!(e.field(), Some("display.address"), "{e}");
     let e = board_err(&format!("{GOOD_BOARD}\n[detection]\nscale_factor = 1.0\n"));
     assert_eq!(e.field(), Some("detection.scale_factor"), "{e}");
+    let e = board_err(&format!("{GOOD_BOARD}\n[detection]\nstill_threshold = -1.0\n"));
+    assert_eq!(e.field(), Some("detection.still_threshold"), "{e}");
+    let e = board_err(&format!("{GOOD_BOARD}\n[detection]\nstill_threshold = 4.0\nstill_full_every = 0\n"));
+    assert_eq!(e.field(), Some("detection.still_full_every"), "{e}");
     let e = board_err(&format!("{GOOD_BOARD}\n[tracking]\nema_alpha = 0.0\n"));
     assert_eq!(e.field(), Some("tracking.ema_alpha"), "{e}");
     let e = board_err(&GOOD_BOARD.replace("i2c_bus = \"/dev/i2c-1\"", "i2c_bus = \"/dev/i2c-1\"\nrotation = \"45\""));

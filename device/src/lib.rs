@@ -30,5 +30,6 @@ pub mod pipeline;
 mod pool;
 pub mod present;
 pub mod source;
+pub mod still;
 pub mod track;
 mod worker;

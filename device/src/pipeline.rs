@@ -4,11 +4,13 @@ use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
 use fer_core::preprocess::{as_gray8, crop_rect, to_gray8_region, FaceBox};
+use image::GrayImage;
 use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyError};
 use crate::detect::{resize_bilinear_part, Detector, GrayView, Rect, Search};
 use crate::source::Frame;
+use crate::still::Blocks;
 use crate::track::{iou, Detection, Prediction, TrackedFace, Tracker};
 
 /// Milliseconds spent per stage on one frame.
@@ -44,6 +46,9 @@ pub enum Pass {
     Region,
     /// A region pass missed a face, so the whole frame was searched too.
     RegionThenFull,
+    /// No face tracked, and the frame unchanged since the last full pass, which found none
+    /// (`detection.still_threshold`): no detector ran.
+    Unchanged,
 }
 
 /// How faces are found.
@@ -64,11 +69,20 @@ pub struct Pipeline<D, C> {
     pub frames: u64,
     /// The last frame's width and height.
     size: Option<(u32, u32)>,
+    /// What the last full pass saw, while `detection.still_threshold` is set.
+    last_full: Option<FullPass>,
+}
+
+/// A full pass: the frame's blocks, the faces it found, and when (in frames processed).
+struct FullPass {
+    blocks: Blocks,
+    faces: Vec<FaceBox>,
+    frame: u64,
 }
 
 impl<D, C> Pipeline<D, C> {
     pub fn new(finder: FaceFinder<D>, classifier: C, tracker: Tracker, detection: DetectionConfig) -> Self {
-        Pipeline { finder, classifier, tracker, detection, frames: 0, size: None }
+        Pipeline { finder, classifier, tracker, detection, frames: 0, size: None, last_full: None }
     }
 }
 
@@ -153,6 +167,13 @@ fn region_passes<D: Detector>(
     Some(found)
 }
 
+/// The part of the frame that a region pass around `b` searches: `b` and
+/// `REGION_RADIUS + REGION_SIZES.1 / 2 - 0.5` of its width beyond it on each side.
+fn region_searched(b: FaceBox) -> FaceBox {
+    let m = (REGION_RADIUS + REGION_SIZES.1 / 2.0 - 0.5) * b.w;
+    FaceBox { x: b.x - m, y: b.y - m, w: b.w + 2.0 * m, h: b.h + 2.0 * m }
+}
+
 /// A region pass's windows are centred within this fraction of the face's width of its centre.
 const REGION_RADIUS: f32 = 0.2;
 /// A region pass's faces are these fractions of the face's width.
@@ -212,26 +233,67 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
         let (w, h) = (frame.image.width(), frame.image.height());
         if frame.new_scene || self.size.replace((w, h)).is_some_and(|s| s != (w, h)) {
             self.tracker.end_scene();
+            self.last_full = None;
         }
         let (mut boxes, pass) = match &mut self.finder {
             FaceFinder::WholeFrame => (vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }], Pass::WholeFrame),
             FaceFinder::Detect(d) => {
                 let cfg = &self.detection;
                 let size = detection_size(w, h, cfg);
-                let full_pass = |d: &mut D| {
-                    let gray = as_gray8(&frame.image);
-                    detect_in(d, GrayView::whole(&gray), size, Search { min_face: cfg.min_face, ..Default::default() })
-                };
                 // Faces of the last frame, where their velocity will have taken them by this one.
                 let predicted = self.tracker.predicted(frame.index);
-                if self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty() {
+                let due = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty();
+                let gray = due.then(|| as_gray8(&frame.image));
+                // A full pass over a frame that has not changed since the last one, away from the
+                // faces tracked then and now, finds what that one found.
+                let mut blocks = None;
+                let still = match (&gray, &self.last_full) {
+                    (Some(g), Some(last)) if self.frames - last.frame < cfg.still_full_every as u64 => {
+                        let b = Blocks::of(g);
+                        let around = predicted.iter().flat_map(|p| [p.last, p.next]).chain(last.faces.iter().copied());
+                        let masks: Vec<FaceBox> = around.map(region_searched).collect();
+                        let changed = b.changed(&last.blocks, cfg.still_threshold, &masks);
+                        blocks = Some(b);
+                        !changed
+                    }
+                    _ => false,
+                };
+                let mut full_pass = |d: &mut D| {
+                    let converted;
+                    let gray: &GrayImage = match &gray {
+                        Some(g) => g,
+                        None => {
+                            converted = as_gray8(&frame.image);
+                            &converted
+                        }
+                    };
+                    let faces = detect_in(
+                        d,
+                        GrayView::whole(gray),
+                        size,
+                        Search { min_face: cfg.min_face, ..Default::default() },
+                    );
+                    let seen = (cfg.still_threshold > 0.0).then(|| FullPass {
+                        blocks: blocks.take().unwrap_or_else(|| Blocks::of(gray)),
+                        faces: faces.clone(),
+                        frame: self.frames,
+                    });
+                    (faces, seen)
+                };
+                let ((found, seen), pass) = if due && !still {
                     (full_pass(d), Pass::Full)
+                } else if predicted.is_empty() {
+                    ((Vec::new(), None), Pass::Unchanged)
                 } else {
                     match region_passes(d, frame, size, cfg.min_face, &predicted) {
-                        Some(found) => (found, Pass::Region),
+                        Some(found) => ((found, None), Pass::Region),
                         None => (full_pass(d), Pass::RegionThenFull),
                     }
+                };
+                if seen.is_some() {
+                    self.last_full = seen;
                 }
+                (found, pass)
             }
         };
         boxes.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
@@ -477,5 +539,86 @@ mod tests {
             // The jump is too far for one track.
             assert_eq!(r.faces[0].id, if i < 4 { 1 } else { 2 }, "frame {i}");
         }
+    }
+
+    /// A 640×480 scene of gray 50 with, for frame `i`, sensor-like noise of up to 2 levels a
+    /// pixel; `face`: a square face of `level` at (x, 100), 80 px; `patch`: a 40-px square of
+    /// gray 90 at (500, 380), something put down (not a face to `BrightSquare`).
+    fn scene(i: u64, face: Option<(u32, u8)>, patch: bool, new_scene: bool) -> Frame {
+        let img = GrayImage::from_fn(640, 480, |x, y| {
+            let level = match face {
+                Some((fx, level)) if (fx..fx + 80).contains(&x) && (100..180).contains(&y) => level,
+                _ if patch && (500..540).contains(&x) && (380..420).contains(&y) => 90,
+                _ => 50 + ((x * 7 + y * 3 + i as u32 * 5) % 5) as u8 - 2,
+            };
+            Luma([level])
+        });
+        Frame { index: i, name: format!("f{i}"), image: DynamicImage::ImageLuma8(img), new_scene }
+    }
+
+    #[test]
+    fn full_passes_that_would_see_a_still_scene_are_skipped() {
+        let det = DetectionConfig {
+            detect_width: 0,
+            full_detect_every: 3,
+            min_face: 40,
+            still_threshold: 4.0,
+            still_full_every: 5,
+            ..Default::default()
+        };
+        let face = Some((200, 255));
+        // 0-2: an empty room, noisy; 3: a face comes in; 4-6 it stays (5: its pixels change);
+        // 7: something is put down away from the face; 8-14 nothing moves; 15: the same view
+        // as a new scene.
+        let frames: Vec<Frame> = (0..16)
+            .map(|i| match i {
+                0..=2 => scene(i, None, false, false),
+                5 => scene(i, Some((200, 180)), false, false),
+                3..=6 => scene(i, face, false, false),
+                _ => scene(i, face, true, i == 15),
+            })
+            .collect();
+        let run = |det: DetectionConfig| {
+            let mut p = Pipeline::new(
+                FaceFinder::Detect(BrightSquare(vec![], vec![])),
+                Uniform,
+                Tracker::new(TrackingConfig::default()),
+                det,
+            );
+            let results: Vec<FrameResult> = frames.iter().map(|f| p.process(f).unwrap()).collect();
+            let FaceFinder::Detect(BrightSquare(seen, _)) = p.finder else { unreachable!() };
+            let full_calls = seen.iter().filter(|s| s.1.centres.is_none()).count();
+            (results, full_calls)
+        };
+        let (results, full_calls) = run(det.clone());
+        use Pass::*;
+        let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
+        // 1, 2: nothing tracked and nothing changed: no detector. 3: the face. 6: due, but the
+        // face has not moved (its pixels changed at 5, inside what region passes search): region
+        // passes. 7: not due. 9: due, and the patch came at 7: full. 12: due, unchanged since 9:
+        // region. 14: not due (frames % 3). 15: a new scene.
+        let want = [
+            Full, Unchanged, Unchanged, Full, Region, Region, Region, Region, Region, Full, Region, Region, Region,
+            Region, Region, Full,
+        ];
+        assert_eq!(passes, want);
+        assert_eq!(full_calls, 4);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.faces.len(), usize::from(i >= 3), "frame {i}");
+        }
+        // Every 5 frames a full pass even so: with frames 7-14 all still, 9 then 15 (12 is
+        // due 3 after 9).
+        let (results, _) = run(DetectionConfig { still_full_every: 3, ..det.clone() });
+        let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
+        assert_eq!(passes[12], Full, "{passes:?}");
+        // Without the threshold, every due pass runs.
+        let (results, full_calls) = run(DetectionConfig { still_threshold: 0.0, ..det });
+        let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
+        let want = [
+            Full, Full, Full, Full, Region, Region, Full, Region, Region, Full, Region, Region, Full, Region, Region,
+            Full,
+        ];
+        assert_eq!(passes, want);
+        assert_eq!(full_calls, 8);
     }
 }

@@ -1,0 +1,121 @@
+//! Whether a scene has changed: the mean gray level of each 16×16-pixel block of a frame, to
+//! compare with the blocks of the frame that the last full detection pass searched (the
+//! pipeline's `detection.still_threshold`).
+
+use fer_core::preprocess::FaceBox;
+use image::GrayImage;
+
+/// A block's side, in frame pixels.
+pub const BLOCK: u32 = 16;
+
+/// The pixel sums of a gray frame's whole 16×16-pixel blocks, row by row (a last partial row or
+/// column of blocks, under 16 pixels, is left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blocks {
+    /// The frame's width and height.
+    pub size: (u32, u32),
+    /// Blocks in a row.
+    pub cols: usize,
+    pub sums: Vec<u32>,
+}
+
+impl Blocks {
+    pub fn of(gray: &GrayImage) -> Blocks {
+        let (w, h) = gray.dimensions();
+        let (cols, rows) = ((w / BLOCK) as usize, (h / BLOCK) as usize);
+        let (b, w) = (BLOCK as usize, w as usize);
+        let mut sums = vec![0u32; cols * rows];
+        let raw = gray.as_raw();
+        for (by, acc) in sums.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+            for y in by * b..(by + 1) * b {
+                let row = &raw[y * w..y * w + cols * b];
+                for (a, chunk) in acc.iter_mut().zip(row.chunks_exact(b)) {
+                    // 16 bytes summed in 16 bits (at most 4080) vectorise; the block's in 32.
+                    *a += chunk.iter().map(|&v| v as u16).sum::<u16>() as u32;
+                }
+            }
+        }
+        Blocks { size: (w as u32, h), cols, sums }
+    }
+
+    /// Whether a block outside every box of `masks` has a mean gray level more than
+    /// `threshold` levels from its mean in `earlier`; always for frames of other sizes.
+    pub fn changed(&self, earlier: &Blocks, threshold: f32, masks: &[FaceBox]) -> bool {
+        if self.size != earlier.size || self.sums.len() != earlier.sums.len() {
+            return true;
+        }
+        let mut masked = vec![false; self.sums.len()];
+        let rows = self.sums.len() / self.cols.max(1);
+        let b = BLOCK as f32;
+        for m in masks {
+            // The blocks the box overlaps.
+            let span = |lo: f32, len: f32, n: usize| {
+                let first = (lo / b).floor().max(0.0) as usize;
+                let end = (((lo + len) / b).ceil().max(0.0) as usize).min(n);
+                first..end.max(first)
+            };
+            for y in span(m.y, m.h, rows) {
+                masked[y * self.cols..][span(m.x, m.w, self.cols)].fill(true);
+            }
+        }
+        let limit = threshold * (BLOCK * BLOCK) as f32;
+        self.sums.iter().zip(&earlier.sums).zip(&masked).any(|((a, e), &m)| !m && a.abs_diff(*e) as f32 > limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Luma;
+
+    #[test]
+    fn block_sums_by_hand() {
+        // 40×35: two whole blocks a row, two rows (the last 8 columns and 3 rows left out).
+        let img = GrayImage::from_fn(40, 35, |x, y| {
+            Luma([if x < 16 {
+                1
+            } else if y < 16 {
+                2
+            } else {
+                (x % 3) as u8
+            }])
+        });
+        let b = Blocks::of(&img);
+        assert_eq!((b.size, b.cols), ((40, 35), 2));
+        // Block (1, 1): columns 16..32, x % 3 = 1, 2, 0, 1, ... : 16, 17, ..., 31 -> 5 zeros,
+        // 6 ones (16, 19, .., 31), 5 twos; 16 rows of 6 + 10 = 16.
+        assert_eq!(b.sums, [256, 512, 256, 16 * 16]);
+        let tiny = Blocks::of(&GrayImage::new(15, 40));
+        assert_eq!((tiny.cols, tiny.sums.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_change_counts_outside_the_masks_and_above_the_threshold() {
+        let base = GrayImage::from_pixel(64, 48, Luma([100]));
+        let before = Blocks::of(&base);
+        assert!(!before.changed(&before, 0.0, &[]));
+        // One block (2, 1) of 4×3 gets 64 of its 256 pixels 20 levels brighter: its mean
+        // moves by 5 levels.
+        let mut after = base.clone();
+        for y in 16..20 {
+            for x in 32..48 {
+                after.put_pixel(x, y, Luma([120]));
+            }
+        }
+        let after = Blocks::of(&after);
+        assert!(after.changed(&before, 4.9, &[]));
+        assert!(!after.changed(&before, 5.0, &[]), "not more than 5 levels");
+        // A box over any part of the block masks it; one beside it does not.
+        let over = FaceBox { x: 47.0, y: 31.5, w: 10.0, h: 1.0 };
+        assert!(!after.changed(&before, 1.0, &[over]));
+        let beside = FaceBox { x: 48.0, y: 0.0, w: 16.0, h: 48.0 };
+        assert!(after.changed(&before, 1.0, &[beside]));
+        // Boxes partly or wholly off the frame.
+        let off = [FaceBox { x: -30.0, y: -30.0, w: 10.0, h: 10.0 }, FaceBox { x: 60.0, y: 40.0, w: 90.0, h: 90.0 }];
+        assert!(after.changed(&before, 1.0, &off));
+        let around = FaceBox { x: 20.0, y: -10.0, w: 100.0, h: 30.0 };
+        assert!(!after.changed(&before, 1.0, &[around]));
+        // Another frame size is a change.
+        assert!(Blocks::of(&GrayImage::from_pixel(64, 32, Luma([100]))).changed(&before, 255.0, &[]));
+    }
+}
