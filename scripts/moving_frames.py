@@ -1,6 +1,6 @@
 """Raw YUYV camera frames of moving faces, for measuring the pipeline's region passes.
 
-    .venv-ref/bin/python scripts/moving_frames.py [--group] STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
+    .venv-ref/bin/python scripts/moving_frames.py [--group|--empty] [--noise SIGMA] STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
 
 The astronaut photograph (scripts/fixtures.sh), resized to 480x480 (Pillow, bilinear), on a gray
 640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame. With
@@ -9,7 +9,10 @@ upscaled to 640x480 (Pillow, bilinear; faces ~115-160 px), x going right and bac
 and 640 by STEP pixels a frame (the camera panning). YUYV with BT.601 limited-range
 coefficients and chroma averaged over each pixel pair (NumPy, independent of fer-device's
 decoder). With WIDTHxHEIGHT, each 640x480 canvas is resized to it (Pillow, bilinear) before
-encoding. Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`. Prints the canvas x
+encoding. With --empty, a scene without a face: the astronaut photograph's lower half (the suit and
+the flag) at 2.5x, 640x480 of it from (x, 0), moving as --group's. With --noise, Gaussian noise of SIGMA
+levels (NumPy, seed 0) is added to every pixel of every frame, as a camera's sensor does.
+Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`. Prints the canvas x
 of each frame.
 """
 import sys
@@ -32,11 +35,27 @@ def yuyv(rgb):
 
 
 def main(args):
-    group = args[:1] == ["--group"]
-    args = args[1:] if group else args
+    group = empty = False
+    sigma = 0.0
+    while args and args[0].startswith("--"):
+        if args[0] == "--noise":
+            sigma, args = float(args[1]), args[2:]
+            continue
+        group, empty = group or args[0] == "--group", empty or args[0] == "--empty"
+        if args[0] not in ("--group", "--empty"):
+            sys.exit(f"moving_frames.py: unknown option {args[0]}")
+        args = args[1:]
+    rng = np.random.default_rng(0)
     step, n, path = int(args[0]), int(args[1]), args[2]
     size = tuple(int(v) for v in args[3].split("x")) if len(args) > 3 else (640, 480)
-    if group:
+    if empty:
+        half = Image.open(".cache/fixtures/astronaut.png").convert("RGB").crop((0, 256, 512, 512))
+        wide = np.asarray(half.resize((1280, 640), Image.BILINEAR)).astype(np.float64)
+        end = 640
+
+        def canvas_at(x):
+            return wide[:480, x : x + 640]
+    elif group:
         photo = Image.open(".cache/fixtures/group.png").convert("RGB")
         end = 640
 
@@ -62,6 +81,8 @@ def main(args):
     with open(path, "wb") as f:
         for x in xs:
             canvas = canvas_at(x)
+            if sigma > 0:
+                canvas = np.clip(canvas + rng.normal(0.0, sigma, canvas.shape), 0, 255)
             if size != (640, 480):
                 img = Image.fromarray(canvas.astype(np.uint8)).resize(size, Image.BILINEAR)
                 canvas = np.asarray(img).astype(np.float64)

@@ -26,13 +26,18 @@ impl Blocks {
         let (b, w) = (BLOCK as usize, w as usize);
         let mut sums = vec![0u32; cols * rows];
         let raw = gray.as_raw();
+        // A block row's 16 rows added column by column (16 × 255 fits 16 bits; this vectorises
+        // as whole rows), then each block's 16 columns.
+        let mut columns = vec![0u16; cols * b];
         for (by, acc) in sums.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+            columns.fill(0);
             for y in by * b..(by + 1) * b {
-                let row = &raw[y * w..y * w + cols * b];
-                for (a, chunk) in acc.iter_mut().zip(row.chunks_exact(b)) {
-                    // 16 bytes summed in 16 bits (at most 4080) vectorise; the block's in 32.
-                    *a += chunk.iter().map(|&v| v as u16).sum::<u16>() as u32;
+                for (c, &v) in columns.iter_mut().zip(&raw[y * w..y * w + cols * b]) {
+                    *c += v as u16;
                 }
+            }
+            for (a, block) in acc.iter_mut().zip(columns.chunks_exact(b)) {
+                *a = block.iter().map(|&c| c as u32).sum();
             }
         }
         Blocks { size: (w as u32, h), cols, sums }
@@ -85,6 +90,20 @@ mod tests {
         // Block (1, 1): columns 16..32, x % 3 = 1, 2, 0, 1, ... : 16, 17, ..., 31 -> 5 zeros,
         // 6 ones (16, 19, .., 31), 5 twos; 16 rows of 6 + 10 = 16.
         assert_eq!(b.sums, [256, 512, 256, 16 * 16]);
+        // Any pixels: each block's sum as the pixels' (up to 255 each, no overflow).
+        let img = GrayImage::from_fn(100, 70, |x, y| Luma([((x * 37 + y * 91 + x * y) % 256) as u8]));
+        let b = Blocks::of(&img);
+        assert_eq!((b.cols, b.sums.len()), (6, 6 * 4));
+        for (i, &sum) in b.sums.iter().enumerate() {
+            let (bx, by) = ((i % 6) as u32 * 16, (i / 6) as u32 * 16);
+            let direct: u32 = (by..by + 16)
+                .flat_map(|y| (bx..bx + 16).map(move |x| (x, y)))
+                .map(|(x, y)| img.get_pixel(x, y).0[0] as u32)
+                .sum();
+            assert_eq!(sum, direct, "block {i}");
+        }
+        let white = Blocks::of(&GrayImage::from_pixel(16, 16, Luma([255])));
+        assert_eq!(white.sums, [255 * 256]);
         let tiny = Blocks::of(&GrayImage::new(15, 40));
         assert_eq!((tiny.cols, tiny.sums.len()), (0, 0));
     }

@@ -206,6 +206,18 @@ fn region_passes_follow_a_face_across_camera_frames_left_unread() {
     }
 }
 
+#[test]
+fn a_still_face_gets_region_passes_where_full_passes_were_due() {
+    // Full passes due every second frame; the frame does not change: each due one is skipped
+    // for region passes, and the box stays the full pass's (follow_frames checks it).
+    for (label, cascade, detection) in configs() {
+        let every_2 = DetectionConfig { full_detect_every: 2, still_threshold: 4.0, ..detection };
+        let (passes, calls) = follow(&(label.clone(), cascade, every_2), &[0; 5]);
+        assert_eq!(passes, [Full, Region, Region, Region, Region], "{label}");
+        assert_eq!(calls, [1; 5], "{label}");
+    }
+}
+
 /// Counts the calls to a detector.
 #[derive(Clone)]
 struct Counting(HaarCascade, usize);
