@@ -1,5 +1,6 @@
 //! The per-frame pipeline: `detect -> classify -> track`, with stage timings.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
@@ -49,6 +50,9 @@ pub enum Pass {
     /// No face tracked, and the frame unchanged since the last full pass, which found none
     /// (`detection.still_threshold`): no detector ran.
     Unchanged,
+    /// Every tracked face's surroundings unchanged since a detector found it there
+    /// (`detection.still_threshold`): each keeps that box, and no detector ran.
+    Kept,
 }
 
 /// How faces are found.
@@ -69,20 +73,22 @@ pub struct Pipeline<D, C> {
     pub frames: u64,
     /// The last frame's width and height.
     size: Option<(u32, u32)>,
-    /// What the last full pass saw, while `detection.still_threshold` is set.
-    last_full: Option<FullPass>,
+    /// While `detection.still_threshold` is set: the blocks of the last full pass's frame and
+    /// the faces it found, and each face as last found by a detector.
+    last_full: Option<Found>,
+    found: Vec<Found>,
 }
 
-/// A full pass: the frame's blocks, the faces it found, and when (in frames processed).
-struct FullPass {
-    blocks: Blocks,
+/// Faces found by a detector: the blocks of their frame, and when (in frames processed).
+struct Found {
+    blocks: Arc<Blocks>,
     faces: Vec<FaceBox>,
     frame: u64,
 }
 
 impl<D, C> Pipeline<D, C> {
     pub fn new(finder: FaceFinder<D>, classifier: C, tracker: Tracker, detection: DetectionConfig) -> Self {
-        Pipeline { finder, classifier, tracker, detection, frames: 0, size: None, last_full: None }
+        Pipeline { finder, classifier, tracker, detection, frames: 0, size: None, last_full: None, found: Vec::new() }
     }
 }
 
@@ -234,6 +240,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
         if frame.new_scene || self.size.replace((w, h)).is_some_and(|s| s != (w, h)) {
             self.tracker.end_scene();
             self.last_full = None;
+            self.found.clear();
         }
         let (mut boxes, pass) = match &mut self.finder {
             FaceFinder::WholeFrame => (vec![FaceBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 }], Pass::WholeFrame),
@@ -243,22 +250,21 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 // Faces of the last frame, where their velocity will have taken them by this one.
                 let predicted = self.tracker.predicted(frame.index);
                 let due = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty();
-                let gray = due.then(|| as_gray8(&frame.image));
+                let still_on = cfg.still_threshold > 0.0;
+                let gray = (due || still_on).then(|| as_gray8(&frame.image));
+                let blocks = gray.as_ref().filter(|_| still_on).map(|g| Arc::new(Blocks::of(g)));
+                let recent = |f: &Found| self.frames - f.frame < cfg.still_full_every as u64;
                 // A full pass over a frame that has not changed since the last one, away from the
                 // faces tracked then and now, finds what that one found.
-                let mut blocks = None;
-                let still = match (&gray, &self.last_full) {
-                    (Some(g), Some(last)) if self.frames - last.frame < cfg.still_full_every as u64 => {
-                        let b = Blocks::of(g);
+                let still = match (&blocks, &self.last_full) {
+                    (Some(b), Some(last)) if due && recent(last) => {
                         let around = predicted.iter().flat_map(|p| [p.last, p.next]).chain(last.faces.iter().copied());
                         let masks: Vec<FaceBox> = around.map(region_searched).collect();
-                        let changed = b.changed(&last.blocks, cfg.still_threshold, &masks);
-                        blocks = Some(b);
-                        !changed
+                        !b.changed(&last.blocks, cfg.still_threshold, &masks)
                     }
                     _ => false,
                 };
-                let mut full_pass = |d: &mut D| {
+                let full_pass = |d: &mut D| {
                     let converted;
                     let gray: &GrayImage = match &gray {
                         Some(g) => g,
@@ -267,31 +273,80 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                             &converted
                         }
                     };
-                    let faces = detect_in(
-                        d,
-                        GrayView::whole(gray),
-                        size,
-                        Search { min_face: cfg.min_face, ..Default::default() },
-                    );
-                    let seen = (cfg.still_threshold > 0.0).then(|| FullPass {
-                        blocks: blocks.take().unwrap_or_else(|| Blocks::of(gray)),
-                        faces: faces.clone(),
-                        frame: self.frames,
-                    });
-                    (faces, seen)
+                    let search = Search { min_face: cfg.min_face, ..Default::default() };
+                    detect_in(d, GrayView::whole(gray), size, search)
                 };
-                let ((found, seen), pass) = if due && !still {
+                // A tracked face whose surroundings (what a region pass searches) have not changed
+                // since a detector found it there is where it was: it keeps that box.
+                let kept_at = |p: &Prediction| {
+                    let b = blocks.as_ref()?;
+                    let around = region_searched(p.last);
+                    self.found.iter().position(|f| {
+                        recent(f) && f.faces.contains(&p.last) && !b.changed_in(&f.blocks, cfg.still_threshold, &around)
+                    })
+                };
+                let mut kept: Vec<(FaceBox, usize)> = Vec::new();
+                let (found, pass) = if due && !still {
                     (full_pass(d), Pass::Full)
                 } else if predicted.is_empty() {
-                    ((Vec::new(), None), Pass::Unchanged)
+                    (Vec::new(), Pass::Unchanged)
                 } else {
-                    match region_passes(d, frame, size, cfg.min_face, &predicted) {
-                        Some(found) => ((found, None), Pass::Region),
-                        None => (full_pass(d), Pass::RegionThenFull),
+                    let mut rest = Vec::new();
+                    for p in predicted {
+                        match kept_at(&p) {
+                            Some(i) => kept.push((p.last, i)),
+                            None => rest.push(p),
+                        }
+                    }
+                    if rest.is_empty() {
+                        (kept.iter().map(|k| k.0).collect(), Pass::Kept)
+                    } else {
+                        match region_passes(d, frame, size, cfg.min_face, &rest) {
+                            Some(mut found) => {
+                                for &(k, _) in &kept {
+                                    if !found.iter().any(|f| iou(f, &k) > 0.5) {
+                                        found.push(k);
+                                    }
+                                }
+                                (found, Pass::Region)
+                            }
+                            None => {
+                                kept.clear();
+                                (full_pass(d), Pass::RegionThenFull)
+                            }
+                        }
                     }
                 };
-                if seen.is_some() {
-                    self.last_full = seen;
+                if let Some(b) = blocks {
+                    let here = |faces: Vec<FaceBox>| Found { blocks: b.clone(), faces, frame: self.frames };
+                    if matches!(pass, Pass::Full | Pass::RegionThenFull) {
+                        self.last_full = Some(here(found.clone()));
+                    }
+                    // Each face found: as found now, or (kept) as found before.
+                    let mut now = here(Vec::new());
+                    let mut before: Vec<Found> = Vec::new();
+                    for f in &found {
+                        match kept.iter().find(|k| k.0 == *f) {
+                            Some(&(_, i)) => {
+                                let old = &self.found[i];
+                                match before.iter_mut().find(|e| Arc::ptr_eq(&e.blocks, &old.blocks)) {
+                                    Some(e) => e.faces.push(*f),
+                                    None => before.push(Found {
+                                        blocks: old.blocks.clone(),
+                                        faces: vec![*f],
+                                        frame: old.frame,
+                                    }),
+                                }
+                            }
+                            None => now.faces.push(*f),
+                        }
+                    }
+                    if pass != Pass::Unchanged {
+                        self.found = before;
+                        if !now.faces.is_empty() {
+                            self.found.push(now);
+                        }
+                    }
                 }
                 (found, pass)
             }
@@ -557,7 +612,7 @@ mod tests {
     }
 
     #[test]
-    fn full_passes_that_would_see_a_still_scene_are_skipped() {
+    fn detection_that_would_see_a_still_scene_is_skipped() {
         let det = DetectionConfig {
             detect_width: 0,
             full_detect_every: 3,
@@ -588,37 +643,46 @@ mod tests {
             let results: Vec<FrameResult> = frames.iter().map(|f| p.process(f).unwrap()).collect();
             let FaceFinder::Detect(BrightSquare(seen, _)) = p.finder else { unreachable!() };
             let full_calls = seen.iter().filter(|s| s.1.centres.is_none()).count();
-            (results, full_calls)
+            (results, full_calls, seen.len())
         };
-        let (results, full_calls) = run(det.clone());
+        let (results, full_calls, calls) = run(det.clone());
         use Pass::*;
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
-        // 1, 2: nothing tracked and nothing changed: no detector. 3: the face. 6: due, but the
-        // face has not moved (its pixels changed at 5, inside what region passes search): region
-        // passes. 7: not due. 9: due, and the patch came at 7: full. 12: due, unchanged since 9:
-        // region. 14: not due (frames % 3). 15: a new scene.
+        // 1, 2: nothing tracked and nothing changed: no detector. 3: the face. 4: it and its
+        // surroundings as at 3: kept. 5: its pixels changed: a region pass. 6: due, but nothing
+        // changed away from the face: not a full pass; the face changed back: a region pass.
+        // 7: something put down away from the face: kept. 9: due, and the patch came at 7: a
+        // full pass. 12: due, unchanged since 9: kept. 14: found 5 frames ago (still_full_every):
+        // a region pass. 15: a new scene.
         let want = [
-            Full, Unchanged, Unchanged, Full, Region, Region, Region, Region, Region, Full, Region, Region, Region,
-            Region, Region, Full,
+            Full, Unchanged, Unchanged, Full, Kept, Region, Region, Kept, Kept, Full, Kept, Kept, Kept, Kept, Region,
+            Full,
         ];
         assert_eq!(passes, want);
-        assert_eq!(full_calls, 4);
+        assert_eq!((full_calls, calls), (4, 7), "4 full passes and a region pass on frames 5, 6 and 14");
         for (i, r) in results.iter().enumerate() {
             assert_eq!(r.faces.len(), usize::from(i >= 3), "frame {i}");
+            if i >= 3 {
+                let b = r.faces[0].bbox;
+                assert_eq!(
+                    (b.x, b.y, b.w, b.h, r.faces[0].id),
+                    (200.0, 100.0, 80.0, 80.0, 1 + u64::from(i == 15)),
+                    "frame {i}"
+                );
+            }
         }
-        // Every 5 frames a full pass even so: with frames 7-14 all still, 9 then 15 (12 is
-        // due 3 after 9).
-        let (results, _) = run(DetectionConfig { still_full_every: 3, ..det.clone() });
+        // A full pass at least every `still_full_every` frames: with 3, frame 12 (3 after 9).
+        let (results, _, _) = run(DetectionConfig { still_full_every: 3, ..det.clone() });
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
         assert_eq!(passes[12], Full, "{passes:?}");
-        // Without the threshold, every due pass runs.
-        let (results, full_calls) = run(DetectionConfig { still_threshold: 0.0, ..det });
+        // Without the threshold, every due pass runs, and region passes on the other frames.
+        let (results, full_calls, calls) = run(DetectionConfig { still_threshold: 0.0, ..det });
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
         let want = [
             Full, Full, Full, Full, Region, Region, Full, Region, Region, Full, Region, Region, Full, Region, Region,
             Full,
         ];
         assert_eq!(passes, want);
-        assert_eq!(full_calls, 8);
+        assert_eq!((full_calls, calls), (8, 16));
     }
 }

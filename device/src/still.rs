@@ -46,25 +46,45 @@ impl Blocks {
     /// Whether a block outside every box of `masks` has a mean gray level more than
     /// `threshold` levels from its mean in `earlier`; always for frames of other sizes.
     pub fn changed(&self, earlier: &Blocks, threshold: f32, masks: &[FaceBox]) -> bool {
-        if self.size != earlier.size || self.sums.len() != earlier.sums.len() {
+        let mut masked = vec![false; self.sums.len()];
+        for m in masks {
+            self.each_under(m, |i| masked[i] = true);
+        }
+        self.differs(earlier) || (0..self.sums.len()).any(|i| !masked[i] && self.moved(earlier, threshold, i))
+    }
+
+    /// Whether a block under `region` has a mean gray level more than `threshold` levels from
+    /// its mean in `earlier`; always for frames of other sizes.
+    pub fn changed_in(&self, earlier: &Blocks, threshold: f32, region: &FaceBox) -> bool {
+        if self.differs(earlier) {
             return true;
         }
-        let mut masked = vec![false; self.sums.len()];
+        let mut moved = false;
+        self.each_under(region, |i| moved |= self.moved(earlier, threshold, i));
+        moved
+    }
+
+    fn differs(&self, earlier: &Blocks) -> bool {
+        self.size != earlier.size || self.sums.len() != earlier.sums.len()
+    }
+
+    /// Whether block `i`'s mean moved by more than `threshold` levels.
+    fn moved(&self, earlier: &Blocks, threshold: f32, i: usize) -> bool {
+        self.sums[i].abs_diff(earlier.sums[i]) as f32 > threshold * (BLOCK * BLOCK) as f32
+    }
+
+    /// Calls `f` with the index of each block that `r` overlaps.
+    fn each_under(&self, r: &FaceBox, mut f: impl FnMut(usize)) {
         let rows = self.sums.len() / self.cols.max(1);
         let b = BLOCK as f32;
-        for m in masks {
-            // The blocks the box overlaps.
-            let span = |lo: f32, len: f32, n: usize| {
-                let first = (lo / b).floor().max(0.0) as usize;
-                let end = (((lo + len) / b).ceil().max(0.0) as usize).min(n);
-                first..end.max(first)
-            };
-            for y in span(m.y, m.h, rows) {
-                masked[y * self.cols..][span(m.x, m.w, self.cols)].fill(true);
-            }
+        let span = |lo: f32, len: f32, n: usize| {
+            let first = (lo / b).floor().max(0.0) as usize;
+            let end = (((lo + len) / b).ceil().max(0.0) as usize).min(n);
+            first..end.max(first)
+        };
+        for y in span(r.y, r.h, rows) {
+            span(r.x, r.w, self.cols).for_each(|x| f(y * self.cols + x));
         }
-        let limit = threshold * (BLOCK * BLOCK) as f32;
-        self.sums.iter().zip(&earlier.sums).zip(&masked).any(|((a, e), &m)| !m && a.abs_diff(*e) as f32 > limit)
     }
 }
 
@@ -134,7 +154,14 @@ mod tests {
         assert!(after.changed(&before, 1.0, &off));
         let around = FaceBox { x: 20.0, y: -10.0, w: 100.0, h: 30.0 };
         assert!(!after.changed(&before, 1.0, &[around]));
+        // Only the blocks under a region count for changed_in.
+        assert!(after.changed_in(&before, 4.9, &over));
+        assert!(!after.changed_in(&before, 5.0, &over));
+        assert!(!after.changed_in(&before, 1.0, &beside));
+        assert!(!after.changed_in(&before, 1.0, &off[0]));
         // Another frame size is a change.
-        assert!(Blocks::of(&GrayImage::from_pixel(64, 32, Luma([100]))).changed(&before, 255.0, &[]));
+        let smaller = Blocks::of(&GrayImage::from_pixel(64, 32, Luma([100])));
+        assert!(smaller.changed(&before, 255.0, &[]));
+        assert!(smaller.changed_in(&before, 255.0, &off[0]));
     }
 }

@@ -13,7 +13,7 @@ use fer_device::source::Frame;
 use fer_device::track::{Probs, Tracker};
 use image::DynamicImage;
 use serde::Deserialize;
-use Pass::{Full, Region};
+use Pass::{Full, Kept, Region};
 
 #[derive(Deserialize)]
 struct Doc {
@@ -207,14 +207,19 @@ fn region_passes_follow_a_face_across_camera_frames_left_unread() {
 }
 
 #[test]
-fn a_still_face_gets_region_passes_where_full_passes_were_due() {
-    // Full passes due every second frame; the frame does not change: each due one is skipped
-    // for region passes, and the box stays the full pass's (follow_frames checks it).
+fn a_still_face_keeps_its_box_until_it_moves() {
+    // Full passes due every second frame. The face stays (frames 1, 2: no detector; 2 was due),
+    // moves 16 px, the whole photograph with it (3: a region pass; 4: due, and the frame changed
+    // away from the face since the last full pass: a full pass), and stays (5): every frame's
+    // box is the full pass's on that frame (follow_frames checks it).
     for (label, cascade, detection) in configs() {
         let every_2 = DetectionConfig { full_detect_every: 2, still_threshold: 4.0, ..detection };
-        let (passes, calls) = follow(&(label.clone(), cascade, every_2), &[0; 5]);
-        assert_eq!(passes, [Full, Region, Region, Region, Region], "{label}");
-        assert_eq!(calls, [1; 5], "{label}");
+        let (passes, calls) = follow(&(label.clone(), cascade, every_2), &[0, 0, 0, 16, 16, 16]);
+        assert_eq!(passes, [Full, Kept, Kept, Region, Full, Kept], "{label}");
+        // (Frame 3: one or two region passes, as the face is found more than 0.1 of its width
+        // off the first's centre.)
+        assert_eq!([calls[0], calls[1], calls[2], calls[4], calls[5]], [1, 0, 0, 1, 0], "{label}: {calls:?}");
+        assert!((1..=2).contains(&calls[3]), "{label}: {calls:?}");
     }
 }
 
