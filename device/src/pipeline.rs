@@ -73,16 +73,24 @@ pub struct Pipeline<D, C> {
     pub frames: u64,
     /// The last frame's width and height.
     size: Option<(u32, u32)>,
-    /// While `detection.still_threshold` is set: the blocks of the last full pass's frame and
-    /// the faces it found, and each face as last found by a detector.
-    last_full: Option<Found>,
+    /// While `detection.still_threshold` is set: the last full pass, and each face as last
+    /// found by a detector.
+    last_full: Option<FullPass>,
     found: Vec<Found>,
 }
 
-/// Faces found by a detector: the blocks of their frame, and when (in frames processed).
-struct Found {
+/// A full pass: the blocks of its frame, the faces it found, and when (in frames processed).
+struct FullPass {
     blocks: Arc<Blocks>,
     faces: Vec<FaceBox>,
+    frame: u64,
+}
+
+/// A face found by a detector: its box, the blocks of that frame, and when.
+#[derive(Clone)]
+struct Found {
+    bbox: FaceBox,
+    blocks: Arc<Blocks>,
     frame: u64,
 }
 
@@ -253,11 +261,11 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let still_on = cfg.still_threshold > 0.0;
                 let gray = (due || still_on).then(|| as_gray8(&frame.image));
                 let blocks = gray.as_ref().filter(|_| still_on).map(|g| Arc::new(Blocks::of(g)));
-                let recent = |f: &Found| self.frames - f.frame < cfg.still_full_every as u64;
+                let recent = |frame: u64| self.frames - frame < cfg.still_full_every as u64;
                 // A full pass over a frame that has not changed since the last one, away from the
                 // faces tracked then and now, finds what that one found.
                 let still = match (&blocks, &self.last_full) {
-                    (Some(b), Some(last)) if due && recent(last) => {
+                    (Some(b), Some(last)) if due && recent(last.frame) => {
                         let around = predicted.iter().flat_map(|p| [p.last, p.next]).chain(last.faces.iter().copied());
                         let masks: Vec<FaceBox> = around.map(region_searched).collect();
                         !b.changed(&last.blocks, cfg.still_threshold, &masks)
@@ -282,7 +290,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     let b = blocks.as_ref()?;
                     let around = region_searched(p.last);
                     self.found.iter().position(|f| {
-                        recent(f) && f.faces.contains(&p.last) && !b.changed_in(&f.blocks, cfg.still_threshold, &around)
+                        f.bbox == p.last && recent(f.frame) && !b.changed_in(&f.blocks, cfg.still_threshold, &around)
                     })
                 };
                 let mut kept: Vec<(FaceBox, usize)> = Vec::new();
@@ -317,35 +325,21 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                         }
                     }
                 };
-                if let Some(b) = blocks {
-                    let here = |faces: Vec<FaceBox>| Found { blocks: b.clone(), faces, frame: self.frames };
+                if let Some(blocks) = blocks {
+                    let frame = self.frames;
                     if matches!(pass, Pass::Full | Pass::RegionThenFull) {
-                        self.last_full = Some(here(found.clone()));
-                    }
-                    // Each face found: as found now, or (kept) as found before.
-                    let mut now = here(Vec::new());
-                    let mut before: Vec<Found> = Vec::new();
-                    for f in &found {
-                        match kept.iter().find(|k| k.0 == *f) {
-                            Some(&(_, i)) => {
-                                let old = &self.found[i];
-                                match before.iter_mut().find(|e| Arc::ptr_eq(&e.blocks, &old.blocks)) {
-                                    Some(e) => e.faces.push(*f),
-                                    None => before.push(Found {
-                                        blocks: old.blocks.clone(),
-                                        faces: vec![*f],
-                                        frame: old.frame,
-                                    }),
-                                }
-                            }
-                            None => now.faces.push(*f),
-                        }
+                        self.last_full = Some(FullPass { blocks: blocks.clone(), faces: found.clone(), frame });
                     }
                     if pass != Pass::Unchanged {
-                        self.found = before;
-                        if !now.faces.is_empty() {
-                            self.found.push(now);
-                        }
+                        // Each face as found now, or (kept) as found before.
+                        let before = std::mem::take(&mut self.found);
+                        self.found = found
+                            .iter()
+                            .map(|&bbox| match kept.iter().find(|k| k.0 == bbox) {
+                                Some(&(_, i)) => before[i].clone(),
+                                None => Found { bbox, blocks: blocks.clone(), frame },
+                            })
+                            .collect();
                     }
                 }
                 (found, pass)
