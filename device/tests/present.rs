@@ -1,7 +1,8 @@
 //! Presenters: whole-screen PNG goldens, the SSD1306's I²C transactions (embedded-hal-mock) and
 //! the ST7789's SPI command stream for init and one frame, checked against the controllers'
-//! datasheet command sets and an independent packing of the rendered screen; framebuffer pixel
-//! encoding; missing devices fail with their names.
+//! datasheet command sets and an independent packing of the rendered screen; later frames sent
+//! as the windows that changed, replayed into a model of each controller's RAM; framebuffer
+//! pixel encoding; missing devices fail with their names.
 //!
 //! Regenerate the goldens after an intended layout change with FER_UPDATE_GOLDEN=1.
 
@@ -9,13 +10,14 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use embedded_graphics::pixelcolor::{Rgb565, Rgb888};
+use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
 use embedded_graphics::prelude::*;
 use fer_core::board::{Rotation, SpiPanelConfig};
 use fer_core::preprocess::FaceBox;
 use fer_core::Emotion;
 use fer_device::present::panels::{
-    encode_fb, render, render_mono, render_rgb, FbGeometry, FramebufferPresenter, SpiPanelPresenter, Ssd1306Presenter,
+    changed_windows, encode_fb, render, render_mono, render_rgb, Buffer, FbGeometry, FramebufferPresenter,
+    SpiPanelPresenter, Ssd1306Presenter,
 };
 use fer_device::present::screen::Screen;
 use fer_device::present::{open_display, Presenter};
@@ -284,4 +286,164 @@ fn missing_devices_are_named_in_the_error() {
     let err = FramebufferPresenter::open(f.to_str().unwrap()).err().unwrap().to_string();
     assert!(err.contains("not a framebuffer"), "{err}");
     std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
+fn changed_windows_by_hand() {
+    let at = |changes: &[(usize, usize)]| {
+        let mut b = Buffer::new(Size::new(10, 14), BinaryColor::Off);
+        for &(x, y) in changes {
+            b.pixels[y * 10 + x] = BinaryColor::On;
+        }
+        b
+    };
+    let old = at(&[]);
+    assert_eq!(changed_windows(&old, None), [(0, 0, 9, 13)], "the first screen whole");
+    assert_eq!(changed_windows(&old, Some(&old)), [], "nothing changed");
+    // Rows 1 and 2: one window over both rows' changed columns. Row 6: three unchanged rows
+    // before it, a window of its own, joined by row 9 (two unchanged rows between: WINDOW_GAP).
+    // Row 13: three unchanged rows before it again.
+    let new = at(&[(2, 1), (5, 2), (4, 6), (6, 9), (9, 13)]);
+    assert_eq!(changed_windows(&new, Some(&old)), [(2, 1, 5, 2), (4, 6, 6, 9), (9, 13, 9, 13)]);
+    // A screen of another size is sent whole.
+    assert_eq!(changed_windows(&new, Some(&Buffer::new(Size::new(10, 6), BinaryColor::Off))), [(0, 0, 9, 13)]);
+}
+
+/// Replays an ST7789 command stream into a model of its frame memory (`w` pixels a row): CASET
+/// and RASET set the window, RAMWR fills it row by row (datasheet §8.4, §9.1.20-22); returns the
+/// RAMWR bytes.
+fn st7789_replay(stream: &[(u8, Vec<u8>)], ram: &mut [u16], w: usize) -> usize {
+    let (mut cols, mut rows, mut bytes) = ((0, 0), (0, 0), 0);
+    let pair = |d: &[u8]| (u16::from_be_bytes([d[0], d[1]]) as usize, u16::from_be_bytes([d[2], d[3]]) as usize);
+    for (c, data) in stream {
+        match c {
+            0x2A => cols = pair(data),
+            0x2B => rows = pair(data),
+            0x2C => {
+                let window = (rows.0..=rows.1).flat_map(|y| (cols.0..=cols.1).map(move |x| y * w + x));
+                for (i, px) in window.zip(data.chunks_exact(2)) {
+                    ram[i] = u16::from_be_bytes([px[0], px[1]]);
+                }
+                assert_eq!(data.len(), 2 * (rows.1 - rows.0 + 1) * (cols.1 - cols.0 + 1), "RAMWR fills its window");
+                bytes += data.len();
+            }
+            other => panic!("unexpected command {other:#04x} in a frame"),
+        }
+    }
+    bytes
+}
+
+#[test]
+fn st7789_sends_only_what_changed() {
+    let wire = Wire::default();
+    let mut buffer = [0u8; 512];
+    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
+    let cfg = SpiPanelConfig {
+        spi: "mock".into(),
+        spi_hz: 32_000_000,
+        gpio_chip: "mock".into(),
+        dc_pin: 25,
+        reset_pin: None,
+        backlight_pin: None,
+        width: 240,
+        height: 240,
+        rotation: Rotation::Deg0,
+        invert_colors: false,
+    };
+    let mut p =
+        SpiPanelPresenter::new(mipidsi::Builder::new(mipidsi::models::ST7789, di), &cfg, &mut NoDelay, "mock-spi")
+            .unwrap();
+    let mut ram = vec![0xAAAA; 240 * 240];
+    let (c, f) = (crop(), faces());
+    let mut moved = faces();
+    moved[0].smoothed[3] = 0.6;
+    moved[0].confidence = 0.6;
+    let screens = [
+        Screen::frame(&f, Some(&c), 24.0),
+        Screen::frame(&f, Some(&c), 24.0),
+        Screen::frame(&f, Some(&c), 25.0),
+        Screen::frame(&moved, Some(&c), 25.0),
+        Screen::status("no input"),
+    ];
+    let mut sent = Vec::new();
+    for s in &screens {
+        wire.0.borrow_mut().1.clear();
+        p.show(s).unwrap();
+        sent.push(st7789_replay(&commands(&wire.0.borrow().1), &mut ram, 240));
+        let want: Buffer<Rgb565> = render(Size::new(240, 240), s);
+        let want: Vec<u16> = want.pixels.iter().map(|p| p.into_storage()).collect();
+        assert!(ram == want, "the panel does not show the screen after {} frames", sent.len());
+    }
+    eprintln!("ST7789 RAMWR bytes a screen: {sent:?}");
+    let whole = 240 * 240 * 2;
+    assert_eq!(sent[..2], [whole, 0], "the first screen whole, the same one again nothing");
+    assert!(sent[2] > 0 && sent[2] * 50 < whole, "a new frame rate: {} bytes", sent[2]);
+    assert!(sent[3] > sent[2] && sent[3] < whole, "other bars: {} bytes", sent[3]);
+}
+
+/// I²C writes of a bus, recorded (shared, so the test reads them while the panel holds the bus).
+#[derive(Clone, Default)]
+struct I2cLog(Rc<RefCell<Vec<Vec<u8>>>>);
+impl embedded_hal::i2c::ErrorType for I2cLog {
+    type Error = std::convert::Infallible;
+}
+impl embedded_hal::i2c::I2c for I2cLog {
+    fn transaction(&mut self, _: u8, ops: &mut [embedded_hal::i2c::Operation<'_>]) -> Result<(), Self::Error> {
+        for op in ops.iter() {
+            if let embedded_hal::i2c::Operation::Write(b) = op {
+                self.0.borrow_mut().push(b.to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replays SSD1306 writes into a model of its RAM (128 columns × 8 pages, horizontal
+/// addressing: datasheet §10.1.3-4, 0x21 column and 0x22 page windows); returns the data bytes.
+fn ssd1306_replay(writes: &[Vec<u8>], ram: &mut [u8]) -> usize {
+    let (mut cols, mut pages, mut at, mut bytes) = ((0, 127), (0, 7), (0, 0), 0);
+    for w in writes {
+        match w.as_slice() {
+            [0x00, 0x21, a, b] => (cols, at.0) = ((*a as usize, *b as usize), *a as usize),
+            [0x00, 0x22, a, b] => (pages, at.1) = ((*a as usize, *b as usize), *a as usize),
+            [0x40, data @ ..] => {
+                for &d in data {
+                    ram[at.1 * 128 + at.0] = d;
+                    bytes += 1;
+                    at.0 += 1;
+                    if at.0 > cols.1 {
+                        at = (cols.0, if at.1 >= pages.1 { pages.0 } else { at.1 + 1 });
+                    }
+                }
+            }
+            other => panic!("unexpected write {other:x?} in a frame"),
+        }
+    }
+    bytes
+}
+
+#[test]
+fn ssd1306_sends_only_what_changed() {
+    let log = I2cLog::default();
+    let mut p = Ssd1306Presenter::new(log.clone(), 0x3C, 64, Rotation::Deg0, "mock-i2c").unwrap();
+    let mut ram = vec![0x55; 1024];
+    let (c, f) = (crop(), faces());
+    let screens = [
+        Screen::frame(&f, Some(&c), 12.0),
+        Screen::frame(&f, Some(&c), 12.0),
+        Screen::frame(&f, Some(&c), 13.0),
+        Screen::status("stopped"),
+    ];
+    let mut sent = Vec::new();
+    for s in &screens {
+        log.0.borrow_mut().clear();
+        p.show(s).unwrap();
+        sent.push(ssd1306_replay(&log.0.borrow(), &mut ram));
+        let want = pack_pages(&render_mono(Size::new(128, 64), s));
+        assert!(ram == want, "the panel does not show the screen after {} frames", sent.len());
+    }
+    eprintln!("SSD1306 data bytes a screen: {sent:?}");
+    assert_eq!(sent[..2], [1024, 0], "the first screen whole, the same one again nothing");
+    assert!(sent[2] > 0 && sent[2] * 10 < 1024, "a new frame rate: {} bytes", sent[2]);
+    assert!(sent[3] > sent[2], "a status screen: {} bytes", sent[3]);
 }

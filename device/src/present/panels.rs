@@ -92,6 +92,36 @@ pub fn render_mono(size: Size, s: &Screen) -> GrayImage {
     })
 }
 
+/// Rows of unchanged pixels between two changed ones that [`changed_windows`] sends rather than
+/// starting another window (a window costs three commands; a row of 240 RGB565 pixels 480 bytes).
+const WINDOW_GAP: usize = 2;
+
+/// The windows of `new` that differ from `old` (what the panel shows), as `(x0, y0, x1, y1)`
+/// inclusive: each band of rows with changed pixels (bands fewer than [`WINDOW_GAP`] unchanged
+/// rows apart joined), from the first to the last changed column of its rows. The whole of
+/// `new` without an `old` of its size; none when nothing changed.
+pub fn changed_windows<C: PartialEq>(new: &Buffer<C>, old: Option<&Buffer<C>>) -> Vec<(u32, u32, u32, u32)> {
+    let (w, h) = (new.size.width as usize, new.size.height as usize);
+    let Some(old) = old.filter(|o| o.size == new.size) else {
+        return if w > 0 && h > 0 { vec![(0, 0, w as u32 - 1, h as u32 - 1)] } else { Vec::new() };
+    };
+    let mut out = Vec::new();
+    let mut band: Option<(usize, usize, usize, usize)> = None;
+    for (y, (a, b)) in new.pixels.chunks_exact(w).zip(old.pixels.chunks_exact(w)).enumerate() {
+        let Some(first) = a.iter().zip(b).position(|(p, q)| p != q) else { continue };
+        let last = w - 1 - a.iter().rev().zip(b.iter().rev()).position(|(p, q)| p != q).unwrap_or(0);
+        band = match band {
+            Some((x0, y0, x1, y1)) if y - y1 <= WINDOW_GAP + 1 => Some((x0.min(first), y0, x1.max(last), y)),
+            done => {
+                out.extend(done);
+                Some((first, y, last, y))
+            }
+        };
+    }
+    out.extend(band);
+    out.into_iter().map(|(x0, y0, x1, y1)| (x0 as u32, y0 as u32, x1 as u32, y1 as u32)).collect()
+}
+
 /// A `size` panel's screen as an image: black/white for a mono panel, RGB for a colour one.
 pub fn render_panel(size: Size, mono: bool, s: &Screen) -> image::DynamicImage {
     if mono {
@@ -145,10 +175,14 @@ enum Oled<I2C> {
     Short(Ssd1306<I2CInterface<I2C>, DisplaySize128x32, BufferedGraphicsMode<DisplaySize128x32>>),
 }
 
-/// A 128×64 or 128×32 SSD1306 OLED on an I²C bus.
+/// A 128×64 or 128×32 SSD1306 OLED on an I²C bus. Only what changed since the last screen is
+/// sent: the panel's window around the changed pixels (a frame whose faces stayed changes
+/// little but its frame rate: tens of bytes instead of 1024 at 400 kHz, ~23 ms).
 pub struct Ssd1306Presenter<I2C> {
     oled: Oled<I2C>,
     device: String,
+    /// The screen the panel shows, once one was sent whole.
+    shown: Option<Buffer<BinaryColor>>,
 }
 
 fn oled_rotation(r: Rotation) -> DisplayRotation {
@@ -182,7 +216,7 @@ impl<I2C: embedded_hal::i2c::I2c> Ssd1306Presenter<I2C> {
                 Oled::Tall(d)
             }
         };
-        Ok(Ssd1306Presenter { oled, device: format!("{device} (SSD1306 at {address:#04x})") })
+        Ok(Ssd1306Presenter { oled, device: format!("{device} (SSD1306 at {address:#04x})"), shown: None })
     }
 }
 
@@ -207,22 +241,37 @@ impl Ssd1306Presenter<linux_embedded_hal::I2cdev> {
     }
 }
 
+/// Sets the pixels of `new` that differ from `old` (all of them without an `old` of its size) in
+/// `d`'s buffer, whose flush then sends the window around them.
+fn draw_changes<D>(d: &mut D, new: &Buffer<BinaryColor>, old: Option<&Buffer<BinaryColor>>) -> Result<(), D::Error>
+where
+    D: DrawTarget<Color = BinaryColor>,
+{
+    let w = new.size.width as usize;
+    let old = old.filter(|o| o.size == new.size);
+    let changed = new.pixels.iter().enumerate().filter(|&(i, p)| old.is_none_or(|o| o.pixels[i] != *p));
+    d.draw_iter(changed.map(|(i, &p)| Pixel(Point::new((i % w) as i32, (i / w) as i32), p)))
+}
+
 impl<I2C: embedded_hal::i2c::I2c> Presenter for Ssd1306Presenter<I2C> {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
-        let err = |e: display_interface::DisplayError| PresentError::Write {
-            device: self.device.clone(),
-            message: format!("{e:?}"),
-        };
-        match &mut self.oled {
+        let old = self.shown.take();
+        let (new, sent) = match &mut self.oled {
             Oled::Tall(d) => {
-                draw_screen(d, s).map_err(err)?;
-                d.flush().map_err(err)
+                let new: Buffer<BinaryColor> = render(d.size(), s);
+                let sent = draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush());
+                (new, sent)
             }
             Oled::Short(d) => {
-                draw_screen(d, s).map_err(err)?;
-                d.flush().map_err(err)
+                let new: Buffer<BinaryColor> = render(d.size(), s);
+                let sent = draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush());
+                (new, sent)
             }
-        }
+        };
+        // After a failed transfer what the panel shows is unknown: the next screen goes whole.
+        sent.map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })?;
+        self.shown = Some(new);
+        Ok(())
     }
 
     fn describe(&self) -> String {
@@ -237,7 +286,9 @@ use mipidsi::interface::{InterfacePixelFormat, SpiInterface};
 use mipidsi::models::{ILI9341Rgb565, Model, ST7789};
 use mipidsi::options::{ColorInversion, Orientation, Rotation as PanelRotation};
 
-/// A mipidsi colour panel. The screen is rendered into memory and sent as one window write.
+/// A mipidsi colour panel. The screen is rendered into memory; the first is sent whole, then only
+/// the windows that changed ([`changed_windows`]: a frame whose faces stayed changes its frame
+/// rate, not 115 200 bytes, ~15 ms at 62.5 MHz).
 pub struct SpiPanelPresenter<DI, M, RST>
 where
     DI: mipidsi::interface::Interface,
@@ -248,6 +299,8 @@ where
     display: mipidsi::Display<DI, M, RST>,
     size: Size,
     device: String,
+    /// The screen the panel shows, once one was sent whole.
+    shown: Option<Buffer<M::ColorFormat>>,
 }
 
 fn panel_rotation(r: Rotation) -> PanelRotation {
@@ -294,7 +347,7 @@ where
             Rotation::Deg90 | Rotation::Deg270 => (cfg.height, cfg.width),
             _ => (cfg.width, cfg.height),
         };
-        Ok(SpiPanelPresenter { display, size: Size::new(w as u32, h as u32), device: device.to_string() })
+        Ok(SpiPanelPresenter { display, size: Size::new(w as u32, h as u32), device: device.to_string(), shown: None })
     }
 }
 
@@ -306,10 +359,16 @@ where
 {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let b: Buffer<Rgb565> = render(self.size, s);
-        let (w, h) = (self.size.width as u16, self.size.height as u16);
-        self.display
-            .set_pixels(0, 0, w - 1, h - 1, b.pixels)
-            .map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })
+        let w = self.size.width as usize;
+        // After a failed transfer what the panel shows is unknown: the next screen goes whole.
+        for (x0, y0, x1, y1) in changed_windows(&b, self.shown.take().as_ref()) {
+            let rows = (y0 as usize..=y1 as usize).map(|y| &b.pixels[y * w + x0 as usize..=y * w + x1 as usize]);
+            self.display
+                .set_pixels(x0 as u16, y0 as u16, x1 as u16, y1 as u16, rows.flatten().copied())
+                .map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })?;
+        }
+        self.shown = Some(b);
+        Ok(())
     }
 
     fn describe(&self) -> String {
