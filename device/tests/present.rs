@@ -16,7 +16,7 @@ use fer_core::board::{Rotation, SpiPanelConfig};
 use fer_core::preprocess::FaceBox;
 use fer_core::Emotion;
 use fer_device::present::panels::{
-    changed_windows, encode_fb, render, render_mono, render_rgb, Buffer, FbGeometry, FramebufferPresenter,
+    changed_windows, fb_writes, render, render_mono, render_rgb, Buffer, FbGeometry, FramebufferPresenter,
     SpiPanelPresenter, Ssd1306Presenter,
 };
 use fer_device::present::screen::Screen;
@@ -255,17 +255,54 @@ fn st7789_init_and_frame_on_the_spi_bus() {
 
 #[test]
 fn framebuffer_pixels_are_encoded_per_depth() {
-    let mut img = image::RgbImage::new(2, 1);
-    img.put_pixel(0, 0, image::Rgb([255, 0, 0]));
-    img.put_pixel(1, 0, image::Rgb([0, 0, 255]));
-    // RGB565: red = 0xF800, blue = 0x001F, little-endian; rows padded to line_length.
+    let mut img = Buffer::new(Size::new(2, 1), Rgb888::BLACK);
+    img.pixels = vec![Rgb888::RED, Rgb888::BLUE];
+    // RGB565: red = 0xF800, blue = 0x001F, little-endian.
     let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 16, line_length: 8 };
-    assert_eq!(encode_fb(&img, &g).unwrap(), vec![0x00, 0xF8, 0x1F, 0x00, 0, 0, 0, 0]);
+    assert_eq!(fb_writes(&img, None, &g).unwrap(), [(0, vec![0x00, 0xF8, 0x1F, 0x00])]);
     // XRGB8888: bytes B, G, R, X.
     let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 32, line_length: 8 };
-    assert_eq!(encode_fb(&img, &g).unwrap(), vec![0, 0, 255, 255, 255, 0, 0, 255]);
+    assert_eq!(fb_writes(&img, None, &g).unwrap(), [(0, vec![0, 0, 255, 255, 255, 0, 0, 255])]);
     let g = FbGeometry { width: 2, height: 1, bits_per_pixel: 24, line_length: 6 };
-    assert!(encode_fb(&img, &g).unwrap_err().contains("24 bits"));
+    assert!(fb_writes(&img, None, &g).unwrap_err().contains("24 bits"));
+}
+
+#[test]
+fn framebuffer_writes_leave_the_console_beside_the_screen_alone() {
+    // A 640x400 XRGB8888 framebuffer (rows of 2600 bytes, padded) holding a console (0x77); the
+    // 480x320 screen is written at its top-left corner, then only what changed.
+    let g = FbGeometry { width: 640, height: 400, bits_per_pixel: 32, line_length: 2600 };
+    let mut fb = vec![0x77u8; 2600 * 400];
+    let apply = |fb: &mut Vec<u8>, writes: Vec<(u64, Vec<u8>)>| {
+        let n = writes.iter().map(|w| w.1.len()).sum::<usize>();
+        for (at, bytes) in writes {
+            fb[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        n
+    };
+    let (c, f) = (crop(), faces());
+    let size = Size::new(480, 320);
+    let mut shown: Option<Buffer<Rgb888>> = None;
+    let mut sent = Vec::new();
+    for s in [Screen::frame(&f, Some(&c), 24.0), Screen::frame(&f, Some(&c), 25.0), Screen::frame(&f, Some(&c), 25.0)] {
+        let new: Buffer<Rgb888> = render(size, &s);
+        sent.push(apply(&mut fb, fb_writes(&new, shown.as_ref(), &g).unwrap()));
+        let img = render_rgb(size, &s);
+        for y in 0..400 {
+            for x in 0..650 {
+                let at = (y * 2600 + x * 4) as usize;
+                let want = match img.get_pixel_checked(x, y) {
+                    Some(p) => [p[2], p[1], p[0], 0xff],
+                    None => [0x77; 4],
+                };
+                assert_eq!(fb[at..at + 4], want, "({x}, {y}) after {} screens", sent.len());
+            }
+        }
+        shown = Some(new);
+    }
+    assert_eq!(sent[0], 480 * 320 * 4);
+    assert!(sent[1] > 0 && sent[1] * 100 < sent[0], "a new frame rate: {} bytes", sent[1]);
+    assert_eq!(sent[2], 0);
 }
 
 #[test]

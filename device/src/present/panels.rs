@@ -437,25 +437,35 @@ pub struct FbGeometry {
     pub line_length: u32,
 }
 
-/// Encodes an RGB image into framebuffer rows (RGB565 little-endian, or 32-bit XRGB8888).
-pub fn encode_fb(img: &image::RgbImage, g: &FbGeometry) -> Result<Vec<u8>, String> {
+/// The writes that change a framebuffer of geometry `g` showing `old` (from its top-left
+/// corner) to show `new`: for each row of each window that changed ([`changed_windows`]; all of
+/// `new` without an `old`), the byte offset of its first pixel and the pixels, RGB565
+/// little-endian or XRGB8888. The rest of each row (the console beside the screen) is left alone.
+pub fn fb_writes(
+    new: &Buffer<Rgb888>,
+    old: Option<&Buffer<Rgb888>>,
+    g: &FbGeometry,
+) -> Result<Vec<(u64, Vec<u8>)>, String> {
     let bpp = match g.bits_per_pixel {
         16 => 2,
         32 => 4,
         b => return Err(format!("{b} bits per pixel is not supported (16 or 32)")),
     };
-    let mut out = vec![0u8; (g.line_length * g.height) as usize];
-    for (x, y, p) in img.enumerate_pixels() {
-        if x >= g.width || y >= g.height {
-            continue;
-        }
-        let at = (y * g.line_length + x * bpp) as usize;
-        let [r, gr, b] = p.0;
-        if bpp == 2 {
-            let v = Rgb565::from(Rgb888::new(r, gr, b)).into_storage();
-            out[at..at + 2].copy_from_slice(&v.to_le_bytes());
-        } else {
-            out[at..at + 4].copy_from_slice(&[b, gr, r, 0xff]);
+    let w = new.size.width as usize;
+    let mut out = Vec::new();
+    for (x0, y0, x1, y1) in changed_windows(new, old) {
+        let x1 = x1.min(g.width.saturating_sub(1));
+        for y in (y0..=y1.min(g.height.saturating_sub(1))).filter(|_| x0 <= x1) {
+            let row = &new.pixels[y as usize * w + x0 as usize..=y as usize * w + x1 as usize];
+            let mut bytes = Vec::with_capacity(row.len() * bpp as usize);
+            for p in row {
+                if bpp == 2 {
+                    bytes.extend_from_slice(&Rgb565::from(*p).into_storage().to_le_bytes());
+                } else {
+                    bytes.extend_from_slice(&[p.b(), p.g(), p.r(), 0xff]);
+                }
+            }
+            out.push((y as u64 * g.line_length as u64 + (x0 * bpp) as u64, bytes));
         }
     }
     Ok(out)
@@ -466,6 +476,8 @@ pub struct FramebufferPresenter {
     file: std::fs::File,
     geometry: FbGeometry,
     device: String,
+    /// The screen the framebuffer shows, once one was written whole.
+    shown: Option<Buffer<Rgb888>>,
 }
 
 impl FramebufferPresenter {
@@ -480,7 +492,7 @@ impl FramebufferPresenter {
         if !matches!(geometry.bits_per_pixel, 16 | 32) {
             return Err(open(format!("{} bits per pixel is not supported (16 or 32)", geometry.bits_per_pixel)));
         }
-        Ok(FramebufferPresenter { file, geometry, device: device.to_string() })
+        Ok(FramebufferPresenter { file, geometry, device: device.to_string(), shown: None })
     }
 }
 
@@ -514,14 +526,17 @@ fn fb_geometry(file: &std::fs::File) -> std::io::Result<FbGeometry> {
 
 impl Presenter for FramebufferPresenter {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
-        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::FileExt;
         let g = self.geometry;
-        // Draw at most 480×320 (a screen-sized overlay; the rest of the console is left alone).
-        let size = Size::new(g.width.min(480), g.height.min(320));
-        let img = render_rgb(size, s);
+        // Draw at most 480×320 (a screen-sized overlay; the rest of the console is left alone),
+        // then only what changed.
+        let new: Buffer<Rgb888> = render(Size::new(g.width.min(480), g.height.min(320)), s);
         let err = |message: String| PresentError::Write { device: self.device.clone(), message };
-        let bytes = encode_fb(&img, &FbGeometry { height: size.height, ..g }).map_err(err)?;
-        self.file.seek(SeekFrom::Start(0)).and_then(|_| self.file.write_all(&bytes)).map_err(|e| err(e.to_string()))
+        for (at, bytes) in fb_writes(&new, self.shown.take().as_ref(), &g).map_err(err)? {
+            self.file.write_all_at(&bytes, at).map_err(|e| err(e.to_string()))?;
+        }
+        self.shown = Some(new);
+        Ok(())
     }
 
     fn describe(&self) -> String {
