@@ -300,6 +300,7 @@ fn framebuffer_writes_leave_the_console_beside_the_screen_alone() {
         }
         shown = Some(new);
     }
+    eprintln!("framebuffer bytes a screen: {sent:?}");
     assert_eq!(sent[0], 480 * 320 * 4);
     assert!(sent[1] > 0 && sent[1] * 100 < sent[0], "a new frame rate: {} bytes", sent[1]);
     assert_eq!(sent[2], 0);
