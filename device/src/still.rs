@@ -1,6 +1,6 @@
 //! Whether a scene has changed: the mean gray level of each 16×16-pixel block of a frame, to
-//! compare with the blocks of the frame that the last full detection pass searched (the
-//! pipeline's `detection.still_threshold`).
+//! compare with the blocks of a frame that a detector searched, the whole of it (the last full
+//! pass) or around a face (the pipeline's `detection.still_threshold`).
 
 use fer_core::preprocess::FaceBox;
 use image::GrayImage;
@@ -20,6 +20,7 @@ pub struct Blocks {
 }
 
 impl Blocks {
+    /// The blocks of `gray`.
     pub fn of(gray: &GrayImage) -> Blocks {
         let (w, h) = gray.dimensions();
         let (cols, rows) = ((w / BLOCK) as usize, (h / BLOCK) as usize);
