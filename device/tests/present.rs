@@ -206,12 +206,9 @@ fn commands(stream: &[Write]) -> Vec<(u8, Vec<u8>)> {
     out
 }
 
-#[test]
-fn st7789_init_and_frame_on_the_spi_bus() {
-    let wire = Wire::default();
-    let mut buffer = [0u8; 512];
-    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
-    let cfg = SpiPanelConfig {
+/// A 240×240 ST7789 on mock devices, unrotated.
+fn st7789_240(invert_colors: bool) -> SpiPanelConfig {
+    SpiPanelConfig {
         spi: "mock".into(),
         spi_hz: 32_000_000,
         gpio_chip: "mock".into(),
@@ -221,8 +218,16 @@ fn st7789_init_and_frame_on_the_spi_bus() {
         width: 240,
         height: 240,
         rotation: Rotation::Deg0,
-        invert_colors: true,
-    };
+        invert_colors,
+    }
+}
+
+#[test]
+fn st7789_init_and_frame_on_the_spi_bus() {
+    let wire = Wire::default();
+    let mut buffer = [0u8; 512];
+    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
+    let cfg = st7789_240(true);
     let builder = mipidsi::Builder::new(mipidsi::models::ST7789, di);
     let mut p = SpiPanelPresenter::new(builder, &cfg, &mut NoDelay, "mock-spi").unwrap();
     let init = commands(&wire.0.borrow().1);
@@ -376,18 +381,7 @@ fn st7789_sends_only_what_changed() {
     let wire = Wire::default();
     let mut buffer = [0u8; 512];
     let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
-    let cfg = SpiPanelConfig {
-        spi: "mock".into(),
-        spi_hz: 32_000_000,
-        gpio_chip: "mock".into(),
-        dc_pin: 25,
-        reset_pin: None,
-        backlight_pin: None,
-        width: 240,
-        height: 240,
-        rotation: Rotation::Deg0,
-        invert_colors: false,
-    };
+    let cfg = st7789_240(false);
     let mut p =
         SpiPanelPresenter::new(mipidsi::Builder::new(mipidsi::models::ST7789, di), &cfg, &mut NoDelay, "mock-spi")
             .unwrap();
