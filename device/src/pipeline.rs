@@ -259,8 +259,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let predicted = self.tracker.predicted(frame.index);
                 let due = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty();
                 let still_on = cfg.still_threshold > 0.0;
-                let gray = (due || still_on).then(|| as_gray8(&frame.image));
-                let blocks = gray.as_ref().filter(|_| still_on).map(|g| Arc::new(Blocks::of(g)));
+                let gray = due.then(|| as_gray8(&frame.image));
+                let blocks = still_on.then(|| Arc::new(Blocks::of(&frame.image)));
                 let recent = |frame: u64| self.frames - frame < cfg.still_full_every as u64;
                 // A full pass over a frame that has not changed since the last one, away from the
                 // faces tracked then and now, finds what that one found.
