@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use fer_core::board::DetectionConfig;
 use fer_core::preprocess::{as_gray8, crop_rect, to_gray8_region, FaceBox};
-use image::GrayImage;
 use serde::Serialize;
 
 use crate::classify::{Classifier, ClassifyError};
@@ -259,7 +258,6 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let predicted = self.tracker.predicted(frame.index);
                 let due = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty();
                 let still_on = cfg.still_threshold > 0.0;
-                let gray = due.then(|| as_gray8(&frame.image));
                 let blocks = still_on.then(|| Arc::new(Blocks::of(&frame.image)));
                 let recent = |frame: u64| self.frames - frame < cfg.still_full_every as u64;
                 // A full pass over a frame that has not changed since the last one, away from the
@@ -273,16 +271,8 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     _ => false,
                 };
                 let full_pass = |d: &mut D| {
-                    let converted;
-                    let gray: &GrayImage = match &gray {
-                        Some(g) => g,
-                        None => {
-                            converted = as_gray8(&frame.image);
-                            &converted
-                        }
-                    };
                     let search = Search { min_face: cfg.min_face, ..Default::default() };
-                    detect_in(d, GrayView::whole(gray), size, search)
+                    detect_in(d, GrayView::whole(&as_gray8(&frame.image)), size, search)
                 };
                 // A tracked face whose surroundings (what a region pass searches) have not changed
                 // since a detector found it there is where it was: it keeps that box.
