@@ -24,7 +24,7 @@ pub struct Blocks {
 
 impl Blocks {
     /// The blocks of `frame`: gray or RGB as it comes (a colour frame is not converted to
-    /// gray for this: 0.15 M Cortex-A72 instructions a 640x480 gray frame, 0.45 an RGB one,
+    /// gray for this: 0.15 M Cortex-A72 instructions a 640x480 gray frame, 0.40 an RGB one,
     /// where converting it took 1.3), other layouts converted to gray.
     pub fn of(frame: &DynamicImage) -> Blocks {
         match frame {
