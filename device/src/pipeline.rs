@@ -259,7 +259,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 let due = self.frames.is_multiple_of(cfg.full_detect_every.max(1) as u64) || predicted.is_empty();
                 let still_on = cfg.still_threshold > 0.0;
                 let blocks = still_on.then(|| Arc::new(Blocks::of(&frame.image)));
-                let recent = |frame: u64| self.frames - frame < cfg.still_full_every as u64;
+                let recent = |then: u64| self.frames - then < cfg.still_full_every as u64;
                 // A full pass over a frame that has not changed since the last one, away from the
                 // faces tracked then and now, finds what that one found.
                 let still = match (&blocks, &self.last_full) {
@@ -316,9 +316,9 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     }
                 };
                 if let Some(blocks) = blocks {
-                    let frame = self.frames;
+                    let now = self.frames;
                     if matches!(pass, Pass::Full | Pass::RegionThenFull) {
-                        self.last_full = Some(FullPass { blocks: blocks.clone(), faces: found.clone(), frame });
+                        self.last_full = Some(FullPass { blocks: blocks.clone(), faces: found.clone(), frame: now });
                     }
                     if pass != Pass::Unchanged {
                         // Each face as found now, or (kept) as found before.
@@ -327,7 +327,7 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                             .iter()
                             .map(|&bbox| match kept.iter().find(|k| k.0 == bbox) {
                                 Some(&(_, i)) => before[i].clone(),
-                                None => Found { bbox, blocks: blocks.clone(), frame },
+                                None => Found { bbox, blocks: blocks.clone(), frame: now },
                             })
                             .collect();
                     }
