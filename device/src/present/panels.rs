@@ -49,6 +49,14 @@ impl<C: PixelColor> Buffer<C> {
     }
 }
 
+impl<C> Buffer<C> {
+    /// The pixels of the window `(x0, y0, x1, y1)` (inclusive), a row at a time.
+    pub fn window_rows(&self, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> impl Iterator<Item = &[C]> {
+        let w = self.size.width as usize;
+        (y0 as usize..=y1 as usize).map(move |y| &self.pixels[y * w + x0 as usize..=y * w + x1 as usize])
+    }
+}
+
 impl<C: PixelColor> OriginDimensions for Buffer<C> {
     fn size(&self) -> Size {
         self.size
@@ -359,12 +367,11 @@ where
 {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let b: Buffer<Rgb565> = render(self.size, s);
-        let w = self.size.width as usize;
         // After a failed transfer what the panel shows is unknown: the next screen goes whole.
-        for (x0, y0, x1, y1) in changed_windows(&b, self.shown.take().as_ref()) {
-            let rows = (y0 as usize..=y1 as usize).map(|y| &b.pixels[y * w + x0 as usize..=y * w + x1 as usize]);
+        for window @ (x0, y0, x1, y1) in changed_windows(&b, self.shown.take().as_ref()) {
+            let pixels = b.window_rows(window).flatten().copied();
             self.display
-                .set_pixels(x0 as u16, y0 as u16, x1 as u16, y1 as u16, rows.flatten().copied())
+                .set_pixels(x0 as u16, y0 as u16, x1 as u16, y1 as u16, pixels)
                 .map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })?;
         }
         self.shown = Some(b);
@@ -451,12 +458,14 @@ pub fn fb_writes(
         32 => 4,
         b => return Err(format!("{b} bits per pixel is not supported (16 or 32)")),
     };
-    let w = new.size.width as usize;
     let mut out = Vec::new();
     for (x0, y0, x1, y1) in changed_windows(new, old) {
-        let x1 = x1.min(g.width.saturating_sub(1));
-        for y in (y0..=y1.min(g.height.saturating_sub(1))).filter(|_| x0 <= x1) {
-            let row = &new.pixels[y as usize * w + x0 as usize..=y as usize * w + x1 as usize];
+        // The part inside the framebuffer.
+        let (x1, y1) = (x1.min(g.width.saturating_sub(1)), y1.min(g.height.saturating_sub(1)));
+        if x0 > x1 || y0 > y1 {
+            continue;
+        }
+        for (y, row) in (y0..).zip(new.window_rows((x0, y0, x1, y1))) {
             let mut bytes = Vec::with_capacity(row.len() * bpp as usize);
             for p in row {
                 if bpp == 2 {
