@@ -1,6 +1,6 @@
 """Raw YUYV camera frames of moving faces, for measuring the pipeline's region passes.
 
-    .venv-ref/bin/python scripts/moving_frames.py [--group|--empty] [--noise SIGMA] STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
+    .venv-ref/bin/python scripts/moving_frames.py [--group|--empty|--person] [--noise SIGMA] STEP FRAMES OUT.yuv [WIDTHxHEIGHT]
 
 The astronaut photograph (scripts/fixtures.sh), resized to 480x480 (Pillow, bilinear), on a gray
 640x480 canvas, moving right and back between x = 0 and 160 by STEP pixels a frame. With
@@ -10,7 +10,9 @@ and 640 by STEP pixels a frame (the camera panning). YUYV with BT.601 limited-ra
 coefficients and chroma averaged over each pixel pair (NumPy, independent of fer-device's
 decoder). With WIDTHxHEIGHT, each 640x480 canvas is resized to it (Pillow, bilinear) before
 encoding. With --empty, a scene without a face: the astronaut photograph's lower half (the suit and
-the flag) at 2.5x, 640x480 of it from (x, 0), moving as --group's. With --noise, Gaussian noise of SIGMA
+the flag) at 2.5x, 640x480 of it from (x, 0), moving as --group's. With --person, a fixed camera: --empty's
+scene at x = 0, still, and a 240x280 part of the 480x480 astronaut around her head (from (100, 0)) in front
+of it at (x, 100), x going right and back between 0 and 400. With --noise, Gaussian noise of SIGMA
 levels (NumPy, seed 0) is added to every pixel of every frame, as a camera's sensor does.
 Replay with `fer-device run|bench --source yuyv:640x480:OUT.yuv`. Prints the canvas x
 of each frame.
@@ -35,20 +37,32 @@ def yuyv(rgb):
 
 
 def main(args):
-    group = empty = False
+    group = empty = person = False
     sigma = 0.0
     while args and args[0].startswith("--"):
         if args[0] == "--noise":
             sigma, args = float(args[1]), args[2:]
             continue
         group, empty = group or args[0] == "--group", empty or args[0] == "--empty"
-        if args[0] not in ("--group", "--empty"):
+        person = person or args[0] == "--person"
+        if args[0] not in ("--group", "--empty", "--person"):
             sys.exit(f"moving_frames.py: unknown option {args[0]}")
         args = args[1:]
     rng = np.random.default_rng(0)
     step, n, path = int(args[0]), int(args[1]), args[2]
     size = tuple(int(v) for v in args[3].split("x")) if len(args) > 3 else (640, 480)
-    if empty:
+    if person:
+        half = Image.open(".cache/fixtures/astronaut.png").convert("RGB").crop((0, 256, 512, 512))
+        room = np.asarray(half.resize((1280, 640), Image.BILINEAR)).astype(np.float64)[:480, :640]
+        src = Image.open(".cache/fixtures/astronaut.png").convert("RGB").resize((480, 480), Image.BILINEAR)
+        head = np.asarray(src).astype(np.float64)[0:280, 100:340]
+        end = 400
+
+        def canvas_at(x):
+            canvas = room.copy()
+            canvas[100:380, x : x + 240] = head
+            return canvas
+    elif empty:
         half = Image.open(".cache/fixtures/astronaut.png").convert("RGB").crop((0, 256, 512, 512))
         wide = np.asarray(half.resize((1280, 640), Image.BILINEAR)).astype(np.float64)
         end = 640

@@ -385,12 +385,14 @@ pub struct DetectionConfig {
     /// what it found: the tracked faces get region passes, and with none tracked no detector
     /// runs (JSON `detection`: `unchanged`). Likewise a tracked face whose region-pass area has
     /// no block moved by more than this since a detector found it there keeps that box, without
-    /// a region pass (`kept` when every face does). 0 = never skipped. Sensor noise moves a
-    /// block's mean by well under 1 level; a face coming into view by tens.
+    /// a region pass (`kept` when every face does). A full pass that runs searches only where
+    /// a block moved by more than this since the full passes last searched it, and finds what
+    /// they found elsewhere. 0 = never skipped, and every full pass searches the whole frame.
+    /// Sensor noise moves a block's mean by well under 1 level; a face coming into view by tens.
     #[serde(default)]
     pub still_threshold: f32,
-    /// Even in a still scene, a full pass at least every this many frames, and each face found
-    /// by a detector at least as often.
+    /// Even in a still scene, a full pass over the whole frame at least every this many frames,
+    /// and each face found by a detector at least as often.
     #[serde(default = "default_still_full_every")]
     pub still_full_every: u32,
     /// Threads scanning the detection pyramid's levels in parallel, full and region passes (same

@@ -78,7 +78,9 @@ pub struct Pipeline<D, C> {
     found: Vec<Found>,
 }
 
-/// A full pass: the blocks of its frame, the faces it found, and when (in frames processed).
+/// The full passes since the last one over the whole frame: the blocks as they saw them (each
+/// block as of the last pass that searched around it: where it had moved), the faces the last
+/// one found, and when (in frames processed) the whole frame was searched.
 struct FullPass {
     blocks: Arc<Blocks>,
     faces: Vec<FaceBox>,
@@ -110,11 +112,16 @@ fn detection_size(w: u32, h: u32, cfg: &DetectionConfig) -> (u32, u32) {
     }
 }
 
-/// Runs `d` on `gray` (a frame, or a region of one) resized as the whole frame is resized to
-/// `size` for detection, for the faces of `search` (in frame pixels), and maps the boxes back to
-/// frame pixels. A region sees the pixels and windows that the whole frame's pass sees there, so
-/// its faces are found at the boxes that pass finds.
-fn detect_in<D: Detector>(d: &mut D, gray: GrayView, size: (u32, u32), search: Search) -> Vec<FaceBox> {
+/// Runs `detect` on `gray` (a frame, or a region of one) resized as the whole frame is resized
+/// to `size` for detection, for the faces of `search` (in frame pixels), and maps the boxes back
+/// to frame pixels. A region sees the pixels and windows that the whole frame's pass sees there,
+/// so its faces are found at the boxes that pass finds.
+fn detect_in(
+    detect: impl FnOnce(GrayView, Search) -> Vec<FaceBox>,
+    gray: GrayView,
+    size: (u32, u32),
+    search: Search,
+) -> Vec<FaceBox> {
     let resized;
     let view = if size == gray.full {
         gray
@@ -131,7 +138,7 @@ fn detect_in<D: Detector>(d: &mut D, gray: GrayView, size: (u32, u32), search: S
         let (x1, y1) = (((c.x + c.w) as f32 * s).ceil() as i32, ((c.y + c.h) as f32 * s).ceil() as i32);
         Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }
     });
-    d.detect(view, Search { min_face: px(search.min_face), max_face: search.max_face.map(px), centres })
+    detect(view, Search { min_face: px(search.min_face), max_face: search.max_face.map(px), centres })
         .into_iter()
         .map(|b| FaceBox { x: b.x / s, y: b.y / s, w: b.w / s, h: b.h / s })
         .collect()
@@ -231,7 +238,7 @@ fn region_pass<D: Detector>(
         max_face: Some((REGION_SIZES.1 * b.w).round() as u32),
         centres: Some(centres),
     };
-    Some(detect_in(d, view, size, search))
+    Some(detect_in(|v, s| d.detect(v, s), view, size, search))
 }
 
 fn ms(t: Instant) -> f64 {
@@ -270,9 +277,21 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                     }
                     _ => false,
                 };
-                let full_pass = |d: &mut D| {
+                // The blocks that moved since the full passes saw them: a full pass searches
+                // only around them (`Detector::detect_changed`), and the whole frame again
+                // after `still_full_every` frames.
+                let mut moved = None;
+                let mut full_pass = |d: &mut D| {
+                    moved = match (&blocks, &self.last_full) {
+                        (Some(b), Some(last)) if recent(last.frame) => {
+                            b.moved_blocks(&last.blocks, cfg.still_threshold)
+                        }
+                        _ => None,
+                    };
                     let search = Search { min_face: cfg.min_face, ..Default::default() };
-                    detect_in(d, GrayView::whole(&as_gray8(&frame.image)), size, search)
+                    let changed = blocks.as_ref().zip(moved.as_ref()).map(|(b, m)| b.changed_cells(m).seen_at(size));
+                    let detect = |v: GrayView, s| d.detect_changed(v, s, changed.as_ref());
+                    detect_in(detect, GrayView::whole(&as_gray8(&frame.image)), size, search)
                 };
                 // A tracked face whose surroundings (what a region pass searches) have not changed
                 // since a detector found it there is where it was: it keeps that box.
@@ -318,7 +337,15 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                 if let Some(blocks) = blocks {
                     let now = self.frames;
                     if matches!(pass, Pass::Full | Pass::RegionThenFull) {
-                        self.last_full = Some(FullPass { blocks: blocks.clone(), faces: found.clone(), frame: now });
+                        let faces = found.clone();
+                        self.last_full = Some(match (moved, self.last_full.take()) {
+                            (Some(m), Some(last)) => FullPass {
+                                blocks: Arc::new(blocks.where_moved(&last.blocks, &m)),
+                                faces,
+                                frame: last.frame,
+                            },
+                            _ => FullPass { blocks: blocks.clone(), faces, frame: now },
+                        });
                     }
                     if pass != Pass::Unchanged {
                         // Each face as found now, or (kept) as found before.
@@ -390,6 +417,7 @@ impl<W: std::io::Write> JsonLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Changed;
     use crate::track::Probs;
     use fer_core::board::TrackingConfig;
     use image::{DynamicImage, GrayImage, Luma};
@@ -409,6 +437,31 @@ mod tests {
             let y0 = pts.iter().map(|p| p.1).min().unwrap();
             let y1 = pts.iter().map(|p| p.1).max().unwrap() + 1;
             vec![FaceBox { x: x0 as f32, y: y0 as f32, w: (x1 - x0) as f32, h: (y1 - y0) as f32 }]
+        }
+    }
+
+    /// A detector, and the blocks (column, row) changed that each `detect_changed` call was
+    /// given (640×480 frames: 40×30 blocks).
+    struct Changes<D>(D, Vec<Option<Vec<(usize, usize)>>>);
+    impl<D: Detector> Detector for Changes<D> {
+        fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
+            self.0.detect(gray, search)
+        }
+        fn detect_changed(&mut self, gray: GrayView<'_>, search: Search, changed: Option<&Changed>) -> Vec<FaceBox> {
+            let cells = changed.map(|c| {
+                let mut columns = Vec::new();
+                (0..30)
+                    .flat_map(|r| {
+                        c.columns_changed((r, r), &mut columns);
+                        (0..40)
+                            .filter(|&c| columns[c + 1] > columns[c])
+                            .map(move |c| (c, r as usize))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            });
+            self.1.push(cells);
+            self.0.detect_changed(gray, search, changed)
         }
     }
 
@@ -619,31 +672,39 @@ mod tests {
             .collect();
         let run = |det: DetectionConfig| {
             let mut p = Pipeline::new(
-                FaceFinder::Detect(BrightSquare(vec![], vec![])),
+                FaceFinder::Detect(Changes(BrightSquare(vec![], vec![]), vec![])),
                 Uniform,
                 Tracker::new(TrackingConfig::default()),
                 det,
             );
             let results: Vec<FrameResult> = frames.iter().map(|f| p.process(f).unwrap()).collect();
-            let FaceFinder::Detect(BrightSquare(seen, _)) = p.finder else { unreachable!() };
+            let FaceFinder::Detect(Changes(BrightSquare(seen, _), changes)) = p.finder else { unreachable!() };
             let full_calls = seen.iter().filter(|s| s.1.centres.is_none()).count();
-            (results, full_calls, seen.len())
+            (results, full_calls, seen.len(), changes)
         };
-        let (results, full_calls, calls) = run(det.clone());
+        let (results, full_calls, calls, changes) = run(det.clone());
         use Pass::*;
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
-        // 1, 2: nothing tracked and nothing changed: no detector. 3: the face. 4: it and its
-        // surroundings as at 3: kept. 5: its pixels changed: a region pass. 6: due, but nothing
-        // changed away from the face: not a full pass; the face changed back: a region pass.
-        // 7: something put down away from the face: kept. 9: due, and the patch came at 7: a
-        // full pass. 12: due, unchanged since 9: kept. 14: found 5 frames ago (still_full_every):
-        // a region pass. 15: a new scene.
+        // 1, 2: nothing tracked and nothing changed: no detector. 3: the face, searched for
+        // where the frame changed since 0. 4: it and its surroundings as at 3: kept. 5: its
+        // pixels changed: a region pass. 6: due, and the whole frame last searched 6 frames ago
+        // (still_full_every 5): a full pass over all of it. 7: something put down away from the
+        // face: kept. 9: due, and the patch came at 7: a full pass where it did. 12: due, the
+        // whole frame searched 6 frames ago: all of it again. 13, 14: kept. 15: a new scene.
         let want = [
-            Full, Unchanged, Unchanged, Full, Kept, Region, Region, Kept, Kept, Full, Kept, Kept, Kept, Kept, Region,
-            Full,
+            Full, Unchanged, Unchanged, Full, Kept, Region, Full, Kept, Kept, Full, Kept, Kept, Full, Kept, Kept, Full,
         ];
         assert_eq!(passes, want);
-        assert_eq!((full_calls, calls), (4, 7), "4 full passes and a region pass on frames 5, 6 and 14");
+        assert_eq!((full_calls, calls), (6, 7), "6 full passes and a region pass on frame 5");
+        // The blocks each full pass was told had changed: at 3 those the face covers, any part
+        // of them (columns 200-279, rows 100-179: blocks 12-17 and 6-11, 36 of them); at 9 the
+        // patch's (500-539, 380-419; at least 48 of a block's 256 pixels 40 levels brighter:
+        // blocks 31-33 and 23-26, 12). None: the whole frame, at 0, 6, 12 and the new scene.
+        let blocks = |c: std::ops::RangeInclusive<usize>, r: std::ops::RangeInclusive<usize>| {
+            r.flat_map(|r| c.clone().map(move |c| (c, r))).collect::<Vec<_>>()
+        };
+        let want = [None, Some(blocks(12..=17, 6..=11)), None, Some(blocks(31..=33, 23..=26)), None, None];
+        assert_eq!(changes, want);
         for (i, r) in results.iter().enumerate() {
             assert_eq!(r.faces.len(), usize::from(i >= 3), "frame {i}");
             if i >= 3 {
@@ -655,12 +716,14 @@ mod tests {
                 );
             }
         }
-        // A full pass at least every `still_full_every` frames: with 3, frame 12 (3 after 9).
-        let (results, _, _) = run(DetectionConfig { still_full_every: 3, ..det.clone() });
+        // A full pass at least every `still_full_every` frames: with 3, frame 9 (3 after 6)
+        // over the whole frame.
+        let (results, _, _, changes) = run(DetectionConfig { still_full_every: 3, ..det.clone() });
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
-        assert_eq!(passes[12], Full, "{passes:?}");
+        assert_eq!((passes[9], &changes[3]), (Full, &None), "{passes:?}");
         // Without the threshold, every due pass runs, and region passes on the other frames.
-        let (results, full_calls, calls) = run(DetectionConfig { still_threshold: 0.0, ..det });
+        let (results, full_calls, calls, changes) = run(DetectionConfig { still_threshold: 0.0, ..det });
+        assert!(changes.iter().all(Option::is_none), "{changes:?}");
         let passes: Vec<Pass> = results.iter().map(|r| r.detection).collect();
         let want = [
             Full, Full, Full, Full, Region, Region, Full, Region, Region, Full, Region, Region, Full, Region, Region,

@@ -3,6 +3,8 @@
 //! pass) or around a face (the pipeline's `detection.still_threshold`).
 
 use fer_core::preprocess::FaceBox;
+
+use crate::detect::Changed;
 use image::DynamicImage;
 
 /// A block's side, in frame pixels.
@@ -79,6 +81,23 @@ impl Blocks {
         let mut moved = false;
         self.each_under(region, |i| moved |= self.moved(earlier, threshold, i));
         moved
+    }
+
+    /// Whether each block's mean level is more than `threshold` levels from its mean in
+    /// `earlier`; `None` for frames of other sizes or colours.
+    pub fn moved_blocks(&self, earlier: &Blocks, threshold: f32) -> Option<Vec<bool>> {
+        (!self.differs(earlier)).then(|| (0..self.sums.len()).map(|i| self.moved(earlier, threshold, i)).collect())
+    }
+
+    /// These blocks where `moved`, `earlier`'s elsewhere.
+    pub fn where_moved(&self, earlier: &Blocks, moved: &[bool]) -> Blocks {
+        let sums = self.sums.iter().zip(&earlier.sums).zip(moved).map(|((&now, &then), &m)| if m { now } else { then });
+        Blocks { size: self.size, cols: self.cols, channels: self.channels, sums: sums.collect() }
+    }
+
+    /// [`Changed`] cells: these blocks, `moved` or not.
+    pub fn changed_cells(&self, moved: &[bool]) -> Changed {
+        Changed::new(self.size, BLOCK, self.cols, moved)
     }
 
     /// Frames of other sizes or colours.

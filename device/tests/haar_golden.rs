@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use fer_core::board::{DetectionConfig, TrackingConfig};
 use fer_core::preprocess::FaceBox;
 use fer_device::classify::{Classifier, ClassifyError};
-use fer_device::detect::{group_rectangles, DetectParams, Detector, GrayView, HaarCascade, Rect, Search};
+use fer_device::detect::{group_rectangles, Changed, DetectParams, Detector, GrayView, HaarCascade, Rect, Search};
 use fer_device::pipeline::{FaceFinder, Pass, Pipeline};
 use fer_device::source::Frame;
 use fer_device::track::{Probs, Tracker};
@@ -199,7 +199,7 @@ fn region_passes_follow_a_face_across_camera_frames_left_unread() {
     // would take a second pass, and 36 px a third or a full pass).
     let frames: Vec<(u64, u32)> = [0, 2, 3, 5, 8, 9].into_iter().map(|i| (i, 12 * i as u32)).collect();
     for c in configs() {
-        let (passes, calls) = follow_frames(&c, &frames);
+        let (passes, calls, _) = follow_frames(&c, &frames, &shifted());
         assert_eq!(passes[0], Full, "{}", c.0);
         assert_eq!(passes[2..], [Region; 4], "{}", c.0);
         assert_eq!(calls[2..], [1; 4], "{}", c.0);
@@ -223,13 +223,41 @@ fn a_still_face_keeps_its_box_until_it_moves() {
     }
 }
 
-/// Counts the calls to a detector.
+#[test]
+fn full_passes_search_where_a_still_room_changed() {
+    // A still room (the photograph's lower half, the suit and the flag, at twice the size) and a 240x300 part of the
+    // photograph around the face, coming 10 px right a frame, in front of it: region passes on
+    // frames 1, 3; full passes due on 2 and 4, the frame changed away from the face (the part's
+    // edges): each searches where the frame changed since the last. Every frame's box is the one
+    // a full pass over the whole frame finds (follow_frames checks it).
+    let rgb = astronaut();
+    let scene = |dx: u32| {
+        image::RgbImage::from_fn(512, 512, |x, y| match (x.checked_sub(dx + 40), y.checked_sub(20)) {
+            (Some(px), Some(py)) if px < 240 && py < 300 => *rgb.get_pixel(px + 60, py + 10),
+            _ => *rgb.get_pixel(x / 2, 256 + y / 2),
+        })
+    };
+    for (label, cascade, detection) in configs() {
+        let still = DetectionConfig { full_detect_every: 2, still_threshold: 4.0, ..detection };
+        let moves: Vec<(u64, u32)> = (0..5).map(|i| (i, i as u32 * 10)).collect();
+        let (passes, _, told) = follow_frames(&(label.clone(), cascade, still), &moves, &scene);
+        assert_eq!(passes, [Full, Region, Full, Region, Full], "{label}");
+        assert_eq!(told, 2, "{label}: the full passes on frames 2 and 4");
+    }
+}
+
+/// Counts the calls to a detector, and the whole-image calls told where the image changed.
 #[derive(Clone)]
-struct Counting(HaarCascade, usize);
+struct Counting(HaarCascade, usize, usize);
 impl Detector for Counting {
     fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
         self.1 += 1;
         self.0.detect(gray, search)
+    }
+    fn detect_changed(&mut self, gray: GrayView<'_>, search: Search, changed: Option<&Changed>) -> Vec<FaceBox> {
+        self.1 += 1;
+        self.2 += usize::from(changed.is_some());
+        self.0.detect_changed(gray, search, changed)
     }
 }
 
@@ -253,30 +281,45 @@ fn configs() -> Vec<(String, HaarCascade, DetectionConfig)> {
 /// Runs the pipeline of `c` on the astronaut shifted right by each of `moves` in turn (frames
 /// 0, 1, 2, ...); see [`follow_frames`].
 fn follow(c: &(String, HaarCascade, DetectionConfig), moves: &[u32]) -> (Vec<Pass>, Vec<usize>) {
-    follow_frames(c, &moves.iter().enumerate().map(|(i, &dx)| (i as u64, dx)).collect::<Vec<_>>())
+    let (passes, calls, _) =
+        follow_frames(c, &moves.iter().enumerate().map(|(i, &dx)| (i as u64, dx)).collect::<Vec<_>>(), &shifted());
+    (passes, calls)
 }
 
-/// Runs the pipeline of `c` on the camera frames `(index, dx)` of `moves` in turn, the astronaut
-/// shifted right by `dx`, and checks that every frame has the one face, at the box a full pass
-/// finds on that frame within a detection pixel; returns the frames' passes and the detector's
-/// calls in each.
-fn follow_frames(c: &(String, HaarCascade, DetectionConfig), moves: &[(u64, u32)]) -> (Vec<Pass>, Vec<usize>) {
-    let (label, cascade, detection) = c;
+/// The astronaut shifted right by `dx`.
+fn shifted() -> impl Fn(u32) -> image::RgbImage {
+    let rgb = astronaut();
+    move |dx| image::RgbImage::from_fn(512, 512, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y))
+}
+
+fn astronaut() -> image::RgbImage {
     let path = repo().join(".cache/fixtures/astronaut.png");
     let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", path.display()));
-    let rgb = img.to_rgb8();
-    let (w, h) = rgb.dimensions();
+    assert_eq!(img.width(), 512);
+    img.to_rgb8()
+}
+
+/// Runs the pipeline of `c` on the camera frames `(index, dx)` of `moves` in turn, `scene(dx)`,
+/// and checks that every frame has the one face, at the box a full pass over the whole frame
+/// finds on that frame within a detection pixel; returns the frames' passes, the detector's
+/// calls in each, and the full passes told where the frame changed.
+fn follow_frames(
+    c: &(String, HaarCascade, DetectionConfig),
+    moves: &[(u64, u32)],
+    scene: &dyn Fn(u32) -> image::RgbImage,
+) -> (Vec<Pass>, Vec<usize>, usize) {
+    let (label, cascade, detection) = c;
+    let w = 512;
     let tracker = Tracker::new(TrackingConfig::default());
-    let every = DetectionConfig { full_detect_every: 1, ..detection.clone() };
-    let counting = Counting(cascade.clone(), 0);
+    let every = DetectionConfig { full_detect_every: 1, still_threshold: 0.0, ..detection.clone() };
+    let counting = Counting(cascade.clone(), 0, 0);
     let mut p = Pipeline::new(FaceFinder::Detect(counting), Uniform, tracker.clone(), detection.clone());
     let mut full_passes = Pipeline::new(FaceFinder::Detect(cascade.clone()), Uniform, tracker, every);
     let px = if detection.detect_width > 0 { w as f32 / detection.detect_width as f32 } else { 1.0 };
     let (mut passes, mut calls) = (Vec::new(), Vec::new());
     let mut seen: Vec<(u32, Vec<FaceBox>)> = Vec::new();
     for &(index, dx) in moves {
-        let moved = image::RgbImage::from_fn(w, h, |x, y| *rgb.get_pixel(x.saturating_sub(dx), y));
-        let frame = Frame { index, name: format!("astronaut#{index}"), image: moved.into(), new_scene: false };
+        let frame = Frame { index, name: format!("astronaut#{index}"), image: scene(dx).into(), new_scene: false };
         let r = p.process(&frame).unwrap();
         assert_eq!(r.faces.len(), 1, "{label}: frame {index}: {:?}", r.faces);
         let b = r.faces[0].bbox;
@@ -295,8 +338,9 @@ fn follow_frames(c: &(String, HaarCascade, DetectionConfig), moves: &[(u64, u32)
         assert!(d.iter().all(|v| v.abs() <= px * 1.01), "{label}: frame {index}: {b:?}, full pass {full:?}");
         assert_eq!(r.faces[0].id, 1, "{label}: frame {index}: one track");
         passes.push(r.detection);
-        let FaceFinder::Detect(Counting(_, n)) = &mut p.finder else { unreachable!() };
+        let FaceFinder::Detect(Counting(_, n, _)) = &mut p.finder else { unreachable!() };
         calls.push(std::mem::take(n));
     }
-    (passes, calls)
+    let FaceFinder::Detect(Counting(_, _, told)) = p.finder else { unreachable!() };
+    (passes, calls, told)
 }

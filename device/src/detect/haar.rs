@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use image::GrayImage;
 
-use super::{Detector, GrayView, Search};
+use super::{Changed, Detector, GrayView, Search};
 use fer_core::preprocess::FaceBox;
 
 mod rows;
@@ -104,6 +104,97 @@ pub struct HaarCascade {
     /// The threads that scan pyramid levels in parallel (`params.threads` - 1 of them), made on
     /// first use.
     pool: Kept<Option<std::sync::Arc<crate::pool::Pool>>>,
+    /// The hits of the last [`Detector::detect_changed`] call.
+    last: Option<LastScan>,
+}
+
+/// A window that passed every stage: its pyramid level (index among the levels searched), its
+/// position in that level's pixels, and its rectangle in the image's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hit {
+    level: usize,
+    at: (u32, u32),
+    rect: Rect,
+}
+
+/// The hits of a whole-image search, the image's size and the parameters.
+#[derive(Debug, Clone)]
+struct LastScan {
+    image: (u32, u32),
+    params: DetectParams,
+    hits: Vec<Hit>,
+}
+
+/// The windows of a pyramid level that see changed pixels of the image (a level pixel is
+/// resized from up to 2×2 of the image's): runs of positions `step` apart, `(y, first x, end
+/// x)` in the level's pixels, row by row.
+struct Fresh {
+    runs: Vec<(u32, u32, u32)>,
+}
+
+impl Fresh {
+    /// For a level `level` pixels in size resized from the `image`-sized image that `changed`
+    /// is seen at, windows of `window` pixels at positions `step` apart.
+    fn new(changed: &Changed, image: (u32, u32), level: (u32, u32), window: (usize, usize), step: usize) -> Fresh {
+        // The cells under the window at each position on each axis (`None`: some outside the
+        // grid).
+        let axis = |axis: usize, n: u32, of: u32, win: usize| -> Vec<Option<(u32, u32)>> {
+            let f = of as f32 / n as f32;
+            let px = |d: u32, end: bool| match (n == of, end) {
+                (true, _) => d,
+                (false, false) => bilinear_coord(d, f, of as usize).0 as u32,
+                (false, true) => bilinear_coord(d, f, of as usize).1 as u32,
+            };
+            let win = win as u32;
+            (0..(n + 1).saturating_sub(win))
+                .map(|x| changed.cells(axis, px(x, false)..px(x + win - 1, true) + 1))
+                .collect()
+        };
+        let (xs, ys) = (axis(0, level.0, image.0, window.0), axis(1, level.1, image.1, window.1));
+        let mut runs = Vec::new();
+        // Columns with a changed cell in the window rows' cells, counted from the left.
+        let (mut columns, mut counted) = (Vec::new(), None);
+        for (y, rows) in ys.iter().enumerate().step_by(step) {
+            if let Some(r) = rows {
+                if counted != Some(*r) {
+                    changed.columns_changed(*r, &mut columns);
+                    counted = Some(*r);
+                }
+            }
+            let fresh = |x: usize| {
+                rows.is_none() || xs[x].is_none_or(|(c0, c1)| columns[c1 as usize + 1] > columns[c0 as usize])
+            };
+            let mut x = 0;
+            while x < xs.len() {
+                if !fresh(x) {
+                    x += step;
+                    continue;
+                }
+                let first = x;
+                while x < xs.len() && fresh(x) {
+                    x += step;
+                }
+                runs.push((y as u32, first as u32, x as u32));
+            }
+        }
+        Fresh { runs }
+    }
+
+    /// Whether the window at `(x, y)` (a position `step` apart) sees a changed pixel.
+    fn at(&self, x: u32, y: u32) -> bool {
+        let i = self.runs.partition_point(|r| (r.0, r.1) <= (y, x));
+        i > 0 && self.runs[i - 1].0 == y && x < self.runs[i - 1].2
+    }
+
+    /// The level's pixels under the windows that see a changed pixel: columns and rows; `None`
+    /// if there are none.
+    fn bounds(&self, window: (usize, usize)) -> Option<[std::ops::Range<u32>; 2]> {
+        let (first, last) = (self.runs.first()?, self.runs.last()?);
+        let x0 = self.runs.iter().map(|r| r.1).min()?;
+        // A run's end is one step past its last window.
+        let x1 = self.runs.iter().map(|r| r.2).max()?;
+        Some([x0..x1 - 1 + window.0 as u32, first.0..last.0 + window.1 as u32])
+    }
 }
 
 /// What a cascade keeps between calls (its stump plans, its threads); a clone starts without.
@@ -290,6 +381,7 @@ impl HaarCascade {
             params: DetectParams::default(),
             plans: Kept::default(),
             pool: Kept::default(),
+            last: None,
         })
     }
 
@@ -350,17 +442,18 @@ impl HaarCascade {
     }
 
     /// Runs the cascade at every position of one pyramid level, or of the part of one at
-    /// `(ox, oy)` in the level; pushes hits, scaled by `factor` to the original image, into
-    /// `out`. The level's integral image has row stride `stride` (at least its width + 1), the
-    /// stride `plan` was made for.
+    /// `(ox, oy)` in the level (with `fresh`, only where a window sees a changed pixel); pushes
+    /// hits, as hits of level `li` scaled by `factor` to the original image, into `out`. The
+    /// level's integral image has row stride `stride` (at least its width + 1), the stride
+    /// `plan` was made for.
     fn scan_level(
         &self,
         img: &GrayImage,
-        (ox, oy): (u32, u32),
-        factor: f64,
-        step: usize,
+        (li, (ox, oy)): (usize, (u32, u32)),
+        (factor, step): (f64, usize),
         (stride, plan): (usize, Option<&StumpPlan>),
-        out: &mut Vec<Rect>,
+        fresh: Option<&Fresh>,
+        out: &mut Vec<Hit>,
     ) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (ww, wh) = (self.width as usize, self.height as usize);
@@ -369,34 +462,44 @@ impl HaarCascade {
         }
         let ii = Integral::with_squares(img, !self.lbp, stride);
         let (win_w, win_h) = (cvround(ww as f64 * factor), cvround(wh as f64 * factor));
+        let hit = |x: usize, y: usize| {
+            let at = (ox + x as u32, oy + y as u32);
+            let rect = Rect { x: cvround(at.0 as f64 * factor), y: cvround(at.1 as f64 * factor), w: win_w, h: win_h };
+            Hit { level: li, at, rect }
+        };
+        // Runs of windows: whole rows, or (`fresh`) those that see a change; `(y, first
+        // position, end position)` in the part, positions `step` apart.
+        let positions = (w - ww) / step + 1;
+        let runs: Vec<(usize, usize, usize)> = match fresh {
+            None => (0..=h - wh).step_by(step).map(|y| (y, 0, positions)).collect(),
+            Some(f) => {
+                let (ox, oy) = (ox as usize, oy as usize);
+                f.runs
+                    .iter()
+                    .map(|&(y, a, b)| (y as usize - oy, (a as usize - ox) / step, (b as usize - ox) / step))
+                    .collect()
+            }
+        };
         if let Some(plan) = plan {
-            // A row's windows in batches (rows.rs), the same hits as the loop below.
+            // A run's windows in batches (rows.rs), the same hits as the loop below.
             let mut xs = Vec::new();
-            for y in (0..=h - wh).step_by(step) {
-                rows::scan_row(plan, &ii, y, (w - ww) / step + 1, step, &mut xs);
-                out.extend(xs.drain(..).map(|x| Rect {
-                    x: cvround((ox as usize + x) as f64 * factor),
-                    y: cvround((oy as usize + y) as f64 * factor),
-                    w: win_w,
-                    h: win_h,
-                }));
+            for (y, first, end) in runs {
+                rows::scan_row(plan, &ii, (first * step, y), end - first, step, &mut xs);
+                out.extend(xs.drain(..).map(|x| hit(x, y)));
             }
             return;
         }
-        let mut y = 0;
-        while y + wh <= h {
-            let mut x = 0;
-            while x + ww <= w {
+        for (y, first, end) in runs {
+            let mut x = first * step;
+            while x < end * step {
                 // Only cascades without a stump plan get here (deeper trees): the tree walk.
                 let result = self.window_result(&ii, x, y);
                 if result > 0 {
-                    let (x, y) = ((ox as usize + x) as f64, (oy as usize + y) as f64);
-                    out.push(Rect { x: cvround(x * factor), y: cvround(y * factor), w: win_w, h: win_h });
+                    out.push(hit(x, y));
                 }
                 // As OpenCV: a window rejected by the first stage also skips the next position.
                 x += if result == 0 { 2 * step } else { step };
             }
-            y += step;
         }
     }
 
@@ -434,7 +537,14 @@ impl HaarCascade {
     /// cascade's pool of `p.threads - 1` kept between calls (largest first, each thread taking
     /// the next unscanned level), and the hits are still returned in level order.
     pub fn raw_detections<'a>(&self, img: impl Into<GrayView<'a>>, p: &DetectParams) -> Vec<Rect> {
-        let img: GrayView = img.into();
+        self.raw_hits(img.into(), p, None).into_iter().map(|h| h.rect).collect()
+    }
+
+    /// [`HaarCascade::raw_detections`], as hits. With `since`, where a whole image changed
+    /// since a search with the same parameters, and that search's hits: only the windows that
+    /// see a changed pixel are scanned (in runs, each starting OpenCV's skipping rule afresh),
+    /// and the earlier hits of the others are kept; each level's hits in row order.
+    fn raw_hits(&self, img: GrayView, p: &DetectParams, since: Option<(&Changed, &[Hit])>) -> Vec<Hit> {
         let (iw, ih) = (img.image.width() as f64, img.image.height() as f64);
         let max = if p.max_size == 0 { f64::MAX } else { p.max_size as f64 };
         let mut levels = Vec::new();
@@ -455,7 +565,9 @@ impl HaarCascade {
         let plan = self.plan(stride);
         let plan = plan.as_ref().as_ref();
         let (fw, fh) = (img.full.0 as f64, img.full.1 as f64);
-        let scan = |factor: f64| {
+        let window = (self.width as usize, self.height as usize);
+        let scan = |li: usize| {
+            let factor = levels[li];
             let (sw, sh) = (cvround(fw / factor).max(1) as u32, cvround(fh / factor).max(1) as u32);
             // OpenCV's window step: 2 pixels of the level, 1 once the level is under half size;
             // a part's level starts at a multiple of it, so its positions are the whole level's.
@@ -475,20 +587,30 @@ impl HaarCascade {
                 }
             };
             let mut hits = Vec::new();
-            if let Some((level, origin)) = resize_bilinear_part(img, sw, sh, step as u32, want) {
-                self.scan_level(&level, origin, factor, step, (stride, plan), &mut hits);
+            let fresh = since.map(|(changed, _)| Fresh::new(changed, img.full, (sw, sh), window, step));
+            // With `since`, the pixels under windows that see a change.
+            let want = match &fresh {
+                None => Some(want),
+                Some(f) => f.bounds(window),
+            };
+            if let Some((level, origin)) = want.and_then(|want| resize_bilinear_part(img, sw, sh, step as u32, want)) {
+                self.scan_level(&level, (li, origin), (factor, step), (stride, plan), fresh.as_ref(), &mut hits);
+            }
+            if let (Some(fresh), Some((_, last))) = (&fresh, since) {
+                hits.extend(last.iter().filter(|h| h.level == li && !fresh.at(h.at.0, h.at.1)));
+                hits.sort_by_key(|h| (h.at.1, h.at.0));
             }
             hits
         };
         if p.threads <= 1 || levels.len() <= 1 {
-            return levels.into_iter().flat_map(scan).collect();
+            return (0..levels.len()).flat_map(scan).collect();
         }
         // Levels are taken in order, the largest first, by this thread and the pool's.
-        let per_level: Vec<std::sync::OnceLock<Vec<Rect>>> = levels.iter().map(|_| Default::default()).collect();
+        let per_level: Vec<std::sync::OnceLock<Vec<Hit>>> = levels.iter().map(|_| Default::default()).collect();
         self.pool(p.threads - 1).run(levels.len(), &|i| {
-            let _ = per_level[i].set(scan(levels[i]));
+            let _ = per_level[i].set(scan(i));
         });
-        let per_level: Vec<Vec<Rect>> = per_level.into_iter().map(|l| l.into_inner().unwrap_or_default()).collect();
+        let per_level: Vec<Vec<Hit>> = per_level.into_iter().map(|l| l.into_inner().unwrap_or_default()).collect();
         per_level.concat()
     }
 
@@ -496,20 +618,48 @@ impl HaarCascade {
     pub fn detect_rects<'a>(&self, img: impl Into<GrayView<'a>>, p: &DetectParams) -> Vec<Rect> {
         group_rectangles(&self.raw_detections(img, p), p.min_neighbors, 0.2)
     }
-}
 
-impl Detector for HaarCascade {
-    fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
-        let p = DetectParams {
+    /// The parameters of a [`Detector`] call.
+    fn search_params(&self, search: Search) -> DetectParams {
+        DetectParams {
             min_size: search.min_face,
             max_size: search.max_face.unwrap_or(self.params.max_size),
             centres: search.centres,
             ..self.params
+        }
+    }
+}
+
+fn face_boxes(rects: Vec<Rect>) -> Vec<FaceBox> {
+    rects.into_iter().map(|r| FaceBox { x: r.x as f32, y: r.y as f32, w: r.w as f32, h: r.h as f32 }).collect()
+}
+
+impl Detector for HaarCascade {
+    fn detect(&mut self, gray: GrayView<'_>, search: Search) -> Vec<FaceBox> {
+        face_boxes(self.detect_rects(gray, &self.search_params(search)))
+    }
+
+    /// Keeps the hits (before grouping) of each call; given where the image changed since the
+    /// last call, scans only the windows that see a changed pixel and keeps the last call's
+    /// hits elsewhere (a window's result depends on its own pixels only, as resized from the
+    /// image: integral-image sums). The boxes are a whole scan's, but that a run of windows
+    /// starts OpenCV's rule of skipping the position after a first-stage rejection afresh.
+    fn detect_changed(&mut self, gray: GrayView<'_>, search: Search, changed: Option<&Changed>) -> Vec<FaceBox> {
+        let p = self.search_params(search);
+        let last = self.last.take();
+        if p.centres.is_some() || gray.origin != (0, 0) || gray.image.dimensions() != gray.full {
+            return self.detect(gray, search);
+        }
+        let since = match (changed, &last) {
+            (Some(c), Some(l)) if c.view() == gray.full && l.image == gray.full && l.params == p => {
+                Some((c, &l.hits[..]))
+            }
+            _ => None,
         };
-        self.detect_rects(gray, &p)
-            .into_iter()
-            .map(|r| FaceBox { x: r.x as f32, y: r.y as f32, w: r.w as f32, h: r.h as f32 })
-            .collect()
+        let hits = self.raw_hits(gray, &p, since);
+        let rects: Vec<Rect> = hits.iter().map(|h| h.rect).collect();
+        self.last = Some(LastScan { image: gray.full, params: p, hits });
+        face_boxes(group_rectangles(&rects, p.min_neighbors, 0.2))
     }
 }
 
@@ -859,7 +1009,7 @@ fn resize_rows(src: GrayView, w: u32, h: u32, xr: std::ops::Range<u32>, yr: std:
 
 /// Output index `d` on an axis of `n` source pixels scaled by `f`: the two source indices and
 /// the weight of the second.
-fn bilinear_coord(d: u32, f: f32, n: usize) -> (usize, usize, f32) {
+pub(super) fn bilinear_coord(d: u32, f: f32, n: usize) -> (usize, usize, f32) {
     let s = ((d as f32 + 0.5) * f - 0.5).max(0.0);
     let i0 = (s.floor() as usize).min(n - 1);
     let i1 = (i0 + 1).min(n - 1);
@@ -1032,6 +1182,73 @@ mod tests {
             c.raw_detections(&region(w), &p);
         }
         assert_eq!(strides(&c), [576, 256, 320, 384]);
+    }
+
+    /// `detect_changed`: with nothing changed, the last call's hits, whatever the pixels; with
+    /// everything changed, a whole scan's; with the lower half changed, the last call's hits of
+    /// windows above it and a whole scan's of windows that reach it.
+    #[test]
+    fn detect_changed_scans_only_the_windows_that_see_a_change() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let photo = root.join(".cache/fixtures/astronaut.png");
+        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
+        let a = fer_core::preprocess::to_gray8(&img);
+        let mut c = HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
+            .unwrap();
+        c.params.scale_factor = 1.2;
+        let search = Search { min_face: 40, ..Default::default() };
+        let p = c.search_params(search);
+        // B: the photograph's top half moved down, under flat gray: its face 256 px lower.
+        let b =
+            GrayImage::from_fn(512, 512, |x, y| if y < 256 { image::Luma([128]) } else { *a.get_pixel(x, y - 256) });
+        let cells = |f: &dyn Fn(usize) -> bool| {
+            Changed::new((512, 512), 16, 32, &(0..32 * 32).map(|i| f(i / 32)).collect::<Vec<_>>())
+        };
+        let (whole_a, whole_b) = (c.detect(GrayView::whole(&a), search), c.detect(GrayView::whole(&b), search));
+        assert_eq!(whole_a.len(), 1, "{whole_a:?}");
+        // (The pyramid's pixels fall otherwise on the face: a box a few pixels off.)
+        let (fa, fb) = (whole_a[0], whole_b.first().copied().unwrap_or(whole_a[0]));
+        assert!(
+            whole_b.len() == 1 && (fb.y - fa.y - 256.0).abs() < 8.0 && (fb.x - fa.x).abs() < 8.0,
+            "{whole_a:?} {whole_b:?}"
+        );
+        // No earlier call: the whole image.
+        assert_eq!(c.detect_changed(GrayView::whole(&a), search, Some(&cells(&|_| false))), whole_a);
+        // Nothing changed: A's face, though B's pixels are given.
+        assert_eq!(c.detect_changed(GrayView::whole(&b), search, Some(&cells(&|_| false))), whole_a);
+        // Everything changed: B's hits, as a whole scan finds them.
+        assert_eq!(c.detect_changed(GrayView::whole(&b), search, Some(&cells(&|_| true))), whole_b);
+        let b_hits = c.raw_hits(GrayView::whole(&b), &p, None);
+        assert_eq!(c.last.as_ref().unwrap().hits, b_hits);
+        // Other parameters or no changes given: a whole scan.
+        assert_eq!(
+            c.detect_changed(GrayView::whole(&a), Search { min_face: 41, ..search }, Some(&cells(&|_| false))),
+            whole_a
+        );
+        assert_eq!(c.detect_changed(GrayView::whole(&a), search, None), whole_a);
+        let a_hits = c.last.as_ref().unwrap().hits.clone();
+        // Rows 256 on changed (cell rows 16-31): both faces, A's from the last call.
+        let found = c.detect_changed(GrayView::whole(&b), search, Some(&cells(&|row| row >= 16)));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.contains(&whole_a[0]) && found.contains(&whole_b[0]), "{found:?}");
+        let got = &c.last.as_ref().unwrap().hits;
+        // A window's pixels are resized from up to a pixel or two below its rectangle: windows
+        // ending within 4 px of row 256 may be either's.
+        let bottom = |h: &Hit| h.rect.y + h.rect.h;
+        for h in got {
+            let from = if bottom(h) <= 252 {
+                a_hits.contains(h)
+            } else if bottom(h) >= 260 {
+                b_hits.contains(h)
+            } else {
+                a_hits.contains(h) || b_hits.contains(h)
+            };
+            assert!(from, "{h:?}");
+        }
+        let above: Vec<&Hit> = a_hits.iter().filter(|h| bottom(h) <= 252).collect();
+        let below: Vec<&Hit> = b_hits.iter().filter(|h| bottom(h) >= 260).collect();
+        assert!(above.len() > 3 && below.len() > 3, "{} hits above, {} below", above.len(), below.len());
+        assert!(above.iter().chain(&below).all(|h| got.contains(h)));
     }
 
     /// The flattened stump evaluation against the generic tree walk, on every window position

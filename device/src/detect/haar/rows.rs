@@ -19,27 +19,30 @@ const LANES: usize = 8;
 /// last window (their results are discarded).
 pub(super) const PAD: usize = 2 * LANES;
 
-/// Appends to `hits` the x (level pixels) of every window of the integral-image row `y` that
-/// passes every stage: `positions` windows, `step` (1 or 2) pixels apart.
+/// Appends to `hits` the x (level pixels) of every window of the integral-image row `y` from
+/// `x0` that passes every stage: `positions` windows, `step` (1 or 2) pixels apart.
 pub(super) fn scan_row(
     plan: &StumpPlan,
     ii: &Integral,
-    y: usize,
+    (x0, y): (usize, usize),
     positions: usize,
     step: usize,
     hits: &mut Vec<usize>,
 ) {
-    check(plan, ii, y, positions, step);
+    check(plan, ii, (x0, y), positions, step);
+    let first = y * ii.stride + x0;
+    let start = hits.len();
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present; `check` bounds every read of the batches.
             unsafe {
-                return if step == 1 {
-                    scan_row_avx2::<1>(plan, ii, y, positions, hits)
+                if step == 1 {
+                    scan_row_avx2::<1>(plan, ii, first, positions, hits)
                 } else {
-                    scan_row_avx2::<2>(plan, ii, y, positions, hits)
-                };
+                    scan_row_avx2::<2>(plan, ii, first, positions, hits)
+                }
+                return shift(hits, start, x0);
             }
         }
     }
@@ -47,27 +50,33 @@ pub(super) fn scan_row(
     // SAFETY: `check` bounds every read of the batches.
     unsafe {
         if step == 1 {
-            scan_row_body::<1>(plan, ii, y, positions, hits, (neon::haar::<1>, neon::lbp::<1>))
+            scan_row_body::<1>(plan, ii, first, positions, hits, (neon::haar::<1>, neon::lbp::<1>))
         } else {
-            scan_row_body::<2>(plan, ii, y, positions, hits, (neon::haar::<2>, neon::lbp::<2>))
+            scan_row_body::<2>(plan, ii, first, positions, hits, (neon::haar::<2>, neon::lbp::<2>))
         }
     }
     #[cfg(not(target_arch = "aarch64"))]
     // SAFETY: `check` bounds every read of the batches.
     unsafe {
-        scan_row_portable(plan, ii, y, positions, step, hits)
+        scan_row_portable(plan, ii, first, positions, step, hits)
     }
+    shift(hits, start, x0);
+}
+
+/// Hits from `start` on, counted from `x0`.
+fn shift(hits: &mut [usize], start: usize, x0: usize) {
+    hits[start..].iter_mut().for_each(|x| *x += x0);
 }
 
 /// Panics unless every read of [`scan_row_body`] for this row lies inside the integral image.
-fn check(plan: &StumpPlan, ii: &Integral, y: usize, positions: usize, step: usize) {
+fn check(plan: &StumpPlan, ii: &Integral, (x0, y): (usize, usize), positions: usize, step: usize) {
     assert!(step == 1 || step == 2, "row scan with step {step}");
     // The last batch's loads (LANES * step elements from each corner) reach up to here.
-    let last = y * ii.stride + (positions.max(1) - 1 + LANES) * step - 1 + plan.span;
+    let last = y * ii.stride + x0 + (positions.max(1) - 1 + LANES) * step - 1 + plan.span;
     let squares = plan.lbp.is_empty();
     assert!(
         last < ii.sum.len() && (!squares || last < ii.sq.len()),
-        "row {y} of {positions} windows outside the integral image"
+        "row {y} of {positions} windows from {x0} outside the integral image"
     );
 }
 
@@ -80,16 +89,16 @@ fn check(plan: &StumpPlan, ii: &Integral, y: usize, positions: usize, step: usiz
 unsafe fn scan_row_portable(
     plan: &StumpPlan,
     ii: &Integral,
-    y: usize,
+    first: usize,
     positions: usize,
     step: usize,
     hits: &mut Vec<usize>,
 ) {
     unsafe {
         if step == 1 {
-            scan_row_body::<1>(plan, ii, y, positions, hits, (haar_portable::<1>, lbp_portable::<1>))
+            scan_row_body::<1>(plan, ii, first, positions, hits, (haar_portable::<1>, lbp_portable::<1>))
         } else {
-            scan_row_body::<2>(plan, ii, y, positions, hits, (haar_portable::<2>, lbp_portable::<2>))
+            scan_row_body::<2>(plan, ii, first, positions, hits, (haar_portable::<2>, lbp_portable::<2>))
         }
     }
 }
@@ -99,11 +108,11 @@ unsafe fn scan_row_portable(
 unsafe fn scan_row_avx2<const STEP: usize>(
     plan: &StumpPlan,
     ii: &Integral,
-    y: usize,
+    first: usize,
     positions: usize,
     hits: &mut Vec<usize>,
 ) {
-    unsafe { scan_row_body::<STEP>(plan, ii, y, positions, hits, (avx2::haar::<STEP>, avx2::lbp::<STEP>)) }
+    unsafe { scan_row_body::<STEP>(plan, ii, first, positions, hits, (avx2::haar::<STEP>, avx2::lbp::<STEP>)) }
 }
 
 /// A Haar stage on the batch: `(stumps, threshold, first window's integral-image element, each
@@ -113,13 +122,14 @@ type HaarFn = unsafe fn(&[HaarStump], f32, *const i32, &[f32; LANES]) -> u32;
 type LbpFn = unsafe fn(&[LbpStump], f32, *const i32) -> u32;
 
 /// # Safety
-/// Every element up to `y * stride + (positions - 1 + LANES) * STEP - 1 + span` of `ii.sum` and
-/// `ii.sq` must exist (as [`check`] asserts).
+/// Every element up to `first + (positions - 1 + LANES) * STEP - 1 + span` of `ii.sum` and
+/// `ii.sq` must exist (as [`check`] asserts). `first`: the integral-image element of the first
+/// window's top-left corner; hits are counted from it.
 #[inline(always)]
 unsafe fn scan_row_body<const STEP: usize>(
     plan: &StumpPlan,
     ii: &Integral,
-    y: usize,
+    first: usize,
     positions: usize,
     hits: &mut Vec<usize>,
     (haar, lbp): (HaarFn, LbpFn),
@@ -130,7 +140,7 @@ unsafe fn scan_row_body<const STEP: usize>(
     let mut next = 0;
     let mut j0 = 0;
     while j0 < positions {
-        let base = y * ii.stride + j0 * STEP;
+        let base = first + j0 * STEP;
         let lanes = LANES.min(positions - j0);
         // Variance normalisation, in f64 as the scalar scan; bit k of `alive`: window k is
         // still a candidate.
@@ -514,11 +524,13 @@ mod tests {
                     let ii = Integral::with_squares(&level, !c.lbp, gray.width() as usize + 1);
                     let plan = StumpPlan::new(&c, ii.stride).unwrap();
                     for step in [1, 2] {
-                        let positions = (w - ww) / step + 1;
-                        // Every third row (the rows are independent): 8 s instead of 23 under QEMU.
+                        // Every third row (the rows are independent): 8 s instead of 23 under QEMU;
+                        // every other one from a position after the row's first.
                         for y in (0..=(h - wh)).step_by(3) {
+                            let x0 = if y % 2 == 0 { 0 } else { step * (y % 7) };
+                            let positions = (w - ww - x0) / step + 1;
                             let mut want = Vec::new();
-                            let mut x = 0;
+                            let mut x = x0;
                             while x + ww <= w {
                                 let r = plan.window_result(&ii, y * ii.stride + x);
                                 if r > 0 {
@@ -528,12 +540,13 @@ mod tests {
                                 windows += 1;
                             }
                             let mut got = Vec::new();
-                            scan_row(&plan, &ii, y, positions, step, &mut got);
-                            assert_eq!(got, want, "{xml}: {photo} at 1/{scale}, step {step}, row {y}");
+                            scan_row(&plan, &ii, (x0, y), positions, step, &mut got);
+                            assert_eq!(got, want, "{xml}: {photo} at 1/{scale}, step {step}, row {y} from {x0}");
                             // The lane-array build too, where scan_row took a vector one.
                             got.clear();
                             // SAFETY: scan_row's check passed for this row.
-                            unsafe { scan_row_portable(&plan, &ii, y, positions, step, &mut got) };
+                            unsafe { scan_row_portable(&plan, &ii, y * ii.stride + x0, positions, step, &mut got) };
+                            got.iter_mut().for_each(|x| *x += x0);
                             assert_eq!(got, want, "portable: {xml}: {photo} at 1/{scale}, step {step}, row {y}");
                             hits_seen += want.len();
                         }
