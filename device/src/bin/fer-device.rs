@@ -14,7 +14,7 @@ use fer_core::Emotion;
 use fer_device::classify::TractClassifier;
 use fer_device::detect::{DetectParams, HaarCascade};
 use fer_device::pipeline::{FaceFinder, FrameResult, JsonLines, Pass, Pipeline};
-use fer_device::present::panels::{panel_size, render_panel};
+use fer_device::present::panels::{panel_size, PanelScreens};
 use fer_device::present::screen::Screen;
 use fer_device::present::{draw_faces, open_display, PngPresenter, Presenter, RgbCanvas, ThreadedPresenter};
 use fer_device::source::{
@@ -932,10 +932,12 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
     let ort_lib = ort_lib.map(fer_device::onnxruntime::OnnxRuntime::load).transpose()?;
     let (cfg, manifest, mut pipeline, startup) = build_pipeline(&a, load_board(&a)?)?;
     let color = frame_color(&a, pipeline.classifier.manifest().input.color, false)?;
-    // "draw": boxes and labels into the frame copy; "screen": the board panel's screen rendered
-    // in memory (the bus transfer to the panel is not included).
+    // "draw": boxes and labels into the frame copy; "screen": the board display's screen
+    // rendered in memory in its pixel type, and the windows changed since the last one (the
+    // bus transfer to the panel is not included).
     let stages = ["decode", "detect", "classify", "track", "draw", "screen", "total"];
-    let (panel, mono) = panel_size(&cfg.display);
+    let mut screens = PanelScreens::new(&cfg.display);
+    let mut changed_pixels = 0u64;
     let mut ms: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     let mut faces = 0usize;
     // Detection passes by kind: (kind, frames, detect ms).
@@ -958,7 +960,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
             let draw = t.elapsed().as_secs_f64() * 1e3;
             let t = std::time::Instant::now();
             let crop = main_face_crop(&frame.image, &r.faces);
-            std::hint::black_box(render_panel(panel, mono, &Screen::frame(&r.faces, crop.as_ref(), 30.0)));
+            changed_pixels += screens.render(&Screen::frame(&r.faces, crop.as_ref(), 30.0));
             let screen = t.elapsed().as_secs_f64() * 1e3;
             faces += r.faces.len();
             let (d, c, k) = (r.timings.detect_ms, r.timings.classify_ms, r.timings.track_ms);
@@ -1001,6 +1003,8 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
         "start-up: model {:.3} ms (manifest, hash, ONNX, optimised plan), detector {:.3} ms",
         startup.model_ms, startup.detector_ms
     );
+    let changed_share = changed_pixels as f64 / (ms[0].len() as u64 * screens.pixels()) as f64;
+    println!("screen: {:.1} % of the display's pixels in changed windows a frame", changed_share * 100.0);
     let fps = 1e3 / stat(&ms[6]).0;
     let rss = peak_rss_mib();
     println!("fps {fps:.1}, peak RSS {}", rss.map(|r| format!("{r:.1} MiB")).unwrap_or_else(|| "unknown".into()));
@@ -1033,7 +1037,7 @@ fn bench(a: PipelineArgs, passes: usize, json: Option<PathBuf>, in_vm: bool, ort
         let doc = serde_json::json!({
             "board": cfg.name, "source": a.source, "frame_color": color_name(color), "model": manifest, "frames": ms[0].len(), "faces": faces,
             "stages": rows, "detection_passes": passes_json,
-            "startup_ms": {"model": startup.model_ms, "detector": startup.detector_ms}, "fps": fps, "peak_rss_mib": rss, "classifier": ort_json,
+            "startup_ms": {"model": startup.model_ms, "detector": startup.detector_ms}, "fps": fps, "screen_changed_share": changed_share, "peak_rss_mib": rss, "classifier": ort_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

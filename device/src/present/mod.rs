@@ -39,6 +39,23 @@ impl DrawTarget for RgbCanvas {
         }
         Ok(())
     }
+
+    // Rectangles a row slice at a time (the defaults go through `draw_iter` a pixel at a time).
+
+    fn fill_solid(&mut self, area: &Rectangle, color: Rgb888) -> Result<(), Self::Error> {
+        let size = self.size();
+        let rgb = [color.r(), color.g(), color.b()];
+        for row in panels::area_rows(size, area, true).into_iter().flatten() {
+            self.0.as_mut()[row.start * 3..row.end * 3].chunks_exact_mut(3).for_each(|p| p.copy_from_slice(&rgb));
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, color: Rgb888) -> Result<(), Self::Error> {
+        let rgb = [color.r(), color.g(), color.b()];
+        self.0.as_mut().chunks_exact_mut(3).for_each(|p| p.copy_from_slice(&rgb));
+        Ok(())
+    }
 }
 
 /// Colour of each emotion on colour screens.

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use embedded_graphics::pixelcolor::{BinaryColor, Rgb565, Rgb888};
 use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::Rectangle;
 use fer_core::board::{DisplayConfig, Rotation, SpiPanelConfig};
 use image::GrayImage;
 
 use super::screen::{draw_screen, Screen, ScreenColor};
-use super::RgbCanvas;
 
 /// Why a display could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,51 @@ impl<C: PixelColor> DrawTarget for Buffer<C> {
         }
         Ok(())
     }
+
+    // Rectangles a row slice at a time (the defaults go through `draw_iter` a pixel at a time).
+
+    fn fill_contiguous<I: IntoIterator<Item = C>>(&mut self, area: &Rectangle, colors: I) -> Result<(), Self::Error> {
+        let Some(rows) = area_rows(self.size, area, false) else {
+            // Partly off the buffer: the default, which skips the colours of pixels off it.
+            return self.draw_iter(area.points().zip(colors).map(|(p, c)| Pixel(p, c)));
+        };
+        let mut colors = colors.into_iter();
+        for row in rows {
+            for (p, c) in self.pixels[row].iter_mut().zip(colors.by_ref()) {
+                *p = c;
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_solid(&mut self, area: &Rectangle, color: C) -> Result<(), Self::Error> {
+        for row in area_rows(self.size, area, true).into_iter().flatten() {
+            self.pixels[row].fill(color);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, color: C) -> Result<(), Self::Error> {
+        self.pixels.fill(color);
+        Ok(())
+    }
+}
+
+/// The pixel index ranges of `area`'s rows in a row-major `size` image, clipped to it (`clip`),
+/// or `None` if (without `clip`) some of `area` lies off it.
+pub(crate) fn area_rows(
+    size: Size,
+    area: &Rectangle,
+    clip: bool,
+) -> Option<impl Iterator<Item = std::ops::Range<usize>>> {
+    let on = area.intersection(&Rectangle::new(Point::zero(), size));
+    if !clip && on.size != area.size {
+        return None;
+    }
+    let w = size.width as usize;
+    let (x0, y0) = (on.top_left.x as usize, on.top_left.y as usize);
+    let (cols, rows) = (on.size.width as usize, on.size.height as usize);
+    Some((y0..y0 + rows).map(move |y| y * w + x0..y * w + x0 + cols))
 }
 
 /// Renders a screen of `size` into a buffer.
@@ -87,9 +132,9 @@ pub fn render<C: ScreenColor>(size: Size, s: &Screen) -> Buffer<C> {
 
 /// A colour screen as an RGB image (PNG snapshots, framebuffer).
 pub fn render_rgb(size: Size, s: &Screen) -> image::RgbImage {
-    let mut canvas = RgbCanvas(image::RgbImage::new(size.width, size.height));
-    draw_screen(&mut canvas, s).expect("drawing into memory cannot fail");
-    canvas.0
+    let b: Buffer<Rgb888> = render(size, s);
+    let bytes = b.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]).collect();
+    image::RgbImage::from_raw(size.width, size.height, bytes).expect("3 bytes a pixel")
 }
 
 /// A monochrome screen as a black/white image.
@@ -128,6 +173,91 @@ pub fn changed_windows<C: PartialEq>(new: &Buffer<C>, old: Option<&Buffer<C>>) -
     }
     out.extend(band);
     out.into_iter().map(|(x0, y0, x1, y1)| (x0 as u32, y0 as u32, x1 as u32, y1 as u32)).collect()
+}
+
+/// The screens a board's display renders, in memory (for `bench`): each in the panel's pixel
+/// type and size, then the windows that differ from the last one ([`changed_windows`]), as the
+/// SSD1306, SPI panel and framebuffer presenters do before their bus or file writes.
+pub struct PanelScreens {
+    size: Size,
+    last: Option<Rendered>,
+    kind: RenderedKind,
+}
+
+enum Rendered {
+    Mono(Buffer<BinaryColor>),
+    Rgb565(Buffer<Rgb565>),
+    Rgb888(Buffer<Rgb888>),
+}
+
+#[derive(Clone, Copy)]
+enum RenderedKind {
+    Mono,
+    Rgb565,
+    Rgb888,
+}
+
+impl PanelScreens {
+    /// For the display of `cfg`: a framebuffer (or none) as a 320x240 RGB888 one.
+    pub fn new(cfg: &DisplayConfig) -> PanelScreens {
+        let kind = match cfg {
+            DisplayConfig::Ssd1306 { .. } => RenderedKind::Mono,
+            DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => RenderedKind::Rgb565,
+            DisplayConfig::None | DisplayConfig::Framebuffer { .. } => RenderedKind::Rgb888,
+        };
+        PanelScreens { size: panel_size(cfg).0, last: None, kind }
+    }
+
+    /// Renders `s` and finds the windows that changed: the pixels in them.
+    pub fn render(&mut self, s: &Screen) -> u64 {
+        fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, last: Option<&Buffer<C>>) -> (Buffer<C>, u64) {
+            let b = render(size, s);
+            let n = changed_windows(&b, last).iter().map(|w| ((w.2 - w.0 + 1) * (w.3 - w.1 + 1)) as u64).sum();
+            (b, n)
+        }
+        let (last, n) = match (self.kind, self.last.take()) {
+            (RenderedKind::Mono, last) => {
+                let (b, n) = next(
+                    self.size,
+                    s,
+                    match &last {
+                        Some(Rendered::Mono(b)) => Some(b),
+                        _ => None,
+                    },
+                );
+                (Rendered::Mono(b), n)
+            }
+            (RenderedKind::Rgb565, last) => {
+                let (b, n) = next(
+                    self.size,
+                    s,
+                    match &last {
+                        Some(Rendered::Rgb565(b)) => Some(b),
+                        _ => None,
+                    },
+                );
+                (Rendered::Rgb565(b), n)
+            }
+            (RenderedKind::Rgb888, last) => {
+                let (b, n) = next(
+                    self.size,
+                    s,
+                    match &last {
+                        Some(Rendered::Rgb888(b)) => Some(b),
+                        _ => None,
+                    },
+                );
+                (Rendered::Rgb888(b), n)
+            }
+        };
+        self.last = Some(last);
+        n
+    }
+
+    /// Pixels of a whole screen.
+    pub fn pixels(&self) -> u64 {
+        self.size.width as u64 * self.size.height as u64
+    }
 }
 
 /// A `size` panel's screen as an image: black/white for a mono panel, RGB for a colour one.
@@ -578,5 +708,80 @@ pub fn panel_size(cfg: &DisplayConfig) -> (Size, bool) {
             _ => (Size::new(p.width as u32, p.height as u32), false),
         },
         DisplayConfig::None | DisplayConfig::Framebuffer { .. } => (Size::new(320, 240), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
+
+    /// A buffer drawn a pixel at a time: embedded-graphics' default `fill_solid`,
+    /// `fill_contiguous` and `clear`, through `draw_iter`.
+    struct PerPixel(Buffer<Rgb565>);
+    impl OriginDimensions for PerPixel {
+        fn size(&self) -> Size {
+            self.0.size
+        }
+    }
+    impl DrawTarget for PerPixel {
+        type Color = Rgb565;
+        type Error = std::convert::Infallible;
+        fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+            self.0.draw_iter(pixels)
+        }
+    }
+
+    #[test]
+    fn buffer_fills_rows_as_the_defaults_fill_pixels() {
+        let size = Size::new(40, 30);
+        let draw = |d: &mut dyn FnMut(&Rectangle, Option<Rgb565>)| {
+            // Inside, across each edge, beyond a corner, off the buffer, empty.
+            for (i, (x, y, w, h)) in
+                [(3, 4, 10, 5), (-5, 2, 12, 3), (35, 20, 10, 20), (-3, -3, 20, 12), (50, 5, 4, 4), (10, 10, 0, 5)]
+                    .into_iter()
+                    .enumerate()
+            {
+                let r = Rectangle::new(Point::new(x, y), Size::new(w, h));
+                d(&r, None);
+                d(&r, Some(Rgb565::new(i as u8 * 5, 63 - i as u8 * 9, 31 - i as u8 * 4)));
+            }
+        };
+        let mut fast = Buffer::new(size, Rgb565::BLACK);
+        let mut slow = PerPixel(Buffer::new(size, Rgb565::BLACK));
+        // `None`: a gradient by `fill_contiguous`; `Some(c)`: a `fill_solid` of `c` (after a
+        // `clear` the first time).
+        let gradient =
+            |r: &Rectangle| (0..r.size.width * r.size.height).map(|i| Rgb565::new(i as u8 % 32, i as u8 % 64, 7));
+        let mut cleared = false;
+        draw(&mut |r, c| {
+            if !cleared {
+                fast.clear(Rgb565::RED).unwrap();
+                slow.clear(Rgb565::RED).unwrap();
+                cleared = true;
+            }
+            match c {
+                None => {
+                    fast.fill_contiguous(r, gradient(r)).unwrap();
+                    slow.fill_contiguous(r, gradient(r)).unwrap();
+                }
+                Some(c) => {
+                    let inner = Rectangle::new(r.top_left + Point::new(1, 1), r.size.saturating_sub(Size::new(2, 2)));
+                    fast.fill_solid(&inner, c).unwrap();
+                    slow.fill_solid(&inner, c).unwrap();
+                    r.into_styled(PrimitiveStyle::with_stroke(c, 1)).draw(&mut fast).unwrap();
+                    r.into_styled(PrimitiveStyle::with_stroke(c, 1)).draw(&mut slow).unwrap();
+                }
+            }
+        });
+        assert!(fast.pixels.contains(&Rgb565::RED), "some of the clear left");
+        assert_eq!(fast.pixels, slow.0.pixels);
+        // A whole screen, crop included.
+        let crop = GrayImage::from_fn(37, 41, |x, y| image::Luma([(x * 7 + y * 5) as u8]));
+        let screen = Screen::frame(&[], Some(&crop), 12.5);
+        let mut slow = PerPixel(Buffer::new(Size::new(240, 240), Rgb565::BLACK));
+        draw_screen(&mut slow, &screen).unwrap();
+        let fast: Buffer<Rgb565> = render(Size::new(240, 240), &screen);
+        assert_eq!(fast.pixels, slow.0.pixels);
     }
 }

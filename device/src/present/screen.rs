@@ -229,12 +229,14 @@ where
     if let (Some(crop), true) = (s.crop, side > 0) {
         let (cw, ch) = crop.dimensions();
         if cw > 0 && ch > 0 {
-            let pixels = (0..side * side).map(|i| {
-                let (x, y) = (i % side, i / side);
-                let v = crop.get_pixel(x * cw / side, y * ch / side)[0];
-                Pixel(Point::new(x as i32, y as i32), D::Color::gray(v, x, y))
+            // Each screen column's crop column, worked out once (not per pixel).
+            let columns: Vec<u32> = (0..side).map(|x| x * cw / side).collect();
+            let columns = &columns;
+            let colors = (0..side).flat_map(|y| {
+                let cy = y * ch / side;
+                columns.iter().zip(0..).map(move |(&cx, x)| D::Color::gray(crop.get_pixel(cx, cy)[0], x, y))
             });
-            target.draw_iter(pixels)?;
+            target.fill_contiguous(&Rectangle::new(Point::zero(), Size::new(side, side)), colors)?;
         }
     }
     let right = side as i32 + 8;
