@@ -1152,17 +1152,25 @@ mod tests {
         assert_eq!(c.window_result(&flat, 0, 0), 0);
     }
 
+    /// The astronaut photograph (scripts/fixtures.sh), gray.
+    fn astronaut() -> GrayImage {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let photo = root.join(".cache/fixtures/astronaut.png");
+        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
+        fer_core::preprocess::to_gray8(&img)
+    }
+
+    /// OpenCV's default frontal-face Haar cascade (opencv-data).
+    fn frontal_face() -> HaarCascade {
+        HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml")).unwrap()
+    }
+
     /// Plans are made once per rounded stride and kept, and a kept plan gives the hits a new
     /// one does: regions of the astronaut 100 and 110 px wide share one (stride 128), the whole
     /// photograph has its own; the oldest goes once more strides than PLANS_KEPT were used.
     #[test]
     fn stump_plans_are_kept_by_stride_and_give_the_same_hits() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let photo = root.join(".cache/fixtures/astronaut.png");
-        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
-        let gray = fer_core::preprocess::to_gray8(&img);
-        let c = HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
-            .unwrap();
+        let (gray, c) = (astronaut(), frontal_face());
         let p = DetectParams { min_size: 60, ..DetectParams::default() };
         let region = |w: u32| image::imageops::crop_imm(&gray, 170, 60, w, 110).to_image();
         let (a, b) = (region(100), region(110));
@@ -1189,12 +1197,7 @@ mod tests {
     /// windows above it and a whole scan's of windows that reach it.
     #[test]
     fn detect_changed_scans_only_the_windows_that_see_a_change() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let photo = root.join(".cache/fixtures/astronaut.png");
-        let img = image::open(&photo).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fixtures.sh)", photo.display()));
-        let a = fer_core::preprocess::to_gray8(&img);
-        let mut c = HaarCascade::load(Path::new("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
-            .unwrap();
+        let (a, mut c) = (astronaut(), frontal_face());
         c.params.scale_factor = 1.2;
         let search = Search { min_face: 40, ..Default::default() };
         let p = c.search_params(search);

@@ -180,78 +180,40 @@ pub fn changed_windows<C: PartialEq>(new: &Buffer<C>, old: Option<&Buffer<C>>) -
 /// SSD1306, SPI panel and framebuffer presenters do before their bus or file writes.
 pub struct PanelScreens {
     size: Size,
-    last: Option<Rendered>,
-    kind: RenderedKind,
+    last: Rendered,
 }
 
+/// The last screen, in the panel's pixel type.
 enum Rendered {
-    Mono(Buffer<BinaryColor>),
-    Rgb565(Buffer<Rgb565>),
-    Rgb888(Buffer<Rgb888>),
-}
-
-#[derive(Clone, Copy)]
-enum RenderedKind {
-    Mono,
-    Rgb565,
-    Rgb888,
+    Mono(Option<Buffer<BinaryColor>>),
+    Rgb565(Option<Buffer<Rgb565>>),
+    Rgb888(Option<Buffer<Rgb888>>),
 }
 
 impl PanelScreens {
     /// For the display of `cfg`: a framebuffer (or none) as a 320x240 RGB888 one.
     pub fn new(cfg: &DisplayConfig) -> PanelScreens {
-        let kind = match cfg {
-            DisplayConfig::Ssd1306 { .. } => RenderedKind::Mono,
-            DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => RenderedKind::Rgb565,
-            DisplayConfig::None | DisplayConfig::Framebuffer { .. } => RenderedKind::Rgb888,
+        let last = match cfg {
+            DisplayConfig::Ssd1306 { .. } => Rendered::Mono(None),
+            DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => Rendered::Rgb565(None),
+            DisplayConfig::None | DisplayConfig::Framebuffer { .. } => Rendered::Rgb888(None),
         };
-        PanelScreens { size: panel_size(cfg).0, last: None, kind }
+        PanelScreens { size: panel_size(cfg).0, last }
     }
 
     /// Renders `s` and finds the windows that changed: the pixels in them.
     pub fn render(&mut self, s: &Screen) -> u64 {
-        fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, last: Option<&Buffer<C>>) -> (Buffer<C>, u64) {
+        fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, last: &mut Option<Buffer<C>>) -> u64 {
             let b = render(size, s);
-            let n = changed_windows(&b, last).iter().map(|w| ((w.2 - w.0 + 1) * (w.3 - w.1 + 1)) as u64).sum();
-            (b, n)
+            let windows = changed_windows(&b, last.as_ref());
+            *last = Some(b);
+            windows.iter().map(|w| ((w.2 - w.0 + 1) * (w.3 - w.1 + 1)) as u64).sum()
         }
-        let (last, n) = match (self.kind, self.last.take()) {
-            (RenderedKind::Mono, last) => {
-                let (b, n) = next(
-                    self.size,
-                    s,
-                    match &last {
-                        Some(Rendered::Mono(b)) => Some(b),
-                        _ => None,
-                    },
-                );
-                (Rendered::Mono(b), n)
-            }
-            (RenderedKind::Rgb565, last) => {
-                let (b, n) = next(
-                    self.size,
-                    s,
-                    match &last {
-                        Some(Rendered::Rgb565(b)) => Some(b),
-                        _ => None,
-                    },
-                );
-                (Rendered::Rgb565(b), n)
-            }
-            (RenderedKind::Rgb888, last) => {
-                let (b, n) = next(
-                    self.size,
-                    s,
-                    match &last {
-                        Some(Rendered::Rgb888(b)) => Some(b),
-                        _ => None,
-                    },
-                );
-                (Rendered::Rgb888(b), n)
-            }
-        };
-        self.last = Some(last);
-        n
+        match &mut self.last {
+            Rendered::Mono(last) => next(self.size, s, last),
+            Rendered::Rgb565(last) => next(self.size, s, last),
+            Rendered::Rgb888(last) => next(self.size, s, last),
+        }
     }
 
     /// Pixels of a whole screen.
