@@ -387,7 +387,8 @@ pub struct DetectionConfig {
     /// no block moved by more than this since a detector found it there keeps that box, without
     /// a region pass (`kept` when every face does). A full pass that runs searches only where
     /// a block moved by more than this since the full passes last searched it, and finds what
-    /// they found elsewhere. 0 = never skipped, and every full pass searches the whole frame.
+    /// they found elsewhere (`full_changed`). 0 = never skipped, and every full pass searches
+    /// the whole frame.
     /// Sensor noise moves a block's mean by well under 1 level; a face coming into view by tens.
     #[serde(default)]
     pub still_threshold: f32,

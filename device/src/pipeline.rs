@@ -42,6 +42,10 @@ pub enum Pass {
     WholeFrame,
     /// A detection pass over the whole frame.
     Full,
+    /// A full pass told where the frame changed since the full passes before
+    /// (`detection.still_threshold`): a detector that keeps what it found (Haar, LBP) searched
+    /// only there, and found the rest where it was.
+    FullChanged,
     /// Only regions around where the faces of the last frame are predicted to be.
     Region,
     /// A region pass missed a face, so the whole frame was searched too.
@@ -334,9 +338,10 @@ impl<D: Detector, C: Classifier> Pipeline<D, C> {
                         }
                     }
                 };
+                let pass = if pass == Pass::Full && moved.is_some() { Pass::FullChanged } else { pass };
                 if let Some(blocks) = blocks {
                     let now = self.frames;
-                    if matches!(pass, Pass::Full | Pass::RegionThenFull) {
+                    if matches!(pass, Pass::Full | Pass::FullChanged | Pass::RegionThenFull) {
                         let faces = found.clone();
                         self.last_full = Some(match (moved, self.last_full.take()) {
                             (Some(m), Some(last)) => FullPass {
@@ -692,7 +697,22 @@ mod tests {
         // face: kept. 9: due, and the patch came at 7: a full pass where it did. 12: due, the
         // whole frame searched 6 frames ago: all of it again. 13, 14: kept. 15: a new scene.
         let want = [
-            Full, Unchanged, Unchanged, Full, Kept, Region, Full, Kept, Kept, Full, Kept, Kept, Full, Kept, Kept, Full,
+            Full,
+            Unchanged,
+            Unchanged,
+            FullChanged,
+            Kept,
+            Region,
+            Full,
+            Kept,
+            Kept,
+            FullChanged,
+            Kept,
+            Kept,
+            Full,
+            Kept,
+            Kept,
+            Full,
         ];
         assert_eq!(passes, want);
         assert_eq!((full_calls, calls), (6, 7), "6 full passes and a region pass on frame 5");
