@@ -222,14 +222,18 @@ fn st7789_240(invert_colors: bool) -> SpiPanelConfig {
     }
 }
 
+/// An ST7789 240x240 presenter on the recorded `wire` (`buffer`: mipidsi's SPI batch buffer).
+fn st7789_on<'b>(wire: &Wire, buffer: &'b mut [u8; 512], invert_colors: bool) -> impl Presenter + 'b {
+    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), buffer);
+    let builder = mipidsi::Builder::new(mipidsi::models::ST7789, di);
+    SpiPanelPresenter::new(builder, &st7789_240(invert_colors), &mut NoDelay, "mock-spi").unwrap()
+}
+
 #[test]
 fn st7789_init_and_frame_on_the_spi_bus() {
     let wire = Wire::default();
     let mut buffer = [0u8; 512];
-    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
-    let cfg = st7789_240(true);
-    let builder = mipidsi::Builder::new(mipidsi::models::ST7789, di);
-    let mut p = SpiPanelPresenter::new(builder, &cfg, &mut NoDelay, "mock-spi").unwrap();
+    let mut p = st7789_on(&wire, &mut buffer, true);
     let init = commands(&wire.0.borrow().1);
     let names: Vec<u8> = init.iter().map(|c| c.0).collect();
     // ST7789 datasheet §9.1: SWRESET 0x01, SLPOUT 0x11, MADCTL 0x36, COLMOD 0x3A (0x55 = 16 bit
@@ -380,11 +384,7 @@ fn st7789_replay(stream: &[(u8, Vec<u8>)], ram: &mut [u16], w: usize) -> usize {
 fn st7789_sends_only_what_changed() {
     let wire = Wire::default();
     let mut buffer = [0u8; 512];
-    let di = mipidsi::interface::SpiInterface::new(wire.clone(), DcPin(wire.clone()), &mut buffer);
-    let cfg = st7789_240(false);
-    let mut p =
-        SpiPanelPresenter::new(mipidsi::Builder::new(mipidsi::models::ST7789, di), &cfg, &mut NoDelay, "mock-spi")
-            .unwrap();
+    let mut p = st7789_on(&wire, &mut buffer, false);
     let mut ram = vec![0xAAAA; 240 * 240];
     let (c, f) = (crop(), faces());
     let mut moved = faces();
