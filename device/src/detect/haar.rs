@@ -139,15 +139,12 @@ impl Fresh {
         // The cells under the window at each position on each axis (`None`: some outside the
         // grid).
         let axis = |axis: usize, n: u32, of: u32, win: usize| -> Vec<Option<(u32, u32)>> {
-            let f = of as f32 / n as f32;
-            let px = |d: u32, end: bool| match (n == of, end) {
-                (true, _) => d,
-                (false, false) => bilinear_coord(d, f, of as usize).0 as u32,
-                (false, true) => bilinear_coord(d, f, of as usize).1 as u32,
-            };
             let win = win as u32;
             (0..(n + 1).saturating_sub(win))
-                .map(|x| changed.cells(axis, px(x, false)..px(x + win - 1, true) + 1))
+                .map(|x| {
+                    let (first, last) = source_span(x, x + win - 1, n, of);
+                    changed.cells(axis, first..last + 1)
+                })
                 .collect()
         };
         let (xs, ys) = (axis(0, level.0, image.0, window.0), axis(1, level.1, image.1, window.1));
@@ -1014,6 +1011,16 @@ pub(super) fn bilinear_coord(d: u32, f: f32, n: usize) -> (usize, usize, f32) {
     let i0 = (s.floor() as usize).min(n - 1);
     let i1 = (i0 + 1).min(n - 1);
     (i0, i1, s - i0 as f32)
+}
+
+/// The first and last source pixel that pixels `first..=last` of an axis `n` long, resized
+/// bilinearly from `of` source pixels, are interpolated from (each from up to two).
+pub(super) fn source_span(first: u32, last: u32, n: u32, of: u32) -> (u32, u32) {
+    if n == of {
+        return (first, last);
+    }
+    let f = of as f32 / n as f32;
+    (bilinear_coord(first, f, of as usize).0 as u32, bilinear_coord(last, f, of as usize).1 as u32)
 }
 
 fn similar(a: &Rect, b: &Rect, eps: f64) -> bool {

@@ -126,15 +126,7 @@ impl Changed {
             _ => (self.view.1, self.frame.1, self.rows),
         };
         let (first, last) = (r.start.min(view - 1), (r.end.max(r.start + 1) - 1).min(view - 1));
-        let (first, last) = if view == frame {
-            (first, last)
-        } else {
-            let f = frame as f32 / view as f32;
-            (
-                haar::bilinear_coord(first, f, frame as usize).0 as u32,
-                haar::bilinear_coord(last, f, frame as usize).1 as u32,
-            )
-        };
+        let (first, last) = haar::source_span(first, last, view, frame);
         let (c0, c1) = (first / self.cell, last / self.cell);
         ((c1 as usize) < n).then_some((c0, c1))
     }
