@@ -13,7 +13,7 @@ use embedded_graphics::primitives::Rectangle;
 use fer_core::board::{DisplayConfig, Rotation, SpiPanelConfig};
 use image::GrayImage;
 
-use super::screen::{draw_screen, Screen, ScreenColor};
+use super::screen::{draw_screen, OwnedScreen, Screen, ScreenColor};
 
 /// Why a display could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +181,9 @@ pub fn changed_windows<C: PartialEq>(new: &Buffer<C>, old: Option<&Buffer<C>>) -
 pub struct PanelScreens {
     size: Size,
     last: Rendered,
+    /// The last screen rendered: one that looks like it is not rendered again, as
+    /// [`super::ThreadedPresenter`] does not send it.
+    shown: Option<OwnedScreen>,
 }
 
 /// The last screen, in the panel's pixel type.
@@ -198,11 +201,16 @@ impl PanelScreens {
             DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => Rendered::Rgb565(None),
             DisplayConfig::None | DisplayConfig::Framebuffer { .. } => Rendered::Rgb888(None),
         };
-        PanelScreens { size: panel_size(cfg).0, last }
+        PanelScreens { size: panel_size(cfg).0, last, shown: None }
     }
 
-    /// Renders `s` and finds the windows that changed: the pixels in them.
+    /// Renders `s` and finds the windows that changed: the pixels in them (none for a screen
+    /// that looks like the last one: not rendered).
     pub fn render(&mut self, s: &Screen) -> u64 {
+        if self.shown.as_ref().is_some_and(|last| last.screen().looks_like(s)) {
+            return 0;
+        }
+        self.shown = Some(OwnedScreen::new(s));
         fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, last: &mut Option<Buffer<C>>) -> u64 {
             let b = render(size, s);
             let windows = changed_windows(&b, last.as_ref());

@@ -88,7 +88,42 @@ pub struct Screen<'a> {
     pub status: Option<&'a str>,
 }
 
+/// A [`Screen`]'s content, owned: to hand to another thread, or to keep as the last one shown.
+#[derive(Debug, Clone)]
+pub struct OwnedScreen {
+    faces: Vec<TrackedFace>,
+    crop: Option<GrayImage>,
+    fps: f32,
+    status: Option<String>,
+}
+
+impl OwnedScreen {
+    pub fn new(s: &Screen) -> OwnedScreen {
+        OwnedScreen { faces: s.faces.to_vec(), crop: s.crop.cloned(), fps: s.fps, status: s.status.map(str::to_string) }
+    }
+
+    pub fn screen(&self) -> Screen<'_> {
+        Screen { faces: &self.faces, crop: self.crop.as_ref(), fps: self.fps, status: self.status.as_deref() }
+    }
+}
+
+/// The frame rate as the screens show it: whole frames a second (a tenth flickers with the
+/// camera's frame timing, and every change is a redraw and a bus transfer).
+fn rate(fps: f32) -> String {
+    format!("{fps:.0}")
+}
+
 impl<'a> Screen<'a> {
+    /// Whether `self` shows exactly what `other` shows: the same faces, crop and message, and
+    /// the same frame rate as shown ([`rate`]). Presenters skip such a screen (an empty room's
+    /// screens are all alike).
+    pub fn looks_like(&self, other: &Screen) -> bool {
+        self.faces == other.faces
+            && self.crop == other.crop
+            && self.status == other.status
+            && rate(self.fps) == rate(other.fps)
+    }
+
     /// A frame's results.
     pub fn frame(faces: &'a [TrackedFace], crop: Option<&'a GrayImage>, fps: f32) -> Screen<'a> {
         Screen { faces, fps, crop, status: None }
@@ -183,11 +218,11 @@ where
         return text(target, status, Point::new(w / 2, h / 2 - 5), &FONT_6X10, fg, Alignment::Center);
     }
     text(target, &headline(s), Point::zero(), &FONT_6X10, fg, Alignment::Left)?;
-    let mut rate = format!("{:.0}fps", s.fps);
+    let mut shown = format!("{}fps", rate(s.fps));
     if s.faces.len() > 1 {
-        rate.push_str(&format!(" x{}", s.faces.len()));
+        shown.push_str(&format!(" x{}", s.faces.len()));
     }
-    text(target, &rate, Point::new(w - 1, 0), &FONT_4X6, fg, Alignment::Right)?;
+    text(target, &shown, Point::new(w - 1, 0), &FONT_4X6, fg, Alignment::Right)?;
     let Some(face) = s.faces.first() else { return Ok(()) };
     // Rows of "abc [bar]" under the 11-px headline: all seven emotions where 6-px rows fit
     // (128×64), else the most probable ones (128×32: three).
@@ -242,7 +277,7 @@ where
     let right = side as i32 + 8;
     let label_color = s.faces.first().map(|f| D::Color::emotion(f.label)).unwrap_or(fg);
     text(target, &headline(s), Point::new(right, 4), &FONT_10X20, label_color, Alignment::Left)?;
-    text(target, &format!("{:.1} fps", s.fps), Point::new(right, 30), &FONT_6X10, fg, Alignment::Left)?;
+    text(target, &format!("{} fps", rate(s.fps)), Point::new(right, 30), &FONT_6X10, fg, Alignment::Left)?;
     let count = match s.faces.len() {
         1 => "1 face".to_string(),
         n => format!("{n} faces"),

@@ -9,23 +9,12 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use image::GrayImage;
-
 use super::panels::{PresentError, Presenter};
-use super::screen::Screen;
-use crate::track::TrackedFace;
-
-/// One screen's content, owned.
-struct Owned {
-    faces: Vec<TrackedFace>,
-    crop: Option<GrayImage>,
-    fps: f32,
-    status: Option<String>,
-}
+use super::screen::{OwnedScreen, Screen};
 
 #[derive(Default)]
 struct Mailbox {
-    waiting: Option<Owned>,
+    waiting: Option<OwnedScreen>,
     /// The first error since the last `show` returned one.
     error: Option<PresentError>,
     skipped: u64,
@@ -41,6 +30,10 @@ pub struct ThreadedPresenter {
     shared: Shared,
     worker: Option<JoinHandle<()>>,
     description: String,
+    /// The last screen handed to the thread: one that looks like it is not sent again.
+    last: Option<OwnedScreen>,
+    /// Screens not sent as they looked like the last one.
+    alike: u64,
 }
 
 fn lock(m: &Mutex<Mailbox>) -> MutexGuard<'_, Mailbox> {
@@ -69,19 +62,13 @@ impl ThreadedPresenter {
                         None => break,
                     }
                 };
-                let shown = Screen {
-                    faces: &screen.faces,
-                    crop: screen.crop.as_ref(),
-                    fps: screen.fps,
-                    status: screen.status.as_deref(),
-                };
-                if let Err(e) = presenter.show(&shown) {
+                if let Err(e) = presenter.show(&screen.screen()) {
                     lock(mailbox).error.get_or_insert(e);
                 }
             }
         };
         let (description, worker) = crate::worker::spawn_opened("display", open, |p| p.describe(), serve)?;
-        Ok(ThreadedPresenter { shared, worker: Some(worker), description })
+        Ok(ThreadedPresenter { shared, worker: Some(worker), description, last: None, alike: 0 })
     }
 
     /// Screens replaced by a newer one before the display thread took them.
@@ -94,16 +81,22 @@ impl Presenter for ThreadedPresenter {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
         let (mailbox, wake) = &*self.shared;
         let mut m = lock(mailbox);
-        let screen =
-            Owned { faces: s.faces.to_vec(), crop: s.crop.cloned(), fps: s.fps, status: s.status.map(str::to_string) };
-        if m.waiting.replace(screen).is_some() {
-            m.skipped += 1;
+        let error = m.error.take();
+        // After an error the panel may not show the last screen: this one is sent whatever it shows.
+        if error.is_some() {
+            self.last = None;
         }
-        wake.notify_one();
-        match m.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if self.last.as_ref().is_some_and(|last| last.screen().looks_like(s)) {
+            self.alike += 1;
+        } else {
+            let screen = OwnedScreen::new(s);
+            self.last = Some(screen.clone());
+            if m.waiting.replace(screen).is_some() {
+                m.skipped += 1;
+            }
+            wake.notify_one();
         }
+        error.map_or(Ok(()), Err)
     }
 
     fn describe(&self) -> String {
@@ -112,7 +105,12 @@ impl Presenter for ThreadedPresenter {
 
     fn summary(&self) -> Option<String> {
         let skipped = self.skipped();
-        (skipped > 0).then(|| format!("{skipped} screen(s) replaced by a newer one while the display was busy"))
+        let notes = [
+            (skipped > 0).then(|| format!("{skipped} screen(s) replaced by a newer one while the display was busy")),
+            (self.alike > 0).then(|| format!("{} screen(s) not redrawn, alike the one before", self.alike)),
+        ];
+        let notes: Vec<String> = notes.into_iter().flatten().collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 }
 
@@ -129,6 +127,8 @@ impl Drop for ThreadedPresenter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::track::TrackedFace;
+    use image::GrayImage;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -196,6 +196,49 @@ mod tests {
         assert!(shown.try_recv().is_err(), "nothing else was shown");
     }
 
+    #[test]
+    fn screens_alike_the_last_one_sent_are_not_sent_again() {
+        let (mut p, shown, gate) = gated();
+        let face = TrackedFace {
+            id: 1,
+            bbox: fer_core::preprocess::FaceBox { x: 2.0, y: 20.0, w: 10.0, h: 8.0 },
+            probs: [0.0; 7],
+            smoothed: [0.0; 7],
+            label: fer_core::Emotion::Sad,
+            confidence: 0.7,
+            uncertain: false,
+        };
+        let crop = GrayImage::from_pixel(4, 4, image::Luma([90]));
+        // Each screen, then the display lets it through; `None`: not sent (nothing to let through).
+        let mut send = |s: &Screen, want: Option<f32>| {
+            p.show(s).unwrap();
+            if let Some(fps) = want {
+                gate.send(()).unwrap();
+                assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), fps);
+            }
+        };
+        send(&Screen::frame(&[], None, 30.2), Some(30.2));
+        // The rate shown in whole frames a second: 29.8 and 30.4 show as 30, 30.6 as 31.
+        send(&Screen::frame(&[], None, 29.8), None);
+        send(&Screen::frame(&[], None, 30.4), None);
+        send(&Screen::frame(&[], None, 30.6), Some(30.6));
+        // A face, its crop, another crop, a message: each is a new screen.
+        let faces = std::slice::from_ref(&face);
+        send(&Screen::frame(faces, None, 30.6), Some(30.6));
+        send(&Screen::frame(faces, Some(&crop), 30.6), Some(30.6));
+        send(&Screen::frame(faces, Some(&crop), 30.6), None);
+        let other = GrayImage::from_pixel(4, 4, image::Luma([91]));
+        send(&Screen::frame(faces, Some(&other), 30.6), Some(30.6));
+        let moved = TrackedFace { confidence: 0.71, ..face.clone() };
+        send(&Screen::frame(&[moved], Some(&other), 30.6), Some(30.6));
+        send(&Screen::status("no frames"), Some(0.0));
+        send(&Screen::status("no frames"), None);
+        send(&Screen::status("stopped"), Some(0.0));
+        assert_eq!(p.summary().unwrap(), "4 screen(s) not redrawn, alike the one before");
+        drop(p);
+        assert!(shown.try_recv().is_err(), "nothing else was shown");
+    }
+
     /// Fails the screens whose fps is negative; reports every screen it was given.
     struct Failing(mpsc::Sender<f32>);
 
@@ -213,6 +256,13 @@ mod tests {
         }
     }
 
+    /// Until the display thread has recorded an error.
+    fn wait_for_error(p: &ThreadedPresenter) {
+        while lock(&p.shared.0).error.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn display_errors_come_back_from_the_next_show_and_opening_errors_at_once() {
         let (tx, shown) = mpsc::channel();
@@ -220,13 +270,20 @@ mod tests {
             ThreadedPresenter::spawn(move || Ok::<_, String>(Box::new(Failing(tx)) as Box<dyn Presenter>)).unwrap();
         p.show(&Screen::frame(&[], None, -1.0)).unwrap();
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), -1.0);
-        while lock(&p.shared.0).error.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_error(&p);
         let err = p.show(&Screen::frame(&[], None, 1.0)).unwrap_err().to_string();
         assert!(err.contains("/dev/spidev9.0") && err.contains("bus error"), "{err}");
         assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 1.0, "the screen after the error is shown");
         p.show(&Screen::frame(&[], None, 2.0)).unwrap();
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), 2.0);
+        // A screen alike the one that failed is sent again: the one whose show reports the error.
+        p.show(&Screen::frame(&[], None, -1.0)).unwrap();
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), -1.0);
+        wait_for_error(&p);
+        assert!(p.show(&Screen::frame(&[], None, -1.0)).is_err());
+        assert_eq!(shown.recv_timeout(Duration::from_secs(5)).unwrap(), -1.0);
+        wait_for_error(&p);
+        assert!(p.show(&Screen::frame(&[], None, 2.0)).is_err(), "it failed again");
         drop(p);
         assert_eq!(shown.try_recv().unwrap(), 2.0);
         let e = ThreadedPresenter::spawn(|| Err::<Box<dyn Presenter>, _>("no /dev/spidev0.0".to_string()));
