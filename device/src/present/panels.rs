@@ -13,7 +13,7 @@ use embedded_graphics::primitives::Rectangle;
 use fer_core::board::{DisplayConfig, Rotation, SpiPanelConfig};
 use image::GrayImage;
 
-use super::screen::{draw_screen, OwnedScreen, Screen, ScreenColor};
+use super::screen::{draw_screen, Screen, ScreenColor};
 
 /// Why a display could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +130,41 @@ pub fn render<C: ScreenColor>(size: Size, s: &Screen) -> Buffer<C> {
     b
 }
 
+/// What a panel shows (the last screen sent) and a spare buffer to render the next into, so that
+/// a frame's screen allocates nothing (a 240x240 RGB565 screen is 115 KB; allocated and freed
+/// each frame it cost a Cortex-A72 0.3 M instructions a frame beside the rendering, as the heap
+/// gave its pages back and faulted them in again: BENCHMARKS.md).
+pub struct ScreenBuffers<C> {
+    shown: Option<Buffer<C>>,
+    spare: Option<Buffer<C>>,
+}
+
+impl<C> Default for ScreenBuffers<C> {
+    fn default() -> Self {
+        ScreenBuffers { shown: None, spare: None }
+    }
+}
+
+impl<C: ScreenColor> ScreenBuffers<C> {
+    /// `s` rendered at `size` (into the spare buffer), and the last screen sent, which is
+    /// forgotten until [`ScreenBuffers::sent`]: after a failed transfer what the panel shows is
+    /// unknown, and the next screen goes whole.
+    pub fn next(&mut self, size: Size, s: &Screen) -> (Buffer<C>, Option<Buffer<C>>) {
+        let mut b = match self.spare.take() {
+            Some(b) if b.size == size => b,
+            _ => Buffer::new(size, C::background()),
+        };
+        draw_screen(&mut b, s).expect("drawing into memory cannot fail");
+        (b, self.shown.take())
+    }
+
+    /// `new` went to the panel: it is what the panel shows, and `old` the spare.
+    pub fn sent(&mut self, new: Buffer<C>, old: Option<Buffer<C>>) {
+        self.shown = Some(new);
+        self.spare = old;
+    }
+}
+
 /// A colour screen as an RGB image (PNG snapshots, framebuffer).
 pub fn render_rgb(size: Size, s: &Screen) -> image::RgbImage {
     let b: Buffer<Rgb888> = render(size, s);
@@ -181,25 +216,25 @@ pub fn changed_windows<C: PartialEq>(new: &Buffer<C>, old: Option<&Buffer<C>>) -
 pub struct PanelScreens {
     size: Size,
     last: Rendered,
-    /// The last screen rendered: one that looks like it is not rendered again, as
+    /// The fingerprint of the last screen rendered: one alike is not rendered again, as
     /// [`super::ThreadedPresenter`] does not send it.
-    shown: Option<OwnedScreen>,
+    shown: Option<u64>,
 }
 
 /// The last screen, in the panel's pixel type.
 enum Rendered {
-    Mono(Option<Buffer<BinaryColor>>),
-    Rgb565(Option<Buffer<Rgb565>>),
-    Rgb888(Option<Buffer<Rgb888>>),
+    Mono(ScreenBuffers<BinaryColor>),
+    Rgb565(ScreenBuffers<Rgb565>),
+    Rgb888(ScreenBuffers<Rgb888>),
 }
 
 impl PanelScreens {
     /// For the display of `cfg`: a framebuffer (or none) as a 320x240 RGB888 one.
     pub fn new(cfg: &DisplayConfig) -> PanelScreens {
         let last = match cfg {
-            DisplayConfig::Ssd1306 { .. } => Rendered::Mono(None),
-            DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => Rendered::Rgb565(None),
-            DisplayConfig::None | DisplayConfig::Framebuffer { .. } => Rendered::Rgb888(None),
+            DisplayConfig::Ssd1306 { .. } => Rendered::Mono(ScreenBuffers::default()),
+            DisplayConfig::St7789(_) | DisplayConfig::Ili9341(_) => Rendered::Rgb565(ScreenBuffers::default()),
+            DisplayConfig::None | DisplayConfig::Framebuffer { .. } => Rendered::Rgb888(ScreenBuffers::default()),
         };
         PanelScreens { size: panel_size(cfg).0, last, shown: None }
     }
@@ -207,14 +242,14 @@ impl PanelScreens {
     /// Renders `s` and finds the windows that changed: the pixels in them (none for a screen
     /// that looks like the last one: not rendered).
     pub fn render(&mut self, s: &Screen) -> u64 {
-        if self.shown.as_ref().is_some_and(|last| last.screen().looks_like(s)) {
+        let fingerprint = s.fingerprint();
+        if self.shown.replace(fingerprint) == Some(fingerprint) {
             return 0;
         }
-        self.shown = Some(OwnedScreen::new(s));
-        fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, last: &mut Option<Buffer<C>>) -> u64 {
-            let b = render(size, s);
-            let windows = changed_windows(&b, last.as_ref());
-            *last = Some(b);
+        fn next<C: ScreenColor + PartialEq>(size: Size, s: &Screen, screens: &mut ScreenBuffers<C>) -> u64 {
+            let (b, old) = screens.next(size, s);
+            let windows = changed_windows(&b, old.as_ref());
+            screens.sent(b, old);
             windows.iter().map(|w| ((w.2 - w.0 + 1) * (w.3 - w.1 + 1)) as u64).sum()
         }
         match &mut self.last {
@@ -289,8 +324,8 @@ enum Oled<I2C> {
 pub struct Ssd1306Presenter<I2C> {
     oled: Oled<I2C>,
     device: String,
-    /// The screen the panel shows, once one was sent whole.
-    shown: Option<Buffer<BinaryColor>>,
+    /// The screen the panel shows, once one was sent whole, and a spare.
+    screens: ScreenBuffers<BinaryColor>,
 }
 
 fn oled_rotation(r: Rotation) -> DisplayRotation {
@@ -324,7 +359,11 @@ impl<I2C: embedded_hal::i2c::I2c> Ssd1306Presenter<I2C> {
                 Oled::Tall(d)
             }
         };
-        Ok(Ssd1306Presenter { oled, device: format!("{device} (SSD1306 at {address:#04x})"), shown: None })
+        Ok(Ssd1306Presenter {
+            oled,
+            device: format!("{device} (SSD1306 at {address:#04x})"),
+            screens: ScreenBuffers::default(),
+        })
     }
 }
 
@@ -363,22 +402,17 @@ where
 
 impl<I2C: embedded_hal::i2c::I2c> Presenter for Ssd1306Presenter<I2C> {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
-        let old = self.shown.take();
-        let (new, sent) = match &mut self.oled {
-            Oled::Tall(d) => {
-                let new: Buffer<BinaryColor> = render(d.size(), s);
-                let sent = draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush());
-                (new, sent)
-            }
-            Oled::Short(d) => {
-                let new: Buffer<BinaryColor> = render(d.size(), s);
-                let sent = draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush());
-                (new, sent)
-            }
+        let size = match &self.oled {
+            Oled::Tall(d) => d.size(),
+            Oled::Short(d) => d.size(),
         };
-        // After a failed transfer what the panel shows is unknown: the next screen goes whole.
+        let (new, old) = self.screens.next(size, s);
+        let sent = match &mut self.oled {
+            Oled::Tall(d) => draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush()),
+            Oled::Short(d) => draw_changes(d, &new, old.as_ref()).and_then(|_| d.flush()),
+        };
         sent.map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })?;
-        self.shown = Some(new);
+        self.screens.sent(new, old);
         Ok(())
     }
 
@@ -407,8 +441,8 @@ where
     display: mipidsi::Display<DI, M, RST>,
     size: Size,
     device: String,
-    /// The screen the panel shows, once one was sent whole.
-    shown: Option<Buffer<M::ColorFormat>>,
+    /// The screen the panel shows, once one was sent whole, and a spare.
+    screens: ScreenBuffers<M::ColorFormat>,
 }
 
 fn panel_rotation(r: Rotation) -> PanelRotation {
@@ -455,7 +489,12 @@ where
             Rotation::Deg90 | Rotation::Deg270 => (cfg.height, cfg.width),
             _ => (cfg.width, cfg.height),
         };
-        Ok(SpiPanelPresenter { display, size: Size::new(w as u32, h as u32), device: device.to_string(), shown: None })
+        Ok(SpiPanelPresenter {
+            display,
+            size: Size::new(w as u32, h as u32),
+            device: device.to_string(),
+            screens: ScreenBuffers::default(),
+        })
     }
 }
 
@@ -466,15 +505,14 @@ where
     RST: embedded_hal::digital::OutputPin,
 {
     fn show(&mut self, s: &Screen) -> Result<(), PresentError> {
-        let b: Buffer<Rgb565> = render(self.size, s);
-        // After a failed transfer what the panel shows is unknown: the next screen goes whole.
-        for window @ (x0, y0, x1, y1) in changed_windows(&b, self.shown.take().as_ref()) {
+        let (b, old) = self.screens.next(self.size, s);
+        for window @ (x0, y0, x1, y1) in changed_windows(&b, old.as_ref()) {
             let pixels = b.window_rows(window).flatten().copied();
             self.display
                 .set_pixels(x0 as u16, y0 as u16, x1 as u16, y1 as u16, pixels)
                 .map_err(|e| PresentError::Write { device: self.device.clone(), message: format!("{e:?}") })?;
         }
-        self.shown = Some(b);
+        self.screens.sent(b, old);
         Ok(())
     }
 
@@ -585,8 +623,8 @@ pub struct FramebufferPresenter {
     file: std::fs::File,
     geometry: FbGeometry,
     device: String,
-    /// The screen the framebuffer shows, once one was written whole.
-    shown: Option<Buffer<Rgb888>>,
+    /// The screen the framebuffer shows, once one was written whole, and a spare.
+    screens: ScreenBuffers<Rgb888>,
 }
 
 impl FramebufferPresenter {
@@ -601,7 +639,7 @@ impl FramebufferPresenter {
         if !matches!(geometry.bits_per_pixel, 16 | 32) {
             return Err(open(format!("{} bits per pixel is not supported (16 or 32)", geometry.bits_per_pixel)));
         }
-        Ok(FramebufferPresenter { file, geometry, device: device.to_string(), shown: None })
+        Ok(FramebufferPresenter { file, geometry, device: device.to_string(), screens: ScreenBuffers::default() })
     }
 }
 
@@ -639,12 +677,12 @@ impl Presenter for FramebufferPresenter {
         let g = self.geometry;
         // Draw at most 480×320 (a screen-sized overlay; the rest of the console is left alone),
         // then only what changed.
-        let new: Buffer<Rgb888> = render(Size::new(g.width.min(480), g.height.min(320)), s);
+        let (new, old) = self.screens.next(Size::new(g.width.min(480), g.height.min(320)), s);
         let err = |message: String| PresentError::Write { device: self.device.clone(), message };
-        for (at, bytes) in fb_writes(&new, self.shown.take().as_ref(), &g).map_err(err)? {
+        for (at, bytes) in fb_writes(&new, old.as_ref(), &g).map_err(err)? {
             self.file.write_all_at(&bytes, at).map_err(|e| err(e.to_string()))?;
         }
-        self.shown = Some(new);
+        self.screens.sent(new, old);
         Ok(())
     }
 

@@ -88,25 +88,6 @@ pub struct Screen<'a> {
     pub status: Option<&'a str>,
 }
 
-/// A [`Screen`]'s content, owned: to hand to another thread, or to keep as the last one shown.
-#[derive(Debug, Clone)]
-pub struct OwnedScreen {
-    faces: Vec<TrackedFace>,
-    crop: Option<GrayImage>,
-    fps: f32,
-    status: Option<String>,
-}
-
-impl OwnedScreen {
-    pub fn new(s: &Screen) -> OwnedScreen {
-        OwnedScreen { faces: s.faces.to_vec(), crop: s.crop.cloned(), fps: s.fps, status: s.status.map(str::to_string) }
-    }
-
-    pub fn screen(&self) -> Screen<'_> {
-        Screen { faces: &self.faces, crop: self.crop.as_ref(), fps: self.fps, status: self.status.as_deref() }
-    }
-}
-
 /// The frame rate as the screens show it: whole frames a second (a tenth flickers with the
 /// camera's frame timing, and every change is a redraw and a bus transfer).
 fn rate(fps: f32) -> String {
@@ -114,14 +95,23 @@ fn rate(fps: f32) -> String {
 }
 
 impl<'a> Screen<'a> {
-    /// Whether `self` shows exactly what `other` shows: the same faces, crop and message, and
-    /// the same frame rate as shown ([`rate`]). Presenters skip such a screen (an empty room's
-    /// screens are all alike).
-    pub fn looks_like(&self, other: &Screen) -> bool {
-        self.faces == other.faces
-            && self.crop == other.crop
-            && self.status == other.status
-            && rate(self.fps) == rate(other.fps)
+    /// A hash of everything the screen shows: its faces (every field), crop and message, and
+    /// the frame rate as shown ([`rate`]). Presenters skip a screen whose fingerprint is the
+    /// last one's (an empty room's screens are all alike), keeping no copy of it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.faces.len().hash(&mut h);
+        for f in self.faces {
+            (f.id, f.label, f.uncertain).hash(&mut h);
+            let b = &f.bbox;
+            for v in [b.x, b.y, b.w, b.h, f.confidence].iter().chain(&f.probs).chain(&f.smoothed) {
+                v.to_bits().hash(&mut h);
+            }
+        }
+        self.crop.map(|c| (c.dimensions(), c.as_raw())).hash(&mut h);
+        (self.status, rate(self.fps)).hash(&mut h);
+        h.finish()
     }
 
     /// A frame's results.

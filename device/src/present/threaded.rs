@@ -10,7 +10,28 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::panels::{PresentError, Presenter};
-use super::screen::{OwnedScreen, Screen};
+use super::screen::Screen;
+use crate::track::TrackedFace;
+use image::GrayImage;
+
+/// A [`Screen`]'s content, owned, to hand to the display thread.
+#[derive(Debug, Clone)]
+struct OwnedScreen {
+    faces: Vec<TrackedFace>,
+    crop: Option<GrayImage>,
+    fps: f32,
+    status: Option<String>,
+}
+
+impl OwnedScreen {
+    fn new(s: &Screen) -> OwnedScreen {
+        OwnedScreen { faces: s.faces.to_vec(), crop: s.crop.cloned(), fps: s.fps, status: s.status.map(str::to_string) }
+    }
+
+    fn screen(&self) -> Screen<'_> {
+        Screen { faces: &self.faces, crop: self.crop.as_ref(), fps: self.fps, status: self.status.as_deref() }
+    }
+}
 
 #[derive(Default)]
 struct Mailbox {
@@ -30,8 +51,8 @@ pub struct ThreadedPresenter {
     shared: Shared,
     worker: Option<JoinHandle<()>>,
     description: String,
-    /// The last screen handed to the thread: one that looks like it is not sent again.
-    last: Option<OwnedScreen>,
+    /// The fingerprint of the last screen handed to the thread: one alike is not sent again.
+    last: Option<u64>,
     /// Screens not sent as they looked like the last one.
     alike: u64,
 }
@@ -86,12 +107,12 @@ impl Presenter for ThreadedPresenter {
         if error.is_some() {
             self.last = None;
         }
-        if self.last.as_ref().is_some_and(|last| last.screen().looks_like(s)) {
+        let fingerprint = s.fingerprint();
+        if self.last == Some(fingerprint) {
             self.alike += 1;
         } else {
-            let screen = OwnedScreen::new(s);
-            self.last = Some(screen.clone());
-            if m.waiting.replace(screen).is_some() {
+            self.last = Some(fingerprint);
+            if m.waiting.replace(OwnedScreen::new(s)).is_some() {
                 m.skipped += 1;
             }
             wake.notify_one();
@@ -127,8 +148,6 @@ impl Drop for ThreadedPresenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::TrackedFace;
-    use image::GrayImage;
     use std::sync::mpsc;
     use std::time::Duration;
 
