@@ -42,22 +42,32 @@ use super::kernels;
 
 /// All the rewrites, in order, each followed by tract's declutter (which cancels the layout moves
 /// that meet and lets tract's own channel-last choices for wide depthwise convolutions spread).
+///
+/// On 32-bit ARM the dense and 1x1 convolutions stay tract's: its armv7 NEON matrix kernels
+/// (assembly) beat our kernels there, which run portable code (Rust has no stable NEON
+/// intrinsics on arm, and the compiler does not vectorise f32 for armv7's NEON): mini-XCEPTION
+/// 56.0 M Cortex-A72 instructions (AArch32) with them, 25.6 M in tract's own plan (BENCHMARKS.md).
 pub fn tune(model: TypedModel) -> TractResult<TypedModel> {
-    tune_with(model, kernels::int8_build().is_some())
+    tune_with(model, !cfg!(target_arch = "arm"), kernels::int8_build().is_some())
 }
 
-/// [`tune`], with [`integer_pointwise`] last where `integers` says so.
-fn tune_with(model: TypedModel, integers: bool) -> TractResult<TypedModel> {
+/// [`tune`], with [`direct_convs`] and [`pointwise_convs`] where `matmuls` says so and
+/// [`integer_pointwise`] last where `integers` does.
+fn tune_with(model: TypedModel, matmuls: bool, integers: bool) -> TractResult<TypedModel> {
     let mut model = model;
     fake_quants(&mut model)?;
-    direct_convs(&mut model)?;
+    if matmuls {
+        direct_convs(&mut model)?;
+    }
     subsamples(&mut model)?;
     let mut model = model.into_decluttered()?;
     channel_last(&mut model)?;
     let mut model = model.into_decluttered()?;
     sliding_windows(&mut model)?;
     sums(&mut model)?;
-    pointwise_convs(&mut model)?;
+    if matmuls {
+        pointwise_convs(&mut model)?;
+    }
     if integers {
         integer_pointwise(&mut model)?;
     }
@@ -1854,7 +1864,7 @@ mod tests {
         let input = tensor(shape, 99);
         let model = model.into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune_with(model, integers).unwrap(), &input);
+        let (got, ops) = run(tune_with(model, true, integers).unwrap(), &input);
         assert_eq!(got.len(), want.len());
         let diffs: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
         let close = diffs.iter().filter(|d| **d <= 1e-5).count();
@@ -2061,7 +2071,8 @@ mod tests {
         let (batch, input) = (shape[0], tensor(shape, 99));
         let model = model.into_decluttered().unwrap();
         let (want, _) = run(model.clone(), &input);
-        let (got, ops) = run(tune(model).unwrap(), &input);
+        // Every rewrite, on every target: our kernels are checked where they do not run too.
+        let (got, ops) = run(tune_with(model, true, kernels::int8_build().is_some()).unwrap(), &input);
         assert_eq!(got.len(), want.len());
         let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
         let scale = want.iter().map(|w| w.abs()).fold(0.0f32, f32::max);
