@@ -15,7 +15,6 @@ use crate::track::TrackedFace;
 use image::GrayImage;
 
 /// A [`Screen`]'s content, owned, to hand to the display thread.
-#[derive(Debug, Clone)]
 struct OwnedScreen {
     faces: Vec<TrackedFace>,
     crop: Option<GrayImage>,

@@ -190,14 +190,15 @@ pub fn decode_raw_as(
         RawFormat::Yuyv | RawFormat::Nv12 | RawFormat::Yuv420 | RawFormat::Yuvj420 if color == ColorMode::Gray => {
             let mut gray = vec![0; w * h];
             if format == RawFormat::Yuvj420 {
+                // Full range: the luma plane as it is.
                 gray.copy_from_slice(&data[..w * h]);
-            }
-            for (r, dst) in gray.chunks_exact_mut(w).enumerate() {
-                let src = &data[r * stride..];
-                match format {
-                    RawFormat::Yuyv => limited_luma_row::<2>(&src[..2 * w], dst),
-                    RawFormat::Yuvj420 => break,
-                    _ => limited_luma_row::<1>(&src[..w], dst),
+            } else {
+                for (r, dst) in gray.chunks_exact_mut(w).enumerate() {
+                    let src = &data[r * stride..];
+                    match format {
+                        RawFormat::Yuyv => limited_luma_row::<2>(&src[..2 * w], dst),
+                        _ => limited_luma_row::<1>(&src[..w], dst),
+                    }
                 }
             }
             DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, gray).expect("w*h bytes"))
